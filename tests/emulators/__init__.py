@@ -1,0 +1,1 @@
+"""Small local emulators of third-party HTTP APIs, driven by the real client libraries in tests."""
