@@ -1,0 +1,128 @@
+"""The job queue over arq: the request is stored as JSON under its id, and the queue carries only the id.
+
+The request id is also the arq job id, so a double-clicked button or a redelivered command is queued once.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix
+
+from core import constants as c
+from core.errors import NotFound
+from core.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+# Remove a job that has not started yet. Returns 1 when removed, 0 when it is running, -1 when it is unknown.
+_CANCEL_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+if removed == 0 then return -1 end
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Submission:
+    request_id: str
+    queue: str | None  # None when served from the result cache
+    position: int | None  # 1-based place in its queue, None when not waiting
+    eta_s: float | None  # seconds until the result, from recent job durations
+    duplicate: bool = False  # the same request id was already queued or done
+    cached: bool = False
+    notes: tuple[str, ...] = ()  # grammar notes to show the user (snapped sizes…)
+
+
+class CancelOutcome:
+    CANCELLED = "cancelled"
+    RUNNING = "running"
+    UNKNOWN = "unknown"
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+        self._cancel = redis.register_script(_CANCEL_SCRIPT)
+
+    async def store(self, request: GenerationRequest) -> None:
+        key = c.REQUEST_KEY.format(request_id=request.request_id)
+        await self.redis.set(key, request.to_json(), ex=c.REQUEST_TTL_S, nx=True)
+
+    async def load(self, request_id: str) -> GenerationRequest:
+        raw = await self.redis.get(c.REQUEST_KEY.format(request_id=request_id))
+        if raw is None:
+            raise NotFound("That request is unknown or too old; please start a new one with /imagine.")
+        return GenerationRequest.from_json(raw)
+
+    async def submit(self, request: GenerationRequest, queue: str, job_id: str | None = None) -> Submission:
+        """Store the request and queue its id once; a repeated submission reports the existing job."""
+        await self.store(request)
+        job = await self.redis.enqueue_job(
+            c.JOB_GENERATE, request.request_id, _job_id=job_id or request.request_id, _queue_name=queue
+        )
+        duplicate = job is None
+        if duplicate:
+            log.info("request %s already queued or done; not queued again", request.request_id)
+        position = await self.position(job_id or request.request_id, queue)
+        eta = await self.eta(queue, position) if position else None
+        return Submission(request.request_id, queue, position, eta, duplicate=duplicate)
+
+    async def position(self, job_id: str, queue: str) -> int | None:
+        if await self.redis.exists(in_progress_key_prefix + job_id):
+            return None
+        rank = await self.redis.zrank(queue, job_id)
+        return None if rank is None else int(rank) + 1
+
+    async def depth(self, queue: str) -> int:
+        return int(await self.redis.zcard(queue))
+
+    async def record_duration(self, queue: str, seconds: float) -> None:
+        key = c.DURATIONS_KEY.format(queue=queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, f"{seconds:.3f}")
+            pipe.ltrim(key, 0, c.DURATIONS_KEPT - 1)
+            await pipe.execute()
+
+    async def typical_duration(self, queue: str) -> float | None:
+        raw: list[bytes] = await self.redis.lrange(c.DURATIONS_KEY.format(queue=queue), 0, -1)  # type: ignore[misc]
+        if not raw:
+            return None
+        return statistics.median(float(value) for value in raw)
+
+    async def eta(self, queue: str, position: int, workers: int = 1) -> float | None:
+        """Seconds until a job at `position` finishes: the median recent duration times the jobs ahead of it."""
+        typical = await self.typical_duration(queue)
+        if typical is None:
+            return None
+        rounds = -(-position // max(1, workers))  # ceil: jobs ahead share the workers
+        return round(typical * rounds, 1)
+
+    async def cancel(self, job_id: str, queue: str) -> str:
+        """Remove a job that has not started; running jobs are left to finish."""
+        result = await self._cancel(
+            keys=[
+                in_progress_key_prefix + job_id,
+                queue,
+                job_key_prefix + job_id,
+                c.CANCELLED_KEY.format(request_id=job_id),
+            ],
+            args=[job_id, c.REQUEST_TTL_S],
+        )
+        return {1: CancelOutcome.CANCELLED, 0: CancelOutcome.RUNNING}.get(int(result), CancelOutcome.UNKNOWN)
+
+    async def was_cancelled(self, request_id: str) -> bool:
+        return bool(await self.redis.exists(c.CANCELLED_KEY.format(request_id=request_id)))
+
+    async def oldest_wait_s(self, queue: str) -> float | None:
+        oldest = await self.redis.zrange(queue, 0, 0, withscores=True)
+        if not oldest:
+            return None
+        return max(0.0, time.time() - float(oldest[0][1]) / 1000)

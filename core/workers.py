@@ -1,0 +1,58 @@
+"""Worker heartbeats: which workers are alive, on which queue, with which models warm.
+
+Each worker refreshes a key with a short TTL; a worker that dies simply stops being listed. Routing uses this to
+decide between the local GPU queue and the OpenAI fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from redis.asyncio import Redis
+
+from core import constants as c
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    worker_id: str
+    queue: str
+    models: tuple[str, ...]
+    started_at: float
+    jobs_done: int = 0
+    seen_at: float = 0.0
+
+
+class WorkerRegistry:
+    def __init__(self, redis: Redis, ttl_s: float = c.WORKER_HEARTBEAT_TTL_S) -> None:
+        self.redis = redis
+        self.ttl_ms = int(ttl_s * 1000)
+
+    async def beat(self, info: WorkerInfo) -> None:
+        payload = asdict(info) | {"seen_at": time.time()}
+        key = c.WORKER_KEY.format(worker_id=info.worker_id)
+        await self.redis.set(key, json.dumps(payload), px=self.ttl_ms)
+
+    async def remove(self, worker_id: str) -> None:
+        await self.redis.delete(c.WORKER_KEY.format(worker_id=worker_id))
+
+    async def alive(self) -> list[WorkerInfo]:
+        workers = []
+        async for key in self.redis.scan_iter(match=c.WORKER_KEY_PATTERN, count=100):
+            raw = await self.redis.get(key)
+            if raw is None:
+                continue
+            data = json.loads(raw)
+            data["models"] = tuple(data["models"])
+            workers.append(WorkerInfo(**data))
+        return sorted(workers, key=lambda worker: worker.worker_id)
+
+    async def serving(self, queue: str, model: str | None = None) -> list[WorkerInfo]:
+        """Live workers on `queue` (that have `model` warm, when given)."""
+        return [
+            worker
+            for worker in await self.alive()
+            if worker.queue == queue and (model is None or model in worker.models)
+        ]
