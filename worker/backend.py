@@ -1,0 +1,49 @@
+"""The seam between the job and whatever makes pixels: one Protocol, one file per technology."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from core.request import GenerationRequest
+
+# Called from the generating thread with (step, total_steps); must be cheap and thread-safe.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    images: tuple[GeneratedImage, ...]  # one per request seed, in order
+    model: str  # the model that actually rendered (a fallback may differ from the request's)
+    backend: str  # "diffusers" or "openai"
+    revised_prompt: str | None = None  # OpenAI rewrites prompts; we keep what it used
+    note: str | None = None  # shown to users, e.g. "smoke-test model: random weights"
+    compute_s: float | None = None  # time in the model call itself, without waiting for the device
+
+
+class ImageBackend(Protocol):
+    """Renders a request. `source` is the input image for img2img, variation and upscale (already decoded).
+
+    txt2img when source is None; otherwise the source is resized (Lanczos) to request.width × request.height
+    and refined at request.strength. Raises core.errors.GenerationFailed / BackendUnavailable.
+    """
+
+    name: str
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        source: Image.Image | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation: ...
+
+    async def close(self) -> None: ...
