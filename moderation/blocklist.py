@@ -1,0 +1,111 @@
+"""Whole-word matching of blocked terms on normalised text.
+
+Terms and text go through the same `normalize`, then each term must stand as whole words: "sex" matches
+"sex" and "sexes" but not "Sussex", "anal" not "analysis", "rape" not "grapes". Matching is forgiving in
+three ways and strict in everything else:
+
+- the words of a phrase may be joined or separated ("child porn", "childporn", "child-porn");
+- an "i" or "l" of a term also matches the ambiguous "1" that normalize leaves for "1", "!" and "|";
+- a letter of a term may be stretched by two or more extra copies ("nuuude", "sexxx"), but not by exactly one,
+  so "annals" does not read "anal" and "boot" does not read "bot";
+- a final "s" or "es" is accepted (plurals).
+
+`exceptions` are phrases removed before matching, for the few innocent phrases that contain a blocked word
+("cum laude").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import groupby
+
+from moderation.normalize import AMBIGUOUS, normalize, readings
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    category: str
+
+
+@dataclass(frozen=True)
+class Match:
+    term: str  # the normalised term that matched, never the user's spelling
+    category: str
+
+
+def _letter_pattern(char: str) -> str:
+    if char in "il":
+        return f"[{char}{AMBIGUOUS}]"
+    if char == AMBIGUOUS:
+        return f"[il{AMBIGUOUS}]"
+    return re.escape(char)
+
+
+def term_pattern(normalized_term: str) -> str:
+    """The regex body for one normalised term (no boundaries)."""
+    words = []
+    for word in normalized_term.split(" "):
+        parts = []
+        for char, run in groupby(word):
+            count = len(list(run))
+            letter = _letter_pattern(char)
+            parts.append(f"{letter}{{{count}}}(?:{letter}{{2,}})?")
+        words.append("".join(parts))
+    return " ?".join(words)
+
+
+class Blocklist:
+    """An immutable set of categorised terms, compiled once; `match` is safe to call from any thread."""
+
+    def __init__(self, terms: Iterable[Term], exceptions: Iterable[str] = ()) -> None:
+        by_category: dict[str, dict[str, None]] = {}
+        for term in terms:
+            normalized = normalize(term.text)
+            if not normalized:
+                raise ValueError(f"blocklist term {term.text!r} is empty once normalised")
+            by_category.setdefault(term.category, {})[normalized] = None
+        self._terms = {category: tuple(terms) for category, terms in by_category.items()}
+        self._patterns = {category: _compile(terms) for category, terms in self._terms.items()}
+        exception_terms = sorted({normalize(text) for text in exceptions} - {""}, key=len, reverse=True)
+        self._exceptions = _compile_plain(exception_terms) if exception_terms else None
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(self._terms)
+
+    def terms(self, category: str) -> tuple[str, ...]:
+        return self._terms.get(category, ())
+
+    def __len__(self) -> int:
+        return sum(len(terms) for terms in self._terms.values())
+
+    def match(self, text: str) -> list[Match]:
+        """Every blocked term in `text` (raw user text), in category order, each term once."""
+        return self.match_normalized(*readings(text))
+
+    def match_normalized(self, *normalized: str) -> list[Match]:
+        """Like `match` for text already passed through `normalize` or `readings` (saves doing it twice)."""
+        found: dict[Match, None] = {}
+        for reading in normalized:
+            text = reading if self._exceptions is None else self._exceptions.sub(" ", reading)
+            for category, (pattern, names) in self._patterns.items():
+                for hit in pattern.finditer(text):
+                    assert hit.lastgroup is not None
+                    found[Match(names[hit.lastgroup], category)] = None
+        return list(found)
+
+
+def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    # Longest first, so a phrase wins over a word it starts with; named groups tell which term matched.
+    ordered = sorted(terms, key=len, reverse=True)
+    names = {f"t{index}": term for index, term in enumerate(ordered)}
+    body = "|".join(f"(?P<{name}>{term_pattern(term)})" for name, term in names.items())
+    return re.compile(rf"(?<!\w)(?:{body})(?:e?s)?(?!\w)"), names
+
+
+def _compile_plain(phrases: list[str]) -> re.Pattern[str]:
+    body = "|".join(re.escape(phrase) for phrase in phrases)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)")

@@ -1,0 +1,54 @@
+"""Builds the prompt and image moderators that Settings ask for; called once at start-up."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import redis.asyncio as aioredis
+
+from core.errors import ConfigError
+from core.settings import Settings
+from core.verdict import AllowAll, ImageModerator, PromptModerator
+from moderation.community_terms import CommunityBlocklist
+from moderation.default_terms import default_blocklist
+from moderation.prompt_check import PromptCheck
+
+log = logging.getLogger(__name__)
+
+
+def build_prompt_moderator(settings: Settings, redis: aioredis.Redis | None) -> PromptCheck:
+    """Default terms, the communities' terms (when a Redis client is given) and OpenAI's check when enabled."""
+    remote: PromptModerator | None = None
+    if settings.moderation.use_openai and settings.openai.enabled:
+        from moderation.openai_check import OpenAIPromptCheck  # needs the `openai` extra
+
+        remote = OpenAIPromptCheck(settings.openai)
+    community = CommunityBlocklist(redis) if redis is not None else None
+    log.info(
+        "prompt moderation: default terms, community terms %s, openai %s, fail %s",
+        "on" if community else "off",
+        "on" if remote else "off",
+        "closed" if settings.moderation.fail_closed else "open",
+    )
+    return PromptCheck(
+        default=default_blocklist(),
+        community=community,
+        remote=remote,
+        fail_closed=settings.moderation.fail_closed,
+    )
+
+
+def build_image_moderator(settings: Settings) -> ImageModerator:
+    """NudeNet when IMAGEBOT_MODERATION__IMAGE_CHECK is on (the default), else AllowAll."""
+    if not settings.moderation.image_check:
+        log.warning("image moderation is off (IMAGEBOT_MODERATION__IMAGE_CHECK=false)")
+        return AllowAll()
+    if importlib.util.find_spec("nudenet") is None:
+        raise ConfigError(
+            "IMAGEBOT_MODERATION__IMAGE_CHECK is on but nudenet is not installed: "
+            "install imagebot[moderation] or set IMAGEBOT_MODERATION__IMAGE_CHECK=false"
+        )
+    from moderation.image_check import NudeNetImageCheck  # numpy and nudenet only where images are checked
+
+    return NudeNetImageCheck(threshold=settings.moderation.nsfw_threshold)
