@@ -62,6 +62,7 @@ class ResultCache:
                 "reply_to": request.reply_to,
                 "cached": True,
                 "duration_s": 0.0,
+                "timings": {},
             }
         )
 

@@ -20,6 +20,7 @@ CACHE_KEY: Final = f"{KEY_PREFIX}:cache:{{digest}}"
 DURATIONS_KEY: Final = f"{KEY_PREFIX}:durations:{{queue}}"
 WORKER_KEY: Final = f"{KEY_PREFIX}:worker:{{worker_id}}"
 WORKER_KEY_PATTERN: Final = f"{KEY_PREFIX}:worker:*"
+BLOCKLIST_KEY: Final = f"{KEY_PREFIX}:blocklist:{{community_id}}"  # per-community blocked terms
 CANCELLED_KEY: Final = f"{KEY_PREFIX}:cancelled:{{request_id}}"
 
 # Result events: one stream per platform, read through a consumer group.

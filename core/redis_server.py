@@ -60,10 +60,10 @@ class EmbeddedRedis:
     def start(self) -> EmbeddedRedis:
         if self._data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="imagebot-redis-")
-            workdir, save = Path(self._tmp.name), ""
+            workdir, save = Path(self._tmp.name), [""]
         else:
             self._data_dir.mkdir(parents=True, exist_ok=True)
-            workdir, save = self._data_dir, "60 1"
+            workdir, save = self._data_dir, ["60", "1"]  # snapshot each minute and at shutdown
         self._port = self._port or _free_port()
         args = [
             redis_executable(),
@@ -74,7 +74,7 @@ class EmbeddedRedis:
             "--dir",
             str(workdir),
             "--save",
-            save,
+            *save,
             "--appendonly",
             "no",
             "--daemonize",

@@ -57,6 +57,9 @@ class ResultEvent(Frozen):
     step: int | None = None
     total_steps: int | None = None
     duration_s: float | None = None
+    # Where the job's time went, in seconds: queued (submit → start), source (load input image), model,
+    # store (check, encode, upload). For operators and bench/pipeline.py.
+    timings: dict[str, float] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
 
     @property

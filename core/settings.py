@@ -33,7 +33,7 @@ class Group(BaseModel):
 
 class StorageSettings(Group):
     backend: Literal["local", "s3"] = "local"
-    local_dir: Path = Path("imagebot-data/images")
+    local_dir: Path = Path("imagebot-data/storage")
     # Base URL the images are reachable at: a CDN in front of the bucket, or the local HTTP server.
     public_base_url: str | None = None
     s3_bucket: str | None = None
@@ -60,7 +60,7 @@ class WorkerSettings(Group):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
-    model_cache_dir: Path = Path("imagebot-data/models")
+    model_cache_dir: Path = Path("imagebot-data/models")  # the built-in tiny model; real weights use HF_HOME
     preview_max_side: int = Field(default=1024, ge=64)
     preview_format: Literal["jpeg", "webp"] = "jpeg"
     name: str | None = None  # worker id in heartbeats; defaults to host:pid

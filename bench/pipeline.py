@@ -1,0 +1,134 @@
+"""How much of a job's wall time is spent outside the model call, for a burst of jobs on the tiny model (CPU).
+
+Runs the real path in one process: embedded Redis, the core service, an in-process arq worker on `tiny`,
+local storage, result events. Prints plain lines:
+
+  device busy share   Σ model-call time / burst wall time (the model runs one call at a time)
+  outside share       1 − device busy share: queue dispatch, source load, checks, encode, upload, events
+  per-job medians     queued, model, store, event delivery, and worker-side time outside the model call
+
+Usage: python bench/pipeline.py [--jobs 50] [--n 4] [--max-jobs 2] [--no-image-check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from cli.runtime import open_runtime
+from core.events import stream_key
+from core.request import Platform, Requester
+from core.result import EventKind, ResultEvent
+from core.settings import Settings
+from core.workers import WorkerRegistry
+
+
+async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path) -> None:
+    from worker.main import run_workers
+
+    with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            storage={"local_dir": Path(tmp) / "storage"},  # type: ignore[arg-type]
+            worker={"model_cache_dir": cache_dir, "max_jobs": max_jobs, "poll_delay_s": 0.05},  # type: ignore[arg-type]
+            moderation={"image_check": image_check},  # type: ignore[arg-type]
+            limits={"default_images": n},  # type: ignore[arg-type]
+        )
+        async with open_runtime(settings) as runtime:
+            worker = asyncio.ensure_future(run_workers(runtime.settings, ["imagebot:queue:gpu"]))
+            registry = WorkerRegistry(runtime.redis)
+            load_started = time.monotonic()
+            while not await registry.serving("imagebot:queue:gpu"):  # noqa: ASYNC110 (state lives in Redis)
+                await asyncio.sleep(0.02)
+            print(f"worker ready (model load) : {time.monotonic() - load_started:.2f} s")
+            requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
+            # one warm-up job so first-call costs (allocator, kernels) are not counted
+            warm = await runtime.service.imagine("warm up", requester)
+            await _collect(runtime.redis, {warm.request_id}, "0-0")
+            last = await runtime.redis.xrevrange(stream_key(Platform.CLI), count=1)
+            last_id = last[0][0].decode()
+
+            started = time.monotonic()
+            submitted = set()
+            for i in range(jobs):
+                submission = await runtime.service.imagine(f"a lighthouse at dusk, study {i}", requester)
+                submitted.add(submission.request_id)
+            submit_s = time.monotonic() - started
+            events, received = await _collect(runtime.redis, submitted, last_id)
+            wall = time.monotonic() - started
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    done = [event for event in events if event.kind is EventKind.DONE]
+    model = [event.timings["model"] for event in done]
+    store = [event.timings["store"] for event in done]
+    queued = [event.timings["queued"] for event in done]
+    outside_worker = [(event.duration_s or 0) - event.timings["model"] for event in done]
+    delivery = [received[event.request_id] - event.created_at for event in done]
+    busy = sum(model) / wall
+    print(
+        f"jobs                      : {len(done)}/{jobs} done, {n} image(s) each, tiny 64x64, max_jobs {max_jobs}"
+    )
+    print(f"submit {jobs} jobs          : {submit_s:.3f} s ({1000 * submit_s / jobs:.1f} ms each)")
+    print(f"burst wall time           : {wall:.2f} s ({jobs / wall:.1f} jobs/s)")
+    print(f"sum of model-call time    : {sum(model):.2f} s")
+    print(f"device busy share         : {100 * busy:.1f} %")
+    print(
+        f"outside share             : {100 * (1 - busy):.1f} %  (queue, load, checks, encode, upload, events)"
+    )
+    print(f"per job, median model     : {1000 * statistics.median(model):.1f} ms")
+    print(
+        f"per job, median store     : {1000 * statistics.median(store):.1f} ms  (image check, PNG/JPEG, upload)"
+    )
+    print(
+        f"per job, worker outside   : {1000 * statistics.median(outside_worker):.1f} ms  (job time − model call)"
+    )
+    waits = [event.timings.get("device_wait", 0.0) for event in done]
+    print(
+        f"per job, median dev. wait : {1000 * statistics.median(waits):.1f} ms  (behind the other job's model call)"
+    )
+    print(f"per job, median queued    : {statistics.median(queued):.2f} s  (waiting behind the burst)")
+    print(f"per job, event delivery   : {1000 * statistics.median(delivery):.1f} ms  (publish → read)")
+
+
+async def _collect(redis, wanted: set[str], last_id: str) -> tuple[list[ResultEvent], dict[str, float]]:  # type: ignore[no-untyped-def]
+    events: list[ResultEvent] = []
+    received: dict[str, float] = {}
+    pending = set(wanted)
+    while pending:
+        response = await redis.xread({stream_key(Platform.CLI): last_id}, block=1000, count=200)
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                last_id = entry_id.decode()
+                event = ResultEvent.model_validate_json(fields[b"event"])
+                if event.request_id in pending and event.terminal:
+                    received[event.request_id] = time.time()
+                    pending.discard(event.request_id)
+                    events.append(event)
+    return events, received
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--n", type=int, default=4, choices=(1, 2, 3, 4))
+    parser.add_argument("--max-jobs", type=int, default=2)
+    parser.add_argument("--no-image-check", action="store_true")
+    parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
+    args = parser.parse_args()
+    asyncio.run(burst(args.jobs, args.n, args.max_jobs, not args.no_image_check, args.model_cache))
+
+
+if __name__ == "__main__":
+    main()

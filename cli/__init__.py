@@ -1,0 +1,1 @@
+"""The `imagebot` command: the composition root, the one place that wires core, worker, bots and moderation."""

@@ -1,0 +1,83 @@
+"""Entry point: `imagebot imagine|worker|telegram|discord`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from core.errors import ConfigError, ImagebotError
+from core.settings import Settings, load_settings
+
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "botocore", "diffusers", "transformers", "arq.worker")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:  # httpx logs full URLs at INFO, and Telegram URLs contain the bot token
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagebot", description="An image-generation chat bot.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imagine = commands.add_parser("imagine", help="make images from a prompt, right here (no tokens needed)")
+    imagine.add_argument("prompt", help='e.g. "a lighthouse at dusk --ar 16:9 --seed 7 --model tiny"')
+    worker = commands.add_parser("worker", help="run a worker against IMAGEBOT_REDIS_URL")
+    worker.add_argument("--queue", choices=("gpu", "cloud", "all"), default="all")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    telegram = commands.add_parser("telegram", help="run the Telegram bot")
+    telegram.add_argument("--with-worker", action="store_true", help="also run a worker in this process")
+    discord = commands.add_parser("discord", help="run the Discord bot")
+    discord.add_argument("--sync", action="store_true", help="publish the slash commands, then exit")
+    discord.add_argument("--with-worker", action="store_true", help="also run a worker in this process")
+    return parser
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "imagine":
+        from cli.imagine import imagine
+
+        return await imagine(settings, args.prompt)
+    if args.command == "worker":
+        from worker.main import queues_for, run_workers
+
+        if not settings.redis_url:
+            raise ConfigError(
+                "IMAGEBOT_REDIS_URL: a standalone worker needs the bots' Redis (redis://host:6379/0)"
+            )
+        await run_workers(settings, queues_for(settings, args.queue), burst=args.burst)
+        return 0
+    from cli.bots import run_bot
+
+    return await run_bot(
+        args.command, settings, sync=getattr(args, "sync", False), with_worker=args.with_worker
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"imagebot: {exc.message}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level if args.command != "imagine" else "WARNING")
+    try:
+        return asyncio.run(_run(args, settings))
+    except ConfigError as exc:
+        print(f"imagebot: {exc.message}", file=sys.stderr)
+        return 2
+    except ImagebotError as exc:
+        print(f"imagebot: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

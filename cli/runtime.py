@@ -1,0 +1,49 @@
+"""Start-up shared by every command: Redis (configured or embedded) and the core service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from core.redis_server import EmbeddedRedis
+from core.service import ImagineService
+from core.settings import Settings
+from core.store_factory import build_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings  # with redis_url filled in
+    redis: ArqRedis
+    service: ImagineService
+
+
+def with_redis(settings: Settings, stack: AsyncExitStack) -> Settings:
+    """The settings, pointing at an embedded Redis (started on the stack) when IMAGEBOT_REDIS_URL is unset."""
+    if settings.redis_url:
+        return settings
+    server = EmbeddedRedis(data_dir=settings.data_dir / "redis").start()
+    stack.callback(server.stop)
+    log.info("IMAGEBOT_REDIS_URL is not set: using an embedded Redis at %s", server.url)
+    return settings.model_copy(update={"redis_url": server.url})
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with AsyncExitStack() as stack:
+        settings = with_redis(settings, stack)
+        assert settings.redis_url is not None
+        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        stack.push_async_callback(redis.aclose)
+        store = build_store(settings)
+        stack.push_async_callback(store.close)
+        from moderation.factory import build_prompt_moderator
+
+        service = ImagineService(redis, settings, store, build_prompt_moderator(settings, redis))
+        yield Runtime(settings, redis, service)

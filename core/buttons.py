@@ -1,0 +1,79 @@
+"""Button ids shared by every front end: "<action>:<request_id>[:<index>]".
+
+They fit Telegram's 64-byte callback_data and Discord's 100-character custom_id, carry all the state a button
+needs (so buttons work after restarts and on old messages), and are parsed strictly: a forged or garbled id is
+rejected, and ownership is checked by the service against the stored request, never trusted from the id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core import constants as c
+from core.errors import InvalidRequest
+
+ACTIONS = {
+    c.ACTION_UPSCALE: "upscale",
+    c.ACTION_VARY: "vary",
+    c.ACTION_REROLL: "reroll",
+    c.ACTION_VARY_STRONG: "vary_strong",
+    c.ACTION_VARY_SUBTLE: "vary_subtle",
+    c.ACTION_UPSCALE_2X: "upscale_2x",
+}
+INDEXED = {c.ACTION_UPSCALE, c.ACTION_VARY, c.ACTION_VARY_STRONG, c.ACTION_VARY_SUBTLE, c.ACTION_UPSCALE_2X}
+_BUTTON_RE = re.compile(r"^(?P<action>[a-z0-9]{1,2}):(?P<request_id>[a-z2-7]{16})(?::(?P<index>[0-3]))?$")
+PREFIX = "ib"  # namespaced so other bots' buttons in the same app never collide
+
+
+@dataclass(frozen=True)
+class Button:
+    action: str  # one of core.constants.ACTION_*
+    request_id: str
+    index: int | None = None
+
+    def encode(self) -> str:
+        suffix = "" if self.index is None else f":{self.index}"
+        return f"{PREFIX}:{self.action}:{self.request_id}{suffix}"
+
+
+def decode_button(data: str) -> Button:
+    """Parse a button id; anything malformed raises InvalidRequest("button")."""
+    prefix, _, rest = data.partition(":")
+    match = _BUTTON_RE.match(rest) if prefix == PREFIX else None
+    if match is None or match["action"] not in ACTIONS:
+        raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
+    action, index = match["action"], match["index"]
+    if (action in INDEXED) != (index is not None):
+        raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
+    return Button(action, match["request_id"], None if index is None else int(index))
+
+
+def grid_buttons(request_id: str, count: int) -> list[list[Button]]:
+    """Rows for a finished grid: U1–Un, V1–Vn and 🔄 (reroll)."""
+    upscale = [Button(c.ACTION_UPSCALE, request_id, i) for i in range(count)]
+    vary = [Button(c.ACTION_VARY, request_id, i) for i in range(count)]
+    return [upscale, [*vary, Button(c.ACTION_REROLL, request_id)]]
+
+
+def single_buttons(request_id: str, index: int) -> list[list[Button]]:
+    """Rows under one full-size image: vary strong / subtle, upscale 2×."""
+    return [
+        [
+            Button(c.ACTION_VARY_STRONG, request_id, index),
+            Button(c.ACTION_VARY_SUBTLE, request_id, index),
+            Button(c.ACTION_UPSCALE_2X, request_id, index),
+        ]
+    ]
+
+
+def button_label(button: Button) -> str:
+    number = "" if button.index is None else str(button.index + 1)
+    return {
+        c.ACTION_UPSCALE: f"U{number}",
+        c.ACTION_VARY: f"V{number}",
+        c.ACTION_REROLL: "🔄",
+        c.ACTION_VARY_STRONG: "Vary (strong)",
+        c.ACTION_VARY_SUBTLE: "Vary (subtle)",
+        c.ACTION_UPSCALE_2X: "Upscale 2×",
+    }[button.action]

@@ -1,0 +1,66 @@
+"""The words users read, shared by every front end so Discord and Telegram say the same thing."""
+
+from __future__ import annotations
+
+import logging
+
+from core.errors import ImagebotError, UserError
+from core.queue import Submission
+from core.request import GenerationRequest
+from core.result import ResultEvent
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024  # Telegram's caption limit; Discord's message limit is larger
+
+
+def error_message(exc: BaseException, request_id: str | None = None) -> str:
+    """What to tell the user about an exception. Unexpected ones never leak their text."""
+    if isinstance(exc, UserError):
+        return exc.message
+    ref = f" (reference {request_id})" if request_id else ""
+    if isinstance(exc, ImagebotError) and exc.reason_code == "backend_unavailable":
+        return exc.message
+    log.error("unexpected error%s", ref, exc_info=exc)
+    return f"Sorry — something went wrong on our side{ref}. Please try again in a moment."
+
+
+def queued_message(submission: Submission) -> str:
+    if submission.cached:
+        return "Found these in the cache — here they come."
+    if submission.duplicate:
+        return "I'm already working on that one."
+    parts = ["Queued"]
+    if submission.position:
+        parts.append(f"position {submission.position}")
+    if submission.eta_s is not None:
+        parts.append(f"about {max(1, round(submission.eta_s))} s")
+    text = " — ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+    for note in submission.notes:
+        text += f"\nNote: {note}"
+    return text
+
+
+def progress_message(event: ResultEvent) -> str:
+    if event.step and event.total_steps:
+        return f"Rendering… {round(100 * event.step / event.total_steps)}%"
+    return "Rendering…"
+
+
+def result_caption(request: GenerationRequest | None, event: ResultEvent, limit: int = CAPTION_LIMIT) -> str:
+    """Prompt (shortened to fit), seed(s) and model, plus any note."""
+    seeds = ", ".join(str(image.seed) for image in event.images if image.seed is not None)
+    tail = f"\nseed {seeds} · {event.model}"
+    if event.cached:
+        tail += " · cached"
+    if event.fallback:
+        tail += " · made by OpenAI (local generator unavailable)"
+    if event.message:
+        tail += f"\n{event.message}"
+    prompt = request.prompt if request else ""
+    if event.revised_prompt:
+        prompt = event.revised_prompt
+    room = limit - len(tail)
+    if len(prompt) > room:
+        prompt = prompt[: max(0, room - 1)].rstrip() + "…"
+    return (prompt + tail)[:limit]

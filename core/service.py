@@ -1,0 +1,409 @@
+"""The one entry point every front end calls: turn a command or a button press into a queued request.
+
+Front ends parse platform input, call these methods, and render what comes back (a Submission now, a
+ResultEvent later on the platform's stream). No platform types, no ML, no retries here.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import secrets
+
+from arq.connections import ArqRedis
+from PIL import Image, UnidentifiedImageError
+
+from core import constants as c
+from core.cache import ResultCache
+from core.catalog import BackendKind, get_model
+from core.errors import InvalidRequest, NotAllowed, PromptRejected
+from core.events import EventPublisher
+from core.grammar import ImagineOptions, UserDefaults, parse_imagine, size_for_aspect, split_flags
+from core.ids import new_request_id
+from core.queue import CancelOutcome, JobQueue, Submission
+from core.request import GenerationRequest, Mode, Requester
+from core.result import EventKind, ResultEvent, StoredImage
+from core.result_store import ResultStore
+from core.routing import Router
+from core.settings import Settings
+from core.storage import INPUT_PREFIX, ImageStore
+from core.verdict import Outcome, PromptModerator
+from core.workers import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+SEED_LIMIT = 2**32
+IMG2IMG_STRENGTH = 0.6
+VARY_STRONG = 0.65
+VARY_SUBTLE = 0.35
+UPSCALE_STRENGTH = 0.3
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+UPLOAD_MAX_SIDE = 8192
+UPLOAD_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def _random_seeds(n: int) -> tuple[int, ...]:
+    return tuple(secrets.randbelow(SEED_LIMIT) for _ in range(n))
+
+
+class ImagineService:
+    def __init__(
+        self, redis: ArqRedis, settings: Settings, store: ImageStore, moderator: PromptModerator
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.moderator = moderator
+        self.queue = JobQueue(redis)
+        self.events = EventPublisher(redis)
+        self.cache = ResultCache(redis)
+        self.results = ResultStore(redis)
+        self.workers = WorkerRegistry(redis)
+        self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    async def imagine(
+        self,
+        text: str,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+        defaults: UserDefaults | None = None,
+        source_image: bytes | None = None,
+    ) -> Submission:
+        """/imagine: parse, check the prompt, and queue. `source_image` (an upload) makes it img2img.
+
+        `source_id` identifies the platform message or interaction, so a redelivered command is queued once.
+        """
+        options = parse_imagine(
+            text, default_model=self.settings.default_model, limits=self.settings.limits, defaults=defaults
+        )
+        await self.check_prompt(options.prompt, options.negative_prompt, requester)
+        request_id = new_request_id(f"{requester.platform}:{source_id}" if source_id else None)
+        mode, source_key, strength = Mode.TXT2IMG, None, options.strength
+        width, height = options.width, options.height
+        if source_image is not None:
+            if not get_model(options.model).supports_img2img:
+                raise InvalidRequest(
+                    "model", f"{options.model} can't start from an image; pick a local model."
+                )
+            source_key, (src_w, src_h) = await self._store_upload(source_image)
+            mode, strength = Mode.IMG2IMG, strength or IMG2IMG_STRENGTH
+            if not _has_size_flag(text):
+                width, height = _fit_aspect(options, src_w, src_h)
+        elif options.strength is not None:
+            raise InvalidRequest("strength", "--strength only applies when you start from an image.")
+        request = self._request_from(
+            options, request_id, requester, reply_to or {}, mode, source_key, strength, width, height
+        )
+        submission = await self.submit(request)
+        return Submission(**{**submission.__dict__, "notes": options.notes})
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        cached = await self.cache.get(request)
+        if cached is not None:
+            await self.queue.store(request)
+            await self.results.save(cached)
+            await self.events.publish(cached)
+            return Submission(request.request_id, None, None, 0.0, cached=True)
+        route = await self.router.route(request)
+        submission = await self.queue.submit(request, route.queue)
+        if submission.position:
+            alive = len(await self.workers.serving(route.queue))
+            eta = await self.queue.eta(route.queue, submission.position, workers=alive)
+            submission = Submission(**{**submission.__dict__, "eta_s": eta})
+        log.info(
+            "request %s queued on %s (position %s, fallback %s)",
+            request.request_id,
+            route.queue,
+            submission.position,
+            route.fallback,
+        )
+        return submission
+
+    async def vary(
+        self,
+        parent_id: str,
+        index: int,
+        requester: Requester,
+        *,
+        strong: bool = True,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+        allow_others: bool = False,
+    ) -> Submission:
+        """V1–V4: new images close to image `index` of a finished grid."""
+        parent, result = await self._parent(parent_id, requester, allow_others)
+        image = _pick(result, index)
+        request = self._child(
+            parent,
+            requester,
+            source_id,
+            reply_to,
+            mode=Mode.VARIATION,
+            index=index,
+            source=image.key,
+            strength=VARY_STRONG if strong else VARY_SUBTLE,
+            seeds=_random_seeds(parent.n),
+            width=image.width,
+            height=image.height,
+        )
+        return await self.submit(request)
+
+    async def upscale(
+        self,
+        parent_id: str,
+        index: int,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+        allow_others: bool = False,
+    ) -> Submission:
+        """Upscale 2×: Lanczos to twice the size, then a light img2img pass to restore detail."""
+        parent, result = await self._parent(parent_id, requester, allow_others)
+        image = _pick(result, index)
+        model = self._local_model(parent.model)
+        spec = get_model(model)
+        width, height = image.width * 2, image.height * 2
+        if max(width, height) > spec.max_side:
+            raise InvalidRequest(
+                "upscale",
+                f"That image is already as large as {spec.name} can refine "
+                f"(up to {spec.max_side} px a side), so it can't be upscaled further.",
+            )
+        request = self._child(
+            parent,
+            requester,
+            source_id,
+            reply_to,
+            mode=Mode.UPSCALE,
+            index=index,
+            source=image.key,
+            strength=UPSCALE_STRENGTH,
+            seeds=(image.seed if image.seed is not None else _random_seeds(1)[0],),
+            width=width,
+            height=height,
+            model=model,
+        )
+        return await self.submit(request)
+
+    async def reroll(
+        self,
+        parent_id: str,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+        allow_others: bool = False,
+    ) -> Submission:
+        """🔄: the same parameters with new seeds."""
+        parent = await self.queue.load(parent_id)
+        self._check_owner(parent, requester, allow_others)
+        await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
+        request = parent.model_copy(
+            update={
+                "request_id": new_request_id(f"{requester.platform}:{source_id}" if source_id else None),
+                "seeds": _random_seeds(parent.n),
+                "seed_explicit": False,
+                "mode": Mode.REROLL if parent.mode is Mode.TXT2IMG else parent.mode,
+                "parent_id": parent.request_id,
+                "requester": requester,
+                "reply_to": reply_to or {},
+            }
+        )
+        return await self.submit(GenerationRequest.model_validate(request.model_dump()))
+
+    async def cancel(self, request_id: str, requester: Requester, *, is_moderator: bool = False) -> str:
+        """Cancel a queued request. Returns a CancelOutcome; a running job is left to finish."""
+        request = await self.queue.load(request_id)
+        self._check_owner(request, requester, allow_others=is_moderator)
+        outcome = CancelOutcome.UNKNOWN
+        for queue in (c.QUEUE_GPU, c.QUEUE_CLOUD):
+            outcome = await self.queue.cancel(request_id, queue)
+            if outcome != CancelOutcome.UNKNOWN:
+                break
+        if outcome == CancelOutcome.CANCELLED:
+            event = ResultEvent(
+                kind=EventKind.CANCELLED,
+                request_id=request_id,
+                requester=request.requester,
+                reply_to=request.reply_to,
+                model=request.model,
+                reason_code="cancelled",
+                message="Cancelled before it started.",
+            )
+            await self.results.save(event)
+            await self.events.publish(event)
+        return outcome
+
+    async def result(self, request_id: str) -> ResultEvent:
+        return await self.results.load(request_id)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    async def check_prompt(self, prompt: str, negative: str, requester: Requester) -> None:
+        verdict = await self.moderator.check_prompt(prompt, negative, requester.community_id)
+        if verdict.outcome is Outcome.ALLOWED:
+            return
+        log.info(
+            "prompt refused for %s:%s (%s %s)",
+            requester.platform,
+            requester.user_id,
+            verdict.reason_code,
+            ",".join(verdict.categories),
+        )
+        message = verdict.message or "I can't make images of that. Please change your prompt."
+        raise PromptRejected(message, verdict.categories, verdict.reason_code or "blocked")
+
+    def _request_from(
+        self,
+        options: ImagineOptions,
+        request_id: str,
+        requester: Requester,
+        reply_to: dict[str, str],
+        mode: Mode,
+        source_key: str | None,
+        strength: float | None,
+        width: int,
+        height: int,
+    ) -> GenerationRequest:
+        seeds = (
+            tuple((options.seed + i) % SEED_LIMIT for i in range(options.n))
+            if options.seed is not None
+            else _random_seeds(options.n)
+        )
+        return GenerationRequest(
+            request_id=request_id,
+            prompt=options.prompt,
+            negative_prompt=options.negative_prompt,
+            width=width,
+            height=height,
+            steps=options.steps,
+            guidance=options.guidance,
+            seeds=seeds,
+            seed_explicit=options.seed is not None,
+            model=options.model,
+            mode=mode,
+            source_image=source_key,
+            strength=strength,
+            prefer_cloud=options.prefer_cloud,
+            requester=requester,
+            reply_to=reply_to,
+        )
+
+    async def _parent(
+        self, parent_id: str, requester: Requester, allow_others: bool
+    ) -> tuple[GenerationRequest, ResultEvent]:
+        parent = await self.queue.load(parent_id)
+        self._check_owner(parent, requester, allow_others)
+        result = await self.results.load(parent_id)
+        if result.kind is not EventKind.DONE:
+            raise InvalidRequest("button", "That request has no images to work from.")
+        await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
+        return parent, result
+
+    @staticmethod
+    def _check_owner(request: GenerationRequest, requester: Requester, allow_others: bool) -> None:
+        owner = request.requester
+        if allow_others:
+            return
+        if (owner.platform, owner.user_id) != (requester.platform, requester.user_id):
+            raise NotAllowed("Only the person who asked for these images can use their buttons.")
+
+    def _local_model(self, model: str) -> str:
+        """Children of a cloud result are refined by the default local model (OpenAI can't do img2img here)."""
+        if get_model(model).backend is BackendKind.OPENAI:
+            return self.settings.default_model
+        return model
+
+    def _child(
+        self,
+        parent: GenerationRequest,
+        requester: Requester,
+        source_id: str | None,
+        reply_to: dict[str, str] | None,
+        *,
+        mode: Mode,
+        index: int,
+        source: str,
+        strength: float,
+        seeds: tuple[int, ...],
+        width: int,
+        height: int,
+        model: str | None = None,
+    ) -> GenerationRequest:
+        model = model or self._local_model(parent.model)
+        spec = get_model(model)
+        return GenerationRequest(
+            request_id=new_request_id(f"{requester.platform}:{source_id}" if source_id else None),
+            prompt=parent.prompt,
+            negative_prompt=parent.negative_prompt if spec.supports_negative else "",
+            width=width,
+            height=height,
+            steps=parent.steps if model == parent.model else spec.default_steps,
+            guidance=parent.guidance if model == parent.model else spec.default_guidance,
+            seeds=seeds,
+            model=model,
+            mode=mode,
+            source_image=source,
+            strength=strength,
+            parent_id=parent.request_id,
+            parent_index=index,
+            requester=requester,
+            reply_to=reply_to or {},
+        )
+
+    async def _store_upload(self, data: bytes) -> tuple[str, tuple[int, int]]:
+        if len(data) > UPLOAD_MAX_BYTES:
+            raise InvalidRequest(
+                "image",
+                f"That image is {len(data) / 1e6:.1f} MB; please send one under "
+                f"{UPLOAD_MAX_BYTES // 1_000_000} MB.",
+            )
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                kind, size = image.format or "", image.size
+        except (UnidentifiedImageError, OSError):
+            raise InvalidRequest(
+                "image", "I couldn't read that file as an image; please send a PNG, JPEG or WebP picture."
+            ) from None
+        if kind not in UPLOAD_TYPES:
+            raise InvalidRequest(
+                "image", f"{kind or 'That'} images aren't supported; please send a PNG, JPEG or WebP picture."
+            )
+        if max(size) > UPLOAD_MAX_SIDE:
+            raise InvalidRequest(
+                "image",
+                f"That image is {size[0]}×{size[1]}; please send one at most {UPLOAD_MAX_SIDE} px a side.",
+            )
+        key = await self.store.put(data, UPLOAD_TYPES[kind], prefix=INPUT_PREFIX)
+        return key, size
+
+
+def _pick(result: ResultEvent, index: int) -> StoredImage:
+    if not 0 <= index < len(result.images):
+        raise InvalidRequest(
+            "button", f"That grid has {len(result.images)} images; there is no image {index + 1}."
+        )
+    return result.images[index]
+
+
+def _has_size_flag(text: str) -> bool:
+    _, flags = split_flags(text)
+    return any(flag.lower().lstrip("-—–") in ("ar", "aspect", "size") for flag, _ in flags)
+
+
+def _fit_aspect(options: ImagineOptions, width: int, height: int) -> tuple[int, int]:
+    """The model's native area at the source image's aspect ratio (limited to 1:4..4:1), on its size grid."""
+    spec = get_model(options.model)
+    divisor = math.gcd(width, height)
+    ratio_w, ratio_h = width // divisor, height // divisor
+    if ratio_w > 4 * ratio_h:
+        ratio_w, ratio_h = 4, 1
+    elif ratio_h > 4 * ratio_w:
+        ratio_w, ratio_h = 1, 4
+    new_w, new_h, _ = size_for_aspect(spec, f"{ratio_w}:{ratio_h}")
+    return new_w, new_h

@@ -1,0 +1,57 @@
+"""What a worker process holds for its jobs: clients opened once at start-up and closed at shutdown.
+
+arq style: on_startup builds a WorkerContext and keeps it in ctx["imagebot"]; jobs read it from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from arq.connections import ArqRedis
+
+from core import constants as c
+from core.cache import ResultCache
+from core.catalog import BackendKind
+from core.events import EventPublisher
+from core.queue import JobQueue
+from core.result_store import ResultStore
+from core.settings import Settings
+from core.storage import ImageStore
+from core.verdict import ImageModerator
+from worker.backend import ImageBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    queue_name: str
+    redis: ArqRedis
+    store: ImageStore
+    backends: dict[BackendKind, ImageBackend]
+    image_moderator: ImageModerator
+    queue: JobQueue = field(init=False)
+    events: EventPublisher = field(init=False)
+    results: ResultStore = field(init=False)
+    cache: ResultCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = JobQueue(self.redis)
+        self.events = EventPublisher(self.redis)
+        self.results = ResultStore(self.redis)
+        self.cache = ResultCache(self.redis)
+
+    @property
+    def cloud_enabled(self) -> bool:
+        return self.settings.openai.enabled
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.queue_name == c.QUEUE_CLOUD
+
+    async def close(self) -> None:
+        for backend in self.backends.values():
+            await backend.close()
+        await self.store.close()

@@ -1,0 +1,128 @@
+"""The arq job: every request ends in exactly one terminal result event, whatever happens.
+
+Failure paths: a user error (refused output, unsupported option) → REFUSED/FAILED with its message; a backend
+failure → retried while tries remain, then handed to OpenAI when that is configured and can do it, else FAILED
+with an apology and the request id; a worker killed mid-job → arq retries after the in-progress key expires, and
+the try past our limit reports FAILED instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from arq import Retry
+
+from core import constants as c
+from core.errors import (
+    BackendUnavailable,
+    GenerationFailed,
+    ImagebotError,
+    NotFound,
+    SystemFailure,
+    UserError,
+)
+from core.request import GenerationRequest
+from core.result import EventKind, ResultEvent
+from core.routing import CLOUD_MODES
+from worker.context import WorkerContext
+from worker.render import generate_images, progress_reporter, store_outputs
+
+log = logging.getLogger(__name__)
+
+RETRY_DEFER_S = 2
+
+
+def apology(request_id: str) -> str:
+    return f"Sorry — something went wrong on our side while making your image (request {request_id}). Please try again."
+
+
+async def generate(ctx: dict[str, Any], request_id: str) -> str:
+    deps: WorkerContext = ctx["imagebot"]
+    job_try: int = ctx.get("job_try", 1)
+    max_tries = deps.settings.worker.max_tries
+    try:
+        request = await deps.queue.load(request_id)
+    except NotFound:
+        log.error("request %s: not found in Redis; dropping the job", request_id)
+        return "missing"
+    if await deps.queue.was_cancelled(request_id):
+        log.info("request %s: cancelled before it started", request_id)
+        return "cancelled"
+    if job_try > max_tries:
+        # arq retried a job whose worker died mid-run; our tries are used up.
+        await _finish(deps, request, _failure(request, EventKind.FAILED, "worker_lost", apology(request_id)))
+        return "failed"
+
+    started = time.monotonic()
+    await deps.events.publish(
+        ResultEvent(
+            kind=EventKind.STARTED,
+            request_id=request_id,
+            requester=request.requester,
+            reply_to=request.reply_to,
+            model=request.model,
+        )
+    )
+    try:
+        async with asyncio.timeout(deps.settings.worker.job_timeout_s):
+            timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
+            generation = await generate_images(deps, request, progress_reporter(deps, request), timings)
+            event = await store_outputs(deps, request, generation, started, timings)
+    except UserError as exc:
+        kind = EventKind.REFUSED if exc.reason_code == "prompt_rejected" else EventKind.FAILED
+        await _finish(deps, request, _failure(request, kind, exc.reason_code, exc.message))
+        return kind.value
+    except Exception as exc:  # the backend, storage or a bug: retry, fall back, or report
+        retriable = isinstance(exc, GenerationFailed | TimeoutError) or not isinstance(exc, ImagebotError)
+        log.exception("request %s: try %d/%d failed", request_id, job_try, max_tries)
+        if retriable and job_try < max_tries:
+            raise Retry(defer=RETRY_DEFER_S) from exc
+        if await _fall_back(deps, request):
+            return "fallback"
+        code = exc.reason_code if isinstance(exc, SystemFailure) else "generation_failed"
+        # Only "no generator available" is written for users; other internals stay in the log.
+        message = exc.message if isinstance(exc, BackendUnavailable) else apology(request_id)
+        await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
+        return "failed"
+    await deps.queue.record_duration(deps.queue_name, time.monotonic() - started)
+    await deps.cache.put(request, event)
+    await _finish(deps, request, event)
+    log.info(
+        "request %s: done in %.2f s (%d images)", request_id, time.monotonic() - started, len(event.images)
+    )
+    return "done"
+
+
+def _failure(request: GenerationRequest, kind: EventKind, code: str, message: str) -> ResultEvent:
+    return ResultEvent(
+        kind=kind,
+        request_id=request.request_id,
+        requester=request.requester,
+        reply_to=request.reply_to,
+        model=request.model,
+        reason_code=code,
+        message=message,
+    )
+
+
+async def _finish(deps: WorkerContext, request: GenerationRequest, event: ResultEvent) -> None:
+    await deps.results.save(event)
+    await deps.events.publish(event)
+
+
+async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> bool:
+    """Hand a request a local worker could not make to OpenAI, when that is configured and able."""
+    if deps.is_cloud or not deps.cloud_enabled or request.mode not in CLOUD_MODES:
+        return False
+    job = await deps.redis.enqueue_job(
+        c.JOB_GENERATE, request.request_id, _job_id=f"{request.request_id}:cloud", _queue_name=c.QUEUE_CLOUD
+    )
+    log.warning(
+        "request %s: local generation failed for good; %s to OpenAI",
+        request.request_id,
+        "handed" if job else "already handed",
+    )
+    return True

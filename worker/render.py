@@ -1,0 +1,240 @@
+"""One request from pixels to a DONE event: generate, check each image, encode, store, describe.
+
+The model call holds the device; encoding and uploading run afterwards in threads and concurrently, so with
+max_jobs ≥ 2 the next job's model call overlaps this job's uploads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL import Image
+
+from core.catalog import BackendKind, get_model
+from core.errors import PromptRejected
+from core.request import GenerationRequest
+from core.result import EventKind, ResultEvent, StoredImage
+from core.storage import PUBLIC_PREFIX, QUARANTINE_PREFIX
+from moderation.image_check import ImageAction, ImagePolicy
+from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.context import WorkerContext
+from worker.postprocess import encode_png, generation_parameters, make_grid, make_preview
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    generated: GeneratedImage
+    index: int
+    png: bytes
+    action: ImageAction
+
+
+def png_parameters(request: GenerationRequest, generation: Generation, seed: int) -> dict[str, str]:
+    """Everything needed to render this image again, and nothing else, so the same seed gives the same bytes."""
+    parameters = generation_parameters(request, seed, generation.model, generation.backend)
+    if generation.revised_prompt:
+        parameters["revised_prompt"] = generation.revised_prompt
+    if generation.note:
+        parameters["note"] = generation.note
+    return parameters
+
+
+async def generate_images(
+    ctx: WorkerContext,
+    request: GenerationRequest,
+    on_progress: ProgressCallback | None,
+    timings: dict[str, float],
+) -> Generation:
+    """Load the source image (if any) and run the backend; records "source" and "model" seconds."""
+    kind = BackendKind.OPENAI if ctx.is_cloud else get_model(request.model).backend
+    backend = ctx.backends.get(kind)
+    if backend is None:
+        raise RuntimeError(f"worker on {ctx.queue_name} has no {kind} backend")
+    source: Image.Image | None = None
+    mark = time.monotonic()
+    if request.source_image:
+        data = await ctx.store.get(request.source_image)
+        source = await asyncio.to_thread(_decode, data)
+    timings["source"] = round(time.monotonic() - mark, 4)
+    mark = time.monotonic()
+    generation = await backend.generate(request, source, on_progress)
+    elapsed = time.monotonic() - mark
+    compute = elapsed if generation.compute_s is None else generation.compute_s
+    timings["model"] = round(compute, 4)
+    timings["device_wait"] = round(max(0.0, elapsed - compute), 4)  # behind another job's model call
+    return generation
+
+
+def _decode(data: bytes) -> Image.Image:
+    import io
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+async def _check(
+    ctx: WorkerContext,
+    request: GenerationRequest,
+    generation: Generation,
+    index: int,
+    generated: GeneratedImage,
+) -> _Checked:
+    png = await asyncio.to_thread(
+        encode_png, generated.image, png_parameters(request, generation, generated.seed)
+    )
+    verdict = await ctx.image_moderator.check_image(png)
+    action = ImagePolicy.from_settings(ctx.settings.moderation).decide(
+        verdict, request.requester.age_restricted
+    )
+    if action is not ImageAction.DELIVER:
+        log.info(
+            "request %s: image %d %s (%s)", request.request_id, index, action, ",".join(verdict.categories)
+        )
+    return _Checked(generated, index, png, action)
+
+
+async def _store(
+    ctx: WorkerContext,
+    data: bytes,
+    content_type: str,
+    size: tuple[int, int],
+    *,
+    seed: int | None = None,
+    index: int | None = None,
+    spoiler: bool = False,
+) -> StoredImage:
+    key = await ctx.store.put(data, content_type, prefix=PUBLIC_PREFIX)
+    return StoredImage(
+        key=key,
+        url=await ctx.store.url(key),
+        width=size[0],
+        height=size[1],
+        content_type=content_type,
+        size_bytes=len(data),
+        seed=seed,
+        index=index,
+        spoiler=spoiler,
+    )
+
+
+async def store_outputs(
+    ctx: WorkerContext,
+    request: GenerationRequest,
+    generation: Generation,
+    started: float,
+    timings: dict[str, float],
+) -> ResultEvent:
+    """Check, encode and store every image, then the grid and the chat preview; build the DONE event."""
+    mark = time.monotonic()
+    checked = await asyncio.gather(
+        *(
+            _check(ctx, request, generation, index, generated)
+            for index, generated in enumerate(generation.images)
+        )
+    )
+    shown = [item for item in checked if item.action is not ImageAction.QUARANTINE]
+    withheld = [item for item in checked if item.action is ImageAction.QUARANTINE]
+    if ctx.settings.moderation.quarantine:
+        await asyncio.gather(
+            *(ctx.store.put(item.png, "image/png", prefix=QUARANTINE_PREFIX) for item in withheld)
+        )
+    if not shown:
+        raise PromptRejected(
+            "The images didn't pass the safety check, so I haven't posted them. You haven't been charged; "
+            "please try a different prompt.",
+            ("nsfw",),
+            "image_refused",
+        )
+    images = await asyncio.gather(
+        *(
+            _store(
+                ctx,
+                item.png,
+                "image/png",
+                item.generated.image.size,
+                seed=item.generated.seed,
+                index=item.index,
+                spoiler=item.action is ImageAction.SPOILER,
+            )
+            for item in shown
+        )
+    )
+    grid_image = await asyncio.to_thread(make_grid, [item.generated.image for item in shown])
+    grid = None
+    if len(shown) > 1:
+        grid_png = await asyncio.to_thread(encode_png, grid_image, {"software": "imagebot"})
+        grid = await _store(
+            ctx,
+            grid_png,
+            "image/png",
+            grid_image.size,
+            spoiler=any(image.spoiler for image in images),
+        )
+    fmt = ctx.settings.worker.preview_format
+    preview_bytes = await asyncio.to_thread(
+        make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt
+    )
+    preview_size = await asyncio.to_thread(_size_of, preview_bytes)
+    preview = await _store(
+        ctx, preview_bytes, f"image/{fmt}", preview_size, spoiler=any(image.spoiler for image in images)
+    )
+    notes = [generation.note] if generation.note else []
+    if withheld:
+        numbers = ", ".join(str(item.index + 1) for item in withheld)
+        notes.append(f"Image {numbers} didn't pass the safety check and was left out.")
+    return ResultEvent(
+        kind=EventKind.DONE,
+        request_id=request.request_id,
+        requester=request.requester,
+        reply_to=request.reply_to,
+        model=generation.model,
+        backend=generation.backend,
+        images=tuple(images),
+        grid=grid,
+        preview=preview,
+        revised_prompt=generation.revised_prompt,
+        fallback=generation.backend == BackendKind.OPENAI
+        and get_model(request.model).backend is not BackendKind.OPENAI,
+        message=" ".join(notes) or None,
+        duration_s=round(time.monotonic() - started, 3),
+        timings=timings | {"store": round(time.monotonic() - mark, 4)},
+    )
+
+
+def _size_of(data: bytes) -> tuple[int, int]:
+    import io
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def progress_reporter(
+    ctx: WorkerContext, request: GenerationRequest, min_interval_s: float = 1.0
+) -> Callable[[int, int], None]:
+    """A thread-safe progress callback that publishes at most one PROGRESS event per interval."""
+    loop = asyncio.get_running_loop()
+    last = [0.0]
+
+    def report(step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < min_interval_s and step < total:
+            return
+        last[0] = now
+        event = ResultEvent(
+            kind=EventKind.PROGRESS,
+            request_id=request.request_id,
+            requester=request.requester,
+            reply_to=request.reply_to,
+            model=request.model,
+            step=step,
+            total_steps=total,
+        )
+        asyncio.run_coroutine_threadsafe(ctx.events.publish(event), loop)
+
+    return report
