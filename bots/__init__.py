@@ -1,0 +1,1 @@
+"""Chat-platform front ends: thin adapters that turn platform input into core calls and render results."""
