@@ -1,0 +1,168 @@
+"""`run_telegram_bot`: the PTB Application (long polling, or a webhook with a secret token) beside the
+result-event consumer, until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlparse
+
+from arq.connections import ArqRedis
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
+from telegram.ext import MessageHandler as OnMessage
+
+from bots.telegram.callbacks import Callbacks
+from bots.telegram.commands import Commands
+from bots.telegram.delivery import Delivery
+from bots.telegram.deps import BotDeps, Tuning
+from bots.telegram.preferences_menu import CALLBACK_PATTERN, PreferencesMenu
+from bots.telegram.redaction import protect_token
+from bots.telegram.replies import report_error
+from core.buttons import PREFIX as BUTTON_PREFIX
+from core.errors import ConfigError
+from core.events import EventConsumer
+from core.request import Platform
+from core.service import ImagineService
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+BOT_COMMANDS = [
+    BotCommand("imagine", "make images: /imagine a lighthouse at dusk --ar 16:9"),
+    BotCommand("settings", "your default aspect ratio, model and image count"),
+    BotCommand("cancel", "cancel your last request while it waits"),
+    BotCommand("help", "the options, with examples"),
+]
+IMAGINE_CAPTION = r"^/(imagine|img)(@\w+)?(\s|$)"
+
+
+def build_application(settings: Settings, deps: BotDeps) -> Application:
+    token = settings.telegram.token
+    if token is None or not token.get_secret_value().strip():
+        raise ConfigError(
+            "IMAGEBOT_TELEGRAM__TOKEN: set the bot token from @BotFather to run the Telegram bot."
+        )
+    application = (
+        ApplicationBuilder()
+        .token(token.get_secret_value().strip())
+        .base_url(settings.telegram.base_url)
+        .base_file_url(settings.telegram.base_file_url)
+        .concurrent_updates(8)
+        .build()
+    )
+    commands, callbacks, menu = Commands(deps), Callbacks(deps), PreferencesMenu(deps)
+    application.add_handler(CommandHandler(["imagine", "img"], commands.imagine))
+    application.add_handler(
+        OnMessage(filters.PHOTO & filters.CaptionRegex(IMAGINE_CAPTION), commands.imagine)
+    )
+    application.add_handler(CommandHandler("start", commands.start))
+    application.add_handler(CommandHandler("help", commands.help))
+    application.add_handler(CommandHandler("cancel", commands.cancel))
+    application.add_handler(CommandHandler("settings", menu.show))
+    application.add_handler(CallbackQueryHandler(callbacks.on_button, pattern=rf"^{BUTTON_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(menu.on_choice, pattern=CALLBACK_PATTERN))
+    application.add_handler(
+        OnMessage(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, commands.plain_text)
+    )
+    application.add_error_handler(_on_error_for(deps))
+    return application
+
+
+def _on_error_for(deps: BotDeps) -> Callable[[object, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Anything a handler let through: the user still hears back, the log has the traceback."""
+        error = context.error or RuntimeError("unknown error")
+        if not isinstance(update, Update):
+            log.error("Telegram update processing failed", exc_info=error)
+            return
+        message = update.effective_message
+        await report_error(
+            error,
+            deps.pacer,
+            context.bot,
+            query=update.callback_query,
+            chat_id=message.chat.id if message else None,
+            reply_to=message.message_id if message else None,
+        )
+
+    return on_error
+
+
+async def _start_updates(application: Application, settings: Settings, tuning: Tuning) -> None:
+    updater = application.updater
+    assert updater is not None
+    webhook_url = settings.telegram.webhook_url
+    if not webhook_url:
+        await updater.start_polling(timeout=tuning.poll_timeout_s, allowed_updates=ALLOWED_UPDATES)
+        log.info("Telegram bot polling for updates")
+        return
+    secret = settings.telegram.webhook_secret
+    await updater.start_webhook(
+        listen=settings.telegram.webhook_listen,
+        port=settings.telegram.webhook_port,
+        url_path=urlparse(webhook_url).path.lstrip("/"),
+        webhook_url=webhook_url,
+        secret_token=secret.get_secret_value() if secret else secrets.token_urlsafe(32),
+        allowed_updates=ALLOWED_UPDATES,
+    )
+    log.info("Telegram bot receiving updates by webhook on port %d", settings.telegram.webhook_port)
+
+
+async def run_telegram_bot(
+    settings: Settings,
+    service: ImagineService,
+    redis: ArqRedis,
+    *,
+    consumer_name: str = "telegram-1",
+    tuning: Tuning | None = None,
+) -> None:
+    """Run the Telegram bot until cancelled: updates in, result events out; a clean shutdown on cancel.
+
+    Raises ConfigError("IMAGEBOT_TELEGRAM__TOKEN: …") without a token.
+    """
+    tuning = tuning or Tuning()
+    deps = BotDeps.build(settings, service, redis, tuning)
+    application = build_application(settings, deps)
+    protect_token(application.bot.token)
+    delivery = Delivery(deps, application.bot)
+    consumer = EventConsumer(redis, Platform.TELEGRAM, consumer_name)
+    stop = asyncio.Event()
+    consuming: asyncio.Task[None] | None = None
+    await application.initialize()
+    try:
+        await deps.pacer.retry(lambda: application.bot.set_my_commands(BOT_COMMANDS))
+        await application.start()
+        await _start_updates(application, settings, tuning)
+        log.info("Telegram bot @%s is up", application.bot.username)
+        consuming = asyncio.create_task(
+            consumer.run(delivery.handle, stop, block_ms=tuning.event_block_ms), name="telegram-results"
+        )
+        await consuming
+    finally:
+        stop.set()
+        if consuming is not None and not consuming.done():
+            # Let a delivery in progress finish, so a reply is neither cut in half nor sent twice.
+            await asyncio.wait({consuming}, timeout=tuning.stop_grace_s)
+            consuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consuming
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+        log.info("Telegram bot stopped")

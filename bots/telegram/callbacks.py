@@ -1,0 +1,124 @@
+"""Result buttons (callback_data "ib:…"): U<i> sends one image as a document; V<i>, 🔄, vary and upscale queue jobs.
+
+Every callback query is answered: with the queue position as a toast, or with an alert saying what is wrong
+(someone else's buttons, an expired request). Button ids carry all their state, so old messages keep working
+after restarts; ownership is checked by core against the stored request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import CallbackQuery, InputFile, Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bots.telegram.deps import BotDeps
+from bots.telegram.keyboards import single_keyboard
+from bots.telegram.replies import reply_parameters, report_error
+from bots.telegram.requester import requester_for
+from core import constants as c
+from core.buttons import Button, decode_button
+from core.errors import InvalidRequest, NotAllowed
+from core.messages import queued_message
+from core.queue import Submission
+from core.request import Requester
+from core.result import EventKind, StoredImage
+
+log = logging.getLogger(__name__)
+
+DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this window are queued once
+NOT_YOURS = "Only the person who asked for these images can use their buttons."
+
+
+class Callbacks:
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None:
+            return
+        message = query.message
+        if message is None:  # too old for Telegram to include: nothing to reply to
+            await self.deps.pacer.retry(
+                lambda: query.answer("That message is too old; please run /imagine again.")
+            )
+            return
+        requester = requester_for(query.from_user, message.chat)
+        try:
+            button = decode_button(query.data)
+            if button.action == c.ACTION_UPSCALE:
+                await self._send_image(query, button, requester, context)
+                return
+            submission = await self._submit(button, requester, query)
+        except Exception as exc:
+            await report_error(exc, self.deps.pacer, context.bot, query=query)
+            return
+        await self.deps.last_requests.remember(requester.user_id, submission.request_id)
+        await self.deps.pacer.retry(lambda: query.answer(queued_message(submission)))
+        try:
+            await context.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
+        except TelegramError as exc:
+            log.debug("chat action failed: %s", exc)
+
+    async def _submit(self, button: Button, requester: Requester, query: CallbackQuery) -> Submission:
+        assert query.message is not None
+        service = self.deps.service
+        source_id = f"{query.data}:{requester.user_id}:{int(time.time() // DOUBLE_CLICK_WINDOW_S)}"
+        reply_to = {"chat_id": str(query.message.chat.id), "message_id": str(query.message.message_id)}
+        index = button.index if button.index is not None else 0
+        if button.action == c.ACTION_REROLL:
+            return await service.reroll(button.request_id, requester, source_id=source_id, reply_to=reply_to)
+        if button.action == c.ACTION_UPSCALE_2X:
+            return await service.upscale(
+                button.request_id, index, requester, source_id=source_id, reply_to=reply_to
+            )
+        strong = button.action != c.ACTION_VARY_SUBTLE  # V<i> and "Vary (strong)"
+        return await service.vary(
+            button.request_id, index, requester, strong=strong, source_id=source_id, reply_to=reply_to
+        )
+
+    async def _image(self, button: Button, requester: Requester) -> StoredImage:
+        result = await self.deps.service.result(button.request_id)
+        owner = result.requester
+        if (owner.platform, owner.user_id) != (requester.platform, requester.user_id):
+            raise NotAllowed(NOT_YOURS)
+        index = button.index or 0
+        if result.kind is not EventKind.DONE or not 0 <= index < len(result.images):
+            raise InvalidRequest("button", "That image isn't available any more; please run /imagine again.")
+        return result.images[index]
+
+    async def _send_image(
+        self, query: CallbackQuery, button: Button, requester: Requester, context: ContextTypes.DEFAULT_TYPE
+    ) -> None:
+        """U<i>: image i at full size as a document (uncompressed), with its own buttons."""
+        assert query.message is not None
+        image = await self._image(button, requester)
+        data = await self.deps.service.store.get(image.key)
+        index = button.index or 0
+        await self.deps.pacer.retry(lambda: query.answer(f"Sending image {index + 1}…"))
+        chat_id, pacer = query.message.chat.id, self.deps.pacer
+        seed = f" · seed {image.seed}" if image.seed is not None else ""
+        try:
+            await pacer.send(
+                chat_id,
+                lambda: context.bot.send_document(
+                    chat_id,
+                    InputFile(data, filename=f"{button.request_id}-{index + 1}.png"),
+                    caption=f"Image {index + 1} · {image.width}×{image.height}{seed}",
+                    reply_markup=single_keyboard(button.request_id, index, image.url),
+                    reply_parameters=reply_parameters(query.message.message_id if query.message else None),
+                ),
+            )
+        except Exception as exc:  # the query is answered already: say it in the chat instead
+            await report_error(
+                exc,
+                pacer,
+                context.bot,
+                chat_id=chat_id,
+                reply_to=query.message.message_id,
+                request_id=button.request_id,
+            )

@@ -1,0 +1,166 @@
+"""Commands and messages: parse Telegram input into core calls and acknowledge at once.
+
+/imagine (alias /img), a plain message in a private chat, and a photo captioned /imagine (or /imagine in
+reply to a photo) all become `service.imagine`. The user gets a "Queued…" reply straight away; it is edited
+with the queue position, then with progress, and replaced by the result (see delivery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, PhotoSize, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import ContextTypes
+
+from bots.telegram.deps import BotDeps
+from bots.telegram.help_text import START_TEXT, help_text
+from bots.telegram.replies import report_error, send_text
+from bots.telegram.requester import requester_for
+from core.errors import NotAllowed
+from core.messages import queued_message
+from core.queue import CancelOutcome
+from core.request import Platform
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "Queued…"
+PRIVATE_CHAT_CLOSED = (
+    "I can't write to you privately yet: open a private chat with me and press Start, "
+    "or turn off private replies in /settings."
+)
+CANCEL_TEXTS = {
+    CancelOutcome.CANCELLED: "Cancelled your last request.",
+    CancelOutcome.RUNNING: "Your last request is already being drawn, so it can't be cancelled now.",
+    CancelOutcome.UNKNOWN: "Your last request has already finished — there is nothing waiting to cancel.",
+}
+
+
+def command_argument(text: str) -> str:
+    """What follows the command word: "/imagine@bot a fox --ar 1:1" → "a fox --ar 1:1"."""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def addressed_to(text: str, username: str) -> bool:
+    """False only for a command addressed to another bot: "/imagine@other_bot …"."""
+    command = text.split(maxsplit=1)[0] if text.strip() else ""
+    _, at, name = command.partition("@")
+    return not at or name.lower() == username.lower()
+
+
+def _photo_of(message: Message) -> PhotoSize | None:
+    if message.photo:
+        return message.photo[-1]
+    reply = message.reply_to_message
+    if reply is not None and reply.photo:
+        return reply.photo[-1]
+    return None
+
+
+class Commands:
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
+
+    async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/imagine and /img; also a photo whose caption is /imagine …"""
+        message = update.effective_message
+        if message is None:
+            return
+        text = message.text or message.caption or ""
+        if not addressed_to(text, context.bot.username):
+            return  # a photo captioned /imagine@another_bot
+        await self._imagine(message, command_argument(text), context)
+
+    async def plain_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Private chats: any plain message is a prompt."""
+        message = update.effective_message
+        if message is None or not message.text:
+            return
+        await self._imagine(message, message.text.strip(), context)
+
+    async def _imagine(self, message: Message, text: str, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user, chat, bot, pacer = message.from_user, message.chat, context.bot, self.deps.pacer
+        if user is None:
+            return
+        prefs = await self.deps.prefs.get(Platform.TELEGRAM, str(user.id))
+        # "Private replies" in /settings: a request made in a group is answered in the user's private chat.
+        target = user.id if prefs.private and chat.type != ChatType.PRIVATE else chat.id
+        asked_here = message.message_id if target == chat.id else None
+        try:
+            placeholder = await send_text(pacer, bot, target, PLACEHOLDER, reply_to=asked_here)
+        except Forbidden:
+            await report_error(
+                NotAllowed(PRIVATE_CHAT_CLOSED), pacer, bot, chat_id=chat.id, reply_to=message.message_id
+            )
+            return
+        reply_to = {"chat_id": str(target), "status_message_id": str(placeholder.message_id)}
+        if asked_here:
+            reply_to["message_id"] = str(asked_here)
+        try:
+            photo = _photo_of(message)
+            source_image = None
+            if photo is not None:
+                telegram_file = await pacer.retry(photo.get_file)
+                source_image = bytes(await telegram_file.download_as_bytearray())
+            submission = await self.deps.service.imagine(
+                text,
+                requester_for(user, chat),
+                source_id=f"{chat.id}:{message.message_id}",
+                reply_to=reply_to,
+                defaults=prefs.defaults(),
+                source_image=source_image,
+            )
+        except Exception as exc:
+            await report_error(
+                exc, pacer, bot, chat_id=target, status_message_id=placeholder.message_id, reply_to=asked_here
+            )
+            return
+        log.info("request %s from telegram user %s in chat %s", submission.request_id, user.id, chat.id)
+        await self.deps.last_requests.remember(str(user.id), submission.request_id)
+        try:
+            if not submission.cached:  # a cached result is on its way and replaces the placeholder itself
+                await pacer.send(
+                    target,
+                    lambda: bot.edit_message_text(
+                        queued_message(submission), chat_id=target, message_id=placeholder.message_id
+                    ),
+                    retry=False,
+                )
+            await bot.send_chat_action(target, ChatAction.UPLOAD_PHOTO)
+        except TelegramError as exc:  # the result may already have replaced the placeholder
+            log.debug("request %s: acknowledging failed (%s)", submission.request_id, exc)
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, context, START_TEXT)
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, context, help_text())
+
+    async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        request_id = await self.deps.last_requests.get(str(user.id))
+        if request_id is None:
+            await self._reply(update, context, "You have no request waiting to cancel.")
+            return
+        try:
+            outcome = await self.deps.service.cancel(request_id, requester_for(user, message.chat))
+        except Exception as exc:
+            await report_error(
+                exc,
+                self.deps.pacer,
+                context.bot,
+                chat_id=message.chat.id,
+                reply_to=message.message_id,
+                request_id=request_id,
+            )
+            return
+        await self._reply(update, context, CANCEL_TEXTS.get(outcome, CANCEL_TEXTS[CancelOutcome.UNKNOWN]))
+
+    async def _reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+        message = update.effective_message
+        if message is not None:
+            await send_text(self.deps.pacer, context.bot, message.chat.id, text, reply_to=message.message_id)

@@ -1,0 +1,124 @@
+"""Result events → Telegram messages.
+
+DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; the
+status message is then deleted. FAILED, REFUSED, CANCELLED: the status message says why. STARTED and
+PROGRESS edit the status message at most once per `progress_interval_s` per chat, and are dropped on error.
+
+`handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
+waited out by the pacer. A chat that blocked the bot can never be reached, so that result is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import Bot, InputFile
+from telegram.constants import ChatAction
+from telegram.error import Forbidden, TelegramError
+
+from bots.telegram.deps import BotDeps
+from bots.telegram.keyboards import grid_keyboard
+from bots.telegram.replies import edit_or_send, reply_parameters
+from core.errors import NotFound
+from core.messages import progress_message, result_caption
+from core.result import EventKind, ResultEvent
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry — something went wrong on our side (reference {request_id}). Please try again in a moment."
+
+
+class Delivery:
+    def __init__(self, deps: BotDeps, bot: Bot) -> None:
+        self.deps = deps
+        self.bot = bot
+        self._last_progress: dict[int, float] = {}
+
+    async def handle(self, event: ResultEvent) -> None:
+        chat = event.reply_to.get("chat_id")
+        if not chat:
+            log.warning("request %s: %s event has no chat to reply to; dropped", event.request_id, event.kind)
+            return
+        chat_id = int(chat)
+        try:
+            if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
+                await self._progress(chat_id, event)
+            elif event.kind is EventKind.DONE:
+                await self._done(chat_id, event)
+            else:
+                await self._ended(chat_id, event)
+        except Forbidden as exc:
+            log.warning(
+                "request %s: chat %s can't be reached (%s); result dropped",
+                event.request_id,
+                chat_id,
+                exc.message,
+            )
+
+    async def _progress(self, chat_id: int, event: ResultEvent) -> None:
+        status = event.reply_to.get("status_message_id")
+        now = time.monotonic()
+        if now - self._last_progress.get(chat_id, -1e9) < self.deps.tuning.progress_interval_s:
+            return
+        self._last_progress[chat_id] = now
+        try:
+            await self.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+            if status:
+                await self.deps.pacer.send(
+                    chat_id,
+                    lambda: self.bot.edit_message_text(
+                        progress_message(event), chat_id=chat_id, message_id=int(status)
+                    ),
+                    retry=False,
+                )
+        except TelegramError as exc:  # advisory: never worth a retry
+            log.debug("request %s: progress not shown (%s)", event.request_id, exc)
+
+    async def _done(self, chat_id: int, event: ResultEvent) -> None:
+        picture = event.preview or event.grid or (event.images[0] if event.images else None)
+        if picture is None:
+            log.error("request %s: DONE event without images", event.request_id)
+            await self._ended(chat_id, event.model_copy(update={"message": None}))
+            return
+        data = await self.deps.service.store.get(picture.key)
+        try:
+            request = await self.deps.service.queue.load(event.request_id)
+        except NotFound:
+            request = None
+        caption = result_caption(request, event)
+        spoiler = picture.spoiler or any(image.spoiler for image in event.images)
+        extension = "png" if picture.content_type == "image/png" else "jpg"
+        reply = event.reply_to.get("message_id")
+        await self.deps.pacer.send(
+            chat_id,
+            lambda: self.bot.send_photo(
+                chat_id,
+                InputFile(data, filename=f"{event.request_id}.{extension}"),
+                caption=caption,
+                reply_markup=grid_keyboard(event),
+                has_spoiler=spoiler,
+                reply_parameters=reply_parameters(reply),
+            ),
+        )
+        log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
+        status = event.reply_to.get("status_message_id")
+        if status:
+            try:  # the result is out; a status message left behind is only untidy
+                await self.deps.pacer.send(chat_id, lambda: self.bot.delete_message(chat_id, int(status)))
+            except TelegramError as exc:
+                log.debug("request %s: status message not deleted (%s)", event.request_id, exc)
+
+    async def _ended(self, chat_id: int, event: ResultEvent) -> None:
+        """FAILED, REFUSED, CANCELLED: the event's own words in the status message (or a reply)."""
+        text = event.message or APOLOGY.format(request_id=event.request_id)
+        if event.kind is EventKind.FAILED and event.message and event.request_id not in text:
+            text = f"{text} (reference {event.request_id})"
+        await edit_or_send(
+            self.deps.pacer,
+            self.bot,
+            chat_id,
+            event.reply_to.get("status_message_id"),
+            text,
+            reply_to=event.reply_to.get("message_id"),
+        )

@@ -1,0 +1,48 @@
+"""The /start and /help texts, written from core's grammar so they list exactly the flags it accepts."""
+
+from __future__ import annotations
+
+from core.catalog import model_names
+from core.grammar import FLAG_EXAMPLES
+
+FLAG_MEANINGS = {
+    "ar": "aspect ratio, width:height",
+    "size": "exact size in pixels",
+    "seed": "repeat a result exactly",
+    "no": "what to leave out",
+    "steps": "more steps, more detail (slower)",
+    "cfg": "how closely to follow the prompt",
+    "n": "how many images, 1 to 4",
+    "model": "which model draws it",
+    "strength": "how far to move from your photo",
+    "cloud": "use the cloud generator",
+}
+
+START_TEXT = (
+    "Hi! I turn descriptions into images.\n"
+    "Try: /imagine a lighthouse at dusk --ar 16:9\n"
+    "Send /help for the options and /settings for your defaults."
+)
+
+
+def help_text() -> str:
+    lines = [
+        "Describe an image, then add flags if you like:",
+        "/imagine a lighthouse at dusk --ar 16:9",
+        "/imagine a red fox in snow --seed 1234 --no people",
+        "",
+        "Flags:",
+    ]
+    for name, example in FLAG_EXAMPLES.items():
+        meaning = FLAG_MEANINGS.get(name)
+        lines.append(f"{example} — {meaning}" if meaning else example)
+    lines += [
+        "",
+        f"Models: {', '.join(model_names())}",
+        "",
+        "Send a photo with /imagine in its caption, or reply to a photo with /imagine, to start from it.",
+        "In a private chat, any plain message is a prompt. In groups, use /imagine (or /img).",
+        "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
+        "/settings sets your defaults; /cancel cancels your last request while it waits.",
+    ]
+    return "\n".join(lines)

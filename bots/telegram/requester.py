@@ -1,0 +1,19 @@
+"""Who asked, and where: a core Requester from a Telegram update."""
+
+from __future__ import annotations
+
+from telegram import Chat, User
+
+from core.request import Platform, Requester
+
+GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
+
+
+def requester_for(user: User, chat: Chat) -> Requester:
+    return Requester(
+        platform=Platform.TELEGRAM,
+        user_id=str(user.id),
+        chat_id=str(chat.id),
+        community_id=str(chat.id) if chat.type in GROUP_TYPES else None,
+        display_name=user.username or user.full_name,
+    )

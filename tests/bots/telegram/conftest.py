@@ -1,0 +1,102 @@
+"""A Telegram bot under test: the real PTB Application against the Bot API emulator, over the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from pydantic import SecretStr
+
+from bots.telegram import Tuning, run_telegram_bot
+from bots.telegram.pacing import PacingLimits
+from core import constants as c
+from core.settings import Settings, TelegramSettings
+from core.workers import WorkerInfo, WorkerRegistry
+from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
+from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
+from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
+
+FAST = Tuning(
+    pacing=PacingLimits(min_interval_s=0.0, group_per_minute=1000),
+    progress_interval_s=0.0,
+    poll_timeout_s=1,
+    event_block_ms=100,
+    stop_grace_s=2.0,
+)
+ALICE = User(1001, "Alice", "alice")
+BOB = User(1002, "Bob", "bob")
+ALICE_DM = Chat(ALICE.id)
+GROUP = Chat(-100500, "supergroup", "Artists")
+BUTTON_ID = re.compile(r"^ib:[a-z0-9]{1,2}:(?P<request_id>[a-z2-7]{16})(?::\d)?$")
+
+
+@dataclass
+class TelegramBot:
+    emulator: TelegramEmulator
+    pipeline: Pipeline
+    settings: Settings
+    task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        runtime = self.pipeline.runtime
+        commands_set = self.emulator.count("setMyCommands")
+        self.task = asyncio.create_task(
+            run_telegram_bot(
+                self.settings, runtime.service, runtime.redis, consumer_name="tg-test", tuning=FAST
+            )
+        )
+        await self.emulator.wait_for(lambda: self.emulator.count("setMyCommands") > commands_set, 10)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    async def announce_idle_worker(self) -> None:
+        """A worker heartbeat with no worker behind it: requests are accepted and wait in the queue."""
+        registry = WorkerRegistry(self.pipeline.runtime.redis)
+        await registry.beat(WorkerInfo("busy-elsewhere", c.QUEUE_GPU, ("tiny",), time.time()))
+
+    async def photo_reply(self, chat: Chat, to: dict[str, object], within: float = 20) -> Sent:
+        """The photo the bot sends in reply to a user message."""
+        return await self.emulator.wait_for(
+            lambda: next(
+                (s for s in self.emulator.in_chat(chat.id, "sendPhoto") if s.reply_to == to["message_id"]),
+                None,
+            ),
+            within,
+        )
+
+
+def request_id_of(sent: Sent) -> str:
+    match = BUTTON_ID.match(sent.callback_data()[0])
+    assert match, sent.callback_data()
+    return match["request_id"]
+
+
+@pytest.fixture
+async def telegram_bot(
+    telegram_emulator: TelegramEmulator,
+    pipeline: Pipeline,  # noqa: F811
+) -> AsyncIterator[TelegramBot]:
+    """The bot, started, with no worker yet (call `await bot.pipeline.start_worker()` to render)."""
+    telegram = TelegramSettings(
+        token=SecretStr(telegram_emulator.token),
+        base_url=telegram_emulator.base_url,
+        base_file_url=telegram_emulator.base_file_url,
+    )
+    bot = TelegramBot(
+        telegram_emulator, pipeline, pipeline.settings.model_copy(update={"telegram": telegram})
+    )
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()

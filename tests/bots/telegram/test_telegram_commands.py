@@ -1,0 +1,154 @@
+"""Commands and buttons that need no rendering: errors, other people's buttons, /cancel, /settings, /help."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from bots.telegram import run_telegram_bot
+from bots.telegram.last_request import LAST_REQUEST_KEY
+from core import constants as c
+from core.errors import ConfigError
+from core.preferences import PreferenceStore
+from core.settings import TelegramSettings
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot
+from tests.emulators.telegram_api import Sent
+
+
+def status_reply(bot: TelegramBot, chat_id: int, message_id: object) -> Sent:
+    return next(s for s in bot.emulator.in_chat(chat_id, "sendMessage") if s.reply_to == message_id)
+
+
+async def queued(bot: TelegramBot, chat_id: int, message_id: object) -> Sent:
+    """The status message of a request once it says where it is in the queue."""
+    return await bot.emulator.wait_for(
+        lambda: next(
+            (
+                s
+                for s in bot.emulator.in_chat(chat_id, "sendMessage")
+                if s.reply_to == message_id and s.shown.startswith("Queued — position")
+            ),
+            None,
+        )
+    )
+
+
+async def test_a_bad_flag_gets_a_message_naming_it(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine a fox --ar 99")
+    status = await emulator.wait_for(
+        lambda: next(
+            (
+                s
+                for s in emulator.in_chat(ALICE_DM.id)
+                if s.reply_to == asked["message_id"] and "--ar" in s.shown
+            ),
+            None,
+        )
+    )
+    assert status.shown == "--ar must be two whole numbers with a colon, like 16:9 (you wrote 99)."
+    assert status.history[0] == "Queued…"  # the placeholder now says what to fix
+
+    unknown = await emulator.user_message(ALICE_DM, ALICE, "a fox --colour red")  # plain text works in DMs
+    reply = await emulator.wait_for(
+        lambda: next(
+            (
+                s
+                for s in emulator.in_chat(ALICE_DM.id)
+                if s.reply_to == unknown["message_id"] and "--colour" in s.shown
+            ),
+            None,
+        )
+    )
+    assert reply.shown.startswith("I don't know the flag --colour. The flags are: --ar, --size")
+    assert await telegram_bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
+
+
+async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: TelegramBot) -> None:
+    emulator, redis = telegram_bot.emulator, telegram_bot.pipeline.runtime.redis
+    await telegram_bot.announce_idle_worker()
+    asked = await emulator.user_message(GROUP, ALICE, f"/imagine@{emulator.username} a red fox")
+    status = await queued(telegram_bot, GROUP.id, asked["message_id"])
+    request_id = (await redis.get(LAST_REQUEST_KEY.format(user_id=ALICE.id))).decode()
+
+    query = await emulator.press(GROUP, BOB, status, f"ib:v:{request_id}:1")
+    answer = await emulator.wait_for(lambda: emulator.answer(query))
+    assert answer.show_alert
+    assert answer.text == "Only the person who asked for these images can use their buttons."
+    assert await redis.zcard(c.QUEUE_GPU) == 1  # only Alice's job
+    assert len(await redis.keys(c.REQUEST_KEY.format(request_id="*"))) == 1
+
+    forged = await emulator.press(GROUP, BOB, status, "ib:v:not-a-request:9")
+    assert (await emulator.wait_for(lambda: emulator.answer(forged))).show_alert
+
+
+async def test_cancel_removes_the_waiting_request(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    await telegram_bot.announce_idle_worker()
+    asked = await emulator.user_message(ALICE_DM, ALICE, "/img a quiet harbour")
+    status = await queued(telegram_bot, ALICE_DM.id, asked["message_id"])
+
+    cancel = await emulator.user_message(ALICE_DM, ALICE, "/cancel")
+    reply = await emulator.wait_for(
+        lambda: next((s for s in emulator.in_chat(ALICE_DM.id) if s.reply_to == cancel["message_id"]), None)
+    )
+    assert reply.shown == "Cancelled your last request."
+    await emulator.wait_for(lambda: status.shown == "Cancelled before it started.")
+    assert await telegram_bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
+
+
+async def test_settings_buttons_store_the_users_defaults(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    await emulator.user_message(ALICE_DM, ALICE, "/settings")
+    menu = await emulator.wait_for(lambda: next(iter(emulator.in_chat(ALICE_DM.id, "sendMessage")), None))
+    assert menu.shown.startswith("Your defaults")
+    assert all(data.startswith("st:") and len(data.encode()) <= 64 for data in menu.callback_data())
+
+    query = await emulator.press(ALICE_DM, ALICE, menu, "st:n:1")
+    assert (await emulator.wait_for(lambda: emulator.answer(query))).text == "Saved."
+    await emulator.wait_for(lambda: "Images: 1" in menu.shown)
+    await emulator.press(ALICE_DM, ALICE, menu, "st:ar:16:9")
+    await emulator.wait_for(lambda: "Aspect ratio: 16:9" in menu.shown)
+    prefs = await PreferenceStore(telegram_bot.pipeline.runtime.redis).get("telegram", str(ALICE.id))
+    assert (prefs.n, prefs.aspect) == (1, "16:9")
+
+    await telegram_bot.announce_idle_worker()
+    asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine a wide beach")
+    await queued(telegram_bot, ALICE_DM.id, asked["message_id"])
+    request_id = (await telegram_bot.pipeline.runtime.redis.get(f"imagebot:tg:last:{ALICE.id}")).decode()
+    request = await telegram_bot.pipeline.runtime.service.queue.load(request_id)
+    assert request.n == 1 and request.width > request.height
+
+
+async def test_help_lists_the_flags_and_commands_are_registered(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    await emulator.user_message(ALICE_DM, ALICE, "/help")
+    reply = await emulator.wait_for(lambda: next(iter(emulator.in_chat(ALICE_DM.id, "sendMessage")), None))
+    for example in (
+        "--ar 16:9",
+        "--seed 1234",
+        "--no people, boats",
+        "--model sdxl",
+        "/imagine a lighthouse",
+    ):
+        assert example in reply.shown
+    assert [command["command"] for command in emulator.commands] == ["imagine", "settings", "cancel", "help"]
+
+
+async def test_a_missing_token_is_a_config_error(telegram_bot: TelegramBot) -> None:
+    settings = telegram_bot.settings.model_copy(update={"telegram": TelegramSettings(token=SecretStr(" "))})
+    runtime = telegram_bot.pipeline.runtime
+    with pytest.raises(ConfigError, match=r"^IMAGEBOT_TELEGRAM__TOKEN: "):
+        await run_telegram_bot(settings, runtime.service, runtime.redis)
+
+
+async def test_private_replies_move_a_group_request_to_the_users_chat(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    await PreferenceStore(telegram_bot.pipeline.runtime.redis).update("telegram", str(ALICE.id), private=True)
+    await telegram_bot.announce_idle_worker()
+    await emulator.user_message(GROUP, ALICE, "/imagine a secret garden")
+    status = await emulator.wait_for(
+        lambda: next((s for s in emulator.in_chat(ALICE.id) if s.shown.startswith("Queued — position")), None)
+    )
+    assert status.reply_to is None
+    assert emulator.in_chat(GROUP.id) == []

@@ -1,0 +1,580 @@
+"""A small emulator of the Telegram Bot API, for the real python-telegram-bot client in tests.
+
+    /bot<token>/<method>          getMe, getUpdates (long poll, offsets), deleteWebhook, setWebhook,
+                                  sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup,
+                                  deleteMessage, sendPhoto, sendDocument, sendChatAction, answerCallbackQuery,
+                                  getFile, setMyCommands, getMyCommands
+    /file/bot<token>/<file_path>  the bytes of a file users sent (or the bot uploaded)
+
+Bodies may be empty, form-urlencoded, JSON or multipart (PTB sends JSON-encoded values as form fields and
+files as multipart parts). Everything the bot sends is kept as a `Sent` message per chat, with its current
+text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`.
+
+Tests play users with `user_message`, `user_photo` and `press` (a callback query), and wait for the bot with
+`await emulator.wait_for(predicate, timeout)`. `rate_limit_next(method, count, retry_after)` answers the
+next `count` calls of a method with Telegram's 429 body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from PIL import Image
+
+DEFAULT_TOKEN = "123456789:AAE-emulator-secret-token-0123456789"
+BOT_ID = 123456789
+BOT_USERNAME = "imagebot_test_bot"
+
+T = TypeVar("T")
+
+_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
+_JSON_FIELDS = {
+    "reply_markup",
+    "reply_parameters",
+    "commands",
+    "allowed_updates",
+    "scope",
+    "link_preview_options",
+}
+_BOOL_FIELDS = {"has_spoiler", "show_alert", "disable_notification", "drop_pending_updates"}
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str = "Ada"
+    username: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            data["username"] = self.username
+        return data
+
+
+@dataclass
+class Chat:
+    id: int
+    type: str = "private"  # "private", "group", "supergroup"
+    title: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.title:
+            data["title"] = self.title
+        return data
+
+
+@dataclass
+class Sent:
+    """A message the bot sent, as it stands now (edits applied), with what it carried."""
+
+    chat_id: int
+    message_id: int
+    method: str  # sendMessage, sendPhoto, sendDocument
+    text: str | None = None
+    caption: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    reply_to: int | None = None  # the message id it replies to
+    file: bytes | None = None  # the photo or document bytes
+    file_name: str | None = None
+    has_spoiler: bool = False
+    deleted: bool = False
+    history: list[str] = field(default_factory=list)  # every text/caption it has shown, in order
+
+    @property
+    def shown(self) -> str:
+        return self.text if self.text is not None else (self.caption or "")
+
+    def buttons(self) -> list[dict[str, Any]]:
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [button for row in rows for button in row]
+
+    def callback_data(self) -> list[str]:
+        return [button["callback_data"] for button in self.buttons() if "callback_data" in button]
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class CallbackAnswer:
+    callback_query_id: str
+    text: str | None
+    show_alert: bool
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if name in _INT_FIELDS and value.lstrip("-").isdigit():
+        return int(value)
+    if name in _JSON_FIELDS:
+        return json.loads(value)
+    if name in _BOOL_FIELDS:
+        return value.lower() == "true"
+    return value
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _command_entities(text: str) -> list[dict[str, Any]]:
+    if not text.startswith("/"):
+        return []
+    return [{"type": "bot_command", "offset": 0, "length": _utf16_len(text.split(maxsplit=1)[0])}]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.parameters = parameters
+
+
+class TelegramEmulator:
+    """The emulator's state; `start()` serves it on a free port of 127.0.0.1."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, username: str = BOT_USERNAME) -> None:
+        self.token = token
+        self.username = username
+        self.calls: list[Call] = []
+        self.sent: list[Sent] = []
+        self.answers: list[CallbackAnswer] = []
+        self.chat_actions: list[tuple[int, str]] = []
+        self.commands: list[dict[str, Any]] = []
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._callback_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._rate_limits: dict[str, tuple[int, int]] = {}  # method → (calls left, retry_after)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- serving ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=60 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self.port = _free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        if request.content_type == "application/json":
+            body = await request.json()
+            return dict(body) if isinstance(body, dict) else {}
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            params: dict[str, Any] = {}
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    params[name] = (value.filename, value.file.read())
+                else:
+                    params[name] = _coerce(name, value)
+            return params
+        return {}
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        params = await self._params(request)
+        status = 200
+        try:
+            self._maybe_rate_limit(method)
+            handler = getattr(self, f"_m_{method}", None)
+            if handler is None:
+                raise ApiError(404, "Not Found")
+            result = await handler(params)
+            body: dict[str, Any] = {"ok": True, "result": result}
+        except ApiError as exc:
+            status = exc.status
+            body = {"ok": False, "error_code": exc.status, "description": exc.description}
+            if exc.parameters:
+                body["parameters"] = exc.parameters
+        if method != "getUpdates" or body.get("result"):
+            await self._record(Call(method, params, status))
+        return web.json_response(body, status=status)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        for file_path, data in self.files.values():
+            if file_path == request.match_info["path"]:
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.Response(status=404)
+
+    def _maybe_rate_limit(self, method: str) -> None:
+        left, retry_after = self._rate_limits.get(method, (0, 0))
+        if left > 0:
+            self._rate_limits[method] = (left - 1, retry_after)
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
+    async def _record(self, call: Call) -> None:
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- test controls ---------------------------------------------------------------------------------------
+
+    def rate_limit_next(self, method: str, count: int, retry_after: int = 1) -> None:
+        """Answer the next `count` calls of `method` with 429 and parameters.retry_after."""
+        self._rate_limits[method] = (count, retry_after)
+
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+        """Wait until predicate() is truthy (re-checked after every call the bot makes) and return it."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.2)
+
+    def in_chat(self, chat_id: int, method: str | None = None) -> list[Sent]:
+        return [s for s in self.sent if s.chat_id == chat_id and (method is None or s.method == method)]
+
+    def message(self, chat_id: int, message_id: int) -> Sent:
+        for sent in self.sent:
+            if (sent.chat_id, sent.message_id) == (chat_id, message_id):
+                return sent
+        raise KeyError((chat_id, message_id))
+
+    def count(self, method: str) -> int:
+        return sum(1 for call in self.calls if call.method == method and call.status == 200)
+
+    async def _push(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": next(self._update_ids), kind: payload}
+        self._updates.append(update)
+        await self._notify()
+        return update
+
+    def _next_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+    def _user_message(self, chat: Chat, user: User) -> dict[str, Any]:
+        return {
+            "message_id": self._next_message_id(chat.id),
+            "date": int(time.time()),
+            "chat": chat.to_dict(),
+            "from": user.to_dict(),
+        }
+
+    async def user_message(
+        self, chat: Chat, user: User, text: str, reply_to: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A user writes `text` (commands get their bot_command entity). Returns the message."""
+        message = self._user_message(chat, user) | {"text": text}
+        if entities := _command_entities(text):
+            message["entities"] = entities
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        await self._push("message", message)
+        return message
+
+    def add_file(self, data: bytes, extension: str = "jpg") -> str:
+        number = next(self._file_ids)
+        file_id = f"file-{number}"
+        self.files[file_id] = (f"photos/file_{number}.{extension}", data)
+        return file_id
+
+    def _photo_sizes(self, data: bytes) -> list[dict[str, Any]]:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        file_id = self.add_file(data)
+        return [
+            {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "width": width,
+                "height": height,
+                "file_size": len(data),
+            }
+        ]
+
+    async def user_photo(
+        self, chat: Chat, user: User, data: bytes, caption: str | None = None
+    ) -> dict[str, Any]:
+        """A user sends a photo (with an optional caption). Returns the message."""
+        message = self._user_message(chat, user) | {"photo": self._photo_sizes(data)}
+        if caption:
+            message["caption"] = caption
+            if entities := _command_entities(caption):
+                message["caption_entities"] = entities
+        await self._push("message", message)
+        return message
+
+    async def press(self, chat: Chat, user: User, message: Sent, data: str) -> str:
+        """A user presses the inline button with callback_data `data` under a bot message. Returns the query id."""
+        query_id = f"cq-{next(self._callback_ids)}"
+        bot_message = {
+            "message_id": message.message_id,
+            "date": int(time.time()),
+            "chat": chat.to_dict(),
+            "from": self._me(),
+            "text": message.shown,
+        }
+        await self._push(
+            "callback_query",
+            {
+                "id": query_id,
+                "from": user.to_dict(),
+                "chat_instance": str(chat.id),
+                "message": bot_message,
+                "data": data,
+            },
+        )
+        return query_id
+
+    def answer(self, query_id: str) -> CallbackAnswer | None:
+        return next((a for a in self.answers if a.callback_query_id == query_id), None)
+
+    # -- methods ---------------------------------------------------------------------------------------------
+
+    def _me(self) -> dict[str, Any]:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Imagebot",
+            "username": self.username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _m_getMe(self, params: dict[str, Any]) -> Any:
+        return self._me()
+
+    async def _m_deleteWebhook(self, params: dict[str, Any]) -> Any:
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _m_setWebhook(self, params: dict[str, Any]) -> Any:
+        return True
+
+    async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]  # confirmed ones are dropped
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not self._updates and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
+        return self._updates[:limit]
+
+    def _chat(self, params: dict[str, Any]) -> int:
+        if "chat_id" not in params:
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        return int(params["chat_id"])
+
+    def _bot_message(self, sent: Sent) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": sent.message_id,
+            "date": int(time.time()),
+            "chat": {"id": sent.chat_id, "type": "private" if sent.chat_id > 0 else "group"},
+            "from": self._me(),
+        }
+        if sent.text is not None:
+            message["text"] = sent.text
+        if sent.caption is not None:
+            message["caption"] = sent.caption
+        if sent.reply_markup:
+            message["reply_markup"] = sent.reply_markup
+        return message
+
+    async def _send(self, method: str, params: dict[str, Any], **fields: Any) -> Sent:
+        chat_id = self._chat(params)
+        reply = params.get("reply_parameters") or {}
+        markup = params.get("reply_markup")
+        if markup:
+            for button in (b for row in markup.get("inline_keyboard", []) for b in row):
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= 64:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        sent = Sent(
+            chat_id,
+            self._next_message_id(chat_id),
+            method,
+            reply_markup=markup,
+            reply_to=reply.get("message_id") or _coerce("message_id", params.get("reply_to_message_id")),
+            **fields,
+        )
+        sent.history.append(sent.shown)
+        self.sent.append(sent)
+        return sent
+
+    def _upload(self, params: dict[str, Any], name: str) -> tuple[str | None, bytes]:
+        value = params.get(name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if isinstance(value, tuple):
+            return value
+        if isinstance(value, str) and value in self.files:
+            return None, self.files[value][1]
+        raise ApiError(400, f"Bad Request: there is no {name} in the request")
+
+    async def _m_sendMessage(self, params: dict[str, Any]) -> Any:
+        text = params.get("text")
+        if not text:
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            raise ApiError(400, "Bad Request: message is too long")
+        return self._bot_message(await self._send("sendMessage", params, text=text))
+
+    async def _m_sendPhoto(self, params: dict[str, Any]) -> Any:
+        file_name, data = self._upload(params, "photo")
+        caption = params.get("caption")
+        if caption and len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        sent = await self._send(
+            "sendPhoto",
+            params,
+            caption=caption,
+            file=data,
+            file_name=file_name,
+            has_spoiler=bool(params.get("has_spoiler")),
+        )
+        message = self._bot_message(sent)
+        message["photo"] = self._photo_sizes(data)
+        return message
+
+    async def _m_sendDocument(self, params: dict[str, Any]) -> Any:
+        file_name, data = self._upload(params, "document")
+        sent = await self._send(
+            "sendDocument", params, caption=params.get("caption"), file=data, file_name=file_name
+        )
+        file_id = self.add_file(data, (file_name or "file.bin").rsplit(".", 1)[-1])
+        message = self._bot_message(sent)
+        message["document"] = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": file_name,
+            "file_size": len(data),
+        }
+        return message
+
+    def _target(self, params: dict[str, Any]) -> Sent:
+        try:
+            sent = self.message(self._chat(params), int(params.get("message_id", 0)))
+        except KeyError:
+            raise ApiError(400, "Bad Request: message to edit not found") from None
+        if sent.deleted:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        return sent
+
+    async def _edit(self, sent: Sent, params: dict[str, Any], **changes: Any) -> Any:
+        markup = params.get("reply_markup")
+        if all(getattr(sent, k) == v for k, v in changes.items()) and markup == sent.reply_markup:
+            raise ApiError(400, "Bad Request: message is not modified")
+        for key, value in changes.items():
+            setattr(sent, key, value)
+        sent.reply_markup = markup
+        sent.history.append(sent.shown)
+        return self._bot_message(sent)
+
+    async def _m_editMessageText(self, params: dict[str, Any]) -> Any:
+        sent = self._target(params)
+        if sent.text is None:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        if not params.get("text"):
+            raise ApiError(400, "Bad Request: message text is empty")
+        return await self._edit(sent, params, text=params["text"])
+
+    async def _m_editMessageCaption(self, params: dict[str, Any]) -> Any:
+        sent = self._target(params)
+        return await self._edit(sent, params, caption=params.get("caption"))
+
+    async def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
+        sent = self._target(params)
+        return await self._edit(sent, params)
+
+    async def _m_deleteMessage(self, params: dict[str, Any]) -> Any:
+        sent = self._target(params)
+        sent.deleted = True
+        return True
+
+    async def _m_sendChatAction(self, params: dict[str, Any]) -> Any:
+        self.chat_actions.append((self._chat(params), str(params.get("action"))))
+        return True
+
+    async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
+        query_id = str(params.get("callback_query_id"))
+        if self.answer(query_id) is not None:
+            raise ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        self.answers.append(CallbackAnswer(query_id, params.get("text"), bool(params.get("show_alert"))))
+        return True
+
+    async def _m_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id"))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        file_path, data = self.files[file_id]
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": file_path,
+        }
+
+    async def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
+        self.commands = list(params.get("commands") or [])
+        return True
+
+    async def _m_getMyCommands(self, params: dict[str, Any]) -> Any:
+        return self.commands
