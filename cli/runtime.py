@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
+from core.admin import AdminService
 from core.redis_server import EmbeddedRedis
 from core.service import ImagineService
 from core.settings import Settings
@@ -22,6 +23,7 @@ class Runtime:
     settings: Settings  # with redis_url filled in
     redis: ArqRedis
     service: ImagineService
+    admin: AdminService
 
 
 def with_redis(settings: Settings, stack: AsyncExitStack) -> Settings:
@@ -43,7 +45,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(redis.aclose)
         store = build_store(settings)
         stack.push_async_callback(store.close)
+        from moderation.community_terms import CommunityBlocklist
         from moderation.factory import build_prompt_moderator
 
         service = ImagineService(redis, settings, store, build_prompt_moderator(settings, redis))
-        yield Runtime(settings, redis, service)
+        admin = AdminService(redis, settings, store, CommunityBlocklist(redis), service.admission.quotas)
+        yield Runtime(settings, redis, service, admin)

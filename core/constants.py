@@ -21,6 +21,9 @@ DURATIONS_KEY: Final = f"{KEY_PREFIX}:durations:{{queue}}"
 WORKER_KEY: Final = f"{KEY_PREFIX}:worker:{{worker_id}}"
 WORKER_KEY_PATTERN: Final = f"{KEY_PREFIX}:worker:*"
 BLOCKLIST_KEY: Final = f"{KEY_PREFIX}:blocklist:{{community_id}}"  # per-community blocked terms
+RECENT_KEY: Final = f"{KEY_PREFIX}:recent:{{owner}}"  # a user's latest request ids
+MESSAGES_KEY: Final = f"{KEY_PREFIX}:messages:{{request_id}}"  # where a front end delivered a result
+RECENT_KEPT: Final = 20
 CANCELLED_KEY: Final = f"{KEY_PREFIX}:cancelled:{{request_id}}"
 
 # Result events: one stream per platform, read through a consumer group.

@@ -9,6 +9,7 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
@@ -18,6 +19,8 @@ from core.errors import NotFound
 from core.request import GenerationRequest
 
 log = logging.getLogger(__name__)
+
+JOB_EXPIRES_S = 24 * 3600  # a job not started within a day is dropped by arq
 
 # Remove a job that has not started yet. Returns 1 when removed, 0 when it is running, -1 when it is unknown.
 _CANCEL_SCRIPT = """
@@ -62,11 +65,26 @@ class JobQueue:
             raise NotFound("That request is unknown or too old; please start a new one with /imagine.")
         return GenerationRequest.from_json(raw)
 
-    async def submit(self, request: GenerationRequest, queue: str, job_id: str | None = None) -> Submission:
-        """Store the request and queue its id once; a repeated submission reports the existing job."""
+    async def submit(
+        self, request: GenerationRequest, queue: str, job_id: str | None = None, score: float | None = None
+    ) -> Submission:
+        """Store the request and queue its id once; a repeated submission reports the existing job.
+
+        `score` orders the queue (core.fairness); None means arrival order.
+        """
         await self.store(request)
+        ordering = {}
+        if score is not None:  # arq takes the score from _defer_until; virtual tags are always in the past
+            ordering = {
+                "_defer_until": datetime.fromtimestamp(score / 1000, tz=UTC),
+                "_expires": JOB_EXPIRES_S,
+            }
         job = await self.redis.enqueue_job(
-            c.JOB_GENERATE, request.request_id, _job_id=job_id or request.request_id, _queue_name=queue
+            c.JOB_GENERATE,
+            request.request_id,
+            _job_id=job_id or request.request_id,
+            _queue_name=queue,
+            **ordering,  # type: ignore[arg-type]
         )
         duplicate = job is None
         if duplicate:
@@ -74,6 +92,19 @@ class JobQueue:
         position = await self.position(job_id or request.request_id, queue)
         eta = await self.eta(queue, position) if position else None
         return Submission(request.request_id, queue, position, eta, duplicate=duplicate)
+
+    async def remember(self, owner: str, request_id: str) -> None:
+        """Keep a user's latest request ids, for /cancel and the moderators' usage view."""
+        key = c.RECENT_KEY.format(owner=owner)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, request_id)
+            pipe.ltrim(key, 0, c.RECENT_KEPT - 1)
+            pipe.expire(key, c.REQUEST_TTL_S)
+            await pipe.execute()
+
+    async def recent(self, owner: str, count: int = 10) -> list[str]:
+        raw: list[bytes] = await self.redis.lrange(c.RECENT_KEY.format(owner=owner), 0, count - 1)  # type: ignore[misc]
+        return [value.decode() for value in raw]
 
     async def position(self, job_id: str, queue: str) -> int | None:
         if await self.redis.exists(in_progress_key_prefix + job_id):

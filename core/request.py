@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.privileges import Privilege
+
 
 class Mode(StrEnum):
     TXT2IMG = "txt2img"
@@ -38,6 +40,8 @@ class Requester(Frozen):
     community_id: str | None = None  # Discord guild or Telegram group; None in DMs and the CLI
     display_name: str | None = None
     age_restricted: bool = False  # an NSFW-marked channel, where community policy may allow more
+    privilege: Privilege = Privilege.USER  # computed once by the front end (core.privileges)
+    roles: tuple[str, ...] = ()  # platform role ids/names, for tiers assigned by role
 
 
 class GenerationRequest(Frozen):
@@ -59,6 +63,7 @@ class GenerationRequest(Frozen):
     prefer_cloud: bool = False  # the user asked for the OpenAI backend
     requester: Requester
     reply_to: dict[str, str] = Field(default_factory=dict)
+    image_policy: str | None = None  # the community's NSFW policy at submit time; None: the bot's setting
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")

@@ -15,20 +15,24 @@ from arq.connections import ArqRedis
 from PIL import Image, UnidentifiedImageError
 
 from core import constants as c
+from core.admission import Admission, community_of
+from core.audit import AuditEntry
 from core.cache import ResultCache
 from core.catalog import BackendKind, get_model
-from core.errors import InvalidRequest, NotAllowed, PromptRejected
+from core.errors import InvalidRequest, NotAllowed
 from core.events import EventPublisher
 from core.grammar import ImagineOptions, UserDefaults, parse_imagine, size_for_aspect, split_flags
 from core.ids import new_request_id
+from core.privileges import Privilege
 from core.queue import CancelOutcome, JobQueue, Submission
+from core.quotas import owner_id
 from core.request import GenerationRequest, Mode, Requester
 from core.result import EventKind, ResultEvent, StoredImage
 from core.result_store import ResultStore
 from core.routing import Router
 from core.settings import Settings
 from core.storage import INPUT_PREFIX, ImageStore
-from core.verdict import Outcome, PromptModerator
+from core.verdict import PromptModerator
 from core.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ class ImagineService:
         self.results = ResultStore(redis)
         self.workers = WorkerRegistry(redis)
         self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
+        self.admission = Admission(redis, settings, moderator)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -77,10 +82,14 @@ class ImagineService:
 
         `source_id` identifies the platform message or interaction, so a redelivered command is queued once.
         """
+        policy = await self.admission.admit(requester)
         options = parse_imagine(
-            text, default_model=self.settings.default_model, limits=self.settings.limits, defaults=defaults
+            text,
+            default_model=policy.default_model or self.settings.default_model,
+            limits=self.settings.limits,
+            defaults=defaults,
         )
-        await self.check_prompt(options.prompt, options.negative_prompt, requester)
+        await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
         request_id = new_request_id(f"{requester.platform}:{source_id}" if source_id else None)
         mode, source_key, strength = Mode.TXT2IMG, None, options.strength
         width, height = options.width, options.height
@@ -97,11 +106,12 @@ class ImagineService:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
         request = self._request_from(
             options, request_id, requester, reply_to or {}, mode, source_key, strength, width, height
-        )
+        ).model_copy(update={"image_policy": policy.nsfw})
         submission = await self.submit(request)
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
     async def submit(self, request: GenerationRequest) -> Submission:
+        await self.queue.remember(owner_id(request.requester), request.request_id)
         cached = await self.cache.get(request)
         if cached is not None:
             await self.queue.store(request)
@@ -109,7 +119,12 @@ class ImagineService:
             await self.events.publish(cached)
             return Submission(request.request_id, None, None, 0.0, cached=True)
         route = await self.router.route(request)
-        submission = await self.queue.submit(request, route.queue)
+        score = await self.admission.reserve(request, route.queue)
+        try:
+            submission = await self.queue.submit(request, route.queue, score=score)
+        except BaseException:
+            await self.admission.quotas.refund(request.request_id)
+            raise
         if submission.position:
             alive = len(await self.workers.serving(route.queue))
             eta = await self.queue.eta(route.queue, submission.position, workers=alive)
@@ -201,7 +216,8 @@ class ImagineService:
     ) -> Submission:
         """🔄: the same parameters with new seeds."""
         parent = await self.queue.load(parent_id)
-        self._check_owner(parent, requester, allow_others)
+        policy = await self.admission.admit(requester)
+        self._check_owner(parent, requester, allow_others or policy.buttons == "everyone")
         await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
         request = parent.model_copy(
             update={
@@ -216,10 +232,10 @@ class ImagineService:
         )
         return await self.submit(GenerationRequest.model_validate(request.model_dump()))
 
-    async def cancel(self, request_id: str, requester: Requester, *, is_moderator: bool = False) -> str:
-        """Cancel a queued request. Returns a CancelOutcome; a running job is left to finish."""
+    async def cancel(self, request_id: str, requester: Requester) -> str:
+        """Cancel a queued request (one's own, or anyone's for a moderator). Returns a CancelOutcome."""
         request = await self.queue.load(request_id)
-        self._check_owner(request, requester, allow_others=is_moderator)
+        self._check_owner(request, requester, allow_others=requester.privilege >= Privilege.MOD)
         outcome = CancelOutcome.UNKNOWN
         for queue in (c.QUEUE_GPU, c.QUEUE_CLOUD):
             outcome = await self.queue.cancel(request_id, queue)
@@ -235,8 +251,22 @@ class ImagineService:
                 reason_code="cancelled",
                 message="Cancelled before it started.",
             )
+            await self.admission.quotas.refund(request_id)
             await self.results.save(event)
             await self.events.publish(event)
+            if (request.requester.platform, request.requester.user_id) != (
+                requester.platform,
+                requester.user_id,
+            ):
+                await self.admission.audit.record(
+                    AuditEntry(
+                        owner_id(requester),
+                        "cancel",
+                        request_id,
+                        community=community_of(request.requester),
+                        details={"owner": owner_id(request.requester)},
+                    )
+                )
         return outcome
 
     async def result(self, request_id: str) -> ResultEvent:
@@ -245,18 +275,7 @@ class ImagineService:
     # -- helpers --------------------------------------------------------------------------------------------
 
     async def check_prompt(self, prompt: str, negative: str, requester: Requester) -> None:
-        verdict = await self.moderator.check_prompt(prompt, negative, requester.community_id)
-        if verdict.outcome is Outcome.ALLOWED:
-            return
-        log.info(
-            "prompt refused for %s:%s (%s %s)",
-            requester.platform,
-            requester.user_id,
-            verdict.reason_code,
-            ",".join(verdict.categories),
-        )
-        message = verdict.message or "I can't make images of that. Please change your prompt."
-        raise PromptRejected(message, verdict.categories, verdict.reason_code or "blocked")
+        await self.admission.check_prompt(prompt, negative, requester)
 
     def _request_from(
         self,
@@ -298,7 +317,8 @@ class ImagineService:
         self, parent_id: str, requester: Requester, allow_others: bool
     ) -> tuple[GenerationRequest, ResultEvent]:
         parent = await self.queue.load(parent_id)
-        self._check_owner(parent, requester, allow_others)
+        policy = await self.admission.admit(requester)
+        self._check_owner(parent, requester, allow_others or policy.buttons == "everyone")
         result = await self.results.load(parent_id)
         if result.kind is not EventKind.DONE:
             raise InvalidRequest("button", "That request has no images to work from.")

@@ -114,6 +114,58 @@ class LimitsSettings(Group):
     default_images: int = Field(default=4, ge=1, le=4)
 
 
+class TierLimits(Group):
+    """One tier's limits; None means unlimited. `weight` is its share of the GPU under contention."""
+
+    images_per_day: int | None = Field(default=60, ge=0)
+    images_per_hour: int | None = Field(default=24, ge=0)
+    jobs_in_flight: int | None = Field(default=2, ge=0)
+    weight: float = Field(default=1.0, gt=0, le=100)
+
+
+def _default_tiers() -> dict[str, TierLimits]:
+    return {
+        "free": TierLimits(),
+        "supporter": TierLimits(images_per_day=240, images_per_hour=80, jobs_in_flight=4, weight=2.0),
+        "unlimited": TierLimits(images_per_day=None, images_per_hour=None, jobs_in_flight=None, weight=4.0),
+    }
+
+
+class QuotaSettings(Group):
+    enabled: bool = True
+    default_tier: str = "free"
+    tiers: dict[str, TierLimits] = Field(default_factory=_default_tiers)
+    community_images_per_day: int | None = Field(default=None, ge=0)  # per Discord guild / Telegram group
+    openai_daily_budget_usd: float = Field(default=5.0, ge=0)  # across the whole bot
+    # Discord role (id or name) → tier; the best tier among a member's roles applies.
+    role_tiers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tiers_exist(self) -> QuotaSettings:
+        if self.default_tier not in self.tiers:
+            raise ValueError(
+                f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
+            )
+        unknown = sorted(set(self.role_tiers.values()) - set(self.tiers))
+        if unknown:
+            raise ValueError(f"role_tiers names unknown tiers {unknown}; known: {sorted(self.tiers)}")
+        return self
+
+
+class PrivilegeSettings(Group):
+    """Who moderates besides what the platform says (Discord permissions, Telegram chat admins)."""
+
+    discord_mod_roles: list[str] = Field(default_factory=list)
+    discord_admin_roles: list[str] = Field(default_factory=list)
+    telegram_mods: list[str] = Field(default_factory=list)  # user ids
+    telegram_admins: list[str] = Field(default_factory=list)
+    telegram_admin_cache_s: int = Field(default=300, ge=0)
+    # Repeated prompt refusals within the window give an automatic temporary ban.
+    refusals_before_ban: int = Field(default=5, ge=0)  # 0 turns it off
+    refusal_window_s: int = Field(default=600, gt=0)
+    auto_ban_s: int = Field(default=3600, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -131,6 +183,8 @@ class Settings(BaseSettings):
     discord: DiscordSettings = DiscordSettings()
     moderation: ModerationSettings = ModerationSettings()
     limits: LimitsSettings = LimitsSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    privileges: PrivilegeSettings = PrivilegeSettings()
 
     @field_validator("default_model")
     @classmethod

@@ -1,0 +1,115 @@
+"""Who may queue what, checked before any GPU time is spent: bans, paused communities, the prompt, the quota.
+
+Every refusal is written to the audit log. Repeated prompt refusals within a window give an automatic temporary
+ban (settings.privileges.refusals_before_ban), also audited.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+
+from core import constants as c
+from core.audit import AuditEntry, AuditLog
+from core.bans import BanList
+from core.community import CommunityPolicy, CommunityStore, community_key
+from core.errors import NotAllowed, PromptRejected, QuotaExceeded
+from core.fairness import FairScheduler
+from core.quotas import QuotaService, owner_id
+from core.request import GenerationRequest, Requester
+from core.settings import Settings
+from core.verdict import Outcome, PromptModerator
+
+log = logging.getLogger(__name__)
+
+
+def community_of(requester: Requester) -> str | None:
+    return community_key(requester.platform, requester.community_id) if requester.community_id else None
+
+
+class Admission:
+    def __init__(self, redis: Redis, settings: Settings, moderator: PromptModerator) -> None:
+        self.settings = settings
+        self.moderator = moderator
+        self.audit = AuditLog(redis)
+        self.bans = BanList(redis)
+        self.communities = CommunityStore(redis)
+        self.quotas = QuotaService(redis, settings.quotas)
+        self.fair = FairScheduler(redis)
+
+    async def admit(self, requester: Requester) -> CommunityPolicy:
+        """Raise NotAllowed for a banned user or a paused community; return the community's policy."""
+        owner, community = owner_id(requester), community_of(requester)
+        try:
+            await self.bans.check(owner, community)
+        except NotAllowed:
+            await self.audit.record(AuditEntry("system", "banned_user_refused", owner, community=community))
+            raise
+        if await self.communities.is_paused(community):
+            raise NotAllowed(
+                "Image generation is paused in this community by its moderators. Please try later."
+            )
+        return await self.communities.policy(community)
+
+    async def check_prompt(self, prompt: str, negative: str, requester: Requester) -> None:
+        verdict = await self.moderator.check_prompt(prompt, negative, community_of(requester))
+        if verdict.outcome is Outcome.ALLOWED:
+            return
+        owner = owner_id(requester)
+        log.info("prompt refused for %s (%s %s)", owner, verdict.reason_code, ",".join(verdict.categories))
+        await self.audit.record(
+            AuditEntry(
+                "system",
+                "prompt_refused",
+                owner,
+                reason=verdict.reason_code,
+                community=community_of(requester),
+                details={"categories": ",".join(verdict.categories), "normalized": verdict.normalized[:500]},
+            )
+        )
+        await self._maybe_auto_ban(owner, requester)
+        message = verdict.message or "I can't make images of that. Please change your prompt."
+        raise PromptRejected(message, verdict.categories, verdict.reason_code or "blocked")
+
+    async def _maybe_auto_ban(self, owner: str, requester: Requester) -> None:
+        rules = self.settings.privileges
+        if not rules.refusals_before_ban:
+            return
+        count = await self.bans.count_refusal(owner, rules.refusal_window_s)
+        if count < rules.refusals_before_ban:
+            return
+        reason = f"{count} refused prompts within {rules.refusal_window_s // 60} min"
+        await self.bans.ban(
+            owner, reason, by="system", duration_s=rules.auto_ban_s, scope=community_of(requester)
+        )
+        await self.bans.clear_refusals(owner)
+        await self.audit.record(
+            AuditEntry(
+                "system",
+                "auto_ban",
+                owner,
+                reason=reason,
+                community=community_of(requester),
+                details={"duration_s": str(rules.auto_ban_s)},
+            )
+        )
+
+    async def reserve(self, request: GenerationRequest, queue: str) -> float:
+        """Reserve the quota (and the paid budget for the cloud queue); returns the fair-queue score."""
+        cost = request.n * self.settings.openai.cost_per_image_usd if queue == c.QUEUE_CLOUD else 0.0
+        try:
+            await self.quotas.reserve(request.request_id, request.requester, request.n, cost)
+        except QuotaExceeded as exc:
+            await self.audit.record(
+                AuditEntry(
+                    "system",
+                    "quota_refused",
+                    owner_id(request.requester),
+                    reason=exc.message,
+                    community=community_of(request.requester),
+                )
+            )
+            raise
+        weight = await self.quotas.weight_of(request.requester)
+        return await self.fair.score(queue, owner_id(request.requester), request.n, weight)

@@ -1,0 +1,56 @@
+"""Fair queueing: jobs are ordered by start-time fair queueing tags, not by arrival.
+
+Each user has a virtual finish tag; a new job starts at max(the queue's virtual clock, the user's last finish) and
+costs images × 1000 / tier weight. arq takes the lowest score first, so one user's twenty 4-image batches are
+interleaved with everyone else's jobs instead of running first, and a heavier tier gets a proportionally larger
+share. The tags live in their own virtual time far below the wall clock, so arq always sees them as due; the
+clock advances to the tag of each job a worker starts. A job's queue position (its rank) stays truthful, though
+a newcomer may still be placed ahead of a flooder's later jobs — that is the point.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from core import constants as c
+
+VCLOCK_KEY = f"{c.KEY_PREFIX}:fair:vclock:{{queue}}"
+FINISH_KEY = f"{c.KEY_PREFIX}:fair:finish:{{queue}}"
+COST_PER_IMAGE = 1000.0  # virtual ms per image at weight 1
+# Scores at or above this are wall-clock times (arq's own retries, deferred jobs), not virtual tags: they must
+# never move the virtual clock, or every later tag would lie in the future and wait for the wall clock.
+VIRTUAL_LIMIT = 1e12
+
+# KEYS: vclock, finish hash. ARGV: owner, cost. Returns the job's start tag (its arq score).
+_TAG = """
+local vclock = tonumber(redis.call('GET', KEYS[1]) or '1')
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local start = math.max(vclock, last)
+redis.call('HSET', KEYS[2], ARGV[1], start + tonumber(ARGV[2]))
+return tostring(start)
+"""
+
+# KEYS: vclock. ARGV: started job's score. The clock only moves forward.
+_ADVANCE = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '1')
+if tonumber(ARGV[1]) > now then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+class FairScheduler:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._tag = redis.register_script(_TAG)
+        self._advance = redis.register_script(_ADVANCE)
+
+    async def score(self, queue: str, owner: str, images: int, weight: float) -> float:
+        cost = images * COST_PER_IMAGE / max(weight, 0.01)
+        keys = [VCLOCK_KEY.format(queue=queue), FINISH_KEY.format(queue=queue)]
+        return float(await self._tag(keys=keys, args=[owner, f"{cost:.3f}"]))
+
+    async def started(self, queue: str, score: float) -> None:
+        """A worker took the job with this score: virtual time moves to it."""
+        if score >= VIRTUAL_LIMIT:
+            return
+        await self._advance(keys=[VCLOCK_KEY.format(queue=queue)], args=[f"{score:.3f}"])
