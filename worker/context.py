@@ -14,7 +14,9 @@ from core import constants as c
 from core.cache import ResultCache
 from core.catalog import BackendKind
 from core.events import EventPublisher
+from core.fairness import FairScheduler
 from core.queue import JobQueue
+from core.quotas import QuotaService
 from core.result_store import ResultStore
 from core.settings import Settings
 from core.storage import ImageStore
@@ -36,12 +38,16 @@ class WorkerContext:
     events: EventPublisher = field(init=False)
     results: ResultStore = field(init=False)
     cache: ResultCache = field(init=False)
+    quotas: QuotaService = field(init=False)
+    fair: FairScheduler = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = JobQueue(self.redis)
         self.events = EventPublisher(self.redis)
         self.results = ResultStore(self.redis)
         self.cache = ResultCache(self.redis)
+        self.quotas = QuotaService(self.redis, self.settings.quotas)
+        self.fair = FairScheduler(self.redis)
 
     @property
     def cloud_enabled(self) -> bool:

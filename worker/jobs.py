@@ -50,12 +50,15 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         return "missing"
     if await deps.queue.was_cancelled(request_id):
         log.info("request %s: cancelled before it started", request_id)
+        await deps.quotas.refund(request_id)  # idempotent: the cancel already refunded
         return "cancelled"
     if job_try > max_tries:
         # arq retried a job whose worker died mid-run; our tries are used up.
         await _finish(deps, request, _failure(request, EventKind.FAILED, "worker_lost", apology(request_id)))
         return "failed"
 
+    if "score" in ctx:
+        await deps.fair.started(deps.queue_name, float(ctx["score"]))
     started = time.monotonic()
     await deps.events.publish(
         ResultEvent(
@@ -109,6 +112,11 @@ def _failure(request: GenerationRequest, kind: EventKind, code: str, message: st
 
 
 async def _finish(deps: WorkerContext, request: GenerationRequest, event: ResultEvent) -> None:
+    """Settle the quota (keep what was delivered, give back the rest), keep the result, tell the bot."""
+    if event.kind is EventKind.DONE:
+        await deps.quotas.commit(request.request_id, delivered=len(event.images), requested=request.n)
+    else:
+        await deps.quotas.refund(request.request_id)
     await deps.results.save(event)
     await deps.events.publish(event)
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -89,9 +89,10 @@ async def _check(
         encode_png, generated.image, png_parameters(request, generation, generated.seed)
     )
     verdict = await ctx.image_moderator.check_image(png)
-    action = ImagePolicy.from_settings(ctx.settings.moderation).decide(
-        verdict, request.requester.age_restricted
-    )
+    policy = ImagePolicy.from_settings(ctx.settings.moderation)
+    if request.image_policy in ("refuse", "spoiler", "allow"):  # the community's own choice
+        policy = replace(policy, policy=request.image_policy)  # type: ignore[arg-type]
+    action = policy.decide(verdict, request.requester.age_restricted)
     if action is not ImageAction.DELIVER:
         log.info(
             "request %s: image %d %s (%s)", request.request_id, index, action, ",".join(verdict.categories)
