@@ -1,0 +1,152 @@
+"""The Discord client: endpoints from settings, commands and persistent buttons, and the result consumer.
+
+`run_discord_bot` is what `imagebot discord` calls. REST goes to `settings.discord.api_base` (a Discord REST
+proxy, or an emulator in tests) and the gateway to `settings.discord.gateway_url` when set; both are process-
+wide in discord.py (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY). A sharded client asks GET /gateway/bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import discord
+import yarl
+from arq.connections import ArqRedis
+from discord.gateway import DiscordWebSocket
+
+from bots.discord.buttons import CoreButton
+from bots.discord.commands import ImagebotTree, build_tree
+from bots.discord.context import PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
+from bots.discord.delivery import Delivery
+from core.errors import ConfigError
+from core.events import EventConsumer
+from core.request import Platform
+from core.service import ImagineService
+from core.settings import DiscordSettings, Settings
+
+log = logging.getLogger(__name__)
+
+
+def intents() -> discord.Intents:
+    """Only what slash commands and buttons need: guilds (channel NSFW flags). No privileged intents."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    return wanted
+
+
+class _Lifecycle:
+    """setup_hook/close shared by the plain and the sharded client."""
+
+    def __init__(self, client: discord.Client, context: BotContext) -> None:
+        self.client = client
+        self.context = context
+        self.delivery = Delivery(client, context)
+        self.stop = asyncio.Event()
+        self.consumer: asyncio.Task[None] | None = None
+
+    async def setup(self) -> None:
+        self.client.add_dynamic_items(CoreButton)
+        if self.context.consume:
+            consumer = EventConsumer(self.context.redis, Platform.DISCORD, self.context.consumer_name)
+            self.consumer = asyncio.create_task(self.consume(consumer), name="discord result consumer")
+
+    async def consume(self, consumer: EventConsumer) -> None:
+        log.info("delivering Discord results as consumer %s", self.context.consumer_name)
+        await consumer.run(self.delivery.handle, self.stop)
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.consumer is not None:
+            self.consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.consumer
+            self.consumer = None
+
+
+class ImagebotClient(discord.Client):
+    def __init__(self, context: BotContext, **options: Any) -> None:
+        super().__init__(intents=intents(), **options)
+        self.imagebot = context
+        self.lifecycle = _Lifecycle(self, context)
+        self.tree: ImagebotTree = build_tree(self)
+
+    async def setup_hook(self) -> None:
+        await self.lifecycle.setup()
+
+    async def close(self) -> None:
+        await self.lifecycle.close()
+        await super().close()
+
+
+class ShardedImagebotClient(discord.AutoShardedClient):
+    def __init__(self, context: BotContext, **options: Any) -> None:
+        super().__init__(intents=intents(), **options)
+        self.imagebot = context
+        self.lifecycle = _Lifecycle(self, context)
+        self.tree: ImagebotTree = build_tree(self)
+
+    async def setup_hook(self) -> None:
+        await self.lifecycle.setup()
+
+    async def close(self) -> None:
+        await self.lifecycle.close()
+        await super().close()
+
+
+def configure_endpoints(discord_settings: DiscordSettings) -> None:
+    discord.http.Route.BASE = discord_settings.api_base.rstrip("/")
+    if discord_settings.gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(discord_settings.gateway_url)
+
+
+def build_client(context: BotContext) -> ImagebotClient | ShardedImagebotClient:
+    configure_endpoints(context.settings.discord)
+    if context.settings.discord.sharded:
+        return ShardedImagebotClient(context)
+    return ImagebotClient(context)
+
+
+def bot_token(settings: Settings) -> str:
+    token = settings.discord.token.get_secret_value().strip() if settings.discord.token else ""
+    if not token:
+        raise ConfigError(
+            "IMAGEBOT_DISCORD__TOKEN: the Discord bot needs its token; copy it from the Bot page of your "
+            "application in the Discord developer portal."
+        )
+    return token
+
+
+async def run_discord_bot(
+    settings: Settings,
+    service: ImagineService,
+    redis: ArqRedis,
+    *,
+    sync: bool = False,
+    consumer_name: str = "discord-1",
+    token_lifetime_s: float = TOKEN_LIFETIME_S,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
+) -> None:
+    """Run the bot until cancelled; with `sync`, publish the application commands and return."""
+    token = bot_token(settings)
+    context = BotContext(
+        settings,
+        service,
+        redis,
+        consumer_name=consumer_name,
+        token_lifetime_s=token_lifetime_s,
+        progress_interval_s=progress_interval_s,
+        consume=not sync,
+    )
+    client = build_client(context)
+    async with client:
+        if sync:
+            await client.login(token)
+            commands = await client.tree.sync()
+            log.info(
+                "published %d application commands: %s", len(commands), ", ".join(c.name for c in commands)
+            )
+            return
+        await client.start(token)

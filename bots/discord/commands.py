@@ -1,0 +1,298 @@
+"""The application commands: /imagine, /vary, /upscale, /settings, /cancel, /help and "Vary this image".
+
+Each handler turns its options into one core call: typed options become grammar flags (flags.py), uploads
+become img2img source bytes. Errors raised anywhere reach `ImagebotTree.on_error` or `send_error`, the one
+place they become messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bots.discord.context import context_of
+from bots.discord.flags import with_flags
+from bots.discord.replies import send_error, submit_and_show
+from bots.discord.requester import requester_from
+from core.catalog import CATALOG, get_model
+from core.errors import InvalidRequest, NotFound
+from core.grammar import FLAG_EXAMPLES
+from core.preferences import ASPECTS, UserPrefs
+from core.queue import CancelOutcome, Submission
+from core.service import UPLOAD_MAX_BYTES
+
+log = logging.getLogger(__name__)
+
+VARY_MENU = "Vary this image"
+UPSCALE_STRENGTH = 0.3
+UPSCALE_PROMPT = "high detail, sharp focus"
+AUTOCOMPLETE_LIMIT = 25
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECTS]
+
+HELP = (
+    "**/imagine** `prompt` — make images. Options: aspect, seed, negative, steps, guidance, model, count.\n"
+    "You can also write flags in the prompt: "
+    + ", ".join(f"`{example}`" for example in FLAG_EXAMPLES.values())
+    + ".\n"
+    "**/vary** `image` `prompt` — new images starting from a picture you upload.\n"
+    "**/upscale** `image` — a twice-as-large, refined copy of a picture you upload.\n"
+    "**/settings** — your defaults (aspect ratio, model, number of images, private replies).\n"
+    "**/cancel** — cancel your latest request while it is still waiting.\n"
+    "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
+)
+
+
+class ImagebotTree(app_commands.CommandTree[discord.Client]):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await send_error(interaction, original)
+
+
+async def model_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    typed = current.strip().lower()
+    choices = [
+        app_commands.Choice(name=f"{spec.name} — {spec.description}"[:100], value=spec.name)
+        for spec in CATALOG
+        if typed in spec.name or any(typed in alias for alias in spec.aliases)
+    ]
+    return choices[:AUTOCOMPLETE_LIMIT]
+
+
+async def _prefs(interaction: discord.Interaction) -> UserPrefs:
+    return await context_of(interaction).preferences.get("discord", str(interaction.user.id))
+
+
+@app_commands.command(name="imagine", description="Make images from a text prompt")
+@app_commands.describe(
+    prompt="What to draw; flags like --ar 16:9 work here too",
+    aspect="Aspect ratio",
+    seed="Seed, to repeat a result",
+    negative="What to leave out, comma-separated",
+    steps="Denoising steps",
+    guidance="How closely to follow the prompt (guidance scale)",
+    model="Model",
+    count="How many images (1–4)",
+)
+@app_commands.choices(aspect=ASPECT_CHOICES)
+@app_commands.autocomplete(model=model_autocomplete)
+async def imagine(
+    interaction: discord.Interaction,
+    prompt: str,
+    aspect: str | None = None,
+    seed: int | None = None,
+    negative: str | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    model: str | None = None,
+    count: int | None = None,
+) -> None:
+    text = with_flags(
+        prompt,
+        {
+            "aspect": aspect,
+            "seed": seed,
+            "negative": negative,
+            "steps": steps,
+            "guidance": guidance,
+            "model": model,
+            "count": count,
+        },
+    )
+    await _imagine(interaction, text, None)
+
+
+async def _imagine(
+    interaction: discord.Interaction, text: str, source: discord.Attachment | bytes | None
+) -> None:
+    """The shared path of /imagine, /vary, /upscale and the context menu."""
+    context = context_of(interaction)
+    prefs = await _prefs(interaction)
+    requester = requester_from(interaction)
+
+    async def submit(reply_to: dict[str, str]) -> Submission:
+        image = await _download(source) if isinstance(source, discord.Attachment) else source
+        return await context.service.imagine(
+            text,
+            requester,
+            source_id=f"interaction:{interaction.id}",
+            reply_to=reply_to,
+            defaults=prefs.defaults(),
+            source_image=image,
+        )
+
+    await submit_and_show(interaction, submit, ephemeral=prefs.private)
+
+
+async def _download(attachment: discord.Attachment) -> bytes:
+    if attachment.size > UPLOAD_MAX_BYTES:
+        raise InvalidRequest(
+            "image",
+            f"That file is {attachment.size / 1e6:.1f} MB; please upload one under "
+            f"{UPLOAD_MAX_BYTES // 1_000_000} MB.",
+        )
+    return await attachment.read()
+
+
+def _is_image(attachment: discord.Attachment) -> bool:
+    if attachment.content_type:
+        return attachment.content_type.startswith("image/")
+    return attachment.filename.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _require_image(attachment: discord.Attachment) -> None:
+    if not _is_image(attachment):
+        raise InvalidRequest("image", "Please attach a picture (PNG, JPEG or WebP).")
+
+
+@app_commands.command(name="vary", description="New images starting from a picture you upload")
+@app_commands.describe(
+    image="The picture to start from",
+    prompt="What the new images should show",
+    strength="How far to move away from the picture (0.05–1)",
+)
+async def vary(
+    interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
+) -> None:
+    _require_image(image)
+    await _imagine(interaction, with_flags(prompt, {"strength": strength, "count": 1}), image)
+
+
+@app_commands.command(name="upscale", description="A twice-as-large, refined copy of a picture you upload")
+@app_commands.describe(image="The picture to upscale", prompt="What the picture shows (helps the refinement)")
+async def upscale(
+    interaction: discord.Interaction, image: discord.Attachment, prompt: str | None = None
+) -> None:
+    _require_image(image)
+    if not image.width or not image.height:
+        raise InvalidRequest(
+            "image", "I couldn't read that picture's size; please upload a PNG, JPEG or WebP."
+        )
+    prefs = await _prefs(interaction)
+    spec = get_model(prefs.model or context_of(interaction).settings.default_model)
+    width, height = image.width * 2, image.height * 2
+    if max(width, height) > spec.max_side:
+        raise InvalidRequest(
+            "image",
+            f"That picture is {image.width}×{image.height}; twice that is more than "
+            f"{spec.name} can draw ({spec.max_side} px a side). Please upload a smaller one.",
+        )
+    options: dict[str, object | None] = {
+        "strength": UPSCALE_STRENGTH,
+        "count": 1,
+        "size": f"{width}x{height}",
+    }
+    await _imagine(interaction, with_flags(prompt or UPSCALE_PROMPT, options), image)
+
+
+@app_commands.context_menu(name=VARY_MENU)
+async def vary_this_image(interaction: discord.Interaction, message: discord.Message) -> None:
+    images = [a for a in message.attachments if _is_image(a)]
+    if not images:
+        raise InvalidRequest("image", "That message has no picture to vary; pick a message with an image.")
+    prompt = await _prompt_of(interaction, message)
+    await _imagine(interaction, with_flags(prompt, {"count": 1}), images[0])
+
+
+async def _prompt_of(interaction: discord.Interaction, message: discord.Message) -> str:
+    """The prompt of one of our results (from its button ids), else the message's text."""
+    from core.buttons import decode_button
+
+    for row in message.components:
+        for component in getattr(row, "children", []):
+            custom_id = getattr(component, "custom_id", None)
+            if not custom_id:
+                continue
+            try:
+                request = await context_of(interaction).service.queue.load(
+                    decode_button(custom_id).request_id
+                )
+            except (InvalidRequest, NotFound):
+                continue
+            return request.prompt
+    if message.content.strip():
+        return message.content.strip()
+    raise InvalidRequest("prompt", "That message has no text to use as a prompt; use /vary and describe it.")
+
+
+@app_commands.command(name="settings", description="Your defaults for /imagine (only you see this)")
+@app_commands.describe(
+    aspect="Default aspect ratio",
+    model="Default model",
+    count="Default number of images",
+    private="Replies only you can see",
+    reset="Forget all your defaults",
+)
+@app_commands.choices(aspect=ASPECT_CHOICES)
+@app_commands.autocomplete(model=model_autocomplete)
+async def settings(
+    interaction: discord.Interaction,
+    aspect: str | None = None,
+    model: str | None = None,
+    count: int | None = None,
+    private: bool | None = None,
+    reset: bool = False,
+) -> None:
+    store = context_of(interaction).preferences
+    user = str(interaction.user.id)
+    changes: dict[str, object] = {}
+    if reset:
+        changes = {"aspect": None, "model": None, "n": None, "private": False}
+    for name, value in (("aspect", aspect), ("model", model), ("n", count), ("private", private)):
+        if value is not None:
+            changes[name] = value
+    prefs = await store.update("discord", user, **changes) if changes else await store.get("discord", user)
+    saved = "Saved. " if changes else ""
+    await interaction.response.send_message(saved + _describe(prefs), ephemeral=True)
+
+
+def _describe(prefs: UserPrefs) -> str:
+    return (
+        f"Your defaults: aspect {prefs.aspect or 'the model’s own'} · model {prefs.model or 'the server’s'} · "
+        f"{prefs.n or 'the server’s number of'} images · replies {'only you see' if prefs.private else 'public'}."
+    )
+
+
+@app_commands.command(name="cancel", description="Cancel a request that is still waiting")
+@app_commands.describe(request="The request id (default: your latest)")
+async def cancel(interaction: discord.Interaction, request: str | None = None) -> None:
+    context = context_of(interaction)
+    request_id = request or context.last_request.get(str(interaction.user.id))
+    if not request_id:
+        raise InvalidRequest(
+            "request", "I don't know which request to cancel: give its id in the request option."
+        )
+    outcome = await context.service.cancel(request_id, requester_from(interaction))
+    text = {
+        CancelOutcome.CANCELLED: "Cancelled.",
+        CancelOutcome.RUNNING: "That one is already being drawn, so it can't be cancelled now.",
+    }.get(outcome, "That request isn't waiting any more (it has finished or was cancelled).")
+    await interaction.response.send_message(text, ephemeral=True)
+
+
+@app_commands.command(name="help", description="How to use the image bot")
+async def help_command(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message(HELP, ephemeral=True)
+
+
+COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu, ...] = (
+    imagine,
+    vary,
+    upscale,
+    settings,
+    cancel,
+    help_command,
+    vary_this_image,
+)
+
+
+def build_tree(client: discord.Client) -> ImagebotTree:
+    tree = ImagebotTree(client)
+    for command in COMMANDS:
+        tree.add_command(command)
+    return tree

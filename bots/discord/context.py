@@ -1,0 +1,69 @@
+"""What every handler of the Discord bot shares: core's service, the user's defaults, and delivery timings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import discord
+from arq.connections import ArqRedis
+
+from core.preferences import PreferenceStore
+from core.service import ImagineService
+from core.settings import Settings
+
+TOKEN_LIFETIME_S = 14 * 60  # interaction tokens live 15 minutes; keep a minute in hand
+PROGRESS_INTERVAL_S = 1.5  # at most one progress edit per reply this often
+ACK_WAIT_S = 5.0  # how long a result waits for the "queued" edit of its own command to land
+
+
+class Acknowledgements:
+    """Interaction tokens whose "queued" edit is still in flight, so a fast result never lands before it."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, asyncio.Event] = {}
+
+    def begin(self, token: str) -> None:
+        self._pending.setdefault(token, asyncio.Event())
+
+    def end(self, token: str) -> None:
+        event = self._pending.pop(token, None)
+        if event is not None:
+            event.set()
+
+    def pending(self, token: str) -> bool:
+        return token in self._pending
+
+    async def wait(self, token: str, within_s: float = ACK_WAIT_S) -> None:
+        event = self._pending.get(token)
+        if event is not None:
+            try:
+                async with asyncio.timeout(within_s):
+                    await event.wait()
+            except TimeoutError:
+                pass
+
+
+@dataclass
+class BotContext:
+    settings: Settings
+    service: ImagineService
+    redis: ArqRedis
+    consumer_name: str = "discord-1"
+    token_lifetime_s: float = TOKEN_LIFETIME_S
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    consume: bool = True  # False for `--sync`: publish the commands, deliver nothing
+    acks: Acknowledgements = field(default_factory=Acknowledgements)
+    last_request: dict[str, str] = field(default_factory=dict)  # user id → their latest request, for /cancel
+
+    @property
+    def preferences(self) -> PreferenceStore:
+        return PreferenceStore(self.redis)
+
+
+def context_of(interaction: discord.Interaction) -> BotContext:
+    """The BotContext of the client that received this interaction."""
+    context = getattr(interaction.client, "imagebot", None)
+    if not isinstance(context, BotContext):
+        raise RuntimeError("this interaction did not come through the imagebot Discord client")
+    return context

@@ -1,0 +1,142 @@
+"""Results from the Discord event stream, rendered into the reply each command left.
+
+While the interaction token lives (15 minutes; `token_lifetime_s` keeps a margin), the reply is edited through
+the interaction webhook; afterwards, or when the reply is gone, the result is posted to the channel with the bot
+token and mentions the user. A terminal event whose delivery fails raises, so the EventConsumer retries it;
+discord.py itself waits out 429s (retry_after) on both paths. STARTED/PROGRESS are advisory: rate-limited and
+dropped on any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+
+from bots.discord.context import BotContext
+from bots.discord.picture import Picture, picture
+from bots.discord.views import button_view, full_size_url
+from core.buttons import grid_buttons
+from core.errors import NotFound
+from core.messages import progress_message, result_caption
+from core.request import GenerationRequest
+from core.result import EventKind, ResultEvent
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000
+DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024
+_WEBHOOK_GONE = (10008, 10015, 50027)  # unknown message, unknown webhook, invalid webhook token
+_FALLBACK_TEXT = {
+    EventKind.FAILED: "Sorry — something went wrong while drawing this (reference {id}). Please try again.",
+    EventKind.REFUSED: "I can't show this result. Please change your prompt and try again.",
+    EventKind.CANCELLED: "Cancelled.",
+}
+
+
+class Delivery:
+    def __init__(self, client: discord.Client, context: BotContext) -> None:
+        self.client = client
+        self.context = context
+        self._last_progress: dict[str, float] = {}
+
+    async def handle(self, event: ResultEvent) -> None:
+        target = event.reply_to
+        if "token" not in target or "channel_id" not in target:
+            log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
+            return
+        if not event.terminal:
+            await self._progress(event, target)
+            return
+        self._last_progress.pop(target["token"], None)
+        await self.context.acks.wait(target["token"])
+        if event.kind is EventKind.DONE:
+            await self._done(event, target)
+        else:
+            text = event.message or _FALLBACK_TEXT[event.kind].format(id=event.request_id)
+            await self._reply(event, target, text[:MESSAGE_LIMIT], Picture(), None)
+        log.info("request %s: %s delivered", event.request_id, event.kind)
+
+    def _expired(self, target: dict[str, str]) -> bool:
+        return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
+
+    async def _progress(self, event: ResultEvent, target: dict[str, str]) -> None:
+        token = target["token"]
+        now = time.monotonic()
+        if self._expired(target) or self.context.acks.pending(token) or "message_id" not in target:
+            return
+        if now - self._last_progress.get(token, float("-inf")) < self.context.progress_interval_s:
+            return
+        self._last_progress[token] = now
+        try:
+            await self._webhook(target).edit_message(
+                int(target["message_id"]), content=progress_message(event)
+            )
+        except discord.HTTPException as exc:
+            log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)
+
+    async def _done(self, event: ResultEvent, target: dict[str, str]) -> None:
+        request = await self._request(event.request_id)
+        spoiler = any(image.spoiler for image in event.images)
+        limit = int(target.get("size_limit") or DEFAULT_SIZE_LIMIT)
+        candidates = (
+            [event.grid, event.preview]
+            if len(event.images) > 1
+            else [event.images[0] if event.images else None, event.preview]
+        )
+        shown = await picture(
+            self.context.service.store, candidates, limit, stem=event.request_id, spoiler=spoiler
+        )
+        caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
+        if shown.note:
+            caption += "\n" + shown.note
+        view = button_view(grid_buttons(event.request_id, len(event.images)), full_size_url(event))
+        await self._reply(event, target, caption, shown, view)
+
+    async def _reply(
+        self,
+        event: ResultEvent,
+        target: dict[str, str],
+        text: str,
+        shown: Picture,
+        view: discord.ui.View | None,
+    ) -> None:
+        files = [shown.file] if shown.file else []
+        embeds = [shown.embed] if shown.embed else []
+        if not self._expired(target) and "message_id" in target:
+            try:
+                await self._webhook(target).edit_message(
+                    int(target["message_id"]),
+                    content=text,
+                    attachments=files,
+                    embeds=embeds,
+                    view=view if view is not None else discord.utils.MISSING,
+                )
+                return
+            except discord.HTTPException as exc:
+                if exc.code not in _WEBHOOK_GONE and exc.status != 404:
+                    raise
+                log.info(
+                    "request %s: the reply is gone (%s); posting to the channel", event.request_id, exc.code
+                )
+                for file in files:
+                    file.reset()
+        channel = self.client.get_partial_messageable(int(target["channel_id"]))
+        mention = f"<@{target['user_id']}> " if target.get("user_id") else ""
+        await channel.send(
+            content=(mention + text)[:MESSAGE_LIMIT],
+            files=files,
+            embeds=embeds,
+            view=view if view is not None else discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
+        )
+
+    def _webhook(self, target: dict[str, str]) -> discord.Webhook:
+        return discord.Webhook.partial(int(target["application_id"]), target["token"], client=self.client)
+
+    async def _request(self, request_id: str) -> GenerationRequest | None:
+        try:
+            return await self.context.service.queue.load(request_id)
+        except NotFound:
+            return None

@@ -1,0 +1,84 @@
+"""Answering an interaction: acknowledge within Discord's 3 s, show the queue position, and show errors.
+
+`send_error` is the one place where exceptions become what the user reads (core.messages.error_message):
+always ephemeral, so a mistake is seen only by the person who made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from bots.discord.context import context_of
+from bots.discord.requester import reply_target
+from core.messages import error_message, queued_message
+from core.queue import Submission
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[dict[str, str]], Awaitable[Submission]]
+
+
+async def send_error(
+    interaction: discord.Interaction, exc: BaseException, request_id: str | None = None
+) -> None:
+    """Tell the user what went wrong, ephemerally, whatever state the interaction is in."""
+    text = error_message(exc, request_id)
+    response = interaction.response
+    try:
+        if not response.is_done():
+            await response.send_message(text, ephemeral=True)
+            return
+        if response.type is discord.InteractionResponseType.deferred_channel_message:
+            # A public "thinking…" reply would stay forever: replace it with an ephemeral notice.
+            with contextlib.suppress(discord.NotFound):
+                await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning(
+            "could not tell user %s about an error (interaction %s)",
+            interaction.user.id,
+            interaction.id,
+            exc_info=True,
+        )
+
+
+async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool = False) -> int | None:
+    """Defer with "thinking…" at once; returns the id of the reply message that later edits replace."""
+    callback = await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+    if callback is not None and callback.message_id is not None:
+        return callback.message_id
+    try:
+        return (await interaction.original_response()).id
+    except discord.HTTPException:
+        return None  # delivery then posts to the channel
+
+
+async def submit_and_show(
+    interaction: discord.Interaction, submit: Submit, *, ephemeral: bool = False
+) -> None:
+    """Acknowledge, run `submit(reply_to)` against core, then edit the reply with the queue position.
+
+    The result arrives later from the event stream and edits the same reply (bots.discord.delivery).
+    """
+    context = context_of(interaction)
+    message_id = await acknowledge(interaction, ephemeral=ephemeral)
+    token = interaction.token
+    context.acks.begin(token)
+    try:
+        submission = await submit(reply_target(interaction, message_id))
+    except Exception as exc:
+        context.acks.end(token)
+        await send_error(interaction, exc)
+        return
+    try:
+        context.last_request[str(interaction.user.id)] = submission.request_id
+        log.info("request %s submitted from interaction %s", submission.request_id, interaction.id)
+        await interaction.edit_original_response(content=queued_message(submission))
+    except discord.HTTPException:
+        log.warning("request %s: could not show the queue position", submission.request_id, exc_info=True)
+    finally:
+        context.acks.end(token)

@@ -1,0 +1,755 @@
+"""A small emulator of Discord's REST API and gateway, for the real discord.py client in tests.
+
+REST (under /api/v10):
+    GET   /users/@me, /oauth2/applications/@me, /gateway/bot    login and sharding
+    PUT   /applications/{app}/commands, …/guilds/{g}/commands   bulk overwrite of application commands
+    POST  /interactions/{id}/{token}/callback                    responses of types 4, 5, 6, 7, 8, 9
+    GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{@original|id}
+    POST  /webhooks/{app}/{token}                                follow-ups (JSON or multipart)
+    POST  /channels/{channel}/messages                          messages sent with the bot token
+    GET   /attachments/{name}                                    files users "uploaded" (see `add_attachment`)
+Gateway (GET /gateway, a websocket of plain JSON text frames): HELLO, IDENTIFY → READY + GUILD_CREATE,
+heartbeat ACKs, RESUME → RESUMED, and INTERACTION_CREATE dispatched by the test (`slash`, `click`,
+`message_command`).
+
+Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
+as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
+matching calls with 429 and the headers discord.py reads (retry_after, Via, X-RateLimit-*). Replies carry
+content-type exactly `application/json`, as discord.py requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import mimetypes
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+EPHEMERAL = 1 << 6
+BOT_TOKEN = "emulator-bot-token.0123456789"
+
+# Interaction types (Discord's numbering).
+APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+AUTOCOMPLETE = 4
+
+_counter = itertools.count(1)
+
+
+def snowflake(at: float | None = None) -> int:
+    """A unique Discord id whose embedded time is `at` (default: now)."""
+    ms = int((time.time() if at is None else at) * 1000)
+    return ((ms - DISCORD_EPOCH_MS) << 22) | (next(_counter) & 0x3FFFFF)
+
+
+@dataclass
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Call:
+    """One REST call the bot made (that was answered with a non-429 status)."""
+
+    method: str
+    route: str  # "callback", "original", "followup", "channel", "commands", "login", "message", "attachment"
+    path: str
+    payload: dict[str, Any]
+    files: list[Upload]
+    token: str | None = None  # the interaction token, for callback/original/followup
+    status: int = 200
+
+
+@dataclass
+class Message:
+    id: int
+    channel_id: int
+    author: dict[str, Any]
+    content: str = ""
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Upload] = field(default_factory=list)
+    flags: int = 0
+    token: str | None = None  # the interaction whose response or follow-up this is
+    deleted: bool = False
+    edits: int = 0
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    def custom_ids(self) -> list[str]:
+        return [
+            c["custom_id"] for row in self.components for c in row.get("components", []) if "custom_id" in c
+        ]
+
+    def payload(self, base_url: str) -> dict[str, Any]:
+        attachments = [
+            {
+                "id": str(self.id + i + 1),
+                "filename": upload.filename,
+                "size": len(upload.data),
+                "url": f"{base_url}/attachments/{self.id}/{i}/{upload.filename}",
+                "proxy_url": f"{base_url}/attachments/{self.id}/{i}/{upload.filename}",
+                "content_type": upload.content_type,
+            }
+            for i, upload in enumerate(self.files)
+        ]
+        return {
+            "id": str(self.id),
+            "channel_id": str(self.channel_id),
+            "type": 0,
+            "author": self.author,
+            "content": self.content,
+            "embeds": self.embeds,
+            "attachments": attachments,
+            "components": self.components,
+            "flags": self.flags,
+            "timestamp": "2025-01-01T00:00:00+00:00",
+            "edited_timestamp": None,
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "tts": False,
+            "pinned": False,
+        }
+
+
+@dataclass
+class Interaction:
+    id: int
+    token: str
+    type: int
+    payload: dict[str, Any]
+    original_id: int | None = None  # the message its response created
+    response_type: int | None = None
+
+
+@dataclass
+class _RateLimit:
+    route: str
+    times: int
+    retry_after: float
+    is_global: bool
+
+
+def user_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "global_name": name,
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+class DiscordEmulator:
+    """The emulator's state; `start()` serves REST and the gateway on a free port of 127.0.0.1."""
+
+    def __init__(self, attachment_size_limit: int = 10 * 1024 * 1024) -> None:
+        self.application_id = snowflake()
+        self.bot_user = user_payload(snowflake(), "imagebot", bot=True)
+        self.guild_id = snowflake()
+        self.channel_id = snowflake()  # a plain text channel
+        self.nsfw_channel_id = snowflake()  # an age-restricted one
+        self.dm_channel_id = snowflake()
+        self.attachment_size_limit = attachment_size_limit
+        self.calls: list[Call] = []
+        self.rejected: list[Call] = []  # calls answered with 429
+        self.messages: dict[int, Message] = {}
+        self.interactions: dict[str, Interaction] = {}
+        self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id → the last bulk overwrite
+        self.uploads: dict[str, Upload] = {}  # files users attached to commands
+        self.identifies = 0
+        self.resumes = 0
+        self._rate_limits: list[_RateLimit] = []
+        self._changed = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = 0
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url + API_PREFIX
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{path:.+}", self._attachment)
+        app.router.add_route("*", API_PREFIX + "/{path:.+}", self._rest)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        for socket in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what tests call ------------------------------------------------------------------------------------
+
+    def rate_limit(
+        self, route: str, times: int = 1, retry_after: float = 0.05, is_global: bool = False
+    ) -> None:
+        """Answer the next `times` calls to `route` (see Call.route) with 429."""
+        self._rate_limits.append(_RateLimit(route, times, retry_after, is_global))
+
+    def add_attachment(self, filename: str, data: bytes, content_type: str = "image/png") -> str:
+        """A file a user attached; returns its URL."""
+        name = f"{snowflake()}-{filename}"
+        self.uploads[name] = Upload(filename, content_type, data)
+        return f"{self.base_url}/attachments/{name}"
+
+    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
+        """Wait until predicate() returns something truthy, and return it."""
+        async with asyncio.timeout(within_s), self._changed:
+            while not (value := predicate()):
+                await self._changed.wait()
+            return value
+
+    async def wait_connected(self, within_s: float = 10.0) -> None:
+        await self.wait_for(lambda: self.identifies + self.resumes > 0 and self._sockets, within_s)
+
+    def calls_for(self, token: str, route: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.token == token and (route is None or c.route == route)]
+
+    def original(self, token: str) -> Message | None:
+        interaction = self.interactions.get(token)
+        if interaction is None or interaction.original_id is None:
+            return None
+        return self.messages.get(interaction.original_id)
+
+    def followups(self, token: str) -> list[Message]:
+        original = self.interactions[token].original_id
+        return [m for m in self.messages.values() if m.token == token and m.id != original and not m.deleted]
+
+    def channel_messages(self, channel_id: int) -> list[Message]:
+        return [m for m in self.messages.values() if m.channel_id == channel_id and m.token is None]
+
+    async def slash(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int,
+        channel_id: int | None = None,
+        attachments: dict[str, str] | None = None,
+        guild: bool = True,
+    ) -> Interaction:
+        """Dispatch a slash command; `attachments` maps an attachment option to a URL from add_attachment."""
+        resolved: dict[str, Any] = {}
+        opts = [{"name": k, "type": _option_type(v), "value": v} for k, v in (options or {}).items()]
+        for option, url in (attachments or {}).items():
+            attachment_id = snowflake()
+            upload = self.uploads[url.rsplit("/", 1)[-1]]
+            resolved.setdefault("attachments", {})[str(attachment_id)] = {
+                "id": str(attachment_id),
+                "filename": upload.filename,
+                "size": len(upload.data),
+                "url": url,
+                "proxy_url": url,
+                "content_type": upload.content_type,
+            }
+            opts.append({"name": option, "type": 11, "value": str(attachment_id)})
+        data = {"id": str(snowflake()), "name": name, "type": 1, "options": opts, "resolved": resolved}
+        return await self._dispatch_interaction(APPLICATION_COMMAND, data, user_id, channel_id, guild)
+
+    async def message_command(
+        self, name: str, message: Message, *, user_id: int, channel_id: int | None = None
+    ) -> Interaction:
+        data = {
+            "id": str(snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": str(message.id),
+            "resolved": {"messages": {str(message.id): message.payload(self.base_url)}},
+        }
+        return await self._dispatch_interaction(APPLICATION_COMMAND, data, user_id, channel_id, True)
+
+    async def click(self, message: Message, custom_id: str, *, user_id: int) -> Interaction:
+        """Press a button on a message the bot sent."""
+        assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._dispatch_interaction(
+            MESSAGE_COMPONENT, data, user_id, message.channel_id, True, message=message.payload(self.base_url)
+        )
+
+    async def drop_gateway(self) -> None:
+        """Close the bot's gateway connections (it reconnects and resumes)."""
+        for socket in list(self._sockets):
+            await socket.close(code=4000)
+
+    def user_message(
+        self, channel_id: int, files: list[Upload], content: str = "", user_id: int = 1
+    ) -> Message:
+        """A message from a user (for the "Vary this image" context menu)."""
+        message = Message(
+            snowflake(), channel_id, user_payload(user_id, f"user{user_id}"), content, files=files
+        )
+        self.messages[message.id] = message
+        return message
+
+    # -- gateway --------------------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for frame in socket:
+            data = json.loads(frame.data)
+            op = data["op"]
+            if op == 1:
+                await socket.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                await self._ready(socket, data["d"])
+            elif op == 6:
+                self._sockets.append(socket)
+                self.resumes += 1
+                await self._send_dispatch(socket, "RESUMED", {})
+                await self._notify()
+        with contextlib.suppress(ValueError):
+            self._sockets.remove(socket)
+        return socket
+
+    async def _ready(self, socket: web.WebSocketResponse, identify: dict[str, Any]) -> None:
+        shard = identify.get("shard") or [0, 1]
+        ready = {
+            "v": 10,
+            "user": self.bot_user,
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": f"session-{snowflake()}",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "shard": shard,
+        }
+        self._sockets.append(socket)
+        self.identifies += 1
+        await self._send_dispatch(socket, "READY", ready)
+        await self._send_dispatch(socket, "GUILD_CREATE", self._guild())
+        await self._notify()
+
+    def _guild(self) -> dict[str, Any]:
+        def channel(channel_id: int, name: str, nsfw: bool) -> dict[str, Any]:
+            return {
+                "id": str(channel_id),
+                "type": 0,
+                "name": name,
+                "position": 0,
+                "nsfw": nsfw,
+                "guild_id": str(self.guild_id),
+                "permission_overwrites": [],
+            }
+
+        return {
+            "id": str(self.guild_id),
+            "name": "Emulated guild",
+            "icon": None,
+            "owner_id": "1",
+            "unavailable": False,
+            "member_count": 3,
+            "large": False,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "roles": [
+                {
+                    "id": str(self.guild_id),
+                    "name": "@everyone",
+                    "permissions": "2147483647",
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                }
+            ],
+            "channels": [
+                channel(self.channel_id, "general", False),
+                channel(self.nsfw_channel_id, "art", True),
+            ],
+        }
+
+    async def _send_dispatch(self, socket: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._sequence += 1
+        await socket.send_str(json.dumps({"op": 0, "t": event, "s": self._sequence, "d": data}))
+
+    async def _dispatch_interaction(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        user_id: int,
+        channel_id: int | None,
+        guild: bool,
+        message: dict[str, Any] | None = None,
+    ) -> Interaction:
+        if not self._sockets:
+            await self.wait_connected()
+        interaction_id = snowflake()
+        token = f"itoken-{interaction_id}"
+        user = user_payload(user_id, f"user{user_id}")
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": kind,
+            "data": data,
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": "2147483647",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "attachment_size_limit": self.attachment_size_limit,
+        }
+        if guild:
+            channel = channel_id or self.channel_id
+            payload |= {
+                "guild_id": str(self.guild_id),
+                "context": 0,
+                "channel": {
+                    "id": str(channel),
+                    "type": 0,
+                    "guild_id": str(self.guild_id),
+                    "name": "general",
+                    "nsfw": channel == self.nsfw_channel_id,
+                    "position": 0,
+                    "permission_overwrites": [],
+                },
+                "member": {
+                    "user": user,
+                    "roles": [],
+                    "joined_at": "2025-01-01T00:00:00+00:00",
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                    "permissions": "2147483647",
+                },
+            }
+        else:
+            payload |= {
+                "context": 1,
+                "user": user,
+                "channel": {"id": str(self.dm_channel_id), "type": 1, "recipients": [user]},
+            }
+        if message is not None:
+            payload["message"] = message
+        interaction = Interaction(interaction_id, token, kind, payload)
+        self.interactions[token] = interaction
+        await self._send_dispatch(self._sockets[-1], "INTERACTION_CREATE", payload)
+        return interaction
+
+    # -- REST -----------------------------------------------------------------------------------------------
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        if path in self.uploads:
+            upload = self.uploads[path]
+        else:
+            message_id, index, _ = path.split("/", 2)
+            upload = self.messages[int(message_id)].files[int(index)]
+        return web.Response(body=upload.data, content_type=upload.content_type)
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        route, handler = self._route(request.method, path)
+        payload, files = await _read_body(request)
+        token = _token_in(path)
+        for limit in self._rate_limits:
+            if limit.route == route and limit.times > 0:
+                limit.times -= 1
+                self.rejected.append(Call(request.method, route, path, payload, files, token, 429))
+                return _too_many(limit)
+        status, body = handler(request, path, payload, files)
+        self.calls.append(Call(request.method, route, path, payload, files, token, status))
+        await self._notify()
+        if body is None:
+            return web.Response(status=204)
+        return _json(status, body)
+
+    def _route(self, method: str, path: str) -> tuple[str, Any]:
+        routes: list[tuple[str, str, str, Any]] = [
+            ("GET", r"/users/@me", "login", self._me),
+            ("GET", r"/oauth2/applications/@me", "login", self._application),
+            ("GET", r"/gateway/bot", "login", self._gateway_bot),
+            ("PUT", r"/applications/\d+(?:/guilds/\d+)?/commands", "commands", self._bulk_commands),
+            ("GET", r"/applications/\d+(?:/guilds/\d+)?/commands", "commands", self._list_commands),
+            ("POST", r"/interactions/\d+/[^/]+/callback", "callback", self._callback),
+            ("GET", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._get_webhook_message),
+            ("PATCH", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._edit_webhook_message),
+            ("DELETE", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._delete_webhook_message),
+            ("POST", r"/webhooks/\d+/[^/]+", "followup", self._followup),
+            ("POST", r"/channels/\d+/messages", "channel", self._channel_message),
+        ]
+        for verb, pattern, route, handler in routes:
+            if verb == method and re.fullmatch(pattern, path):
+                return route, handler
+        return "unknown", self._unknown
+
+    def _me(self, *_: Any) -> tuple[int, Any]:
+        return 200, self.bot_user
+
+    def _application(self, *_: Any) -> tuple[int, Any]:
+        return 200, {
+            "id": str(self.application_id),
+            "name": "imagebot",
+            "icon": None,
+            "description": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "owner": user_payload(1, "owner"),
+            "summary": "",
+            "rpc_origins": [],
+        }
+
+    def _gateway_bot(self, *_: Any) -> tuple[int, Any]:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+
+    def _bulk_commands(self, request: web.Request, path: str, payload: Any, _: Any) -> tuple[int, Any]:
+        scope = path.split("/guilds/")[1].split("/", maxsplit=1)[0] if "/guilds/" in path else "global"
+        commands = [
+            {
+                "description": "",
+                "options": [],
+                **command,
+                "id": str(snowflake()),
+                "application_id": str(self.application_id),
+                "version": "1",
+            }
+            for command in payload["_list"]
+        ]
+        self.commands[scope] = commands
+        return 200, commands
+
+    def _list_commands(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
+        scope = path.split("/guilds/")[1].split("/", maxsplit=1)[0] if "/guilds/" in path else "global"
+        return 200, self.commands.get(scope, [])
+
+    def _callback(
+        self, request: web.Request, path: str, payload: Any, files: list[Upload]
+    ) -> tuple[int, Any]:
+        token = path.split("/")[3]
+        interaction = self.interactions.get(token)
+        if interaction is None:
+            return 404, {"message": "Unknown interaction", "code": 10062}
+        if interaction.response_type is not None:
+            return 400, {"message": "Interaction has already been acknowledged.", "code": 40060}
+        kind = payload["type"]
+        interaction.response_type = kind
+        data = payload.get("data") or {}
+        message: Message | None = None
+        channel_id = int(interaction.payload["channel"]["id"])
+        if kind in (4, 5):  # a message, or "thinking…" to be edited later
+            message = self._new_message(channel_id, data, files, token)
+            interaction.original_id = message.id
+        elif kind == 7 and "message" in interaction.payload:  # edit the message the button is on
+            message = self.messages[int(interaction.payload["message"]["id"])]
+            _apply(message, data, files)
+        body: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
+            },
+            "resource": {"type": kind},
+        }
+        if message is not None:
+            body["interaction"]["response_message_id"] = str(message.id)
+            body["resource"]["message"] = message.payload(self.base_url)
+        return 200, body
+
+    def _webhook_message(self, path: str) -> tuple[Interaction | None, Message | None]:
+        parts = path.split("/")
+        interaction = self.interactions.get(parts[3])
+        if interaction is None:
+            return None, None
+        target = parts[5]
+        message_id = interaction.original_id if target == "@original" else int(target)
+        message = self.messages.get(message_id) if message_id is not None else None
+        if message is None or message.deleted or (message.token != interaction.token):
+            return interaction, None
+        return interaction, message
+
+    def _get_webhook_message(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
+        message = self._webhook_message(path)[1]
+        if message is None:
+            return 404, {"message": "Unknown Message", "code": 10008}
+        return 200, message.payload(self.base_url)
+
+    def _edit_webhook_message(
+        self, request: web.Request, path: str, payload: Any, files: list[Upload]
+    ) -> tuple[int, Any]:
+        interaction, message = self._webhook_message(path)
+        if interaction is None:
+            return 401, {"message": "Invalid Webhook Token", "code": 50027}
+        if message is None:
+            return 404, {"message": "Unknown Message", "code": 10008}
+        _apply(message, payload, files)
+        return 200, message.payload(self.base_url)
+
+    def _delete_webhook_message(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
+        message = self._webhook_message(path)[1]
+        if message is None:
+            return 404, {"message": "Unknown Message", "code": 10008}
+        message.deleted = True
+        return 204, None
+
+    def _followup(
+        self, request: web.Request, path: str, payload: Any, files: list[Upload]
+    ) -> tuple[int, Any]:
+        token = path.split("/")[3]
+        interaction = self.interactions.get(token)
+        if interaction is None or interaction.response_type is None:
+            return 404, {"message": "Unknown Webhook", "code": 10015}
+        message = self._new_message(int(interaction.payload["channel"]["id"]), payload, files, token)
+        return 200, message.payload(self.base_url)
+
+    def _channel_message(
+        self, request: web.Request, path: str, payload: Any, files: list[Upload]
+    ) -> tuple[int, Any]:
+        channel_id = int(path.split("/")[2])
+        if request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}
+        message = self._new_message(channel_id, payload, files, None)
+        return 200, message.payload(self.base_url)
+
+    def _unknown(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
+        return 404, {"message": f"emulator: no route for {request.method} {path}", "code": 0}
+
+    def _new_message(
+        self, channel_id: int, data: dict[str, Any], files: list[Upload], token: str | None
+    ) -> Message:
+        message = Message(snowflake(), channel_id, self.bot_user, token=token)
+        _apply(message, data, files)
+        message.edits = 0
+        self.messages[message.id] = message
+        return message
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+def _apply(message: Message, data: dict[str, Any], files: list[Upload]) -> None:
+    """Apply a create/edit payload the way Discord does: given fields replace, `attachments` keeps or drops."""
+    for name in ("content", "embeds", "components", "flags"):
+        if name in data and data[name] is not None:
+            setattr(message, name, data[name])
+        elif name in data:
+            setattr(message, name, "" if name == "content" else ([] if name != "flags" else 0))
+    if "attachments" in data:
+        kept_ids = {str(a.get("id")) for a in data["attachments"]}
+        # New uploads are listed with ids "0", "1"…; earlier ones by the id the emulator gave them.
+        kept = [f for i, f in enumerate(message.files) if str(message.id + i + 1) in kept_ids]
+        message.files = kept + files
+    elif files:
+        message.files = files
+    message.edits += 1
+
+
+def _option_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return 4
+    if isinstance(value, float):
+        return 10
+    return 3
+
+
+def _token_in(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1] in ("interactions", "webhooks"):
+        return parts[3]
+    return None
+
+
+def _too_many(limit: _RateLimit) -> web.Response:
+    body = {
+        "message": "You are being rate limited.",
+        "retry_after": limit.retry_after,
+        "global": limit.is_global,
+    }
+    headers = {
+        "Via": "1.1 google",
+        "Retry-After": str(max(1, round(limit.retry_after))),
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset-After": str(limit.retry_after),
+        "X-RateLimit-Reset": str(time.time() + limit.retry_after),
+        "X-RateLimit-Bucket": "emulated-bucket",
+        "X-RateLimit-Scope": "global" if limit.is_global else "user",
+    }
+    if limit.is_global:
+        headers["X-RateLimit-Global"] = "true"
+    return _json(429, body, headers)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    """discord.py parses JSON only when content-type is exactly application/json (no charset)."""
+    headers = {**(headers or {}), "Content-Type": "application/json"}
+    return web.Response(status=status, body=json.dumps(body).encode(), headers=headers)
+
+
+async def _read_body(request: web.Request) -> tuple[dict[str, Any], list[Upload]]:
+    """JSON, or multipart with payload_json and files[n]; a JSON list body comes back as {"_list": [...]}."""
+    if request.content_type.startswith("multipart/"):
+        payload: dict[str, Any] = {}
+        files: list[Upload] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "payload_json":
+                payload = json.loads(await part.text())
+            else:
+                data = await part.read()
+                ctype = part.headers.get("Content-Type", "application/octet-stream")
+                if ctype == "application/octet-stream":  # Discord sniffs the type, as does mimetypes here
+                    ctype = mimetypes.guess_type(part.filename or "")[0] or ctype
+                files.append(Upload(part.filename or "file", ctype, bytes(data)))
+        return payload, files
+    if not request.can_read_body:
+        return {}, []
+    raw = await request.read()
+    if not raw:
+        return {}, []
+    data = json.loads(raw)
+    return (data if isinstance(data, dict) else {"_list": data}), []
