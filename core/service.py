@@ -19,7 +19,7 @@ from core.admission import Admission, community_of
 from core.audit import AuditEntry
 from core.cache import ResultCache
 from core.catalog import BackendKind, get_model
-from core.errors import InvalidRequest, NotAllowed
+from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.events import EventPublisher
 from core.grammar import ImagineOptions, UserDefaults, parse_imagine, size_for_aspect, split_flags
 from core.ids import new_request_id
@@ -268,6 +268,28 @@ class ImagineService:
                     )
                 )
         return outcome
+
+    async def check_owner(self, request_id: str, requester: Requester) -> GenerationRequest:
+        """The request, if `requester` may use its buttons (its owner, or anyone where the community allows)."""
+        request = await self.queue.load(request_id)
+        policy = await self.admission.admit(requester)
+        self._check_owner(request, requester, policy.buttons == "everyone")
+        return request
+
+    async def image(self, request_id: str, index: int, requester: Requester) -> StoredImage:
+        """U1–U4: one finished image at full size, for whoever may press the result's buttons."""
+        await self.check_owner(request_id, requester)
+        result = await self.results.load(request_id)
+        if result.kind is not EventKind.DONE:
+            raise InvalidRequest("button", "That request has no images to show.")
+        return _pick(result, index)
+
+    async def last_request(self, requester: Requester) -> str:
+        """The user's most recent request id (for /cancel without an id)."""
+        recent = await self.queue.recent(owner_id(requester), 1)
+        if not recent:
+            raise NotFound("You have no recent requests to cancel.")
+        return recent[0]
 
     async def result(self, request_id: str) -> ResultEvent:
         return await self.results.load(request_id)
