@@ -14,11 +14,13 @@ async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with
         if platform == "telegram":
             from bots.telegram import run_telegram_bot
 
-            bot = run_telegram_bot(runtime.settings, runtime.service, runtime.redis)
+            bot = run_telegram_bot(runtime.settings, runtime.service, runtime.redis, admin=runtime.admin)
         else:
             from bots.discord import run_discord_bot
 
-            bot = run_discord_bot(runtime.settings, runtime.service, runtime.redis, sync=sync)
+            bot = run_discord_bot(
+                runtime.settings, runtime.service, runtime.redis, sync=sync, admin=runtime.admin
+            )
         tasks = [asyncio.ensure_future(bot)]
         if with_worker and not sync:
             from worker.main import queues_for, run_workers

@@ -1,0 +1,125 @@
+"""The job's failure semantics: retry, hand over to OpenAI, or report — never vanish, never charge twice.
+
+A backend that fails on purpose is plugged in through the ImageBackend seam (our own Protocol), and the arq job
+function is called with the context arq would give it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from arq import Retry
+from PIL import Image
+from pydantic import SecretStr
+
+from core import constants as c
+from core.catalog import BackendKind
+from core.errors import GenerationFailed
+from core.request import GenerationRequest, Platform, Requester
+from core.result import EventKind
+from core.settings import Settings
+from core.storage import ImageStore
+from core.store_factory import build_store
+from core.verdict import AllowAll
+from tests.pipeline_fixture import Pipeline
+from worker.backend import Generation, ProgressCallback
+from worker.context import WorkerContext
+from worker.jobs import generate
+
+ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c")
+
+
+class BrokenBackend:
+    name = "diffusers"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        source: Image.Image | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation:
+        self.calls += 1
+        raise GenerationFailed("the GPU fell over")
+
+    async def close(self) -> None:
+        pass
+
+
+def context(
+    pipeline: Pipeline, settings: Settings, store: ImageStore, backend: BrokenBackend
+) -> WorkerContext:
+    return WorkerContext(
+        settings=settings,
+        queue_name=c.QUEUE_GPU,
+        redis=pipeline.runtime.redis,
+        store=store,
+        backends={BackendKind.DIFFUSERS: backend},
+        image_moderator=AllowAll(),
+    )
+
+
+async def queued(pipeline: Pipeline, text: str = "a boat --n 2") -> str:
+    from core.workers import WorkerInfo, WorkerRegistry
+
+    await WorkerRegistry(pipeline.runtime.redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("tiny",), 0.0))
+    return (await pipeline.runtime.service.imagine(text, ALICE)).request_id
+
+
+async def terminal_events(pipeline: Pipeline, request_id: str) -> list[EventKind]:
+    from core.events import stream_key
+    from core.result import ResultEvent
+
+    entries = await pipeline.runtime.redis.xrange(stream_key(Platform.CLI))
+    events = [ResultEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+    return [event.kind for event in events if event.request_id == request_id and event.terminal]
+
+
+async def test_a_failing_backend_is_retried_then_reported_with_the_quota_refunded(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    backend = BrokenBackend()
+    deps = context(pipeline, settings, build_store(settings), backend)
+    request_id = await queued(pipeline)
+    quotas = pipeline.runtime.service.admission.quotas
+    assert (await quotas.status(ALICE)).used_today == 2
+
+    ctx: dict[str, Any] = {"imagebot": deps, "job_try": 1}
+    with pytest.raises(Retry):
+        await generate(ctx, request_id)
+    assert await terminal_events(pipeline, request_id) == []
+
+    ctx["job_try"] = settings.worker.max_tries
+    assert await generate(ctx, request_id) == "failed"
+    assert backend.calls == 2
+    assert await terminal_events(pipeline, request_id) == [EventKind.FAILED]
+    result = await pipeline.runtime.service.result(request_id)
+    assert result.message and request_id in result.message and "GPU" not in result.message
+    assert (await quotas.status(ALICE)).used_today == 0
+
+
+async def test_a_final_local_failure_goes_to_openai_when_configured(pipeline: Pipeline) -> None:
+    settings = pipeline.settings.model_copy(
+        update={"openai": pipeline.settings.openai.model_copy(update={"api_key": SecretStr("sk-test")})}
+    )
+    deps = context(pipeline, settings, build_store(settings), BrokenBackend())
+    request_id = await queued(pipeline)
+    ctx: dict[str, Any] = {"imagebot": deps, "job_try": settings.worker.max_tries}
+    assert await generate(ctx, request_id) == "fallback"
+    assert await pipeline.runtime.redis.zscore(c.QUEUE_CLOUD, f"{request_id}:cloud") is not None
+    assert await terminal_events(pipeline, request_id) == []  # the cloud job will report
+
+
+async def test_a_job_whose_worker_died_reports_instead_of_vanishing(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    backend = BrokenBackend()
+    deps = context(pipeline, settings, build_store(settings), backend)
+    request_id = await queued(pipeline)
+    # arq re-runs a job whose worker was killed once its in-progress key expires; past our tries it must report
+    ctx: dict[str, Any] = {"imagebot": deps, "job_try": settings.worker.max_tries + 1}
+    assert await generate(ctx, request_id) == "failed"
+    assert backend.calls == 0
+    assert await terminal_events(pipeline, request_id) == [EventKind.FAILED]
+    assert (await pipeline.runtime.service.result(request_id)).reason_code == "worker_lost"
