@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 
 from core import constants as c
+from core.audit import AuditLog
 from core.cache import ResultCache
 from core.catalog import BackendKind
 from core.events import EventPublisher
@@ -40,6 +41,7 @@ class WorkerContext:
     cache: ResultCache = field(init=False)
     quotas: QuotaService = field(init=False)
     fair: FairScheduler = field(init=False)
+    audit: AuditLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = JobQueue(self.redis)
@@ -48,6 +50,7 @@ class WorkerContext:
         self.cache = ResultCache(self.redis)
         self.quotas = QuotaService(self.redis, self.settings.quotas)
         self.fair = FairScheduler(self.redis)
+        self.audit = AuditLog(self.redis)
 
     @property
     def cloud_enabled(self) -> bool:

@@ -14,8 +14,11 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from core.admission import community_of
+from core.audit import AuditEntry
 from core.catalog import BackendKind, get_model
 from core.errors import PromptRejected
+from core.quotas import owner_id
 from core.request import GenerationRequest
 from core.result import EventKind, ResultEvent, StoredImage
 from core.storage import PUBLIC_PREFIX, QUARANTINE_PREFIX
@@ -33,6 +36,7 @@ class _Checked:
     index: int
     png: bytes
     action: ImageAction
+    categories: tuple[str, ...]
 
 
 def png_parameters(request: GenerationRequest, generation: Generation, seed: int) -> dict[str, str]:
@@ -97,7 +101,7 @@ async def _check(
         log.info(
             "request %s: image %d %s (%s)", request.request_id, index, action, ",".join(verdict.categories)
         )
-    return _Checked(generated, index, png, action)
+    return _Checked(generated, index, png, action, verdict.categories)
 
 
 async def _store(
@@ -141,9 +145,25 @@ async def store_outputs(
     )
     shown = [item for item in checked if item.action is not ImageAction.QUARANTINE]
     withheld = [item for item in checked if item.action is ImageAction.QUARANTINE]
-    if ctx.settings.moderation.quarantine:
-        await asyncio.gather(
-            *(ctx.store.put(item.png, "image/png", prefix=QUARANTINE_PREFIX) for item in withheld)
+    if withheld:
+        quarantined: list[str] = []
+        if ctx.settings.moderation.quarantine:
+            quarantined = await asyncio.gather(
+                *(ctx.store.put(item.png, "image/png", prefix=QUARANTINE_PREFIX) for item in withheld)
+            )
+        await ctx.audit.record(
+            AuditEntry(
+                "system",
+                "image_refused",
+                request.request_id,
+                reason=",".join(sorted({category for item in withheld for category in item.categories})),
+                community=community_of(request.requester),
+                details={
+                    "user": owner_id(request.requester),
+                    "images": str(len(withheld)),
+                    "quarantine": " ".join(quarantined),
+                },
+            )
         )
     if not shown:
         raise PromptRejected(
