@@ -57,7 +57,8 @@ USAGE = {
     "pause": "pause",
     "resume": "resume",
     "block": "block add <term> | block remove <term> | block list",
-    "policy": "policy nsfw <refuse|spoiler|allow|default> | policy buttons <owner|everyone> | policy model <name>",
+    "policy": "policy nsfw <refuse|spoiler|allow|default> | buttons <owner|everyone> | model <name> "
+    "| logchannel <here|off>",
     "delete": "delete <request id> [image number]",
     "audit": "audit [user <user>] [action <action>] [since <duration>]",
 }
@@ -316,11 +317,16 @@ class AdminService:
     async def _policy(self, args: list[str], actor: Requester) -> AdminReply:
         community = self._community(actor, "policy")
         self._args(args, "policy", 2)
-        policy = await self.communities.set_policy(community, args[0].lower(), args[1])
-        await self._record(actor, "policy", community, f"{args[0].lower()}={args[1].lower()}")
+        name, value = args[0].lower(), args[1]
+        if name == "logchannel" and value.lower() == "here":
+            value = actor.chat_id
+        policy = await self.communities.set_policy(community, name, value)
+        await self._record(actor, "policy", community, f"{name}={value}")
+        log_channel = "this chat" if policy.log_channel == actor.chat_id else (policy.log_channel or "none")
         return AdminReply(
             f"Policy here: NSFW {policy.nsfw or 'bot default'} (only ever in age-restricted channels), "
-            f"buttons for {policy.buttons}, default model {policy.default_model or 'bot default'}."
+            f"buttons for {policy.buttons}, default model {policy.default_model or 'bot default'}, "
+            f"moderator notices to {log_channel}."
         )
 
     async def _delete(self, args: list[str], actor: Requester) -> AdminReply:

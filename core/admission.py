@@ -15,9 +15,12 @@ from core.audit import AuditEntry, AuditLog
 from core.bans import BanList
 from core.community import CommunityPolicy, CommunityStore, community_key
 from core.errors import NotAllowed, PromptRejected, QuotaExceeded
+from core.events import EventPublisher
 from core.fairness import FairScheduler
+from core.ids import new_request_id
 from core.quotas import QuotaService, owner_id
 from core.request import GenerationRequest, Requester
+from core.result import EventKind, ResultEvent
 from core.settings import Settings
 from core.verdict import Outcome, PromptModerator
 
@@ -37,6 +40,7 @@ class Admission:
         self.communities = CommunityStore(redis)
         self.quotas = QuotaService(redis, settings.quotas)
         self.fair = FairScheduler(redis)
+        self.events = EventPublisher(redis)
 
     async def admit(self, requester: Requester) -> CommunityPolicy:
         """Raise NotAllowed for a banned user or a paused community; return the community's policy."""
@@ -84,6 +88,7 @@ class Admission:
             owner, reason, by="system", duration_s=rules.auto_ban_s, scope=community_of(requester)
         )
         await self.bans.clear_refusals(owner)
+        await self._notify(requester, f"Automatic ban: {owner} for {rules.auto_ban_s // 60} min ({reason}).")
         await self.audit.record(
             AuditEntry(
                 "system",
@@ -94,6 +99,20 @@ class Admission:
                 details={"duration_s": str(rules.auto_ban_s)},
             )
         )
+
+    async def _notify(self, requester: Requester, text: str) -> None:
+        """Post a notice to the community's log channel, if it has one (delivered like a result, once)."""
+        policy = await self.communities.policy(community_of(requester))
+        if policy.log_channel is None:
+            return
+        notice = ResultEvent(
+            kind=EventKind.NOTICE,
+            request_id=new_request_id(),
+            message=text,
+            requester=requester.model_copy(update={"chat_id": policy.log_channel}),
+            reply_to={"chat_id": policy.log_channel, "channel_id": policy.log_channel},
+        )
+        await self.events.publish(notice)
 
     async def reserve(self, request: GenerationRequest, queue: str) -> float:
         """Reserve the quota (and the paid budget for the cloud queue); returns the fair-queue score."""

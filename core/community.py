@@ -25,6 +25,7 @@ class CommunityPolicy:
     )
     buttons: Literal["owner", "everyone"] = "owner"  # who may press a result's buttons
     default_model: str | None = None
+    log_channel: str | None = None  # chat/channel id where moderators get notices (automatic bans)
 
 
 def community_key(platform: str, community_id: str) -> str:
@@ -43,7 +44,7 @@ class CommunityStore:
 
     async def set_policy(self, community: str, name: str, value: str) -> CommunityPolicy:
         policy = await self.policy(community)
-        value = value.strip().lower()
+        value = value.strip() if name == "logchannel" else value.strip().lower()
         if name == "nsfw":
             if value not in ("refuse", "spoiler", "allow", "default"):
                 raise InvalidRequest("nsfw", "The NSFW policy is one of: refuse, spoiler, allow, default.")
@@ -54,8 +55,10 @@ class CommunityStore:
             policy = replace(policy, buttons=value)  # type: ignore[arg-type]
         elif name == "model":
             policy = replace(policy, default_model=None if value == "default" else get_model(value).name)
+        elif name == "logchannel":
+            policy = replace(policy, log_channel=None if value in ("off", "none") else value)
         else:
-            raise InvalidRequest("policy", "Policies you can set: nsfw, buttons, model.")
+            raise InvalidRequest("policy", "Policies you can set: nsfw, buttons, model, logchannel.")
         await self.redis.set(POLICY_KEY.format(community=community), json.dumps(asdict(policy)))
         return policy
 

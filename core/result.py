@@ -21,6 +21,9 @@ class EventKind(StrEnum):
     FAILED = "failed"  # our side failed: show an apology with the request id
     REFUSED = "refused"  # moderation refused the output or input: show the reason
     CANCELLED = "cancelled"
+    NOTICE = (
+        "notice"  # not a job's result: a message for moderators, posted to reply_to's chat (a log channel)
+    )
 
     @property
     def terminal(self) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from core import constants as c
 from core.audit import AUDIT_STREAM
 from core.errors import InvalidRequest, NotAllowed, PromptRejected, QuotaExceeded
+from core.events import stream_key
 from core.privileges import Privilege
 from core.request import Platform, Requester
 from core.result import EventKind, ResultEvent, StoredImage
@@ -158,9 +159,16 @@ async def test_repeated_refused_prompts_give_an_automatic_temporary_ban(pipeline
     service = pipeline.runtime.service
     limit = pipeline.settings.privileges.refusals_before_ban
     await pipeline.runtime.admin.execute("block add forbidden thing", MOD)
+    mods_room = ADMIN.model_copy(update={"chat_id": "-555"})
+    assert "notices to this chat" in (await pipeline.runtime.admin.execute("policy logchannel here", mods_room)).text
     for _ in range(limit):
         with pytest.raises(PromptRejected):
             await service.imagine("a forbidden thing", USER)
     with pytest.raises(NotAllowed, match="refused prompts"):
         await service.imagine("a kitten", USER)
     assert "auto_ban" in await audit_actions(pipeline)
+    entries = await pipeline.runtime.redis.xrange(stream_key(Platform.TELEGRAM))
+    notices = [ResultEvent.model_validate_json(f[b"event"]) for _, f in entries]
+    notices = [event for event in notices if event.kind is EventKind.NOTICE]
+    assert len(notices) == 1 and notices[0].reply_to["chat_id"] == "-555"
+    assert "Automatic ban: telegram:1" in (notices[0].message or "")
