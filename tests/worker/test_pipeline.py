@@ -214,3 +214,29 @@ async def test_a_failing_job_ends_in_a_failure_event(pipeline: Pipeline) -> None
     assert event.kind is EventKind.FAILED
     assert submission.request_id in (event.message or "")
     assert "Sorry" in (event.message or "")
+
+
+async def test_a_flood_from_one_user_does_not_starve_another(pipeline: Pipeline) -> None:
+    settings = pipeline.settings.model_copy(
+        update={"worker": pipeline.settings.worker.model_copy(update={"max_jobs": 1})}
+    )
+    await pipeline.start_worker(settings=settings)
+    service = pipeline.runtime.service
+    await service.admission.quotas.set_tier("cli:alice", "unlimited")  # free tiers can't queue 20 at once
+    flood = [(await service.imagine(f"wave {i} --n 1", ALICE)).request_id for i in range(20)]
+    late = await service.imagine("a single boat --n 1", BOB)
+    assert late.position is not None and late.position <= 3
+    finished: list[str] = []
+    redis = pipeline.runtime.redis
+    last_id = "0-0"
+    async with asyncio.timeout(120):
+        while late.request_id not in finished:
+            response = await redis.xread({stream_key(Platform.CLI): last_id}, block=200, count=100)
+            for _, entries in response or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id.decode()
+                    event = ResultEvent.model_validate_json(fields[b"event"])
+                    if event.kind is EventKind.DONE:
+                        finished.append(event.request_id)
+    assert finished.index(late.request_id) <= 3, finished
+    assert set(finished) - {late.request_id} <= set(flood)
