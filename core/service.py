@@ -6,13 +6,10 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 
 from __future__ import annotations
 
-import io
 import logging
-import math
 import secrets
 
 from arq.connections import ArqRedis
-from PIL import Image, UnidentifiedImageError
 
 from core import constants as c
 from core.admission import Admission, community_of
@@ -21,7 +18,7 @@ from core.cache import ResultCache
 from core.catalog import BackendKind, get_model
 from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.events import EventPublisher
-from core.grammar import ImagineOptions, UserDefaults, parse_imagine, size_for_aspect, split_flags
+from core.grammar import ImagineOptions, UserDefaults, parse_imagine
 from core.ids import new_request_id
 from core.privileges import Privilege
 from core.queue import CancelOutcome, JobQueue, Submission
@@ -31,7 +28,8 @@ from core.result import EventKind, ResultEvent, StoredImage
 from core.result_store import ResultStore
 from core.routing import Router
 from core.settings import Settings
-from core.storage import INPUT_PREFIX, ImageStore
+from core.storage import ImageStore
+from core.uploads import fit_aspect, has_size_flag, store_upload
 from core.verdict import PromptModerator
 from core.workers import WorkerRegistry
 
@@ -42,9 +40,6 @@ IMG2IMG_STRENGTH = 0.6
 VARY_STRONG = 0.65
 VARY_SUBTLE = 0.35
 UPSCALE_STRENGTH = 0.3
-UPLOAD_MAX_BYTES = 20 * 1024 * 1024
-UPLOAD_MAX_SIDE = 8192
-UPLOAD_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 def _random_seeds(n: int) -> tuple[int, ...]:
@@ -98,10 +93,10 @@ class ImagineService:
                 raise InvalidRequest(
                     "model", f"{options.model} can't start from an image; pick a local model."
                 )
-            source_key, (src_w, src_h) = await self._store_upload(source_image)
+            source_key, (src_w, src_h) = await store_upload(self.store, source_image)
             mode, strength = Mode.IMG2IMG, strength or IMG2IMG_STRENGTH
-            if not _has_size_flag(text):
-                width, height = _fit_aspect(options, src_w, src_h)
+            if not has_size_flag(text):
+                width, height = fit_aspect(options.model, src_w, src_h)
         elif options.strength is not None:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
         request = self._request_from(
@@ -398,32 +393,6 @@ class ImagineService:
             reply_to=reply_to or {},
         )
 
-    async def _store_upload(self, data: bytes) -> tuple[str, tuple[int, int]]:
-        if len(data) > UPLOAD_MAX_BYTES:
-            raise InvalidRequest(
-                "image",
-                f"That image is {len(data) / 1e6:.1f} MB; please send one under "
-                f"{UPLOAD_MAX_BYTES // 1_000_000} MB.",
-            )
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                kind, size = image.format or "", image.size
-        except (UnidentifiedImageError, OSError):
-            raise InvalidRequest(
-                "image", "I couldn't read that file as an image; please send a PNG, JPEG or WebP picture."
-            ) from None
-        if kind not in UPLOAD_TYPES:
-            raise InvalidRequest(
-                "image", f"{kind or 'That'} images aren't supported; please send a PNG, JPEG or WebP picture."
-            )
-        if max(size) > UPLOAD_MAX_SIDE:
-            raise InvalidRequest(
-                "image",
-                f"That image is {size[0]}×{size[1]}; please send one at most {UPLOAD_MAX_SIDE} px a side.",
-            )
-        key = await self.store.put(data, UPLOAD_TYPES[kind], prefix=INPUT_PREFIX)
-        return key, size
-
 
 def _pick(result: ResultEvent, index: int) -> StoredImage:
     if not 0 <= index < len(result.images):
@@ -431,21 +400,3 @@ def _pick(result: ResultEvent, index: int) -> StoredImage:
             "button", f"That grid has {len(result.images)} images; there is no image {index + 1}."
         )
     return result.images[index]
-
-
-def _has_size_flag(text: str) -> bool:
-    _, flags = split_flags(text)
-    return any(flag.lower().lstrip("-—–") in ("ar", "aspect", "size") for flag, _ in flags)
-
-
-def _fit_aspect(options: ImagineOptions, width: int, height: int) -> tuple[int, int]:
-    """The model's native area at the source image's aspect ratio (limited to 1:4..4:1), on its size grid."""
-    spec = get_model(options.model)
-    divisor = math.gcd(width, height)
-    ratio_w, ratio_h = width // divisor, height // divisor
-    if ratio_w > 4 * ratio_h:
-        ratio_w, ratio_h = 4, 1
-    elif ratio_h > 4 * ratio_w:
-        ratio_w, ratio_h = 1, 4
-    new_w, new_h, _ = size_for_aspect(spec, f"{ratio_w}:{ratio_h}")
-    return new_w, new_h
