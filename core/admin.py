@@ -24,6 +24,7 @@ from arq.connections import ArqRedis
 from core import constants as c
 from core.audit import AuditEntry, AuditLog
 from core.bans import BanList
+from core.cancellation import Canceller
 from core.community import CommunityStore
 from core.delivery_log import DeliveryLog
 from core.errors import InvalidRequest, NotAllowed, NotFound
@@ -116,6 +117,7 @@ class AdminService:
         self.results = ResultStore(redis)
         self.workers = WorkerRegistry(redis)
         self.deliveries = DeliveryLog(redis)
+        self.canceller = Canceller(redis, quotas)
 
     async def execute(self, text: str, actor: Requester) -> AdminReply:
         """Run one admin command typed by `actor` (whose privilege the front end computed)."""
@@ -174,8 +176,8 @@ class AdminService:
         if target in self.settings.owners:
             raise NotAllowed("The bot's owners can't be banned.")
         rest, duration = args[1:], None
-        if len(rest) >= 2 and rest[0].lower() == "for":
-            duration, rest = parse_duration(rest[1]), rest[2:]
+        if len(rest) >= 2 and rest[0].lower() == "for" and _DURATION.match(rest[1].lower()):
+            duration, rest = parse_duration(rest[1]), rest[2:]  # "for spamming" stays part of the reason
         reason = " ".join(rest)
         scope = self._scope(actor)
         await self.bans.ban(target, reason, f"{actor.platform}:{actor.user_id}", duration, scope=scope)
@@ -267,16 +269,9 @@ class AdminService:
         self._args(args, "cancel", 1)
         request_id = args[0]
         request = await self.queue.load(request_id)
-        outcome = CancelOutcome.UNKNOWN
-        for queue in (c.QUEUE_GPU, c.QUEUE_CLOUD):
-            outcome = await self.queue.cancel(request_id, queue)
-            if outcome != CancelOutcome.UNKNOWN:
-                break
-        owner = f"owner {request.requester.user_id}"
-        await self._record(actor, "cancel", request_id, owner=request.requester.user_id)
+        outcome = await self.canceller.cancel(request, actor)
         if outcome == CancelOutcome.CANCELLED:
-            await self.quotas.refund(request_id)
-            return AdminReply(f"Cancelled {request_id} ({owner}).")
+            return AdminReply(f"Cancelled {request_id} (owner {request.requester.user_id}).")
         if outcome == CancelOutcome.RUNNING:
             return AdminReply(f"{request_id} is already rendering; it will finish.")
         return AdminReply(f"{request_id} isn't waiting in any queue (it may be done).")

@@ -11,17 +11,16 @@ import secrets
 
 from arq.connections import ArqRedis
 
-from core import constants as c
-from core.admission import Admission, community_of
-from core.audit import AuditEntry
+from core.admission import Admission
 from core.cache import ResultCache
+from core.cancellation import Canceller
 from core.catalog import BackendKind, get_model
 from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.events import EventPublisher
 from core.grammar import ImagineOptions, UserDefaults, parse_imagine
 from core.ids import new_request_id
 from core.privileges import Privilege
-from core.queue import CancelOutcome, JobQueue, Submission
+from core.queue import JobQueue, Submission
 from core.quotas import owner_id
 from core.request import GenerationRequest, Mode, Requester
 from core.result import EventKind, ResultEvent, StoredImage
@@ -60,6 +59,7 @@ class ImagineService:
         self.workers = WorkerRegistry(redis)
         self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
         self.admission = Admission(redis, settings, moderator)
+        self.canceller = Canceller(redis, self.admission.quotas)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -230,39 +230,9 @@ class ImagineService:
     async def cancel(self, request_id: str, requester: Requester) -> str:
         """Cancel a queued request (one's own, or anyone's for a moderator). Returns a CancelOutcome."""
         request = await self.queue.load(request_id)
-        self._check_owner(request, requester, allow_others=requester.privilege >= Privilege.MOD)
-        outcome = CancelOutcome.UNKNOWN
-        for queue in (c.QUEUE_GPU, c.QUEUE_CLOUD):
-            outcome = await self.queue.cancel(request_id, queue)
-            if outcome != CancelOutcome.UNKNOWN:
-                break
-        if outcome == CancelOutcome.CANCELLED:
-            event = ResultEvent(
-                kind=EventKind.CANCELLED,
-                request_id=request_id,
-                requester=request.requester,
-                reply_to=request.reply_to,
-                model=request.model,
-                reason_code="cancelled",
-                message="Cancelled before it started.",
-            )
-            await self.admission.quotas.refund(request_id)
-            await self.results.save(event)
-            await self.events.publish(event)
-            if (request.requester.platform, request.requester.user_id) != (
-                requester.platform,
-                requester.user_id,
-            ):
-                await self.admission.audit.record(
-                    AuditEntry(
-                        owner_id(requester),
-                        "cancel",
-                        request_id,
-                        community=community_of(request.requester),
-                        details={"owner": owner_id(request.requester)},
-                    )
-                )
-        return outcome
+        if requester.privilege < Privilege.MOD and owner_id(requester) != owner_id(request.requester):
+            raise NotAllowed("Only the person who asked for it, or a moderator, can cancel that request.")
+        return await self.canceller.cancel(request, requester)
 
     async def check_owner(self, request_id: str, requester: Requester) -> GenerationRequest:
         """The request, if `requester` may use its buttons (its owner, or anyone where the community allows)."""

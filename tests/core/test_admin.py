@@ -65,9 +65,11 @@ async def test_ban_stops_a_user_here_with_one_clear_message_until_unbanned(pipel
     assert (await service.imagine("a cat", elsewhere)).queue == c.QUEUE_GPU  # a community ban stays there
     assert (await admin.execute("unban 1", MOD)).text == "Unbanned 1."
     assert (await service.imagine("a dog", USER)).queue == c.QUEUE_GPU
+    reply = await admin.execute("ban 9 for spamming the channel", MOD)
+    assert reply.text == "Banned 9 here: for spamming the channel"
     with pytest.raises(InvalidRequest, match="can't ban yourself"):
         await admin.execute("ban 2", MOD)
-    assert await audit_actions(pipeline) == ["ban", "banned_user_refused", "unban"]
+    assert await audit_actions(pipeline) == ["ban", "banned_user_refused", "unban", "ban"]
 
 
 async def test_quota_tier_usage_and_the_refusal_message(pipeline: Pipeline) -> None:
@@ -98,6 +100,15 @@ async def test_cancel_any_job_refunds_it_and_queue_shows_the_workers(pipeline: P
     )
     assert await pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
     assert (await service.admission.quotas.status(USER)).used_today == 0
+    cancelled = await service.result(job.request_id)  # the owner's "Queued…" message turns into this
+    assert (
+        cancelled.kind is EventKind.CANCELLED
+        and cancelled.message == "Cancelled by a moderator before it started."
+    )
+    entries = await pipeline.runtime.redis.xrange(stream_key(Platform.TELEGRAM))
+    kinds = [ResultEvent.model_validate_json(f[b"event"]).kind for _, f in entries]
+    assert kinds == [EventKind.CANCELLED]
+    assert "cancel" in await audit_actions(pipeline)
 
 
 async def test_pause_block_and_policy_apply_to_the_community(pipeline: Pipeline) -> None:
@@ -160,7 +171,10 @@ async def test_repeated_refused_prompts_give_an_automatic_temporary_ban(pipeline
     limit = pipeline.settings.privileges.refusals_before_ban
     await pipeline.runtime.admin.execute("block add forbidden thing", MOD)
     mods_room = ADMIN.model_copy(update={"chat_id": "-555"})
-    assert "notices to this chat" in (await pipeline.runtime.admin.execute("policy logchannel here", mods_room)).text
+    assert (
+        "notices to this chat"
+        in (await pipeline.runtime.admin.execute("policy logchannel here", mods_room)).text
+    )
     for _ in range(limit):
         with pytest.raises(PromptRejected):
             await service.imagine("a forbidden thing", USER)
