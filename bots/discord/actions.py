@@ -1,4 +1,5 @@
-"""What a button press does. Only the requester may press (others get an ephemeral notice and no job).
+"""What a button press does. Only the requester may press, unless the server's policy lets everyone (core
+decides: service.check_owner / service.image); others get an ephemeral notice and no job.
 
 U<i> shows image i at full size as a follow-up (no job); V<i>, 🔄 and the buttons under a single image queue a
 new request whose reply is a new message, delivered like a command's.
@@ -12,34 +13,34 @@ import time
 import discord
 
 from bots.discord.context import context_of
+from bots.discord.location import location, remember
 from bots.discord.picture import picture
 from bots.discord.replies import send_error, submit_and_show
-from bots.discord.requester import requester_from
+from bots.discord.requester import requester_of
 from bots.discord.views import button_view, is_public_url
 from core import constants as c
 from core.buttons import Button, single_buttons
-from core.errors import InvalidRequest, NotAllowed
+from core.errors import InvalidRequest
 from core.queue import Submission
 from core.request import Requester
-from core.result import EventKind
+from core.result import StoredImage
 
 log = logging.getLogger(__name__)
 
 DOUBLE_CLICK_WINDOW_S = 30
-NOT_YOURS = "Only the person who asked for these images can use their buttons. Use /imagine to make your own."
 
 
 async def press(interaction: discord.Interaction, button: Button) -> None:
     context = context_of(interaction)
-    requester = requester_from(interaction)
+    requester = requester_of(interaction)
     try:
-        request = await context.service.queue.load(button.request_id)
-        owner = request.requester
-        if (owner.platform, owner.user_id) != (requester.platform, requester.user_id):
-            raise NotAllowed(NOT_YOURS)
         if button.action == c.ACTION_UPSCALE:
-            await _full_size(interaction, button)
+            index = button.index if button.index is not None else 0
+            image = await context.service.image(button.request_id, index, requester)
+            await _full_size(interaction, button.request_id, index, image)
             return
+        # Before acknowledging, so a refusal is one ephemeral notice and no public "thinking…".
+        await context.service.check_owner(button.request_id, requester)
     except Exception as exc:
         await send_error(interaction, exc, button.request_id)
         return
@@ -78,27 +79,32 @@ async def _queue(
     raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
 
 
-async def _full_size(interaction: discord.Interaction, button: Button) -> None:
+async def _full_size(
+    interaction: discord.Interaction, request_id: str, index: int, image: StoredImage
+) -> None:
     """U<i>: image i of a finished grid as a follow-up message, with the buttons for one image."""
     context = context_of(interaction)
-    result = await context.service.result(button.request_id)
-    index = button.index if button.index is not None else 0
-    if result.kind is not EventKind.DONE or not 0 <= index < len(result.images):
-        raise InvalidRequest("button", "That image isn't available any more; please run /imagine again.")
-    image = result.images[index]
     await interaction.response.defer()
     shown = await picture(
         context.service.store,
         [image],
         interaction.filesize_limit,
-        stem=f"{button.request_id}-{index + 1}",
+        stem=f"{request_id}-{index + 1}",
         spoiler=image.spoiler,
     )
     text = f"Image {index + 1} · {image.width}×{image.height} · seed {image.seed}"
     if shown.note:
         text += "\n" + shown.note
-    view = button_view(
-        single_buttons(button.request_id, index), image.url if is_public_url(image.url) else None
-    )
+    view = button_view(single_buttons(request_id, index), image.url if is_public_url(image.url) else None)
     missing = discord.utils.MISSING
-    await interaction.followup.send(text, view=view, file=shown.file or missing, embed=shown.embed or missing)
+    message = await interaction.followup.send(
+        text, view=view, file=shown.file or missing, embed=shown.embed or missing, wait=True
+    )
+    where = location(
+        message.channel.id,
+        message.id,
+        application_id=interaction.application_id,
+        token=interaction.token,
+        created_at=interaction.created_at.timestamp(),
+    )
+    await remember(context, request_id, where)

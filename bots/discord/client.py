@@ -21,11 +21,13 @@ from bots.discord.buttons import CoreButton
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
+from core.admin import AdminService
 from core.errors import ConfigError
 from core.events import EventConsumer
 from core.request import Platform
 from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
+from moderation.community_terms import CommunityBlocklist
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class ImagebotClient(discord.Client):
         super().__init__(intents=intents(), **options)
         self.imagebot = context
         self.lifecycle = _Lifecycle(self, context)
-        self.tree: ImagebotTree = build_tree(self)
+        self.tree: ImagebotTree = build_tree(self, context.settings)
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
@@ -86,7 +88,7 @@ class ShardedImagebotClient(discord.AutoShardedClient):
         super().__init__(intents=intents(), **options)
         self.imagebot = context
         self.lifecycle = _Lifecycle(self, context)
-        self.tree: ImagebotTree = build_tree(self)
+        self.tree: ImagebotTree = build_tree(self, context.settings)
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
@@ -119,6 +121,10 @@ def bot_token(settings: Settings) -> str:
     return token
 
 
+def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
+    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
+
+
 async def run_discord_bot(
     settings: Settings,
     service: ImagineService,
@@ -128,13 +134,19 @@ async def run_discord_bot(
     consumer_name: str = "discord-1",
     token_lifetime_s: float = TOKEN_LIFETIME_S,
     progress_interval_s: float = PROGRESS_INTERVAL_S,
+    admin: AdminService | None = None,
 ) -> None:
-    """Run the bot until cancelled; with `sync`, publish the application commands and return."""
+    """Run the bot until cancelled; with `sync`, publish the application commands and return.
+
+    `admin` runs the /admin commands; when None one is built over the same Redis, store and quotas as
+    `service` (as cli/runtime.py does).
+    """
     token = bot_token(settings)
     context = BotContext(
         settings,
         service,
         redis,
+        admin or build_admin(settings, service, redis),
         consumer_name=consumer_name,
         token_lifetime_s=token_lifetime_s,
         progress_interval_s=progress_interval_s,

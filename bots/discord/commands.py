@@ -1,4 +1,5 @@
-"""The application commands: /imagine, /vary, /upscale, /settings, /cancel, /help and "Vary this image".
+"""The application commands: /imagine, /vary, /upscale, /settings, /cancel, /quota, /help, "Vary this image",
+and the /admin group (admin.py).
 
 Each handler turns its options into one core call: typed options become grammar flags (flags.py), uploads
 become img2img source bytes. Errors raised anywhere reach `ImagebotTree.on_error` or `send_error`, the one
@@ -13,25 +14,27 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bots.discord.admin import build_admin_group
+from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
 from bots.discord.replies import send_error, submit_and_show
-from bots.discord.requester import requester_from
-from core.catalog import CATALOG, get_model
+from bots.discord.requester import requester_of
+from core.catalog import get_model
 from core.errors import InvalidRequest, NotFound
 from core.grammar import FLAG_EXAMPLES
-from core.preferences import ASPECTS, UserPrefs
+from core.preferences import UserPrefs
+from core.privileges import Privilege
 from core.queue import CancelOutcome, Submission
-from core.service import UPLOAD_MAX_BYTES
+from core.settings import Settings
+from core.uploads import UPLOAD_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 VARY_MENU = "Vary this image"
 UPSCALE_STRENGTH = 0.3
 UPSCALE_PROMPT = "high detail, sharp focus"
-AUTOCOMPLETE_LIMIT = 25
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECTS]
 
 HELP = (
     "**/imagine** `prompt` — make images. Options: aspect, seed, negative, steps, guidance, model, count.\n"
@@ -42,7 +45,12 @@ HELP = (
     "**/upscale** `image` — a twice-as-large, refined copy of a picture you upload.\n"
     "**/settings** — your defaults (aspect ratio, model, number of images, private replies).\n"
     "**/cancel** — cancel your latest request while it is still waiting.\n"
+    "**/quota** — your limits and what you've used today.\n"
     "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
+)
+MODERATOR_HELP = (
+    "\nModerators: **/admin** — ban, tier, quota, usage, queue, cancel, pause, resume, block, policy, "
+    "delete, audit."
 )
 
 
@@ -50,18 +58,6 @@ class ImagebotTree(app_commands.CommandTree[discord.Client]):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         await send_error(interaction, original)
-
-
-async def model_autocomplete(
-    interaction: discord.Interaction, current: str
-) -> list[app_commands.Choice[str]]:
-    typed = current.strip().lower()
-    choices = [
-        app_commands.Choice(name=f"{spec.name} — {spec.description}"[:100], value=spec.name)
-        for spec in CATALOG
-        if typed in spec.name or any(typed in alias for alias in spec.aliases)
-    ]
-    return choices[:AUTOCOMPLETE_LIMIT]
 
 
 async def _prefs(interaction: discord.Interaction) -> UserPrefs:
@@ -113,7 +109,7 @@ async def _imagine(
     """The shared path of /imagine, /vary, /upscale and the context menu."""
     context = context_of(interaction)
     prefs = await _prefs(interaction)
-    requester = requester_from(interaction)
+    requester = requester_of(interaction)
 
     async def submit(reply_to: dict[str, str]) -> Submission:
         image = await _download(source) if isinstance(source, discord.Attachment) else source
@@ -262,12 +258,9 @@ def _describe(prefs: UserPrefs) -> str:
 @app_commands.describe(request="The request id (default: your latest)")
 async def cancel(interaction: discord.Interaction, request: str | None = None) -> None:
     context = context_of(interaction)
-    request_id = request or context.last_request.get(str(interaction.user.id))
-    if not request_id:
-        raise InvalidRequest(
-            "request", "I don't know which request to cancel: give its id in the request option."
-        )
-    outcome = await context.service.cancel(request_id, requester_from(interaction))
+    requester = requester_of(interaction)
+    request_id = request.strip() if request else await context.service.last_request(requester)
+    outcome = await context.service.cancel(request_id, requester)
     text = {
         CancelOutcome.CANCELLED: "Cancelled.",
         CancelOutcome.RUNNING: "That one is already being drawn, so it can't be cancelled now.",
@@ -275,9 +268,20 @@ async def cancel(interaction: discord.Interaction, request: str | None = None) -
     await interaction.response.send_message(text, ephemeral=True)
 
 
+@app_commands.command(name="quota", description="Your image limits and what you've used (only you see this)")
+async def quota(interaction: discord.Interaction) -> None:
+    context = context_of(interaction)
+    if not context.settings.quotas.enabled:
+        await interaction.response.send_message("There are no image limits on this bot.", ephemeral=True)
+        return
+    status = await context.service.admission.quotas.status(requester_of(interaction))
+    await interaction.response.send_message(status.describe(), ephemeral=True)
+
+
 @app_commands.command(name="help", description="How to use the image bot")
 async def help_command(interaction: discord.Interaction) -> None:
-    await interaction.response.send_message(HELP, ephemeral=True)
+    text = HELP + (MODERATOR_HELP if requester_of(interaction).privilege >= Privilege.MOD else "")
+    await interaction.response.send_message(text, ephemeral=True)
 
 
 COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu, ...] = (
@@ -286,13 +290,15 @@ COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu,
     upscale,
     settings,
     cancel,
+    quota,
     help_command,
     vary_this_image,
 )
 
 
-def build_tree(client: discord.Client) -> ImagebotTree:
+def build_tree(client: discord.Client, bot_settings: Settings) -> ImagebotTree:
     tree = ImagebotTree(client)
     for command in COMMANDS:
         tree.add_command(command)
+    tree.add_command(build_admin_group(bot_settings))
     return tree

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import discord
 from arq.connections import ArqRedis
 
+from core.admin import AdminService
+from core.delivery_log import DeliveryLog
 from core.preferences import PreferenceStore
 from core.service import ImagineService
 from core.settings import Settings
@@ -49,16 +51,20 @@ class BotContext:
     settings: Settings
     service: ImagineService
     redis: ArqRedis
+    admin: AdminService
     consumer_name: str = "discord-1"
     token_lifetime_s: float = TOKEN_LIFETIME_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
     consume: bool = True  # False for `--sync`: publish the commands, deliver nothing
     acks: Acknowledgements = field(default_factory=Acknowledgements)
-    last_request: dict[str, str] = field(default_factory=dict)  # user id → their latest request, for /cancel
 
     @property
     def preferences(self) -> PreferenceStore:
         return PreferenceStore(self.redis)
+
+    @property
+    def deliveries(self) -> DeliveryLog:
+        return DeliveryLog(self.redis)
 
 
 def context_of(interaction: discord.Interaction) -> BotContext:

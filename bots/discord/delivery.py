@@ -2,9 +2,11 @@
 
 While the interaction token lives (15 minutes; `token_lifetime_s` keeps a margin), the reply is edited through
 the interaction webhook; afterwards, or when the reply is gone, the result is posted to the channel with the bot
-token and mentions the user. A terminal event whose delivery fails raises, so the EventConsumer retries it;
-discord.py itself waits out 429s (retry_after) on both paths. STARTED/PROGRESS are advisory: rate-limited and
-dropped on any failure.
+token and mentions the user. Where a result was posted goes to core's DeliveryLog (location.py), so
+`/admin delete` can remove the message. A terminal event whose delivery fails raises, so the EventConsumer
+retries it; discord.py itself waits out 429s (retry_after) on both paths. STARTED/PROGRESS are advisory:
+rate-limited and dropped on any failure. NOTICE events (automatic bans…) go to the community's log channel
+with the bot token.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 import discord
 
 from bots.discord.context import BotContext
+from bots.discord.location import location, remember
 from bots.discord.picture import Picture, picture
 from bots.discord.views import button_view, full_size_url
 from core.buttons import grid_buttons
@@ -43,6 +46,9 @@ class Delivery:
 
     async def handle(self, event: ResultEvent) -> None:
         target = event.reply_to
+        if event.kind is EventKind.NOTICE:
+            await self._notice(event, target)
+            return
         if "token" not in target or "channel_id" not in target:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
@@ -57,6 +63,20 @@ class Delivery:
             text = event.message or _FALLBACK_TEXT[event.kind].format(id=event.request_id)
             await self._reply(event, target, text[:MESSAGE_LIMIT], Picture(), None)
         log.info("request %s: %s delivered", event.request_id, event.kind)
+
+    async def _notice(self, event: ResultEvent, target: dict[str, str]) -> None:
+        """A notice for moderators (an automatic ban…), posted to the community's log channel."""
+        channel_id = target.get("channel_id", "")
+        if not channel_id.isdigit() or not event.message:
+            log.warning("notice %s: no Discord channel or no text; dropping it", event.request_id)
+            return
+        channel = self.client.get_partial_messageable(int(channel_id))
+        try:
+            await channel.send(
+                content=event.message[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()
+            )
+        except (discord.Forbidden, discord.NotFound):
+            log.warning("notice %s: channel %s refused it or is gone", event.request_id, channel_id)
 
     def _expired(self, target: dict[str, str]) -> bool:
         return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
@@ -92,7 +112,8 @@ class Delivery:
         if shown.note:
             caption += "\n" + shown.note
         view = button_view(grid_buttons(event.request_id, len(event.images)), full_size_url(event))
-        await self._reply(event, target, caption, shown, view)
+        where = await self._reply(event, target, caption, shown, view)
+        await remember(self.context, event.request_id, where)
 
     async def _reply(
         self,
@@ -101,7 +122,8 @@ class Delivery:
         text: str,
         shown: Picture,
         view: discord.ui.View | None,
-    ) -> None:
+    ) -> dict[str, str]:
+        """Edit the command's reply (or post to the channel); returns where the message is (location.py)."""
         files = [shown.file] if shown.file else []
         embeds = [shown.embed] if shown.embed else []
         if not self._expired(target) and "message_id" in target:
@@ -113,7 +135,13 @@ class Delivery:
                     embeds=embeds,
                     view=view if view is not None else discord.utils.MISSING,
                 )
-                return
+                return location(
+                    target["channel_id"],
+                    target["message_id"],
+                    application_id=target["application_id"],
+                    token=target["token"],
+                    created_at=target.get("created_at"),
+                )
             except discord.HTTPException as exc:
                 if exc.code not in _WEBHOOK_GONE and exc.status != 404:
                     raise
@@ -124,13 +152,14 @@ class Delivery:
                     file.reset()
         channel = self.client.get_partial_messageable(int(target["channel_id"]))
         mention = f"<@{target['user_id']}> " if target.get("user_id") else ""
-        await channel.send(
+        message = await channel.send(
             content=(mention + text)[:MESSAGE_LIMIT],
             files=files,
             embeds=embeds,
             view=view if view is not None else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
         )
+        return location(message.channel.id, message.id)
 
     def _webhook(self, target: dict[str, str]) -> discord.Webhook:
         return discord.Webhook.partial(int(target["application_id"]), target["token"], client=self.client)

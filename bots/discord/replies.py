@@ -75,7 +75,6 @@ async def submit_and_show(
         await send_error(interaction, exc)
         return
     try:
-        context.last_request[str(interaction.user.id)] = submission.request_id
         log.info("request %s submitted from interaction %s", submission.request_id, interaction.id)
         await interaction.edit_original_response(content=queued_message(submission))
     except discord.HTTPException:

@@ -1,22 +1,83 @@
-"""Who asked and where to answer: a core Requester and the reply_to mapping from a Discord interaction."""
+"""Who asked and where to answer: a core Requester and the reply_to mapping from a Discord interaction.
+
+The privilege is computed here, once per interaction (`requester_of` keeps it on the interaction): OWNER for
+the "discord:<id>" entries of settings.owners; in a server ADMIN for Manage Server, Administrator or a role in
+privileges.discord_admin_roles, MOD for Manage Messages or a role in privileges.discord_mod_roles, USER
+otherwise; in a DM USER (unless an owner). Roles are
+matched by id or by name, and the member's role ids and names both go on the Requester (tiers by role).
+"""
 
 from __future__ import annotations
 
 import discord
 
+from bots.discord.context import context_of
+from core.privileges import Privilege, effective_privilege
 from core.request import Platform, Requester
+from core.settings import Settings
+
+_EXTRAS_KEY = "imagebot.requester"
 
 
-def requester_from(interaction: discord.Interaction) -> Requester:
+def member_roles(interaction: discord.Interaction) -> tuple[str, ...]:
+    """The member's roles as ids and names (without @everyone); none in a DM."""
+    user = interaction.user
+    if not isinstance(user, discord.Member):
+        return ()
+    roles: list[str] = []
+    for role in user.roles:
+        if role.is_default():
+            continue
+        roles += [str(role.id), role.name]
+    return tuple(roles)
+
+
+def platform_privilege(
+    interaction: discord.Interaction, roles: tuple[str, ...], settings: Settings
+) -> Privilege:
+    """What the server says: permissions in this channel, or a configured role. USER in DMs."""
+    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+        return Privilege.USER
+    permissions = interaction.permissions
+    configured = settings.privileges
+    if (
+        permissions.administrator
+        or permissions.manage_guild
+        or any(role in configured.discord_admin_roles for role in roles)
+    ):
+        return Privilege.ADMIN
+    if permissions.manage_messages or any(role in configured.discord_mod_roles for role in roles):
+        return Privilege.MOD
+    return Privilege.USER
+
+
+def requester_of(interaction: discord.Interaction) -> Requester:
+    """The interaction's Requester, privilege included: computed on first use and kept on the interaction."""
+    cached = interaction.extras.get(_EXTRAS_KEY)
+    if isinstance(cached, Requester):
+        return cached
+    requester = requester_from(interaction, context_of(interaction).settings)
+    interaction.extras[_EXTRAS_KEY] = requester
+    return requester
+
+
+def requester_from(interaction: discord.Interaction, settings: Settings) -> Requester:
     channel = interaction.channel
     nsfw = bool(getattr(channel, "nsfw", False))  # text, voice and forum channels; DMs have none
+    roles = member_roles(interaction)
+    user_id = str(interaction.user.id)
+    level = effective_privilege(
+        Platform.DISCORD, user_id, platform_privilege(interaction, roles, settings), settings.owners
+    )
     return Requester(
         platform=Platform.DISCORD,
-        user_id=str(interaction.user.id),
+        user_id=user_id,
         chat_id=str(interaction.channel_id),
         community_id=str(interaction.guild_id) if interaction.guild_id else None,
         display_name=interaction.user.display_name,
         age_restricted=nsfw,
+        privilege=level,
+        roles=roles,
     )
 
 

@@ -7,10 +7,13 @@ REST (under /api/v10):
     GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{@original|id}
     POST  /webhooks/{app}/{token}                                follow-ups (JSON or multipart)
     POST  /channels/{channel}/messages                          messages sent with the bot token
+    DELETE /channels/{channel}/messages/{id}                     deleting them (or interaction replies)
     GET   /attachments/{name}                                    files users "uploaded" (see `add_attachment`)
 Gateway (GET /gateway, a websocket of plain JSON text frames): HELLO, IDENTIFY → READY + GUILD_CREATE,
 heartbeat ACKs, RESUME → RESUMED, and INTERACTION_CREATE dispatched by the test (`slash`, `click`,
-`message_command`).
+`message_command`), with the member's permissions and roles as the test says (`MEMBER_PERMISSIONS`
+by default, so a plain member), user options (`UserOption`), subcommands of groups, and GUILD_ROLE_CREATE
+for roles added with `add_role`.
 
 Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
 as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
@@ -38,6 +41,12 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 EPHEMERAL = 1 << 6
 BOT_TOKEN = "emulator-bot-token.0123456789"
 
+# A plain member's permissions: view, send, embed, attach, read history, use application commands.
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
+MANAGE_MESSAGES = 1 << 13
+MANAGE_GUILD = 1 << 5
+ADMINISTRATOR = 1 << 3
+
 # Interaction types (Discord's numbering).
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
@@ -57,6 +66,13 @@ class Upload:
     filename: str
     content_type: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class UserOption:
+    """A user picked in a command's user option (type 6); resolved like Discord does."""
+
+    user_id: int
 
 
 @dataclass
@@ -173,6 +189,7 @@ class DiscordEmulator:
         self.interactions: dict[str, Interaction] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id → the last bulk overwrite
         self.uploads: dict[str, Upload] = {}  # files users attached to commands
+        self.roles: dict[int, str] = {}  # the guild's roles besides @everyone: id → name
         self.identifies = 0
         self.resumes = 0
         self._rate_limits: list[_RateLimit] = []
@@ -263,10 +280,26 @@ class DiscordEmulator:
         channel_id: int | None = None,
         attachments: dict[str, str] | None = None,
         guild: bool = True,
+        subcommand: str | None = None,
+        permissions: int = MEMBER_PERMISSIONS,
+        roles: tuple[int, ...] = (),
     ) -> Interaction:
-        """Dispatch a slash command; `attachments` maps an attachment option to a URL from add_attachment."""
+        """Dispatch a slash command; `attachments` maps an attachment option to a URL from add_attachment.
+
+        `subcommand` is "ban" or "block add" for a command group; a UserOption value is a picked user;
+        `permissions` and `roles` are the member's (in a guild).
+        """
         resolved: dict[str, Any] = {}
-        opts = [{"name": k, "type": _option_type(v), "value": v} for k, v in (options or {}).items()]
+        opts: list[dict[str, Any]] = []
+        for name_, value in (options or {}).items():
+            if isinstance(value, UserOption):
+                user = user_payload(value.user_id, f"user{value.user_id}")
+                resolved.setdefault("users", {})[str(value.user_id)] = user
+                if guild:
+                    resolved.setdefault("members", {})[str(value.user_id)] = _member(None, (), 0)
+                opts.append({"name": name_, "type": 6, "value": str(value.user_id)})
+            else:
+                opts.append({"name": name_, "type": _option_type(value), "value": value})
         for option, url in (attachments or {}).items():
             attachment_id = snowflake()
             upload = self.uploads[url.rsplit("/", 1)[-1]]
@@ -279,8 +312,12 @@ class DiscordEmulator:
                 "content_type": upload.content_type,
             }
             opts.append({"name": option, "type": 11, "value": str(attachment_id)})
+        for part in reversed((subcommand or "").split()):
+            opts = [{"name": part, "type": 1 if not opts or opts[0]["type"] != 1 else 2, "options": opts}]
         data = {"id": str(snowflake()), "name": name, "type": 1, "options": opts, "resolved": resolved}
-        return await self._dispatch_interaction(APPLICATION_COMMAND, data, user_id, channel_id, guild)
+        return await self._dispatch_interaction(
+            APPLICATION_COMMAND, data, user_id, channel_id, guild, member=(permissions, roles)
+        )
 
     async def message_command(
         self, name: str, message: Message, *, user_id: int, channel_id: int | None = None
@@ -294,13 +331,39 @@ class DiscordEmulator:
         }
         return await self._dispatch_interaction(APPLICATION_COMMAND, data, user_id, channel_id, True)
 
-    async def click(self, message: Message, custom_id: str, *, user_id: int) -> Interaction:
+    async def click(
+        self,
+        message: Message,
+        custom_id: str,
+        *,
+        user_id: int,
+        permissions: int = MEMBER_PERMISSIONS,
+        roles: tuple[int, ...] = (),
+    ) -> Interaction:
         """Press a button on a message the bot sent."""
         assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._dispatch_interaction(
-            MESSAGE_COMPONENT, data, user_id, message.channel_id, True, message=message.payload(self.base_url)
+            MESSAGE_COMPONENT,
+            data,
+            user_id,
+            message.channel_id,
+            message.channel_id != self.dm_channel_id,
+            message=message.payload(self.base_url),
+            member=(permissions, roles),
         )
+
+    async def add_role(self, name: str) -> int:
+        """A role of the guild (announced to a connected bot with GUILD_ROLE_CREATE); returns its id."""
+        role_id = snowflake()
+        self.roles[role_id] = name
+        for socket in list(self._sockets):
+            await self._send_dispatch(
+                socket,
+                "GUILD_ROLE_CREATE",
+                {"guild_id": str(self.guild_id), "role": self._role(role_id, name)},
+            )
+        return role_id
 
     async def drop_gateway(self) -> None:
         """Close the bot's gateway connections (it reconnects and resumes)."""
@@ -387,21 +450,25 @@ class DiscordEmulator:
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
             "roles": [
-                {
-                    "id": str(self.guild_id),
-                    "name": "@everyone",
-                    "permissions": "2147483647",
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                }
+                self._role(self.guild_id, "@everyone", MEMBER_PERMISSIONS),
+                *(self._role(role_id, name) for role_id, name in self.roles.items()),
             ],
             "channels": [
                 channel(self.channel_id, "general", False),
                 channel(self.nsfw_channel_id, "art", True),
             ],
+        }
+
+    def _role(self, role_id: int, name: str, permissions: int = 0) -> dict[str, Any]:
+        return {
+            "id": str(role_id),
+            "name": name,
+            "permissions": str(permissions),
+            "position": 0 if role_id == self.guild_id else 1,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
         }
 
     async def _send_dispatch(self, socket: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
@@ -416,6 +483,7 @@ class DiscordEmulator:
         channel_id: int | None,
         guild: bool,
         message: dict[str, Any] | None = None,
+        member: tuple[int, tuple[int, ...]] = (MEMBER_PERMISSIONS, ()),
     ) -> Interaction:
         if not self._sockets:
             await self.wait_connected()
@@ -449,15 +517,7 @@ class DiscordEmulator:
                     "position": 0,
                     "permission_overwrites": [],
                 },
-                "member": {
-                    "user": user,
-                    "roles": [],
-                    "joined_at": "2025-01-01T00:00:00+00:00",
-                    "deaf": False,
-                    "mute": False,
-                    "flags": 0,
-                    "permissions": "2147483647",
-                },
+                "member": _member(user, member[1], member[0]),
             }
         else:
             payload |= {
@@ -513,6 +573,7 @@ class DiscordEmulator:
             ("DELETE", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._delete_webhook_message),
             ("POST", r"/webhooks/\d+/[^/]+", "followup", self._followup),
             ("POST", r"/channels/\d+/messages", "channel", self._channel_message),
+            ("DELETE", r"/channels/\d+/messages/\d+", "channel", self._delete_channel_message),
         ]
         for verb, pattern, route, handler in routes:
             if verb == method and re.fullmatch(pattern, path):
@@ -650,6 +711,17 @@ class DiscordEmulator:
         message = self._new_message(channel_id, payload, files, None)
         return 200, message.payload(self.base_url)
 
+    def _delete_channel_message(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
+        if request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}
+        message = self.messages.get(int(path.split("/")[4]))
+        if message is None or message.deleted or message.channel_id != int(path.split("/")[2]):
+            return 404, {"message": "Unknown Message", "code": 10008}
+        if message.flags & EPHEMERAL:
+            return 404, {"message": "Unknown Message", "code": 10008}  # only the webhook sees those
+        message.deleted = True
+        return 204, None
+
     def _unknown(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
         return 404, {"message": f"emulator: no route for {request.method} {path}", "code": 0}
 
@@ -682,6 +754,20 @@ def _apply(message: Message, data: dict[str, Any], files: list[Upload]) -> None:
     elif files:
         message.files = files
     message.edits += 1
+
+
+def _member(user: dict[str, Any] | None, roles: tuple[int, ...], permissions: int) -> dict[str, Any]:
+    member: dict[str, Any] = {
+        "roles": [str(role) for role in roles],
+        "joined_at": "2025-01-01T00:00:00+00:00",
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "permissions": str(permissions),
+    }
+    if user is not None:
+        member["user"] = user
+    return member
 
 
 def _option_type(value: Any) -> int:

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 from pydantic import SecretStr
 
 from bots.discord import run_discord_bot
+from cli.runtime import Runtime
+from core import constants as c
 from core.settings import DiscordSettings, Settings
-from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator
+from core.workers import WorkerInfo, WorkerRegistry
+from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator, Interaction, Message
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 
@@ -33,13 +37,15 @@ class BotRunner:
     emulator: DiscordEmulator
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self, **options: Any) -> asyncio.Task[None]:
+    async def start(self, runtime: Runtime | None = None, **options: Any) -> asyncio.Task[None]:
+        """Run a bot over the pipeline's runtime (or another one, e.g. with other settings)."""
         before = self.emulator.identifies
-        settings = discord_settings(self.pipeline.settings, self.emulator)
-        runtime = self.pipeline.runtime
+        runtime = runtime or self.pipeline.runtime
+        settings = discord_settings(runtime.settings, self.emulator)
+        options.setdefault("admin", runtime.admin)
         task = asyncio.create_task(run_discord_bot(settings, runtime.service, runtime.redis, **options))
         self.tasks.append(task)
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             while self.emulator.identifies == before or not self.emulator._sockets:
                 if task.done():
                     task.result()
@@ -65,3 +71,31 @@ async def bots(pipeline: Pipeline, discord_emulator: DiscordEmulator) -> AsyncIt
         yield runner
     finally:
         await runner.stop_all()
+
+
+async def answer(emulator: DiscordEmulator, interaction: Interaction, within_s: float = 20) -> Message:
+    """What the user was shown: the reply with text, or the ephemeral follow-up that replaced "thinking…"."""
+
+    def shown() -> Message | None:
+        original = emulator.original(interaction.token)
+        if original is not None and not original.deleted and original.content:
+            return original
+        followups = emulator.followups(interaction.token)
+        return followups[0] if followups else None
+
+    message: Message = await emulator.wait_for(shown, within_s=within_s)
+    return message
+
+
+async def announce_worker(redis: ArqRedis) -> None:
+    """A GPU worker's heartbeat with no worker behind it: jobs are accepted and stay in the queue."""
+    await WorkerRegistry(redis).beat(WorkerInfo("announced", c.QUEUE_GPU, ("tiny",), started_at=0.0))
+
+
+async def queue_depth(redis: ArqRedis) -> int:
+    return int(await redis.zcard(c.QUEUE_GPU))
+
+
+async def request_ids(redis: ArqRedis) -> set[str]:
+    keys = await redis.keys(c.REQUEST_KEY.format(request_id="*"))
+    return {key.decode().rsplit(":", 1)[-1] for key in keys}

@@ -20,8 +20,14 @@ from core.request import Platform
 from core.result import EventKind, ResultEvent
 from core.settings import DiscordSettings
 from core.workers import WorkerInfo, WorkerRegistry
-from tests.bots.discord.conftest import BotRunner, discord_settings
-from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator, Message
+from tests.bots.discord.conftest import BotRunner, answer, discord_settings
+from tests.emulators.discord_api import (
+    BOT_TOKEN,
+    MANAGE_MESSAGES,
+    MEMBER_PERMISSIONS,
+    DiscordEmulator,
+    Message,
+)
 
 USER = 4242
 OTHER_USER = 5151
@@ -191,6 +197,17 @@ async def test_result_after_the_token_expired_goes_to_the_channel(
     stored = await bots.pipeline.runtime.service.queue.load(request_id)
     assert stored.requester.age_restricted  # asked in an NSFW channel
 
+    # A moderator's /admin delete removes it from the channel (with the bot token: the interaction's is gone).
+    delete = await emulator.slash(
+        "admin",
+        {"request": request_id},
+        subcommand="delete",
+        user_id=OTHER_USER,
+        permissions=MEMBER_PERMISSIONS | MANAGE_MESSAGES,
+    )
+    answered = await answer(emulator, delete)
+    assert "Removed 1 of 1 message(s)" in answered.content and posted[0].deleted
+
 
 async def test_rate_limited_edit_is_retried_and_the_reply_lands(
     bots: BotRunner, discord_emulator: DiscordEmulator
@@ -220,7 +237,17 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
     await asyncio.wait_for(run_discord_bot(settings, runtime.service, runtime.redis, sync=True), 10)
 
     names = {command["name"] for command in discord_emulator.commands["global"]}
-    assert names == {"imagine", "vary", "upscale", "settings", "cancel", "help", "Vary this image"}
+    assert names == {
+        "imagine",
+        "vary",
+        "upscale",
+        "settings",
+        "cancel",
+        "quota",
+        "help",
+        "admin",
+        "Vary this image",
+    }
     imagine = next(cmd for cmd in discord_emulator.commands["global"] if cmd["name"] == "imagine")
     options = {option["name"]: option for option in imagine["options"]}
     assert options["prompt"]["required"] and options["model"]["autocomplete"]

@@ -1,0 +1,249 @@
+"""The /admin command group: typed options become core's admin grammar (core.admin), run by AdminService.
+
+`default_permissions=manage_messages` only hides the group from members without that permission (server admins
+can change who sees it in Server Settings → Integrations); the privilege check that counts is core's, on the
+privilege computed for every interaction (requester.py). The group is usable in DMs too, where only an
+owner can do anything useful (ban everywhere, read the whole audit log); community-wide subcommands answer
+there that they work in a server.
+
+Every reply is ephemeral. Errors reach the tree's on_error (send_error), the one place they become messages.
+`delete` also removes the messages the result was posted in (core's DeliveryLog, see location.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bots.discord.choices import AUTOCOMPLETE_LIMIT, model_autocomplete
+from bots.discord.context import context_of
+from bots.discord.location import remove
+from bots.discord.requester import requester_of
+from core.admin import parse_duration
+from core.errors import InvalidRequest
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000
+REQUEST_ID_CHARS = 40  # core ids are 16; anything much longer is a mistake
+AUDIT_ACTIONS = (
+    "ban", "unban", "tier", "quota", "cancel", "pause", "resume", "block_add", "block_remove", "policy",
+    "delete", "prompt_refused", "quota_refused", "banned_user_refused", "auto_ban",
+)  # fmt: skip
+
+
+async def run(interaction: discord.Interaction, words: list[str]) -> None:
+    """Run one admin command (as grammar words) for the member who typed it, and answer ephemerally."""
+    context = context_of(interaction)
+    actor = requester_of(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    log.info("admin command %s by %s in %s", words[0], actor.user_id, actor.community_id or "a DM")
+    reply = await context.admin.execute(" ".join(words), actor)
+    text = reply.text
+    if reply.delete_messages:
+        removed = 0
+        for where in reply.delete_messages:
+            removed += await remove(interaction.client, context, where)
+        total = len(reply.delete_messages)
+        text += f" Removed {removed} of {total} message(s) showing it."
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 1] + "…"
+    await interaction.edit_original_response(content=text)
+
+
+def one_word(value: str, option: str) -> str:
+    """A value that must stay one word of the grammar (an id, an action name)."""
+    value = value.strip()
+    if not value or len(value.split()) != 1:
+        raise InvalidRequest(
+            option, f"The {option} option takes one word without spaces; you gave “{value}”."
+        )
+    return value
+
+
+def request_id(value: str) -> str:
+    value = one_word(value, "request")
+    if len(value) > REQUEST_ID_CHARS:
+        raise InvalidRequest("request", "That isn't a request id; they look like “abcdefghijklmnop”.")
+    return value
+
+
+def duration_word(value: str, option: str) -> str:
+    """A duration word (30m, 2h, 7d, 1w), checked here so a stray space can't change the command."""
+    word = one_word(value, option).lower()
+    parse_duration(word)
+    return word
+
+
+def ban_reason(reason: str) -> str:
+    """The reason as the last words of `ban`; one starting with "for" is quoted (else it reads as a duration)."""
+    reason = " ".join(reason.split())
+    return f"“{reason}”" if reason.lower().split()[:1] == ["for"] else reason
+
+
+def build_admin_group(settings: Settings) -> app_commands.Group:
+    """The /admin group, with the tiers of these settings as choices."""
+    admin = app_commands.Group(
+        name="admin",
+        description="Moderate the image bot here",
+        default_permissions=discord.Permissions(manage_messages=True),
+    )
+    tiers = [app_commands.Choice(name=tier, value=tier) for tier in settings.quotas.tiers]
+    tier_choices = [*tiers[: AUTOCOMPLETE_LIMIT - 1], app_commands.Choice(name="default", value="default")]
+
+    @admin.command(name="ban", description="Stop a user from making images here")
+    @app_commands.describe(
+        user="Who to ban", duration="How long, e.g. 30m, 2h, 7d, 1w (default: until unbanned)", reason="Why"
+    )
+    async def ban(
+        interaction: discord.Interaction,
+        user: discord.User,
+        duration: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        words = ["ban", str(user.id)]
+        if duration:
+            words += ["for", duration_word(duration, "duration")]
+        if reason and reason.strip():
+            words.append(ban_reason(reason))
+        await run(interaction, words)
+
+    @admin.command(name="unban", description="Let a banned user make images again")
+    @app_commands.describe(user="Who to unban")
+    async def unban(interaction: discord.Interaction, user: discord.User) -> None:
+        await run(interaction, ["unban", str(user.id)])
+
+    @admin.command(name="tier", description="Put a user on a quota tier")
+    @app_commands.describe(user="Whose tier", tier="The tier; default: from their roles or the bot's default")
+    @app_commands.choices(tier=tier_choices)
+    async def tier(interaction: discord.Interaction, user: discord.User, tier: str) -> None:
+        await run(interaction, ["tier", str(user.id), one_word(tier, "tier")])
+
+    @admin.command(name="quota", description="Set how many images a day a user may make")
+    @app_commands.describe(
+        user="Whose quota", images="Images per day; leave empty to go back to their tier's"
+    )
+    async def quota(
+        interaction: discord.Interaction,
+        user: discord.User,
+        images: app_commands.Range[int, 0, 1_000_000] | None = None,
+    ) -> None:
+        await run(interaction, ["quota", str(user.id), "default" if images is None else str(images)])
+
+    @admin.command(name="usage", description="A user's usage, limits and recent requests")
+    @app_commands.describe(user="Whose usage")
+    async def usage(interaction: discord.Interaction, user: discord.User) -> None:
+        await run(interaction, ["usage", str(user.id)])
+
+    @admin.command(name="queue", description="Jobs waiting, workers alive and how long the queue takes")
+    async def queue(interaction: discord.Interaction) -> None:
+        await run(interaction, ["queue"])
+
+    @admin.command(name="cancel", description="Cancel anyone's waiting request")
+    @app_commands.describe(request="The request id (its images' file names start with it)")
+    async def cancel(interaction: discord.Interaction, request: str) -> None:
+        await run(interaction, ["cancel", request_id(request)])
+
+    @admin.command(name="pause", description="Pause image generation in this server")
+    @app_commands.describe(reason="Why (kept in the audit log)")
+    async def pause(interaction: discord.Interaction, reason: str | None = None) -> None:
+        await run(interaction, ["pause", *(reason.split() if reason else [])])
+
+    @admin.command(name="resume", description="Turn image generation back on in this server")
+    async def resume(interaction: discord.Interaction) -> None:
+        await run(interaction, ["resume"])
+
+    @admin.command(name="delete", description="Delete a result's images from storage and its messages")
+    @app_commands.describe(request="The request id", image="Only this image (1–4); default: all of them")
+    async def delete(
+        interaction: discord.Interaction, request: str, image: app_commands.Range[int, 1, 4] | None = None
+    ) -> None:
+        await run(interaction, ["delete", request_id(request), *([str(image)] if image else [])])
+
+    @admin.command(name="audit", description="Recent admin actions and refusals here")
+    @app_commands.describe(
+        user="Only entries by or about this user",
+        action="Only this action, e.g. ban or prompt_refused",
+        since="Only this recent, e.g. 30m, 2h, 7d",
+    )
+    @app_commands.autocomplete(action=action_autocomplete)
+    async def audit(
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        action: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        words = ["audit"]
+        if user is not None:
+            words += ["user", str(user.id)]
+        if action:
+            words += ["action", one_word(action, "action").lower()]
+        if since:
+            words += ["since", duration_word(since, "since")]
+        await run(interaction, words)
+
+    _add_block(admin)
+    _add_policy(admin)
+    return admin
+
+
+def _add_block(admin: app_commands.Group) -> None:
+    block = app_commands.Group(name="block", description="Prompt terms refused in this server", parent=admin)
+
+    @block.command(name="add", description="Refuse prompts containing a word or phrase here")
+    @app_commands.describe(term="The word or phrase")
+    async def block_add(interaction: discord.Interaction, term: str) -> None:
+        await run(interaction, ["block", "add", *term.split()])
+
+    @block.command(name="remove", description="Stop refusing a word or phrase here")
+    @app_commands.describe(term="The word or phrase")
+    async def block_remove(interaction: discord.Interaction, term: str) -> None:
+        await run(interaction, ["block", "remove", *term.split()])
+
+    @block.command(name="list", description="The words and phrases refused here")
+    async def block_list(interaction: discord.Interaction) -> None:
+        await run(interaction, ["block", "list"])
+
+
+def _add_policy(admin: app_commands.Group) -> None:
+    policy = app_commands.Group(
+        name="policy", description="This server's rules for the image bot", parent=admin
+    )
+
+    @policy.command(
+        name="nsfw", description="What to do with NSFW images (only ever in age-restricted channels)"
+    )
+    @app_commands.describe(value="refuse, spoiler (blurred), allow, or the bot's default")
+    @app_commands.choices(
+        value=[app_commands.Choice(name=v, value=v) for v in ("refuse", "spoiler", "allow", "default")]
+    )
+    async def policy_nsfw(interaction: discord.Interaction, value: str) -> None:
+        await run(interaction, ["policy", "nsfw", value])
+
+    @policy.command(name="buttons", description="Who may press the buttons under a result")
+    @app_commands.describe(who="Only the person who asked, or everyone")
+    @app_commands.choices(who=[app_commands.Choice(name=v, value=v) for v in ("owner", "everyone")])
+    async def policy_buttons(interaction: discord.Interaction, who: str) -> None:
+        await run(interaction, ["policy", "buttons", who])
+
+    @policy.command(name="model", description="The model /imagine uses here unless asked otherwise")
+    @app_commands.describe(name="A model name, or “default” for the bot's")
+    @app_commands.autocomplete(name=model_autocomplete)
+    async def policy_model(interaction: discord.Interaction, name: str) -> None:
+        await run(interaction, ["policy", "model", one_word(name, "name")])
+
+    @policy.command(name="logchannel", description="Where moderators get notices, such as automatic bans")
+    @app_commands.describe(where="This channel, or no notices")
+    @app_commands.choices(where=[app_commands.Choice(name=v, value=v) for v in ("here", "off")])
+    async def policy_logchannel(interaction: discord.Interaction, where: str) -> None:
+        await run(interaction, ["policy", "logchannel", where])
+
+
+async def action_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    typed = current.strip().lower()
+    return [app_commands.Choice(name=a, value=a) for a in AUDIT_ACTIONS if typed in a][:AUTOCOMPLETE_LIMIT]
