@@ -122,12 +122,16 @@ class AdminService:
     async def execute(self, text: str, actor: Requester) -> AdminReply:
         """Run one admin command typed by `actor` (whose privilege the front end computed)."""
         words = text.split()
-        if not words:
+        if not words or words[0].lower() == "help":
             return AdminReply(self.help(actor.privilege))
         command, args = words[0].lower(), words[1:]
         if command not in NEEDS:
             raise InvalidRequest("admin", f"Unknown admin command “{command}”. " + self.help(actor.privilege))
-        require(actor.privilege, NEEDS[command], f"use /admin {command}")
+        try:
+            require(actor.privilege, NEEDS[command], f"use /admin {command}")
+        except NotAllowed as exc:
+            await self._record(actor, "admin_refused", command, exc.message)
+            raise
         handler = getattr(self, f"_{command}")
         reply: AdminReply = await handler(args, actor)
         return reply

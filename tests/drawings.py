@@ -19,5 +19,3 @@ def figure(dressed: bool, background: tuple[int, int, int] = (90, 120, 160)) -> 
     if dressed:
         draw.rectangle((140, 215, 370, 512), fill=(40, 90, 60))
     return image.filter(ImageFilter.GaussianBlur(3))
-
-

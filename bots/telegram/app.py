@@ -13,7 +13,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from arq.connections import ArqRedis
-from telegram import BotCommand, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    Update,
+)
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -24,6 +32,7 @@ from telegram.ext import (
 )
 from telegram.ext import MessageHandler as OnMessage
 
+from bots.telegram.admin_commands import AdminCommands
 from bots.telegram.callbacks import Callbacks
 from bots.telegram.commands import Commands
 from bots.telegram.delivery import Delivery
@@ -31,6 +40,7 @@ from bots.telegram.deps import BotDeps, Tuning
 from bots.telegram.preferences_menu import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.redaction import protect_token
 from bots.telegram.replies import report_error
+from core.admin import AdminService
 from core.buttons import PREFIX as BUTTON_PREFIX
 from core.errors import ConfigError
 from core.events import EventConsumer
@@ -44,9 +54,12 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 BOT_COMMANDS = [
     BotCommand("imagine", "make images: /imagine a lighthouse at dusk --ar 16:9"),
     BotCommand("settings", "your default aspect ratio, model and image count"),
+    BotCommand("quota", "how many images you have left today"),
     BotCommand("cancel", "cancel your last request while it waits"),
     BotCommand("help", "the options, with examples"),
 ]
+# Shown to chat administrators in every group, and to the owners and configured moderators in private.
+ADMIN_COMMANDS = [*BOT_COMMANDS, BotCommand("admin", "moderators' commands: ban, quota, pause, queue…")]
 IMAGINE_CAPTION = r"^/(imagine|img)(@\w+)?(\s|$)"
 
 
@@ -65,6 +78,7 @@ def build_application(settings: Settings, deps: BotDeps) -> Application:
         .build()
     )
     commands, callbacks, menu = Commands(deps), Callbacks(deps), PreferencesMenu(deps)
+    admin = AdminCommands(deps)
     application.add_handler(CommandHandler(["imagine", "img"], commands.imagine))
     application.add_handler(
         OnMessage(filters.PHOTO & filters.CaptionRegex(IMAGINE_CAPTION), commands.imagine)
@@ -72,6 +86,8 @@ def build_application(settings: Settings, deps: BotDeps) -> Application:
     application.add_handler(CommandHandler("start", commands.start))
     application.add_handler(CommandHandler("help", commands.help))
     application.add_handler(CommandHandler("cancel", commands.cancel))
+    application.add_handler(CommandHandler("quota", commands.quota))
+    application.add_handler(CommandHandler("admin", admin.admin))
     application.add_handler(CommandHandler("settings", menu.show))
     application.add_handler(CallbackQueryHandler(callbacks.on_button, pattern=rf"^{BUTTON_PREFIX}:"))
     application.add_handler(CallbackQueryHandler(menu.on_choice, pattern=CALLBACK_PATTERN))
@@ -102,6 +118,30 @@ def _on_error_for(deps: BotDeps) -> Callable[[object, ContextTypes.DEFAULT_TYPE]
     return on_error
 
 
+async def _set_commands(bot: Bot, deps: BotDeps) -> None:
+    """The command menu: everyone's commands, plus /admin for chat administrators and the configured ids.
+
+    A configured user who never opened a private chat with the bot can't get a per-chat menu; that is
+    logged and skipped.
+    """
+    pacer = deps.pacer
+    await pacer.retry(
+        lambda: bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeAllChatAdministrators())
+    )
+    configured = deps.settings.privileges
+    prefix = f"{Platform.TELEGRAM.value}:"
+    ids = [owner.removeprefix(prefix) for owner in deps.settings.owners if owner.startswith(prefix)]
+    ids += [*configured.telegram_admins, *configured.telegram_mods]
+    for user_id in dict.fromkeys(i for i in ids if i.lstrip("-").isdigit()):
+        try:
+            await pacer.retry(
+                lambda: bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(int(user_id)))  # noqa: B023
+            )
+        except TelegramError as exc:
+            log.info("no /admin menu in the private chat of %s (%s)", user_id, exc.message)
+    await pacer.retry(lambda: bot.set_my_commands(BOT_COMMANDS, scope=BotCommandScopeDefault()))
+
+
 async def _start_updates(application: Application, settings: Settings, tuning: Tuning) -> None:
     updater = application.updater
     assert updater is not None
@@ -129,13 +169,15 @@ async def run_telegram_bot(
     *,
     consumer_name: str = "telegram-1",
     tuning: Tuning | None = None,
+    admin: AdminService | None = None,
 ) -> None:
     """Run the Telegram bot until cancelled: updates in, result events out; a clean shutdown on cancel.
 
+    `admin` runs /admin (None: one is built over `service`'s store and quotas, as cli/runtime.py does).
     Raises ConfigError("IMAGEBOT_TELEGRAM__TOKEN: …") without a token.
     """
     tuning = tuning or Tuning()
-    deps = BotDeps.build(settings, service, redis, tuning)
+    deps = BotDeps.build(settings, service, redis, tuning, admin)
     application = build_application(settings, deps)
     protect_token(application.bot.token)
     delivery = Delivery(deps, application.bot)
@@ -144,7 +186,7 @@ async def run_telegram_bot(
     consuming: asyncio.Task[None] | None = None
     await application.initialize()
     try:
-        await deps.pacer.retry(lambda: application.bot.set_my_commands(BOT_COMMANDS))
+        await _set_commands(application.bot, deps)
         await application.start()
         await _start_updates(application, settings, tuning)
         log.info("Telegram bot @%s is up", application.bot.username)

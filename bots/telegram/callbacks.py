@@ -15,13 +15,13 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bots.telegram.delivery import record_delivery
 from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import single_keyboard
 from bots.telegram.replies import reply_parameters, report_error
-from bots.telegram.requester import requester_for
 from core import constants as c
 from core.buttons import Button, decode_button
-from core.errors import InvalidRequest, NotAllowed
+from core.errors import InvalidRequest
 from core.messages import queued_message
 from core.queue import Submission
 from core.request import Requester
@@ -30,7 +30,6 @@ from core.result import EventKind, StoredImage
 log = logging.getLogger(__name__)
 
 DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this window are queued once
-NOT_YOURS = "Only the person who asked for these images can use their buttons."
 
 
 class Callbacks:
@@ -47,8 +46,8 @@ class Callbacks:
                 lambda: query.answer("That message is too old; please run /imagine again.")
             )
             return
-        requester = requester_for(query.from_user, message.chat)
         try:
+            requester = await self.deps.requester(context.bot, query.from_user, message.chat)
             button = decode_button(query.data)
             if button.action == c.ACTION_UPSCALE:
                 await self._send_image(query, button, requester, context)
@@ -82,10 +81,9 @@ class Callbacks:
         )
 
     async def _image(self, button: Button, requester: Requester) -> StoredImage:
+        # Its owner's, or anyone's where the community allows; NotAllowed for banned users and paused groups.
+        await self.deps.service.check_owner(button.request_id, requester)
         result = await self.deps.service.result(button.request_id)
-        owner = result.requester
-        if (owner.platform, owner.user_id) != (requester.platform, requester.user_id):
-            raise NotAllowed(NOT_YOURS)
         index = button.index or 0
         if result.kind is not EventKind.DONE or not 0 <= index < len(result.images):
             raise InvalidRequest("button", "That image isn't available any more; please run /imagine again.")
@@ -103,7 +101,7 @@ class Callbacks:
         chat_id, pacer = query.message.chat.id, self.deps.pacer
         seed = f" · seed {image.seed}" if image.seed is not None else ""
         try:
-            await pacer.send(
+            sent = await pacer.send(
                 chat_id,
                 lambda: context.bot.send_document(
                     chat_id,
@@ -113,6 +111,7 @@ class Callbacks:
                     reply_parameters=reply_parameters(query.message.message_id if query.message else None),
                 ),
             )
+            await record_delivery(self.deps.deliveries, button.request_id, sent)
         except Exception as exc:  # the query is answered already: say it in the chat instead
             await report_error(
                 exc,

@@ -1,5 +1,7 @@
 """Commands and messages: parse Telegram input into core calls and acknowledge at once.
 
+/quota shows the user's usage and limits; /admin is in admin_commands.py.
+
 /imagine (alias /img), a plain message in a private chat, and a photo captioned /imagine (or /imagine in
 reply to a photo) all become `service.imagine`. The user gets a "Queued…" reply straight away; it is edited
 with the queue position, then with progress, and replaced by the result (see delivery.py).
@@ -17,7 +19,6 @@ from telegram.ext import ContextTypes
 from bots.telegram.deps import BotDeps
 from bots.telegram.help_text import START_TEXT, help_text
 from bots.telegram.replies import report_error, send_text
-from bots.telegram.requester import requester_for
 from core.errors import NotAllowed
 from core.messages import queued_message
 from core.queue import CancelOutcome
@@ -106,7 +107,7 @@ class Commands:
                 source_image = bytes(await telegram_file.download_as_bytearray())
             submission = await self.deps.service.imagine(
                 text,
-                requester_for(user, chat),
+                await self.deps.requester(bot, user, chat),
                 source_id=f"{chat.id}:{message.message_id}",
                 reply_to=reply_to,
                 defaults=prefs.defaults(),
@@ -138,6 +139,25 @@ class Commands:
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, context, help_text())
 
+    async def quota(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/quota: the user's tier, usage and limits, and when the daily count resets."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        try:
+            requester = await self.deps.requester(context.bot, user, message.chat)
+            status = await self.deps.service.admission.quotas.status(requester)
+        except Exception as exc:
+            await report_error(
+                exc, self.deps.pacer, context.bot, chat_id=message.chat.id, reply_to=message.message_id
+            )
+            return
+        if not self.deps.settings.quotas.enabled:
+            text = "There are no limits on this bot: quotas are turned off."
+        else:
+            text = "Your usage and limits:\n" + status.describe()
+        await self._reply(update, context, text)
+
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
@@ -147,7 +167,8 @@ class Commands:
             await self._reply(update, context, "You have no request waiting to cancel.")
             return
         try:
-            outcome = await self.deps.service.cancel(request_id, requester_for(user, message.chat))
+            requester = await self.deps.requester(context.bot, user, message.chat)
+            outcome = await self.deps.service.cancel(request_id, requester)
         except Exception as exc:
             await report_error(
                 exc,

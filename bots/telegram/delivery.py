@@ -1,8 +1,9 @@
 """Result events → Telegram messages.
 
-DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; the
-status message is then deleted. FAILED, REFUSED, CANCELLED: the status message says why. STARTED and
-PROGRESS edit the status message at most once per `progress_interval_s` per chat, and are dropped on error.
+DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; where
+it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted.
+FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS edit the status message at most
+once per `progress_interval_s` per chat, and are dropped on error.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
 waited out by the pacer. A chat that blocked the bot can never be reached, so that result is dropped.
@@ -13,20 +14,38 @@ from __future__ import annotations
 import logging
 import time
 
-from telegram import Bot, InputFile
+from telegram import Bot, InputFile, Message
 from telegram.constants import ChatAction
 from telegram.error import Forbidden, TelegramError
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import grid_keyboard
 from bots.telegram.replies import edit_or_send, reply_parameters
+from core.delivery_log import DeliveryLog
 from core.errors import NotFound
 from core.messages import progress_message, result_caption
+from core.request import Platform
 from core.result import EventKind, ResultEvent
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry — something went wrong on our side (reference {request_id}). Please try again in a moment."
+
+
+async def record_delivery(deliveries: DeliveryLog, request_id: str, sent: Message) -> None:
+    """Remember where a result's image was posted, so `/admin delete` can remove the message.
+
+    The message is out already: a failure here is logged, never raised (raising would post it twice).
+    """
+    location = {
+        "platform": Platform.TELEGRAM.value,
+        "chat_id": str(sent.chat.id),
+        "message_id": str(sent.message_id),
+    }
+    try:
+        await deliveries.record(request_id, location)
+    except Exception:
+        log.warning("request %s: where it was delivered could not be recorded", request_id, exc_info=True)
 
 
 class Delivery:
@@ -90,7 +109,7 @@ class Delivery:
         spoiler = picture.spoiler or any(image.spoiler for image in event.images)
         extension = "png" if picture.content_type == "image/png" else "jpg"
         reply = event.reply_to.get("message_id")
-        await self.deps.pacer.send(
+        sent = await self.deps.pacer.send(
             chat_id,
             lambda: self.bot.send_photo(
                 chat_id,
@@ -102,6 +121,7 @@ class Delivery:
             ),
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
+        await record_delivery(self.deps.deliveries, event.request_id, sent)
         status = event.reply_to.get("status_message_id")
         if status:
             try:  # the result is out; a status message left behind is only untidy

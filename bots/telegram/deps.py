@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis
+from telegram import Bot, Chat, User
 
 from bots.telegram.last_request import LastRequests
 from bots.telegram.pacing import Pacer, PacingLimits
+from bots.telegram.privilege import Privileges
+from bots.telegram.requester import requester_for
+from core.admin import AdminService
+from core.delivery_log import DeliveryLog
 from core.preferences import PreferenceStore
+from core.request import Requester
 from core.service import ImagineService
 from core.settings import Settings
 
@@ -24,6 +30,13 @@ class Tuning:
     stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish
 
 
+def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
+    """The admin commands over the same Redis, store and quotas as `service` (as cli/runtime.py builds them)."""
+    from moderation.community_terms import CommunityBlocklist
+
+    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
+
+
 @dataclass
 class BotDeps:
     settings: Settings
@@ -33,9 +46,19 @@ class BotDeps:
     pacer: Pacer
     prefs: PreferenceStore
     last_requests: LastRequests
+    admin: AdminService
+    privileges: Privileges
+    deliveries: DeliveryLog
 
     @classmethod
-    def build(cls, settings: Settings, service: ImagineService, redis: ArqRedis, tuning: Tuning) -> BotDeps:
+    def build(
+        cls,
+        settings: Settings,
+        service: ImagineService,
+        redis: ArqRedis,
+        tuning: Tuning,
+        admin: AdminService | None = None,
+    ) -> BotDeps:
         return cls(
             settings,
             service,
@@ -44,4 +67,12 @@ class BotDeps:
             Pacer(tuning.pacing),
             PreferenceStore(redis),
             LastRequests(redis),
+            admin or build_admin(settings, service, redis),
+            Privileges(settings, redis),
+            DeliveryLog(redis),
         )
+
+    async def requester(self, bot: Bot, user: User, chat: Chat) -> Requester:
+        """The Requester for an update, with the user's privilege in this chat."""
+        standing = await self.privileges.standing(bot, user, chat)
+        return requester_for(user, chat, standing.here)

@@ -44,5 +44,7 @@ def help_text() -> str:
         "In a private chat, any plain message is a prompt. In groups, use /imagine (or /img).",
         "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
         "/settings sets your defaults; /cancel cancels your last request while it waits.",
+        "/quota shows how many images you have left today and when that resets.",
+        "Moderators: /admin lists the admin commands you can use.",
     ]
     return "\n".join(lines)

@@ -48,7 +48,8 @@ async def test_a_plain_user_cannot_use_admin_commands(pipeline: Pipeline) -> Non
     with pytest.raises(NotAllowed, match="Only admins can use /admin tier"):
         await admin.execute("tier 4 supporter", MOD)
     assert "ban" in admin.help(Privilege.MOD) and "tier" not in admin.help(Privilege.MOD)
-    assert await audit_actions(pipeline) == []
+    assert (await admin.execute("help", USER)).text == "You have no admin commands."
+    assert await audit_actions(pipeline) == ["admin_refused", "admin_refused"]
 
 
 async def test_ban_stops_a_user_here_with_one_clear_message_until_unbanned(pipeline: Pipeline) -> None:

@@ -3,7 +3,8 @@
     /bot<token>/<method>          getMe, getUpdates (long poll, offsets), deleteWebhook, setWebhook,
                                   sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup,
                                   deleteMessage, sendPhoto, sendDocument, sendChatAction, answerCallbackQuery,
-                                  getFile, setMyCommands, getMyCommands
+                                  getFile, setMyCommands, getMyCommands (per scope),
+                                  getChatAdministrators, getChatMember
     /file/bot<token>/<file_path>  the bytes of a file users sent (or the bot uploaded)
 
 Bodies may be empty, form-urlencoded, JSON or multipart (PTB sends JSON-encoded values as form fields and
@@ -11,7 +12,9 @@ files as multipart parts). Everything the bot sends is kept as a `Sent` message 
 text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`.
 
 Tests play users with `user_message`, `user_photo` and `press` (a callback query), and wait for the bot with
-`await emulator.wait_for(predicate, timeout)`. `rate_limit_next(method, count, retry_after)` answers the
+`await emulator.wait_for(predicate, timeout)`. `make_admin(chat, user, creator=…, can_promote_members=…)` sets who
+administers a group (getChatAdministrators/getChatMember answer from it); `bot_message(sent)` is a bot message as
+Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
 next `count` calls of a method with Telegram's 429 body.
 """
 
@@ -166,7 +169,9 @@ class TelegramEmulator:
         self.sent: list[Sent] = []
         self.answers: list[CallbackAnswer] = []
         self.chat_actions: list[tuple[int, str]] = []
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default scope's
+        self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope ("default", "chat:<id>", …) → list
+        self.chat_admins: dict[int, dict[int, dict[str, Any]]] = {}  # chat id → user id → ChatMember
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -174,6 +179,7 @@ class TelegramEmulator:
         self._callback_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._rate_limits: dict[str, tuple[int, int]] = {}  # method → (calls left, retry_after)
+        self._polls_released = False  # getUpdates answers at once (a bot is stopping)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -272,6 +278,11 @@ class TelegramEmulator:
         """Answer the next `count` calls of `method` with 429 and parameters.retry_after."""
         self._rate_limits[method] = (count, retry_after)
 
+    async def release_polls(self, released: bool = True) -> None:
+        """While released, getUpdates answers at once instead of long-polling, so a stopping bot stops now."""
+        self._polls_released = released
+        await self._notify()
+
     async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:  # noqa: ASYNC109
         """Wait until predicate() is truthy (re-checked after every call the bot makes) and return it."""
         async with asyncio.timeout(timeout), self._changed:
@@ -312,11 +323,31 @@ class TelegramEmulator:
         }
 
     async def user_message(
-        self, chat: Chat, user: User, text: str, reply_to: dict[str, Any] | None = None
+        self,
+        chat: Chat,
+        user: User,
+        text: str,
+        reply_to: dict[str, Any] | None = None,
+        mentions: dict[str, User] | None = None,
     ) -> dict[str, Any]:
-        """A user writes `text` (commands get their bot_command entity). Returns the message."""
+        """A user writes `text` (commands get their bot_command entity). Returns the message.
+
+        `mentions` maps a piece of the text to the user it mentions (a text_mention entity, as when the
+        writer picks someone without a username from the member list).
+        """
         message = self._user_message(chat, user) | {"text": text}
-        if entities := _command_entities(text):
+        entities = _command_entities(text)
+        for shown, mentioned in (mentions or {}).items():
+            offset = _utf16_len(text[: text.index(shown)])
+            entities.append(
+                {
+                    "type": "text_mention",
+                    "offset": offset,
+                    "length": _utf16_len(shown),
+                    "user": mentioned.to_dict(),
+                }
+            )
+        if entities:
             message["entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = reply_to
@@ -377,6 +408,33 @@ class TelegramEmulator:
         )
         return query_id
 
+    def make_admin(
+        self, chat: Chat, user: User, *, creator: bool = False, can_promote_members: bool = False
+    ) -> None:
+        """Make `user` the creator or an administrator of the group `chat`."""
+        if creator:
+            member: dict[str, Any] = {"status": "creator", "user": user.to_dict(), "is_anonymous": False}
+        else:
+            rights = [
+                "can_manage_chat",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+            ]
+            member = {"status": "administrator", "user": user.to_dict(), "can_be_edited": False}
+            member |= {"is_anonymous": False, "can_promote_members": can_promote_members}
+            member |= dict.fromkeys(rights, True)
+        self.chat_admins.setdefault(chat.id, {})[user.id] = member
+
+    def bot_message(self, sent: Sent) -> dict[str, Any]:
+        """A message the bot sent, as Telegram nests it in a user's `reply_to_message`."""
+        return self._bot_message(sent)
+
     def answer(self, query_id: str) -> CallbackAnswer | None:
         return next((a for a in self.answers if a.callback_query_id == query_id), None)
 
@@ -411,7 +469,7 @@ class TelegramEmulator:
         self._updates = [u for u in self._updates if u["update_id"] >= offset]  # confirmed ones are dropped
         deadline = time.monotonic() + timeout
         async with self._changed:
-            while not self._updates and time.monotonic() < deadline:
+            while not self._updates and time.monotonic() < deadline and not self._polls_released:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
         return self._updates[:limit]
@@ -572,9 +630,32 @@ class TelegramEmulator:
             "file_path": file_path,
         }
 
+    @staticmethod
+    def _scope(params: dict[str, Any]) -> str:
+        scope = params.get("scope") or {"type": "default"}
+        return f"chat:{scope['chat_id']}" if "chat_id" in scope else str(scope["type"])
+
     async def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
-        self.commands = list(params.get("commands") or [])
+        commands = list(params.get("commands") or [])
+        scope = self._scope(params)
+        self.scoped_commands[scope] = commands
+        if scope == "default":
+            self.commands = commands
         return True
 
     async def _m_getMyCommands(self, params: dict[str, Any]) -> Any:
-        return self.commands
+        return self.scoped_commands.get(self._scope(params), [])
+
+    def _group(self, params: dict[str, Any]) -> int:
+        chat_id = self._chat(params)
+        if chat_id > 0:
+            raise ApiError(400, "Bad Request: there are no administrators in the private chat")
+        return chat_id
+
+    async def _m_getChatAdministrators(self, params: dict[str, Any]) -> Any:
+        return list(self.chat_admins.get(self._group(params), {}).values())
+
+    async def _m_getChatMember(self, params: dict[str, Any]) -> Any:
+        chat_id, user_id = self._chat(params), int(params.get("user_id", 0))
+        member = self.chat_admins.get(chat_id, {}).get(user_id)
+        return member or {"status": "member", "user": {"id": user_id, "is_bot": False, "first_name": "User"}}

@@ -99,7 +99,7 @@ async def test_a_plain_member_can_neither_ban_nor_cancel_someone_elses_job(
     assert own_cancel.ephemeral and "Only the person who asked" in own_cancel.content
     assert await queue_depth(redis) == 1
     assert not await redis.keys("imagebot:ban:*")
-    assert await actions_by(redis, OTHER) == []
+    assert await actions_by(redis, OTHER) == ["admin_refused", "admin_refused"]  # refusals are audited too
 
 
 async def test_a_moderator_bans_and_unbans_and_the_audit_log_shows_both(
@@ -158,7 +158,7 @@ async def test_an_owner_from_settings_sets_tiers_quotas_and_policy(
     assert "NSFW spoiler" in policy.content
     assert shown.ephemeral and "Tier: supporter" in shown.content and "Today: 0 of 1 images" in shown.content
     assert await actions_by(redis, OWNER) == ["tier", "quota", "policy"]
-    assert await actions_by(redis, MOD) == []
+    assert await actions_by(redis, MOD) == ["admin_refused"]
 
 
 async def test_an_owner_bans_everywhere_from_a_dm(bots: BotRunner, discord_emulator: DiscordEmulator) -> None:
@@ -224,7 +224,7 @@ async def test_pause_resume_and_blocked_terms(bots: BotRunner, discord_emulator:
     assert "no longer blocked" in removed.content
     assert allowed.content.startswith("Queued")
     assert await queue_depth(redis) == 2
-    assert await actions_by(redis, MOD) == ["pause", "resume", "block_add", "block_remove"]
+    assert await actions_by(redis, MOD) == ["admin_refused", "pause", "resume", "block_add", "block_remove"]
     refusals = [e for e in await audit_entries(redis) if e["action"] == "prompt_refused"]
     assert [e["target"] for e in refusals] == [f"discord:{USER}"]
 

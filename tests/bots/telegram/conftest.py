@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -30,6 +31,8 @@ FAST = Tuning(
 )
 ALICE = User(1001, "Alice", "alice")
 BOB = User(1002, "Bob", "bob")
+MONA = User(1003, "Mona", "mona")  # an administrator of GROUP (MOD there) — make her one with `make_admin`
+OLGA = User(1009, "Olga", "olga")  # an owner of the bot, from settings
 ALICE_DM = Chat(ALICE.id)
 GROUP = Chat(-100500, "supergroup", "Artists")
 BUTTON_ID = re.compile(r"^ib:[a-z0-9]{1,2}:(?P<request_id>[a-z2-7]{16})(?::\d)?$")
@@ -54,15 +57,38 @@ class TelegramBot:
 
     async def stop(self) -> None:
         if self.task is not None:
+            await self.emulator.release_polls()  # don't wait out the long poll in progress
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
+            await self.emulator.release_polls(False)
 
     async def announce_idle_worker(self) -> None:
         """A worker heartbeat with no worker behind it: requests are accepted and wait in the queue."""
         registry = WorkerRegistry(self.pipeline.runtime.redis)
         await registry.beat(WorkerInfo("busy-elsewhere", c.QUEUE_GPU, ("tiny",), time.time()))
+
+    async def command(self, chat: Chat, user: User, text: str, **extra: Any) -> Sent:
+        """`user` sends `text` in `chat` (extra: reply_to, mentions); the bot's first reply to it."""
+        asked = await self.emulator.user_message(chat, user, text, **extra)
+        return await self.reply_to(chat, asked)
+
+    async def reply_to(
+        self, chat: Chat, asked: dict[str, Any], *, prefix: str = "", within: float = 10
+    ) -> Sent:
+        """The bot's first text message in reply to `asked` (and starting with `prefix`)."""
+        return await self.emulator.wait_for(
+            lambda: next(
+                (
+                    s
+                    for s in self.emulator.in_chat(chat.id, "sendMessage")
+                    if s.reply_to == asked["message_id"] and s.shown.startswith(prefix)
+                ),
+                None,
+            ),
+            within,
+        )
 
     async def photo_reply(self, chat: Chat, to: dict[str, object], within: float = 20) -> Sent:
         """The photo the bot sends in reply to a user message."""
@@ -92,9 +118,8 @@ async def telegram_bot(
         base_url=telegram_emulator.base_url,
         base_file_url=telegram_emulator.base_file_url,
     )
-    bot = TelegramBot(
-        telegram_emulator, pipeline, pipeline.settings.model_copy(update={"telegram": telegram})
-    )
+    settings = pipeline.settings.model_copy(update={"telegram": telegram, "owners": [f"telegram:{OLGA.id}"]})
+    bot = TelegramBot(telegram_emulator, pipeline, settings)
     await bot.start()
     try:
         yield bot

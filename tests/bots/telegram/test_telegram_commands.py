@@ -7,11 +7,12 @@ from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
 from bots.telegram.last_request import LAST_REQUEST_KEY
+from bots.telegram.privilege import CHAT_ADMINS_KEY
 from core import constants as c
 from core.errors import ConfigError
 from core.preferences import PreferenceStore
 from core.settings import TelegramSettings
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot
 from tests.emulators.telegram_api import Sent
 
 
@@ -81,6 +82,14 @@ async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: Teleg
     forged = await emulator.press(GROUP, BOB, status, "ib:v:not-a-request:9")
     assert (await emulator.wait_for(lambda: emulator.answer(forged))).show_alert
 
+    # Moderating the group gives no right to press someone else's buttons.
+    emulator.make_admin(GROUP, MONA, can_promote_members=True)
+    await redis.delete(CHAT_ADMINS_KEY.format(chat_id=GROUP.id))
+    moderator = await emulator.press(GROUP, MONA, status, f"ib:r:{request_id}")
+    answer = await emulator.wait_for(lambda: emulator.answer(moderator))
+    assert answer.show_alert and (answer.text or "").startswith("Only the person who asked")
+    assert await redis.zcard(c.QUEUE_GPU) == 1
+
 
 async def test_cancel_removes_the_waiting_request(telegram_bot: TelegramBot) -> None:
     emulator = telegram_bot.emulator
@@ -132,7 +141,10 @@ async def test_help_lists_the_flags_and_commands_are_registered(telegram_bot: Te
         "/imagine a lighthouse",
     ):
         assert example in reply.shown
-    assert [command["command"] for command in emulator.commands] == ["imagine", "settings", "cancel", "help"]
+    everyone = ["imagine", "settings", "quota", "cancel", "help"]
+    assert [command["command"] for command in emulator.commands] == everyone
+    for moderators in ("all_chat_administrators", "chat:1009"):  # every group's admins; the owner in private
+        assert [c["command"] for c in emulator.scoped_commands[moderators]] == [*everyone, "admin"]
 
 
 async def test_a_missing_token_is_a_config_error(telegram_bot: TelegramBot) -> None:
