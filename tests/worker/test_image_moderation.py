@@ -44,7 +44,8 @@ class DrawingBackend:
         on_progress: ProgressCallback | None = None,
     ) -> Generation:
         images = tuple(
-            GeneratedImage(figure(dressed), seed) for dressed, seed in zip(self.dressed, request.seeds, strict=True)
+            GeneratedImage(figure(dressed), seed)
+            for dressed, seed in zip(self.dressed, request.seeds, strict=True)
         )
         return Generation(images=images, model="tiny", backend="diffusers")
 
