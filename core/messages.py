@@ -47,8 +47,28 @@ def progress_message(event: ResultEvent) -> str:
     return "Rendering…"
 
 
+def text_length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units): an emoji outside the BMP counts twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 units, with an ellipsis when anything was cut."""
+    if text_length(text) <= limit:
+        return text
+    kept = []
+    used = 0
+    for char in text:
+        size = text_length(char)
+        if used + size > limit - 1:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept).rstrip() + "…"
+
+
 def result_caption(request: GenerationRequest | None, event: ResultEvent, limit: int = CAPTION_LIMIT) -> str:
-    """Prompt (shortened to fit), seed(s) and model, plus any note."""
+    """Prompt (shortened to fit), seed(s) and model, plus any note — at most `limit` UTF-16 units."""
     seeds = ", ".join(str(image.seed) for image in event.images if image.seed is not None)
     tail = f"\nseed {seeds} · {event.model}"
     if event.cached:
@@ -57,10 +77,8 @@ def result_caption(request: GenerationRequest | None, event: ResultEvent, limit:
         tail += " · made by OpenAI (local generator unavailable)"
     if event.message:
         tail += f"\n{event.message}"
+    tail = shorten(tail, limit // 2)
     prompt = request.prompt if request else ""
     if event.revised_prompt:
         prompt = event.revised_prompt
-    room = limit - len(tail)
-    if len(prompt) > room:
-        prompt = prompt[: max(0, room - 1)].rstrip() + "…"
-    return (prompt + tail)[:limit]
+    return shorten(prompt, limit - text_length(tail)) + tail
