@@ -32,7 +32,8 @@ from core.settings import Settings
 from core.workers import WorkerRegistry
 
 
-async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path) -> None:
+async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path) -> float:
+    """Run one burst and print its figures; returns the outside share."""
     from worker.main import run_workers
 
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
@@ -51,6 +52,8 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
                 await asyncio.sleep(0.02)
             print(f"worker ready (model load) : {time.monotonic() - load_started:.2f} s")
             requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
+            # quotas stay on (their reservation is part of the path), but one user must be allowed a burst
+            await runtime.service.admission.quotas.set_tier("cli:bench", "unlimited")
             # one warm-up job so first-call costs (allocator, kernels) are not counted
             warm = await runtime.service.imagine("warm up", requester)
             await _collect(runtime.redis, {warm.request_id}, "0-0")
@@ -98,6 +101,7 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
     )
     print(f"per job, median queued    : {statistics.median(queued):.2f} s  (waiting behind the burst)")
     print(f"per job, event delivery   : {1000 * statistics.median(delivery):.1f} ms  (publish → read)")
+    return 1 - busy
 
 
 async def _collect(redis, wanted: set[str], last_id: str) -> tuple[list[ResultEvent], dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -123,11 +127,27 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--n", type=int, default=4, choices=(1, 2, 3, 4))
-    parser.add_argument("--max-jobs", type=int, default=2)
+    parser.add_argument(
+        "--max-jobs",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="one burst per value, side by side in this run",
+    )
     parser.add_argument("--no-image-check", action="store_true")
     parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
     args = parser.parse_args()
-    asyncio.run(burst(args.jobs, args.n, args.max_jobs, not args.no_image_check, args.model_cache))
+    shares = {}
+    for max_jobs in args.max_jobs:
+        print(f"--- burst with max_jobs {max_jobs}")
+        shares[max_jobs] = asyncio.run(
+            burst(args.jobs, args.n, max_jobs, not args.no_image_check, args.model_cache)
+        )
+    if len(shares) > 1:
+        print(
+            "--- outside share, side by side: "
+            + ", ".join(f"max_jobs {key}: {100 * value:.1f} %" for key, value in shares.items())
+        )
 
 
 if __name__ == "__main__":
