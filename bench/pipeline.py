@@ -24,8 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from arq.connections import ArqRedis
+
 from cli.runtime import open_runtime
-from core.events import stream_key
+from core.events import follow, latest_id
 from core.request import Platform, Requester
 from core.result import EventKind, ResultEvent
 from core.settings import Settings
@@ -57,8 +59,7 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
             # one warm-up job so first-call costs (allocator, kernels) are not counted
             warm = await runtime.service.imagine("warm up", requester)
             await _collect(runtime.redis, {warm.request_id}, "0-0")
-            last = await runtime.redis.xrevrange(stream_key(Platform.CLI), count=1)
-            last_id = last[0][0].decode()
+            last_id = await latest_id(runtime.redis, Platform.CLI)
 
             started = time.monotonic()
             submitted = set()
@@ -104,20 +105,20 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
     return 1 - busy
 
 
-async def _collect(redis, wanted: set[str], last_id: str) -> tuple[list[ResultEvent], dict[str, float]]:  # type: ignore[no-untyped-def]
+async def _collect(
+    redis: ArqRedis, wanted: set[str], after: str
+) -> tuple[list[ResultEvent], dict[str, float]]:
+    """The terminal events of `wanted`, and when each was read."""
     events: list[ResultEvent] = []
     received: dict[str, float] = {}
     pending = set(wanted)
-    while pending:
-        response = await redis.xread({stream_key(Platform.CLI): last_id}, block=1000, count=200)
-        for _, entries in response or []:
-            for entry_id, fields in entries:
-                last_id = entry_id.decode()
-                event = ResultEvent.model_validate_json(fields[b"event"])
-                if event.request_id in pending and event.terminal:
-                    received[event.request_id] = time.time()
-                    pending.discard(event.request_id)
-                    events.append(event)
+    async for event in follow(redis, Platform.CLI, after, block_ms=1000):
+        if event.request_id in pending and event.terminal:
+            received[event.request_id] = time.time()
+            pending.discard(event.request_id)
+            events.append(event)
+            if not pending:
+                break
     return events, received
 
 

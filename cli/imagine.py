@@ -12,7 +12,7 @@ from pathlib import Path
 from cli.runtime import Runtime, open_runtime
 from core import constants as c
 from core.errors import UserError
-from core.events import stream_key
+from core.events import follow, latest_id
 from core.grammar import parse_imagine
 from core.request import Platform, Requester
 from core.result import EventKind, ResultEvent
@@ -36,22 +36,16 @@ async def _wait_for_worker(runtime: Runtime, workers: asyncio.Future[None]) -> N
         await asyncio.sleep(0.05)
 
 
-async def _wait_for_result(runtime: Runtime, request_id: str, last_id: str, timeout_s: float) -> ResultEvent:
-    stream = stream_key(Platform.CLI)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        response = await runtime.redis.xread({stream: last_id}, block=500, count=50)
-        for _, entries in response or []:
-            for entry_id, fields in entries:
-                last_id = entry_id.decode()
-                event = ResultEvent.model_validate_json(fields[b"event"])
-                if event.request_id != request_id:
-                    continue
-                if event.kind is EventKind.PROGRESS and event.total_steps:
-                    print(f"  rendering… step {event.step}/{event.total_steps}", file=sys.stderr)
-                if event.terminal:
-                    return event
-    raise TimeoutError(f"no result for request {request_id} within {timeout_s:.0f} s")
+async def _wait_for_result(runtime: Runtime, request_id: str, after: str, timeout_s: float) -> ResultEvent:
+    async with asyncio.timeout(timeout_s):
+        async for event in follow(runtime.redis, Platform.CLI, after):
+            if event.request_id != request_id:
+                continue
+            if event.kind is EventKind.PROGRESS and event.total_steps:
+                print(f"  rendering… step {event.step}/{event.total_steps}", file=sys.stderr)
+            if event.terminal:
+                return event
+    raise AssertionError("unreachable: follow() never ends")
 
 
 def _describe(event: ResultEvent) -> str:
@@ -90,9 +84,7 @@ async def imagine(settings: Settings, text: str, *, timeout_s: float = 900) -> i
         try:
             print("starting the worker and loading models…", file=sys.stderr)
             await _wait_for_worker(runtime, workers)
-            stream = stream_key(Platform.CLI)
-            last = await runtime.redis.xrevrange(stream, count=1)
-            last_id = last[0][0].decode() if last else "0-0"
+            last_id = await latest_id(runtime.redis, Platform.CLI)
             requester = Requester(platform=Platform.CLI, user_id=getpass.getuser(), chat_id=str(Path.cwd()))
             try:
                 submission = await runtime.service.imagine(text, requester)

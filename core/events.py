@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -163,3 +163,23 @@ class EventConsumer:
             except Exception:
                 log.exception("reading %s failed; retrying in 1 s", self.stream)
                 await asyncio.sleep(1.0)
+
+
+async def follow(
+    redis: Redis, platform: Platform | str, after: str = "0-0", block_ms: int = 500
+) -> AsyncIterator[ResultEvent]:
+    """Every event on a platform's stream after entry `after`, without a consumer group: for watchers that
+    acknowledge nothing (the CLI waiting for its own request, benchmarks, tests). Runs until the caller stops."""
+    stream = stream_key(platform)
+    while True:
+        response = await redis.xread({stream: after}, block=block_ms, count=100)
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                after = entry_id.decode()
+                yield ResultEvent.model_validate_json(fields[b"event"])
+
+
+async def latest_id(redis: Redis, platform: Platform | str) -> str:
+    """The id of the newest entry on the platform's stream ("0-0" when empty), to follow only what comes next."""
+    last = await redis.xrevrange(stream_key(platform), count=1)
+    return last[0][0].decode() if last else "0-0"

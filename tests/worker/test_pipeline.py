@@ -10,7 +10,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core import constants as c
-from core.events import stream_key
+from core.events import follow
 from core.request import GenerationRequest, Mode, Platform, Requester
 from core.result import EventKind, ResultEvent
 from core.workers import WorkerInfo, WorkerRegistry
@@ -22,18 +22,12 @@ BOB = Requester(platform=Platform.CLI, user_id="bob", chat_id="c1")
 
 
 async def wait_for_result(pipeline: Pipeline, request_id: str, timeout_s: float = 60) -> ResultEvent:
-    """Read the CLI platform's stream (no group) until the request's terminal event."""
-    redis = pipeline.runtime.redis
-    last_id = "0-0"
+    """Follow the CLI platform's stream until the request's terminal event."""
     async with asyncio.timeout(timeout_s):
-        while True:
-            response = await redis.xread({stream_key(Platform.CLI): last_id}, block=200, count=100)
-            for _, entries in response or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id.decode()
-                    event = ResultEvent.model_validate_json(fields[b"event"])
-                    if event.request_id == request_id and event.terminal:
-                        return event
+        async for event in follow(pipeline.runtime.redis, Platform.CLI):
+            if event.request_id == request_id and event.terminal:
+                return event
+    raise AssertionError("unreachable")
 
 
 async def announce_busy_worker(pipeline: Pipeline) -> None:
@@ -227,16 +221,11 @@ async def test_a_flood_from_one_user_does_not_starve_another(pipeline: Pipeline)
     late = await service.imagine("a single boat --n 1", BOB)
     assert late.position is not None and late.position <= 3
     finished: list[str] = []
-    redis = pipeline.runtime.redis
-    last_id = "0-0"
     async with asyncio.timeout(120):
-        while late.request_id not in finished:
-            response = await redis.xread({stream_key(Platform.CLI): last_id}, block=200, count=100)
-            for _, entries in response or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id.decode()
-                    event = ResultEvent.model_validate_json(fields[b"event"])
-                    if event.kind is EventKind.DONE:
-                        finished.append(event.request_id)
+        async for event in follow(pipeline.runtime.redis, Platform.CLI):
+            if event.kind is EventKind.DONE:
+                finished.append(event.request_id)
+            if late.request_id in finished:
+                break
     assert finished.index(late.request_id) <= 3, finished
     assert set(finished) - {late.request_id} <= set(flood)
