@@ -6,7 +6,9 @@ admin_commands.py    /admin … → core's AdminService (user arguments from rep
 privilege.py         USER/MOD/ADMIN/OWNER from settings and chat administrator status (cached)
 callbacks.py         result buttons (U/V/🔄/vary/upscale)
 preferences_menu.py  /settings and its "st:" buttons
-delivery.py          result events → photos, documents and status edits; where they went → DeliveryLog
+delivery.py          result events → photos, documents, status edits, notices; where they went → DeliveryLog
+progress.py          STARTED/PROGRESS → chat action and status edits, at most one per interval per chat
+webhook.py           webhook mode: an aiohttp listener that checks the secret-token header
 keyboards.py         inline keyboards from core's button ids
 pacing.py            per-chat pacing and 429 retry_after
 replies.py           the one place errors become messages

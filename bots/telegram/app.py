@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import urlparse
 
 from arq.connections import ArqRedis
 from telegram import (
@@ -40,6 +38,7 @@ from bots.telegram.deps import BotDeps, Tuning
 from bots.telegram.preferences_menu import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.redaction import protect_token
 from bots.telegram.replies import report_error
+from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.admin import AdminService
 from core.buttons import PREFIX as BUTTON_PREFIX
 from core.errors import ConfigError
@@ -142,24 +141,29 @@ async def _set_commands(bot: Bot, deps: BotDeps) -> None:
     await pacer.retry(lambda: bot.set_my_commands(BOT_COMMANDS, scope=BotCommandScopeDefault()))
 
 
-async def _start_updates(application: Application, settings: Settings, tuning: Tuning) -> None:
+def _webhook_listener(application: Application, settings: Settings) -> WebhookListener | None:
+    """The webhook listener when a public URL is configured (None: long polling)."""
+    config = settings.telegram
+    if not config.webhook_url:
+        return None
+    return WebhookListener(
+        application,
+        url=config.webhook_url,
+        secret=webhook_secret(config.webhook_secret),
+        listen=config.webhook_listen,
+        port=config.webhook_port,
+    )
+
+
+async def _start_updates(application: Application, tuning: Tuning, webhook: WebhookListener | None) -> None:
+    if webhook is not None:
+        await webhook.start(ALLOWED_UPDATES)
+        return
     updater = application.updater
     assert updater is not None
-    webhook_url = settings.telegram.webhook_url
-    if not webhook_url:
-        await updater.start_polling(timeout=tuning.poll_timeout_s, allowed_updates=ALLOWED_UPDATES)
-        log.info("Telegram bot polling for updates")
-        return
-    secret = settings.telegram.webhook_secret
-    await updater.start_webhook(
-        listen=settings.telegram.webhook_listen,
-        port=settings.telegram.webhook_port,
-        url_path=urlparse(webhook_url).path.lstrip("/"),
-        webhook_url=webhook_url,
-        secret_token=secret.get_secret_value() if secret else secrets.token_urlsafe(32),
-        allowed_updates=ALLOWED_UPDATES,
-    )
-    log.info("Telegram bot receiving updates by webhook on port %d", settings.telegram.webhook_port)
+    # start_polling deletes any webhook first (Telegram refuses getUpdates while one is set).
+    await updater.start_polling(timeout=tuning.poll_timeout_s, allowed_updates=ALLOWED_UPDATES)
+    log.info("Telegram bot polling for updates")
 
 
 async def run_telegram_bot(
@@ -179,7 +183,8 @@ async def run_telegram_bot(
     tuning = tuning or Tuning()
     deps = BotDeps.build(settings, service, redis, tuning, admin)
     application = build_application(settings, deps)
-    protect_token(application.bot.token)
+    webhook = _webhook_listener(application, settings)  # checks the secret before anything starts
+    protect_token(application.bot.token, *([webhook.secret] if webhook else []))
     delivery = Delivery(deps, application.bot)
     consumer = EventConsumer(redis, Platform.TELEGRAM, consumer_name)
     stop = asyncio.Event()
@@ -188,7 +193,7 @@ async def run_telegram_bot(
     try:
         await _set_commands(application.bot, deps)
         await application.start()
-        await _start_updates(application, settings, tuning)
+        await _start_updates(application, tuning, webhook)
         log.info("Telegram bot @%s is up", application.bot.username)
         consuming = asyncio.create_task(
             consumer.run(delivery.handle, stop, block_ms=tuning.event_block_ms), name="telegram-results"
@@ -202,6 +207,9 @@ async def run_telegram_bot(
             consuming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consuming
+        await delivery.close()
+        if webhook is not None:
+            await webhook.stop()
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
         if application.running:

@@ -2,28 +2,29 @@
 
 DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; where
 it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted.
-FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS edit the status message at most
-once per `progress_interval_s` per chat, and are dropped on error.
+FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS go to progress.py (the chat
+action, and the status message edited at most once per `progress_interval_s` per chat). NOTICE (a message for
+moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
-waited out by the pacer. A chat that blocked the bot can never be reached, so that result is dropped.
+waited out by the pacer. A chat that blocked the bot (403) or no longer exists can never be reached, so that
+result is dropped with a warning.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from telegram import Bot, InputFile, Message
-from telegram.constants import ChatAction
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import grid_keyboard
-from bots.telegram.replies import edit_or_send, reply_parameters
+from bots.telegram.progress import ProgressDisplay
+from bots.telegram.replies import edit_or_send, reply_parameters, send_text
 from core.delivery_log import DeliveryLog
 from core.errors import NotFound
-from core.messages import progress_message, result_caption
+from core.messages import result_caption
 from core.request import Platform
 from core.result import EventKind, ResultEvent
 
@@ -52,7 +53,11 @@ class Delivery:
     def __init__(self, deps: BotDeps, bot: Bot) -> None:
         self.deps = deps
         self.bot = bot
-        self._last_progress: dict[int, float] = {}
+        self.progress = ProgressDisplay(bot, deps.pacer, deps.tuning.progress_interval_s)
+
+    async def close(self) -> None:
+        """Drop progress held back for later (the bot is stopping); results are never held."""
+        await self.progress.close()
 
     async def handle(self, event: ResultEvent) -> None:
         chat = event.reply_to.get("chat_id")
@@ -60,14 +65,20 @@ class Delivery:
             log.warning("request %s: %s event has no chat to reply to; dropped", event.request_id, event.kind)
             return
         chat_id = int(chat)
+        if not event.terminal:
+            await self.progress.show(chat_id, event)
+            return
+        self.progress.end(event.request_id)
         try:
-            if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
-                await self._progress(chat_id, event)
+            if event.kind is EventKind.NOTICE:
+                await self._notice(chat_id, event)
             elif event.kind is EventKind.DONE:
                 await self._done(chat_id, event)
             else:
                 await self._ended(chat_id, event)
-        except Forbidden as exc:
+        except (Forbidden, BadRequest) as exc:
+            if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
+                raise
             log.warning(
                 "request %s: chat %s can't be reached (%s); result dropped",
                 event.request_id,
@@ -75,24 +86,13 @@ class Delivery:
                 exc.message,
             )
 
-    async def _progress(self, chat_id: int, event: ResultEvent) -> None:
-        status = event.reply_to.get("status_message_id")
-        now = time.monotonic()
-        if now - self._last_progress.get(chat_id, -1e9) < self.deps.tuning.progress_interval_s:
+    async def _notice(self, chat_id: int, event: ResultEvent) -> None:
+        """A message for moderators (an automatic ban…) in the chat set as the community's log channel."""
+        if not event.message:
+            log.warning("notice %s has no text; dropped", event.request_id)
             return
-        self._last_progress[chat_id] = now
-        try:
-            await self.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
-            if status:
-                await self.deps.pacer.send(
-                    chat_id,
-                    lambda: self.bot.edit_message_text(
-                        progress_message(event), chat_id=chat_id, message_id=int(status)
-                    ),
-                    retry=False,
-                )
-        except TelegramError as exc:  # advisory: never worth a retry
-            log.debug("request %s: progress not shown (%s)", event.request_id, exc)
+        await send_text(self.deps.pacer, self.bot, chat_id, event.message)
+        log.info("notice %s posted to chat %s", event.request_id, chat_id)
 
     async def _done(self, chat_id: int, event: ResultEvent) -> None:
         picture = event.preview or event.grid or (event.images[0] if event.images else None)

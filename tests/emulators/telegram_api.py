@@ -15,7 +15,12 @@ Tests play users with `user_message`, `user_photo` and `press` (a callback query
 `await emulator.wait_for(predicate, timeout)`. `make_admin(chat, user, creator=…, can_promote_members=…)` sets who
 administers a group (getChatAdministrators/getChatMember answer from it); `bot_message(sent)` is a bot message as
 Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
-next `count` calls of a method with Telegram's 429 body.
+next `count` calls of a method with Telegram's 429 body. `block(chat_id)` plays a user who blocked the bot (or
+a group that removed it): every call into that chat is answered 403 Forbidden (or another error given).
+
+`webhook` is the webhook as setWebhook left it ({"url", "secret_token", "allowed_updates"}; None after
+deleteWebhook); while one is set, getUpdates is refused with 409 Conflict, as Telegram does.
+`post_update(url, update, secret)` plays Telegram delivering an update to the bot's webhook.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ import contextlib
 import io
 import itertools
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from PIL import Image
 
 DEFAULT_TOKEN = "123456789:AAE-emulator-secret-token-0123456789"
@@ -50,6 +56,8 @@ _JSON_FIELDS = {
     "link_preview_options",
 }
 _BOOL_FIELDS = {"has_spoiler", "show_alert", "disable_notification", "drop_pending_updates"}
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass
@@ -180,6 +188,8 @@ class TelegramEmulator:
         self._file_ids = itertools.count(1)
         self._rate_limits: dict[str, tuple[int, int]] = {}  # method → (calls left, retry_after)
         self._polls_released = False  # getUpdates answers at once (a bot is stopping)
+        self.webhook: dict[str, Any] | None = None
+        self.blocked: dict[int, tuple[int, str]] = {}  # chat → the error every call into it gets
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -235,6 +245,7 @@ class TelegramEmulator:
         status = 200
         try:
             self._maybe_rate_limit(method)
+            self._maybe_forbid(params)
             handler = getattr(self, f"_m_{method}", None)
             if handler is None:
                 raise ApiError(404, "Not Found")
@@ -245,7 +256,7 @@ class TelegramEmulator:
             body = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 body["parameters"] = exc.parameters
-        if method != "getUpdates" or body.get("result"):
+        if method != "getUpdates" or body.get("result") or status != 200:
             await self._record(Call(method, params, status))
         return web.json_response(body, status=status)
 
@@ -263,6 +274,11 @@ class TelegramEmulator:
             self._rate_limits[method] = (left - 1, retry_after)
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
 
+    def _maybe_forbid(self, params: dict[str, Any]) -> None:
+        chat = _coerce("chat_id", params.get("chat_id"))
+        if isinstance(chat, int) and chat in self.blocked:
+            raise ApiError(*self.blocked[chat])
+
     async def _record(self, call: Call) -> None:
         async with self._changed:
             self.calls.append(call)
@@ -277,6 +293,26 @@ class TelegramEmulator:
     def rate_limit_next(self, method: str, count: int, retry_after: int = 1) -> None:
         """Answer the next `count` calls of `method` with 429 and parameters.retry_after."""
         self._rate_limits[method] = (count, retry_after)
+
+    def block(
+        self, chat_id: int, status: int = 403, description: str = "Forbidden: bot was blocked by the user"
+    ) -> None:
+        """The user blocked the bot (or the group removed it, or was deleted: 400 "Bad Request: chat not
+        found"): every call into `chat_id` is answered with `status` and `description`."""
+        self.blocked[chat_id] = (status, description)
+
+    async def post_update(
+        self, url: str, update: dict[str, Any], secret: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Deliver `update` to a webhook as Telegram does: a JSON POST with the secret header (when given).
+
+        Returns the HTTP status the bot answered, and the update as sent (with its update_id).
+        """
+        update = {"update_id": next(self._update_ids)} | update
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        async with ClientSession() as session, session.post(url, json=update, headers=headers) as response:
+            await response.read()
+            return response.status, update
 
     async def release_polls(self, released: bool = True) -> None:
         """While released, getUpdates answers at once instead of long-polling, so a stopping bot stops now."""
@@ -335,6 +371,19 @@ class TelegramEmulator:
         `mentions` maps a piece of the text to the user it mentions (a text_mention entity, as when the
         writer picks someone without a username from the member list).
         """
+        message = self.compose(chat, user, text, reply_to, mentions)
+        await self._push("message", message)
+        return message
+
+    def compose(
+        self,
+        chat: Chat,
+        user: User,
+        text: str,
+        reply_to: dict[str, Any] | None = None,
+        mentions: dict[str, User] | None = None,
+    ) -> dict[str, Any]:
+        """The message `user_message` would send, without queueing it (e.g. to `post_update` it to a webhook)."""
         message = self._user_message(chat, user) | {"text": text}
         entities = _command_entities(text)
         for shown, mentioned in (mentions or {}).items():
@@ -351,7 +400,6 @@ class TelegramEmulator:
             message["entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = reply_to
-        await self._push("message", message)
         return message
 
     def add_file(self, data: bytes, extension: str = "jpg") -> str:
@@ -457,12 +505,36 @@ class TelegramEmulator:
     async def _m_deleteWebhook(self, params: dict[str, Any]) -> Any:
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
         return True
 
     async def _m_setWebhook(self, params: dict[str, Any]) -> Any:
+        url = params.get("url")
+        if not url:
+            raise ApiError(400, "Bad Request: bad webhook: an HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN.match(str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = {
+            "url": url,
+            "secret_token": secret,
+            "allowed_updates": params.get("allowed_updates"),
+        }
         return True
 
+    async def _m_getWebhookInfo(self, params: dict[str, Any]) -> Any:
+        webhook = self.webhook or {}
+        return {"url": webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+
     async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
+                "delete the webhook first",
+            )
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)

@@ -43,6 +43,7 @@ class TelegramBot:
     emulator: TelegramEmulator
     pipeline: Pipeline
     settings: Settings
+    tuning: Tuning = FAST
     task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -50,7 +51,7 @@ class TelegramBot:
         commands_set = self.emulator.count("setMyCommands")
         self.task = asyncio.create_task(
             run_telegram_bot(
-                self.settings, runtime.service, runtime.redis, consumer_name="tg-test", tuning=FAST
+                self.settings, runtime.service, runtime.redis, consumer_name="tg-test", tuning=self.tuning
             )
         )
         await self.emulator.wait_for(lambda: self.emulator.count("setMyCommands") > commands_set, 10)
@@ -107,19 +108,28 @@ def request_id_of(sent: Sent) -> str:
     return match["request_id"]
 
 
+def bot_settings(
+    emulator: TelegramEmulator,
+    pipeline: Pipeline,  # noqa: F811
+    **telegram: Any,
+) -> Settings:
+    """The pipeline's settings pointed at the emulator (`telegram`: more TelegramSettings, e.g. webhook_url)."""
+    group = TelegramSettings(
+        token=SecretStr(emulator.token),
+        base_url=emulator.base_url,
+        base_file_url=emulator.base_file_url,
+        **telegram,
+    )
+    return pipeline.settings.model_copy(update={"telegram": group, "owners": [f"telegram:{OLGA.id}"]})
+
+
 @pytest.fixture
 async def telegram_bot(
     telegram_emulator: TelegramEmulator,
     pipeline: Pipeline,  # noqa: F811
 ) -> AsyncIterator[TelegramBot]:
     """The bot, started, with no worker yet (call `await bot.pipeline.start_worker()` to render)."""
-    telegram = TelegramSettings(
-        token=SecretStr(telegram_emulator.token),
-        base_url=telegram_emulator.base_url,
-        base_file_url=telegram_emulator.base_file_url,
-    )
-    settings = pipeline.settings.model_copy(update={"telegram": telegram, "owners": [f"telegram:{OLGA.id}"]})
-    bot = TelegramBot(telegram_emulator, pipeline, settings)
+    bot = TelegramBot(telegram_emulator, pipeline, bot_settings(telegram_emulator, pipeline))
     await bot.start()
     try:
         yield bot

@@ -1,14 +1,20 @@
-"""Delivery that survives restarts and flood control; img2img from a photo in a group."""
+"""Delivery that survives restarts, flood control and blocked chats; notices; img2img from a photo in a group."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
 
+import pytest
 from PIL import Image
 
-from core.request import Mode
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, GROUP, TelegramBot, request_id_of
+from core.events import EventPublisher
+from core.ids import new_request_id
+from core.request import Mode, Platform, Requester
+from core.result import EventKind, ResultEvent
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot, request_id_of
+from tests.emulators.telegram_api import Chat
 
 
 async def test_a_result_finished_while_the_bot_was_down_arrives_once(telegram_bot: TelegramBot) -> None:
@@ -82,3 +88,57 @@ async def test_a_photo_captioned_imagine_in_a_group_is_img2img(telegram_bot: Tel
     assert emulator.count("getFile") == 1
     replies = {s.reply_to for s in emulator.in_chat(GROUP.id)}
     assert replies == {sent["message_id"]}  # nothing answered the command meant for another bot
+
+
+@pytest.mark.parametrize(
+    ("status", "description"),
+    [(403, "Forbidden: bot was blocked by the user"), (400, "Bad Request: chat not found")],
+)
+async def test_a_result_for_a_chat_that_blocked_the_bot_is_dropped_and_the_next_chat_still_gets_its_own(
+    telegram_bot: TelegramBot, caplog: pytest.LogCaptureFixture, status: int, description: str
+) -> None:
+    emulator = telegram_bot.emulator
+    await telegram_bot.pipeline.start_worker()
+    await telegram_bot.command(ALICE_DM, ALICE, "/imagine a paper boat --n 1")
+    emulator.block(ALICE_DM.id, status, description)  # Alice blocks the bot while her picture renders
+
+    refused = await emulator.wait_for(
+        lambda: [c for c in emulator.calls if c.method == "sendPhoto" and c.status == status], 20
+    )
+    bob_dm = Chat(BOB.id)
+    asked = await emulator.user_message(bob_dm, BOB, "/imagine a paper plane --n 1")
+    await telegram_bot.photo_reply(bob_dm, asked)
+
+    assert emulator.in_chat(ALICE_DM.id, "sendPhoto") == []
+    assert len(refused) == 1  # tried once, not retried: a blocked chat can't be reached
+    assert [c.params["chat_id"] for c in emulator.calls if c.method == "sendPhoto"] == [ALICE_DM.id, BOB.id]
+    assert any(r.levelno == logging.WARNING and "can't be reached" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_notice_is_posted_to_its_chat_once(telegram_bot: TelegramBot) -> None:
+    emulator = telegram_bot.emulator
+    publisher = EventPublisher(telegram_bot.pipeline.runtime.redis)
+    mods = Chat(-555, "supergroup", "Moderators")
+
+    def notice(text: str) -> ResultEvent:
+        requester = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id=str(mods.id))
+        return ResultEvent(
+            kind=EventKind.NOTICE,
+            request_id=new_request_id(),
+            message=text,
+            requester=requester,
+            reply_to={"chat_id": str(mods.id)},
+        )
+
+    ban = notice("Automatic ban: telegram:1 for 60 min (refused prompts).")
+    await publisher.publish(ban)
+    await publisher.publish(ban)  # published twice (a worker retried): still posted once
+    await publisher.publish(notice("Automatic ban: telegram:2 for 60 min (refused prompts)."))
+    await emulator.wait_for(lambda: len(emulator.in_chat(mods.id)) == 2)
+
+    posted = emulator.in_chat(mods.id, "sendMessage")
+    assert [s.text for s in posted] == [
+        ban.message,
+        "Automatic ban: telegram:2 for 60 min (refused prompts).",
+    ]
+    assert all(s.reply_to is None and s.reply_markup is None for s in posted)
