@@ -19,7 +19,7 @@ from discord.gateway import DiscordWebSocket
 
 from bots.discord.buttons import CoreButton
 from bots.discord.commands import ImagebotTree, build_tree
-from bots.discord.context import PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
+from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
 from core.admin import AdminService
 from core.errors import ConfigError
@@ -59,6 +59,11 @@ class _Lifecycle:
         log.info("delivering Discord results as consumer %s", self.context.consumer_name)
         await consumer.run(self.delivery.handle, self.stop)
 
+    async def before_identify(self, initial: bool) -> None:
+        """Space IDENTIFYs out (discord.py waits a fixed 5 s before every one but the first)."""
+        if not initial:
+            await asyncio.sleep(self.context.identify_interval_s)
+
     async def close(self) -> None:
         self.stop.set()
         if self.consumer is not None:
@@ -66,6 +71,7 @@ class _Lifecycle:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.consumer
             self.consumer = None
+        await self.delivery.close()
 
 
 class ImagebotClient(discord.Client):
@@ -77,6 +83,9 @@ class ImagebotClient(discord.Client):
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.lifecycle.before_identify(initial)
 
     async def close(self) -> None:
         await self.lifecycle.close()
@@ -92,6 +101,9 @@ class ShardedImagebotClient(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.lifecycle.before_identify(initial)
 
     async def close(self) -> None:
         await self.lifecycle.close()
@@ -134,6 +146,7 @@ async def run_discord_bot(
     consumer_name: str = "discord-1",
     token_lifetime_s: float = TOKEN_LIFETIME_S,
     progress_interval_s: float = PROGRESS_INTERVAL_S,
+    identify_interval_s: float = IDENTIFY_INTERVAL_S,
     admin: AdminService | None = None,
 ) -> None:
     """Run the bot until cancelled; with `sync`, publish the application commands and return.
@@ -150,6 +163,7 @@ async def run_discord_bot(
         consumer_name=consumer_name,
         token_lifetime_s=token_lifetime_s,
         progress_interval_s=progress_interval_s,
+        identify_interval_s=identify_interval_s,
         consume=not sync,
     )
     client = build_client(context)

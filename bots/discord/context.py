@@ -16,6 +16,7 @@ from core.settings import Settings
 
 TOKEN_LIFETIME_S = 14 * 60  # interaction tokens live 15 minutes; keep a minute in hand
 PROGRESS_INTERVAL_S = 1.5  # at most one progress edit per reply this often
+IDENTIFY_INTERVAL_S = 5.0  # between IDENTIFYs of a sharded bot (Discord allows one per 5 s per bucket)
 ACK_WAIT_S = 5.0  # how long a result waits for the "queued" edit of its own command to land
 
 
@@ -55,6 +56,7 @@ class BotContext:
     consumer_name: str = "discord-1"
     token_lifetime_s: float = TOKEN_LIFETIME_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
+    identify_interval_s: float = IDENTIFY_INTERVAL_S
     consume: bool = True  # False for `--sync`: publish the commands, deliver nothing
     acks: Acknowledgements = field(default_factory=Acknowledgements)
 

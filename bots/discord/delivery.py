@@ -5,14 +5,17 @@ the interaction webhook; afterwards, or when the reply is gone, the result is po
 token and mentions the user. Where a result was posted goes to core's DeliveryLog (location.py), so
 `/admin delete` can remove the message. A terminal event whose delivery fails raises, so the EventConsumer
 retries it; discord.py itself waits out 429s (retry_after) on both paths. STARTED/PROGRESS are advisory:
-rate-limited and dropped on any failure. NOTICE events (automatic bans…) go to the community's log channel
-with the bot token.
+at most one edit per `progress_interval_s` per reply (the first at once, the newest of a burst when the
+interval is over, so the reply never stays behind), none once the result is in, and dropped on any failure.
+NOTICE events (automatic bans…) go to the community's log channel with the bot token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import discord
 
@@ -38,11 +41,21 @@ _FALLBACK_TEXT = {
 }
 
 
+@dataclass
+class _Progress:
+    """One reply's progress edits: when the last went out, and the newest event still to show."""
+
+    last_at: float = float("-inf")
+    pending: ResultEvent | None = None
+    task: asyncio.Task[None] | None = None  # shows `pending` once the interval is over
+    editing: bool = False  # the task's edit is on its way: a result waits for it rather than cancel it
+
+
 class Delivery:
     def __init__(self, client: discord.Client, context: BotContext) -> None:
         self.client = client
         self.context = context
-        self._last_progress: dict[str, float] = {}
+        self._progress_of: dict[str, _Progress] = {}
 
     async def handle(self, event: ResultEvent) -> None:
         target = event.reply_to
@@ -55,7 +68,7 @@ class Delivery:
         if not event.terminal:
             await self._progress(event, target)
             return
-        self._last_progress.pop(target["token"], None)
+        await self._end_progress(target["token"])
         await self.context.acks.wait(target["token"])
         if event.kind is EventKind.DONE:
             await self._done(event, target)
@@ -83,18 +96,59 @@ class Delivery:
 
     async def _progress(self, event: ResultEvent, target: dict[str, str]) -> None:
         token = target["token"]
-        now = time.monotonic()
         if self._expired(target) or self.context.acks.pending(token) or "message_id" not in target:
             return
-        if now - self._last_progress.get(token, float("-inf")) < self.context.progress_interval_s:
+        state = self._progress_of.setdefault(token, _Progress())
+        if state.task is None and time.monotonic() - state.last_at >= self.context.progress_interval_s:
+            await self._edit_progress(state, event, target)
             return
-        self._last_progress[token] = now
+        state.pending = event  # the newest wins; shown when the interval is over
+        if state.task is None:
+            state.task = asyncio.create_task(self._trailing_progress(state, target))
+
+    async def _trailing_progress(self, state: _Progress, target: dict[str, str]) -> None:
+        try:
+            while state.pending is not None:
+                await asyncio.sleep(state.last_at + self.context.progress_interval_s - time.monotonic())
+                event, state.pending = state.pending, None
+                if event is None:
+                    break
+                state.editing = True
+                await self._edit_progress(state, event, target)
+                state.editing = False
+        except Exception:
+            log.warning("progress edit of message %s failed", target.get("message_id"), exc_info=True)
+        finally:
+            state.editing = False
+            state.task = None
+
+    async def _edit_progress(self, state: _Progress, event: ResultEvent, target: dict[str, str]) -> None:
+        state.last_at = time.monotonic()
         try:
             await self._webhook(target).edit_message(
                 int(target["message_id"]), content=progress_message(event)
             )
         except discord.HTTPException as exc:
             log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)
+
+    async def close(self) -> None:
+        """Drop the progress edits still waiting for their interval."""
+        tasks = [state.task for state in self._progress_of.values() if state.task is not None]
+        self._progress_of.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _end_progress(self, token: str) -> None:
+        """No progress edit after this: a waiting one is dropped, one on its way is let land first."""
+        state = self._progress_of.pop(token, None)
+        if state is None or state.task is None:
+            return
+        state.pending = None
+        if not state.editing:
+            state.task.cancel()
+        await asyncio.wait([state.task])
 
     async def _done(self, event: ResultEvent, target: dict[str, str]) -> None:
         request = await self._request(event.request_id)

@@ -9,11 +9,14 @@ REST (under /api/v10):
     POST  /channels/{channel}/messages                          messages sent with the bot token
     DELETE /channels/{channel}/messages/{id}                     deleting them (or interaction replies)
     GET   /attachments/{name}                                    files users "uploaded" (see `add_attachment`)
-Gateway (GET /gateway, a websocket of plain JSON text frames): HELLO, IDENTIFY → READY + GUILD_CREATE,
-heartbeat ACKs, RESUME → RESUMED, and INTERACTION_CREATE dispatched by the test (`slash`, `click`,
-`message_command`), with the member's permissions and roles as the test says (`MEMBER_PERMISSIONS`
-by default, so a plain member), user options (`UserOption`), subcommands of groups, and GUILD_ROLE_CREATE
-for roles added with `add_role`.
+Gateway (GET /gateway, and /gateway-resume as READY's resume_gateway_url; a websocket of plain JSON text
+frames): HELLO, IDENTIFY → READY + GUILD_CREATE, heartbeat ACKs, RESUME → RESUMED, and INTERACTION_CREATE
+dispatched by the test (`slash`, `click`, `message_command`) on the guild's shard (or the one the test names),
+with the member's permissions and roles as the test says (`MEMBER_PERMISSIONS` by default, so a plain member),
+user options (`UserOption`), subcommands of groups, and GUILD_ROLE_CREATE for roles added with `add_role`.
+`shards` is what GET /gateway/bot recommends (AutoShardedClient then IDENTIFYs once per shard; the guild lives
+on shard (guild_id >> 22) % shards, as on Discord). `drop_gateway` closes the bot's connections, and with
+`hold=True` keeps new ones waiting until `reopen_gateway`, so a test can act while the bot is disconnected.
 
 Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
 as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
@@ -86,6 +89,7 @@ class Call:
     files: list[Upload]
     token: str | None = None  # the interaction token, for callback/original/followup
     status: int = 200
+    at: float = field(default_factory=time.monotonic)  # when the emulator answered it
 
 
 @dataclass
@@ -175,7 +179,7 @@ def user_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
 class DiscordEmulator:
     """The emulator's state; `start()` serves REST and the gateway on a free port of 127.0.0.1."""
 
-    def __init__(self, attachment_size_limit: int = 10 * 1024 * 1024) -> None:
+    def __init__(self, attachment_size_limit: int = 10 * 1024 * 1024, shards: int = 1) -> None:
         self.application_id = snowflake()
         self.bot_user = user_payload(snowflake(), "imagebot", bot=True)
         self.guild_id = snowflake()
@@ -190,11 +194,19 @@ class DiscordEmulator:
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id → the last bulk overwrite
         self.uploads: dict[str, Upload] = {}  # files users attached to commands
         self.roles: dict[int, str] = {}  # the guild's roles besides @everyone: id → name
+        self.shards = shards
         self.identifies = 0
+        self.identified_shards: list[tuple[int, int]] = []  # the `shard` of every IDENTIFY, in order
         self.resumes = 0
+        self.gateway_attempts = 0  # websocket connections asked for, held ones included
+        self.gateway_paths: list[str] = []  # the path of each, "/gateway" or "/gateway-resume"
         self._rate_limits: list[_RateLimit] = []
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
+        self._socket_shards: dict[web.WebSocketResponse, int] = {}
+        self._session_shards: dict[str, int] = {}
+        self._gateway_open = asyncio.Event()
+        self._gateway_open.set()
         self._sequence = 0
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -216,6 +228,7 @@ class DiscordEmulator:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway-resume", self._gateway)  # READY's resume_gateway_url
         app.router.add_get("/attachments/{path:.+}", self._attachment)
         app.router.add_route("*", API_PREFIX + "/{path:.+}", self._rest)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
@@ -225,6 +238,7 @@ class DiscordEmulator:
         self._port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        self._gateway_open.set()
         for socket in list(self._sockets):
             with contextlib.suppress(Exception):
                 await socket.close()
@@ -283,11 +297,13 @@ class DiscordEmulator:
         subcommand: str | None = None,
         permissions: int = MEMBER_PERMISSIONS,
         roles: tuple[int, ...] = (),
+        shard: int | None = None,
     ) -> Interaction:
         """Dispatch a slash command; `attachments` maps an attachment option to a URL from add_attachment.
 
         `subcommand` is "ban" or "block add" for a command group; a UserOption value is a picked user;
-        `permissions` and `roles` are the member's (in a guild).
+        `permissions` and `roles` are the member's (in a guild); `shard` the connection it arrives on
+        (default: the guild's shard, or shard 0 for a DM).
         """
         resolved: dict[str, Any] = {}
         opts: list[dict[str, Any]] = []
@@ -316,7 +332,7 @@ class DiscordEmulator:
             opts = [{"name": part, "type": 1 if not opts or opts[0]["type"] != 1 else 2, "options": opts}]
         data = {"id": str(snowflake()), "name": name, "type": 1, "options": opts, "resolved": resolved}
         return await self._dispatch_interaction(
-            APPLICATION_COMMAND, data, user_id, channel_id, guild, member=(permissions, roles)
+            APPLICATION_COMMAND, data, user_id, channel_id, guild, member=(permissions, roles), shard=shard
         )
 
     async def message_command(
@@ -365,10 +381,23 @@ class DiscordEmulator:
             )
         return role_id
 
-    async def drop_gateway(self) -> None:
-        """Close the bot's gateway connections (it reconnects and resumes)."""
+    @property
+    def guild_shard(self) -> int:
+        """The shard Discord routes the guild's events to."""
+        return (self.guild_id >> 22) % self.shards
+
+    async def drop_gateway(self, hold: bool = False) -> None:
+        """Close the bot's gateway connections (it reconnects and resumes).
+
+        With `hold`, new connections wait (no HELLO) until `reopen_gateway()`: the bot stays disconnected.
+        """
+        if hold:
+            self._gateway_open.clear()
         for socket in list(self._sockets):
             await socket.close(code=4000)
+
+    def reopen_gateway(self) -> None:
+        self._gateway_open.set()
 
     def user_message(
         self, channel_id: int, files: list[Upload], content: str = "", user_id: int = 1
@@ -383,6 +412,10 @@ class DiscordEmulator:
     # -- gateway --------------------------------------------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        self.gateway_attempts += 1
+        self.gateway_paths.append(request.path)
+        await self._notify()
+        await self._gateway_open.wait()
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
@@ -394,29 +427,38 @@ class DiscordEmulator:
             elif op == 2:
                 await self._ready(socket, data["d"])
             elif op == 6:
+                self._socket_shards[socket] = self._session_shards.get(data["d"]["session_id"], 0)
                 self._sockets.append(socket)
                 self.resumes += 1
                 await self._send_dispatch(socket, "RESUMED", {})
                 await self._notify()
         with contextlib.suppress(ValueError):
             self._sockets.remove(socket)
+        self._socket_shards.pop(socket, None)
+        await self._notify()
         return socket
 
     async def _ready(self, socket: web.WebSocketResponse, identify: dict[str, Any]) -> None:
         shard = identify.get("shard") or [0, 1]
+        session_id = f"session-{snowflake()}"
+        has_guild = shard[0] == (self.guild_id >> 22) % shard[1]
         ready = {
             "v": 10,
             "user": self.bot_user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": f"session-{snowflake()}",
-            "resume_gateway_url": self.gateway_url,
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}] if has_guild else [],
+            "session_id": session_id,
+            "resume_gateway_url": self.gateway_url + "-resume",
             "application": {"id": str(self.application_id), "flags": 0},
             "shard": shard,
         }
+        self._session_shards[session_id] = shard[0]
+        self._socket_shards[socket] = shard[0]
         self._sockets.append(socket)
         self.identifies += 1
+        self.identified_shards.append((shard[0], shard[1]))
         await self._send_dispatch(socket, "READY", ready)
-        await self._send_dispatch(socket, "GUILD_CREATE", self._guild())
+        if has_guild:
+            await self._send_dispatch(socket, "GUILD_CREATE", self._guild())
         await self._notify()
 
     def _guild(self) -> dict[str, Any]:
@@ -484,9 +526,15 @@ class DiscordEmulator:
         guild: bool,
         message: dict[str, Any] | None = None,
         member: tuple[int, tuple[int, ...]] = (MEMBER_PERMISSIONS, ()),
+        shard: int | None = None,
     ) -> Interaction:
         if not self._sockets:
             await self.wait_connected()
+        wanted = shard if shard is not None else (self.guild_shard if guild else 0)
+        sockets = [s for s in self._sockets if self._socket_shards.get(s, 0) == wanted]
+        if not sockets and shard is None:
+            sockets = self._sockets
+        assert sockets, f"no gateway connection for shard {wanted}"
         interaction_id = snowflake()
         token = f"itoken-{interaction_id}"
         user = user_payload(user_id, f"user{user_id}")
@@ -529,7 +577,7 @@ class DiscordEmulator:
             payload["message"] = message
         interaction = Interaction(interaction_id, token, kind, payload)
         self.interactions[token] = interaction
-        await self._send_dispatch(self._sockets[-1], "INTERACTION_CREATE", payload)
+        await self._send_dispatch(sockets[-1], "INTERACTION_CREATE", payload)
         return interaction
 
     # -- REST -----------------------------------------------------------------------------------------------
@@ -600,7 +648,7 @@ class DiscordEmulator:
 
     def _gateway_bot(self, *_: Any) -> tuple[int, Any]:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return 200, {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
 
     def _bulk_commands(self, request: web.Request, path: str, payload: Any, _: Any) -> tuple[int, Any]:
         scope = path.split("/guilds/")[1].split("/", maxsplit=1)[0] if "/guilds/" in path else "global"

@@ -22,9 +22,12 @@ from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F4
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 
 
-def discord_settings(settings: Settings, emulator: DiscordEmulator) -> Settings:
+def discord_settings(settings: Settings, emulator: DiscordEmulator, sharded: bool = False) -> Settings:
     group = DiscordSettings(
-        token=SecretStr(BOT_TOKEN), api_base=emulator.api_base, gateway_url=emulator.gateway_url
+        token=SecretStr(BOT_TOKEN),
+        api_base=emulator.api_base,
+        gateway_url=emulator.gateway_url,
+        sharded=sharded,
     )
     return settings.model_copy(update={"discord": group})
 
@@ -37,16 +40,22 @@ class BotRunner:
     emulator: DiscordEmulator
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self, runtime: Runtime | None = None, **options: Any) -> asyncio.Task[None]:
-        """Run a bot over the pipeline's runtime (or another one, e.g. with other settings)."""
-        before = self.emulator.identifies
+    async def start(
+        self, runtime: Runtime | None = None, *, sharded: bool = False, **options: Any
+    ) -> asyncio.Task[None]:
+        """Run a bot over the pipeline's runtime (or another one, e.g. with other settings).
+
+        `sharded` runs AutoShardedClient, which IDENTIFYs once per shard the emulator recommends.
+        """
+        expected = self.emulator.identifies + (self.emulator.shards if sharded else 1)
         runtime = runtime or self.pipeline.runtime
-        settings = discord_settings(runtime.settings, self.emulator)
+        settings = discord_settings(runtime.settings, self.emulator, sharded=sharded)
         options.setdefault("admin", runtime.admin)
+        options.setdefault("identify_interval_s", 0.0)
         task = asyncio.create_task(run_discord_bot(settings, runtime.service, runtime.redis, **options))
         self.tasks.append(task)
         async with asyncio.timeout(30):
-            while self.emulator.identifies == before or not self.emulator._sockets:
+            while self.emulator.identifies < expected or not self.emulator._sockets:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)

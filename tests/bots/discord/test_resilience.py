@@ -1,0 +1,195 @@
+"""The bot against a flaky Discord: a dropped gateway, sharding, bursts of progress, and global rate limits.
+
+No worker renders here: a worker's heartbeat is announced so jobs are accepted and wait in the queue, and the
+test publishes the worker's events itself (core.events.EventPublisher) when it wants them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+
+from PIL import Image
+
+from core import constants as c
+from core.events import EventPublisher, stream_key
+from core.request import GenerationRequest, Platform
+from core.result import EventKind, ResultEvent, StoredImage
+from core.service import ImagineService
+from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
+from tests.emulators.discord_api import Call, DiscordEmulator, Interaction, Message
+
+USER = 4242
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 90, 160)).save(out, "PNG")
+    return out.getvalue()
+
+
+def edits(emulator: DiscordEmulator, token: str) -> list[Call]:
+    return [call for call in emulator.calls_for(token, "original") if call.method == "PATCH"]
+
+
+async def queued(bots: BotRunner, command: Interaction) -> GenerationRequest:
+    """Wait until the command's reply shows its queue position; returns the stored request."""
+    emulator = bots.emulator
+    await emulator.wait_for(
+        lambda: any(
+            c.payload.get("content", "").startswith("Queued") for c in edits(emulator, command.token)
+        ),
+        within_s=20,
+    )
+    service = bots.pipeline.runtime.service
+    for request_id in await request_ids(bots.pipeline.runtime.redis):
+        request = await service.queue.load(request_id)
+        if request.reply_to.get("token") == command.token:
+            return request
+    raise AssertionError(f"no stored request for interaction {command.id}")
+
+
+async def done(service: ImagineService, request: GenerationRequest) -> ResultEvent:
+    """The DONE event a worker would publish: one 64×64 image in the store."""
+    key = await service.store.put(png(64, 64), "image/png")
+    image = StoredImage(
+        key=key, url=await service.store.url(key), width=64, height=64, seed=request.seeds[0], index=0
+    )
+    return ResultEvent(
+        kind=EventKind.DONE,
+        request_id=request.request_id,
+        requester=request.requester,
+        reply_to=request.reply_to,
+        model=request.model,
+        backend="diffusers",
+        images=(image,),
+    )
+
+
+def progress(request: GenerationRequest, step: int, total: int) -> ResultEvent:
+    return ResultEvent(
+        kind=EventKind.PROGRESS,
+        request_id=request.request_id,
+        requester=request.requester,
+        reply_to=request.reply_to,
+        step=step,
+        total_steps=total,
+    )
+
+
+async def result_of(emulator: DiscordEmulator, token: str) -> Message:
+    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=20)
+
+
+async def test_a_dropped_gateway_resumes_and_results_still_arrive_once(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    runtime = bots.pipeline.runtime
+    await announce_worker(runtime.redis)
+    await bots.start()
+    command = await emulator.slash("imagine", {"prompt": "a lighthouse", "count": 1}, user_id=USER)
+    request = await queued(bots, command)
+
+    # Discord drops the connection and the bot cannot get back in for now.
+    attempts = emulator.gateway_attempts
+    await emulator.drop_gateway(hold=True)
+    await emulator.wait_for(lambda: emulator.gateway_attempts > attempts and not emulator._sockets)
+
+    # The worker finishes meanwhile: the result goes out over REST, gateway or not.
+    await EventPublisher(runtime.redis).publish(await done(runtime.service, request))
+    grid = await result_of(emulator, command.token)
+    assert not emulator._sockets  # still disconnected when it landed
+
+    emulator.reopen_gateway()
+    await emulator.wait_for(lambda: emulator.resumes == 1 and emulator._sockets, within_s=30)
+    assert emulator.identifies == 1  # resumed the session, no second IDENTIFY…
+    assert emulator.gateway_paths[0] == "/gateway"
+    assert set(emulator.gateway_paths[1:]) == {"/gateway-resume"}  # …on READY's resume_gateway_url
+
+    # An interaction that arrives on the resumed session is handled.
+    again = await emulator.slash("imagine", {"prompt": "a lighthouse at noon", "count": 1}, user_id=USER)
+    assert (await queued(bots, again)).prompt == "a lighthouse at noon"
+
+    # The result was delivered exactly once (one edit with the image), and the consumer has nothing pending.
+    assert len([call for call in edits(emulator, command.token) if call.files]) == 1
+    assert grid.custom_ids() and await queue_depth(runtime.redis) == 2  # the DONE was published by hand
+    pending = await runtime.redis.xpending(stream_key(Platform.DISCORD), c.EVENTS_GROUP)
+    assert pending["pending"] == 0
+
+
+async def test_sharded_bot_answers_commands_on_both_shards(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    emulator.shards = 2
+    await announce_worker(bots.pipeline.runtime.redis)
+    await bots.start(sharded=True)
+
+    assert sorted(emulator.identified_shards) == [(0, 2), (1, 2)]
+    assert [call.path for call in emulator.calls if call.path == "/gateway/bot"] == ["/gateway/bot"]
+    for shard in (0, 1):
+        command = await emulator.slash(
+            "imagine", {"prompt": f"a tower on shard {shard}", "count": 1}, user_id=USER, shard=shard
+        )
+        request = await queued(bots, command)
+        assert emulator.calls_for(command.token)[0].payload["type"] == 5  # deferred at once
+        assert request.requester.community_id == str(emulator.guild_id)
+    assert await queue_depth(bots.pipeline.runtime.redis) == 2
+
+
+async def test_a_burst_of_progress_edits_the_reply_once_per_interval(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    runtime = bots.pipeline.runtime
+    interval = 0.8
+    await announce_worker(runtime.redis)
+    await bots.start(progress_interval_s=interval)
+    command = await emulator.slash("imagine", {"prompt": "a windmill", "count": 1}, user_id=USER)
+    request = await queued(bots, command)
+    before = len(edits(emulator, command.token))
+    publisher = EventPublisher(runtime.redis)
+
+    for step in range(1, 21):
+        await publisher.publish(progress(request, step, 20))
+    # The newest step is shown once the interval is over, not left behind at the first one.
+    await emulator.wait_for(
+        lambda: (m := emulator.original(command.token)) and m.content == "Rendering… 100%", within_s=20
+    )
+
+    shown = edits(emulator, command.token)[before:]
+    assert 1 < len(shown) < 20
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(shown)]
+    assert min(gaps) >= interval - 0.25, gaps  # at most one edit per interval, give or take HTTP jitter
+
+    # A burst right before the result: the result is what stays, no progress edit lands after it.
+    for step in range(1, 6):
+        await publisher.publish(progress(request, step, 5))
+    await publisher.publish(await done(runtime.service, request))
+    grid = await result_of(emulator, command.token)
+    await asyncio.sleep(interval * 1.5)  # any progress edit still waiting would have landed by now
+    last = edits(emulator, command.token)[-1]
+    assert last.files and grid.content.startswith("a windmill") and grid.files
+
+
+async def test_global_rate_limits_on_the_callback_and_follow_up_lose_no_reply(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    await announce_worker(bots.pipeline.runtime.redis)
+    await bots.start()
+
+    emulator.rate_limit("callback", times=1, retry_after=0.2, is_global=True)
+    command = await emulator.slash("imagine", {"prompt": "a kite", "count": 1}, user_id=USER)
+    await queued(bots, command)
+    assert [call.route for call in emulator.rejected] == ["callback"]
+    assert [call.payload["type"] for call in emulator.calls_for(command.token, "callback")] == [5]
+
+    emulator.rate_limit("followup", times=2, retry_after=0.2, is_global=True)
+    invalid = await emulator.slash("imagine", {"prompt": "a cat", "steps": 999}, user_id=USER)
+    notice = await answer(emulator, invalid)
+    assert notice.ephemeral and "--steps" in notice.content
+    assert [call.route for call in emulator.rejected] == ["callback", "followup", "followup"]
+    assert len(emulator.followups(invalid.token)) == 1
