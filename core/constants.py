@@ -29,6 +29,7 @@ CANCELLED_KEY: Final = f"{KEY_PREFIX}:cancelled:{{request_id}}"
 # Result events: one stream per platform, read through a consumer group.
 EVENTS_STREAM: Final = f"{KEY_PREFIX}:events:{{platform}}"
 EVENTS_GROUP: Final = "bots"
+DEAD_EVENTS_STREAM: Final = f"{KEY_PREFIX}:events:dead:{{platform}}"  # events no delivery could handle
 DELIVERED_KEY: Final = f"{KEY_PREFIX}:delivered:{{platform}}:{{event_id}}"
 
 # Lifetimes (seconds).

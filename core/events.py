@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -50,6 +51,7 @@ class EventConsumer:
 
     Use a stable consumer name per bot process (e.g. "telegram-1"): after a restart, the same name finds its own
     unacknowledged entries; entries left by a consumer that never came back are claimed after `claim_idle_ms`.
+    An entry delivered more than `max_deliveries` times without success goes to a dead-letter stream.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class EventConsumer:
         claim_idle_ms: int = 60_000,
         handler_attempts: int = 3,
         retry_delay_s: float = 1.0,
+        max_deliveries: int = 10,
     ) -> None:
         self.redis = redis
         self.platform = str(platform)
@@ -71,6 +74,8 @@ class EventConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.handler_attempts = handler_attempts
         self.retry_delay_s = retry_delay_s
+        self.max_deliveries = max_deliveries
+        self.dead_stream = c.DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
 
@@ -129,9 +134,34 @@ class EventConsumer:
             self.stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0", count=50
         )
         for entry_id, fields in claimed:
-            if fields:
-                handled += await self._handle(entry_id, fields, handler)
+            if not fields:
+                continue
+            if await self._deliveries(entry_id) > self.max_deliveries:
+                await self._dead_letter(entry_id, fields)
+                continue
+            handled += await self._handle(entry_id, fields, handler)
         return handled
+
+    async def _deliveries(self, entry_id: bytes) -> int:
+        pending = await self.redis.xpending_range(
+            self.stream, self.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """An event that failed every delivery: park it where operators can look, and stop retrying it."""
+        log.error(
+            "event %s on %s failed %d deliveries; moved to %s",
+            entry_id,
+            self.stream,
+            self.max_deliveries,
+            self.dead_stream,
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            parked: dict[Any, Any] = {**fields, b"entry": entry_id}
+            pipe.xadd(self.dead_stream, parked, maxlen=c.EVENTS_MAXLEN, approximate=True)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
 
     async def read_once(self, handler: EventHandler, block_ms: int = 1000, count: int = 20) -> int:
         """Deliver this consumer's backlog (first call), abandoned entries, then new ones. Returns how many."""

@@ -97,3 +97,20 @@ async def test_a_failing_handler_is_retried_then_left_pending(redis: aioredis.Re
     assert await consumer.read_once(down, block_ms=10) == 0
     pending = await redis.xpending(consumer.stream, consumer.group)
     assert pending["pending"] == 1  # kept for the next start, not lost
+
+
+async def test_an_event_no_delivery_can_handle_ends_in_the_dead_letter_stream(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    consumer = EventConsumer(
+        redis, Platform.TELEGRAM, "tg-1", claim_idle_ms=0, handler_attempts=1, max_deliveries=3
+    )
+    await consumer.ensure_group()
+    await publisher.publish(_event("ffffffffffffffff"))
+    down = Recorder(fail_times=100)
+    for _ in range(6):
+        await consumer.read_once(down, block_ms=10)
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+    dead = await redis.xrange(consumer.dead_stream)
+    assert len(dead) == 1
+    assert ResultEvent.model_validate_json(dead[0][1][b"event"]).request_id == "ffffffffffffffff"
+    assert down.fail_times == 100 - 3  # tried exactly max_deliveries times
