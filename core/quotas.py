@@ -88,6 +88,18 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2])
 return 1
 """
 
+# KEYS: reservation, today's budget. ARGV: cost in cents, budget limit in cents, ttl.
+# Returns 1 charged (or already charged), 0 over budget, -1 no open reservation (quotas off or settled).
+_CHARGE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then return -1 end
+if tonumber(redis.call('HGET', KEYS[1], 'cost') or '0') > 0 then return 1 end
+local cost = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') + cost > tonumber(ARGV[2]) then return 0 end
+redis.call('INCRBY', KEYS[2], cost); redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'cost', cost, 'budget', KEYS[2])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class QuotaStatus:
@@ -140,6 +152,7 @@ class QuotaService:
         self.now = now
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
+        self._charge = redis.register_script(_CHARGE)
 
     # -- periods ---------------------------------------------------------------------------------------------
 
@@ -237,6 +250,17 @@ class QuotaService:
         code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
         if code:
             raise self._refusal(_LIMIT_NAMES[code], tier, used, limit, images)
+
+    async def charge_fallback(self, request_id: str, cost_usd: float) -> bool:
+        """Charge the paid budget for a job a local worker handed to OpenAI; False when the budget is used up.
+
+        Refunded with the rest of the reservation if the paid job fails too.
+        """
+        if not self.settings.enabled:
+            return True
+        keys = [RESERVATION_KEY.format(request_id=request_id), BUDGET_KEY.format(day=self._day())]
+        args = [round(cost_usd * 100), round(self.settings.openai_daily_budget_usd * 100), 2 * 24 * 3600]
+        return int(await self._charge(keys=keys, args=args)) != 0
 
     async def commit(self, request_id: str, delivered: int, requested: int) -> bool:
         """The job delivered `delivered` of `requested` images: keep those, give the rest back."""

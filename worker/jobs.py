@@ -83,11 +83,14 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         log.exception("request %s: try %d/%d failed", request_id, job_try, max_tries)
         if retriable and job_try < max_tries:
             raise Retry(defer=RETRY_DEFER_S) from exc
-        if await _fall_back(deps, request):
+        handed = await _fall_back(deps, request)
+        if handed == "handed":
             return "fallback"
         code = exc.reason_code if isinstance(exc, SystemFailure) else "generation_failed"
         # Only "no generator available" is written for users; other internals stay in the log.
         message = exc.message if isinstance(exc, BackendUnavailable) else apology(request_id)
+        if handed == "over_budget":
+            message += " (Today's budget for the paid image service is used up, so it couldn't stand in.)"
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
     await deps.queue.record_duration(deps.queue_name, time.monotonic() - started)
@@ -121,10 +124,17 @@ async def _finish(deps: WorkerContext, request: GenerationRequest, event: Result
     await deps.events.publish(event)
 
 
-async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> bool:
-    """Hand a request a local worker could not make to OpenAI, when that is configured and able."""
+async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> str:
+    """Hand a request a local worker could not make to OpenAI, when that is configured, able and affordable.
+
+    Returns "handed", "over_budget" or "unavailable".
+    """
     if deps.is_cloud or not deps.cloud_enabled or request.mode not in CLOUD_MODES:
-        return False
+        return "unavailable"
+    cost = request.n * deps.settings.openai.cost_per_image_usd
+    if not await deps.quotas.charge_fallback(request.request_id, cost):
+        log.warning("request %s: OpenAI can't stand in, today's paid budget is used up", request.request_id)
+        return "over_budget"
     job = await deps.redis.enqueue_job(
         c.JOB_GENERATE, request.request_id, _job_id=f"{request.request_id}:cloud", _queue_name=c.QUEUE_CLOUD
     )
@@ -133,4 +143,4 @@ async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> bool:
         request.request_id,
         "handed" if job else "already handed",
     )
-    return True
+    return "handed"

@@ -123,3 +123,22 @@ async def test_a_job_whose_worker_died_reports_instead_of_vanishing(pipeline: Pi
     assert backend.calls == 0
     assert await terminal_events(pipeline, request_id) == [EventKind.FAILED]
     assert (await pipeline.runtime.service.result(request_id)).reason_code == "worker_lost"
+
+
+async def test_openai_does_not_stand_in_beyond_the_paid_budget(pipeline: Pipeline) -> None:
+    settings = pipeline.settings.model_copy(
+        update={
+            "openai": pipeline.settings.openai.model_copy(
+                update={"api_key": SecretStr("sk-test"), "cost_per_image_usd": 0.04}
+            ),
+            "quotas": pipeline.settings.quotas.model_copy(update={"openai_daily_budget_usd": 0.10}),
+        }
+    )
+    deps = context(pipeline, settings, build_store(settings), BrokenBackend())
+    first, second = await queued(pipeline, "a boat --n 2"), await queued(pipeline, "a ship --n 2")
+    ctx: dict[str, Any] = {"imagebot": deps, "job_try": settings.worker.max_tries}
+    assert await generate(ctx, first) == "fallback"  # 8 cents of 10
+    assert await generate(ctx, second) == "failed"  # another 8 would pass the budget
+    assert await pipeline.runtime.redis.zscore(c.QUEUE_CLOUD, f"{second}:cloud") is None
+    result = await pipeline.runtime.service.result(second)
+    assert "budget for the paid image service is used up" in (result.message or "")
