@@ -45,9 +45,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(redis.aclose)
         store = build_store(settings)
         stack.push_async_callback(store.close)
-        from moderation.community_terms import CommunityBlocklist
-        from moderation.factory import build_prompt_moderator
+        from moderation.factory import build_admin, build_prompt_moderator
 
         service = ImagineService(redis, settings, store, build_prompt_moderator(settings, redis))
-        admin = AdminService(redis, settings, store, CommunityBlocklist(redis), service.admission.quotas)
-        yield Runtime(settings, redis, service, admin)
+        yield Runtime(settings, redis, service, build_admin(settings, service, redis))

@@ -6,8 +6,11 @@ import importlib.util
 import logging
 
 import redis.asyncio as aioredis
+from arq.connections import ArqRedis
 
+from core.admin import AdminService
 from core.errors import ConfigError
+from core.service import ImagineService
 from core.settings import Settings
 from core.verdict import AllowAll, ImageModerator, PromptModerator
 from moderation.community_terms import CommunityBlocklist
@@ -52,3 +55,8 @@ def build_image_moderator(settings: Settings) -> ImageModerator:
     from moderation.image_check import NudeNetImageCheck  # numpy and nudenet only where images are checked
 
     return NudeNetImageCheck(threshold=settings.moderation.nsfw_threshold)
+
+
+def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
+    """The admin commands over the same Redis, store and quotas as `service`, with the communities' terms."""
+    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
