@@ -22,16 +22,17 @@ from typing import Protocol
 from arq.connections import ArqRedis
 
 from core import constants as c
+from core.admission import community_of, same_community
 from core.audit import AuditEntry, AuditLog
 from core.bans import BanList
 from core.cancellation import Canceller
-from core.community import CommunityStore
+from core.community import CommunityStore, community_key
 from core.delivery_log import DeliveryLog
 from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.privileges import Privilege, require
 from core.queue import CancelOutcome, JobQueue
 from core.quotas import QuotaService, format_duration
-from core.request import Requester
+from core.request import GenerationRequest, Requester
 from core.result_store import ResultStore
 from core.settings import Settings
 from core.storage import ImageStore
@@ -45,7 +46,8 @@ NEEDS = {
     "ban": Privilege.MOD, "unban": Privilege.MOD, "usage": Privilege.MOD, "queue": Privilege.MOD,
     "cancel": Privilege.MOD, "pause": Privilege.MOD, "resume": Privilege.MOD, "block": Privilege.MOD,
     "delete": Privilege.MOD, "audit": Privilege.MOD,
-    "tier": Privilege.ADMIN, "quota": Privilege.ADMIN, "policy": Privilege.ADMIN,
+    # tier and quota change a user's limits everywhere, so no single community's admin may set them
+    "tier": Privilege.OWNER, "quota": Privilege.OWNER, "policy": Privilege.ADMIN,
 }  # fmt: skip
 USAGE = {
     "ban": "ban <user> [for <duration, e.g. 2h>] [reason]",
@@ -153,19 +155,30 @@ class AdminService:
             raise InvalidRequest(
                 command, f"/admin {command} works in a group or server, not in a private chat."
             )
-        return f"{actor.platform}:{actor.community_id}"
+        return community_key(actor.platform, actor.community_id)
 
     def _scope(self, actor: Requester) -> str | None:
         """Where a ban applies: this community, or everywhere for an owner in a private chat."""
         if actor.community_id:
-            return f"{actor.platform}:{actor.community_id}"
+            return community_key(actor.platform, actor.community_id)
         require(actor.privilege, Privilege.OWNER, "ban everywhere (from a private chat)")
         return None
+
+    @staticmethod
+    def _may_see(actor: Requester, request: GenerationRequest) -> bool:
+        """A moderator acts on requests made in their own community; only owners act across communities."""
+        return actor.privilege >= Privilege.OWNER or same_community(actor, request.requester)
+
+    def _require_here(self, actor: Requester, request: GenerationRequest, action: str) -> None:
+        if not self._may_see(actor, request):
+            raise NotAllowed(
+                f"That request was made in another community, so you can't {action} it from here."
+            )
 
     async def _record(
         self, actor: Requester, action: str, target: str = "", reason: str = "", **details: str
     ) -> None:
-        community = f"{actor.platform}:{actor.community_id}" if actor.community_id else None
+        community = community_of(actor)
         await self.audit.record(
             AuditEntry(f"{actor.platform}:{actor.user_id}", action, target, reason, community, dict(details))
         )
@@ -233,21 +246,25 @@ class AdminService:
         )
         status = await self.quotas.status(who)
         lines = [f"Usage of {who.user_id}:", status.describe()]
-        ban = await self.bans.get(
-            target, f"{actor.platform}:{actor.community_id}" if actor.community_id else None
-        )
+        ban = await self.bans.get(target, community_of(actor))
         if ban:
             lines.append(f"Banned ({ban.reason or 'no reason given'})")
-        recent = await self.queue.recent(target, 5)
-        if recent:
-            lines.append("Recent requests:")
-            for request_id in recent:
-                try:
-                    result = await self.results.load(request_id)
-                    state = result.kind.value
-                except NotFound:
-                    state = "queued or running"
-                lines.append(f"  {request_id} — {state}")
+        shown = []
+        for request_id in await self.queue.recent(target, 10):
+            try:
+                request = await self.queue.load(request_id)
+            except NotFound:
+                continue
+            if not self._may_see(actor, request):  # another community's requests are theirs to see
+                continue
+            try:
+                state = (await self.results.load(request_id)).kind.value
+            except NotFound:
+                state = "queued or running"
+            shown.append(f"  {request_id} — {state}")
+        if shown:
+            lines.append("Recent requests here:")
+            lines.extend(shown[:5])
         return AdminReply("\n".join(lines))
 
     async def _queue(self, args: list[str], actor: Requester) -> AdminReply:
@@ -273,6 +290,7 @@ class AdminService:
         self._args(args, "cancel", 1)
         request_id = args[0]
         request = await self.queue.load(request_id)
+        self._require_here(actor, request, "cancel")
         outcome = await self.canceller.cancel(request, actor)
         if outcome == CancelOutcome.CANCELLED:
             return AdminReply(f"Cancelled {request_id} (owner {request.requester.user_id}).")
@@ -317,8 +335,14 @@ class AdminService:
         community = self._community(actor, "policy")
         self._args(args, "policy", 2)
         name, value = args[0].lower(), args[1]
-        if name == "logchannel" and value.lower() == "here":
-            value = actor.chat_id
+        if name == "logchannel":  # only this chat: a chat id typed by hand could be another community's
+            if value.lower() not in ("here", "off"):
+                raise InvalidRequest(
+                    "logchannel",
+                    "Send “/admin policy logchannel here” in the chat that should get moderator notices, "
+                    "or “off” to stop them.",
+                )
+            value = actor.chat_id if value.lower() == "here" else "off"
         policy = await self.communities.set_policy(community, name, value)
         await self._record(actor, "policy", community, f"{name}={value}")
         log_channel = "this chat" if policy.log_channel == actor.chat_id else (policy.log_channel or "none")
@@ -331,6 +355,7 @@ class AdminService:
     async def _delete(self, args: list[str], actor: Requester) -> AdminReply:
         self._args(args, "delete", 1)
         request_id = args[0]
+        self._require_here(actor, await self.queue.load(request_id), "delete")
         result = await self.results.load(request_id)
         images = list(result.images)
         if len(args) > 1:
@@ -366,7 +391,7 @@ class AdminService:
             raise InvalidRequest("audit", f"Usage: /admin {USAGE['audit']}")
         since = time.time() - parse_duration(filters["since"]) if "since" in filters else None
         user = user_token(actor.platform, filters["user"]) if "user" in filters else None
-        community = f"{actor.platform}:{actor.community_id}" if actor.community_id else None
+        community = community_of(actor)
         if community is None:
             require(actor.privilege, Privilege.OWNER, "read the whole audit log (from a private chat)")
         entries = await self.audit.read(

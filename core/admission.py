@@ -31,6 +31,11 @@ def community_of(requester: Requester) -> str | None:
     return community_key(requester.platform, requester.community_id) if requester.community_id else None
 
 
+def same_community(a: Requester, b: Requester) -> bool:
+    """Both in the same Discord server or Telegram group (never true for private chats)."""
+    return community_of(a) is not None and community_of(a) == community_of(b)
+
+
 class Admission:
     def __init__(self, redis: Redis, settings: Settings, moderator: PromptModerator) -> None:
         self.settings = settings
@@ -61,17 +66,25 @@ class Admission:
         if verdict.outcome is Outcome.ALLOWED:
             return
         owner = owner_id(requester)
+        unchecked = verdict.outcome is Outcome.CHECK_FAILED or verdict.reason_code == "moderation_unavailable"
         log.info("prompt refused for %s (%s %s)", owner, verdict.reason_code, ",".join(verdict.categories))
         await self.audit.record(
             AuditEntry(
                 "system",
-                "prompt_refused",
+                "prompt_unchecked" if unchecked else "prompt_refused",
                 owner,
                 reason=verdict.reason_code,
                 community=community_of(requester),
                 details={"categories": ",".join(verdict.categories), "normalized": verdict.normalized[:500]},
             )
         )
+        if unchecked:  # our check is down: the user did nothing wrong, so nothing counts towards a ban
+            raise PromptRejected(
+                verdict.message
+                or "I can't check prompts right now, so I can't start this. Please try again soon.",
+                verdict.categories,
+                "moderation_unavailable",
+            )
         await self._maybe_auto_ban(owner, requester)
         message = verdict.message or "I can't make images of that. Please change your prompt."
         raise PromptRejected(message, verdict.categories, verdict.reason_code or "blocked")
@@ -130,5 +143,9 @@ class Admission:
                 )
             )
             raise
-        weight = await self.quotas.weight_of(request.requester)
-        return await self.fair.score(queue, owner_id(request.requester), request.n, weight)
+        try:
+            weight = await self.quotas.weight_of(request.requester)
+            return await self.fair.score(queue, owner_id(request.requester), request.n, weight)
+        except BaseException:
+            await self.quotas.refund(request.request_id)
+            raise

@@ -13,7 +13,7 @@ from core import constants as c
 from core.admission import community_of
 from core.audit import AuditEntry, AuditLog
 from core.events import EventPublisher
-from core.queue import CancelOutcome, JobQueue
+from core.queue import CancelOutcome, JobQueue, cloud_job_id
 from core.quotas import QuotaService, owner_id
 from core.request import GenerationRequest, Requester
 from core.result import EventKind, ResultEvent
@@ -31,8 +31,10 @@ class Canceller:
     async def cancel(self, request: GenerationRequest, actor: Requester) -> str:
         """Returns a CancelOutcome. The caller has checked that `actor` may cancel `request`."""
         outcome = CancelOutcome.UNKNOWN
-        for queue in (c.QUEUE_GPU, c.QUEUE_CLOUD):
-            outcome = await self.queue.cancel(request.request_id, queue)
+        jobs = ((c.QUEUE_GPU, request.request_id), (c.QUEUE_CLOUD, request.request_id),
+                (c.QUEUE_CLOUD, cloud_job_id(request.request_id)))  # fmt: skip
+        for queue, job_id in jobs:
+            outcome = await self.queue.cancel(job_id, queue, request.request_id)
             if outcome != CancelOutcome.UNKNOWN:
                 break
         if outcome != CancelOutcome.CANCELLED:

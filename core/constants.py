@@ -40,6 +40,7 @@ DELIVERED_TTL_S: Final = 7 * 24 * 3600
 WORKER_HEARTBEAT_TTL_S: Final = 15
 EVENTS_MAXLEN: Final = 100_000
 DURATIONS_KEPT: Final = 50
+STALE_JOB_S: Final = 6 * 3600  # a job that waited longer is reported as dropped rather than rendered
 
 # Button actions; a button id is f"{ACTION}:{request_id}:{index}" (≤ 64 bytes for Telegram).
 ACTION_UPSCALE: Final = "u"

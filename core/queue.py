@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
 from core import constants as c
 from core.errors import NotFound
@@ -20,7 +19,7 @@ from core.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 
-JOB_EXPIRES_S = 24 * 3600  # a job not started within a day is dropped by arq
+JOB_EXPIRES_S = 7 * 24 * 3600  # arq drops a job not started within this; the worker reports stale ones sooner
 
 # Remove a job that has not started yet. Returns 1 when removed, 0 when it is running, -1 when it is unknown.
 _CANCEL_SCRIPT = """
@@ -44,6 +43,11 @@ class Submission:
     notes: tuple[str, ...] = ()  # grammar notes to show the user (snapped sizes…)
 
 
+def cloud_job_id(request_id: str) -> str:
+    """The job id of a request handed from a local worker to OpenAI (its first job id is still taken)."""
+    return f"{request_id}:cloud"
+
+
 class CancelOutcome:
     CANCELLED = "cancelled"
     RUNNING = "running"
@@ -65,33 +69,27 @@ class JobQueue:
             raise NotFound("That request is unknown or too old; please start a new one with /imagine.")
         return GenerationRequest.from_json(raw)
 
-    async def submit(
-        self, request: GenerationRequest, queue: str, job_id: str | None = None, score: float | None = None
-    ) -> Submission:
-        """Store the request and queue its id once; a repeated submission reports the existing job.
+    async def known(self, job_id: str) -> bool:
+        """Whether arq already holds this job (queued, running, or finished within keep_result)."""
+        return bool(await self.redis.exists(job_key_prefix + job_id, result_key_prefix + job_id))
 
-        `score` orders the queue (core.fairness); None means arrival order.
-        """
+    async def enqueue(
+        self, request: GenerationRequest, queue: str, score: float, job_id: str | None = None
+    ) -> bool:
+        """Store the request and queue its id at `score` (core.fairness). False when the job already existed."""
         await self.store(request)
-        ordering = {}
-        if score is not None:  # arq takes the score from _defer_until; virtual tags are always in the past
-            ordering = {
-                "_defer_until": datetime.fromtimestamp(score / 1000, tz=UTC),
-                "_expires": JOB_EXPIRES_S,
-            }
+        # arq takes the score from _defer_until; virtual tags always lie in the past, so the job is due at once
         job = await self.redis.enqueue_job(
             c.JOB_GENERATE,
             request.request_id,
             _job_id=job_id or request.request_id,
             _queue_name=queue,
-            **ordering,  # type: ignore[arg-type]
+            _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
+            _expires=JOB_EXPIRES_S,
         )
-        duplicate = job is None
-        if duplicate:
+        if job is None:
             log.info("request %s already queued or done; not queued again", request.request_id)
-        position = await self.position(job_id or request.request_id, queue)
-        eta = await self.eta(queue, position) if position else None
-        return Submission(request.request_id, queue, position, eta, duplicate=duplicate)
+        return job is not None
 
     async def remember(self, owner: str, request_id: str) -> None:
         """Keep a user's latest request ids, for /cancel and the moderators' usage view."""
@@ -136,14 +134,14 @@ class JobQueue:
         rounds = -(-position // max(1, workers))  # ceil: jobs ahead share the workers
         return round(typical * rounds, 1)
 
-    async def cancel(self, job_id: str, queue: str) -> str:
+    async def cancel(self, job_id: str, queue: str, request_id: str | None = None) -> str:
         """Remove a job that has not started; running jobs are left to finish."""
         result = await self._cancel(
             keys=[
                 in_progress_key_prefix + job_id,
                 queue,
                 job_key_prefix + job_id,
-                c.CANCELLED_KEY.format(request_id=job_id),
+                c.CANCELLED_KEY.format(request_id=request_id or job_id),
             ],
             args=[job_id, c.REQUEST_TTL_S],
         )
@@ -151,9 +149,3 @@ class JobQueue:
 
     async def was_cancelled(self, request_id: str) -> bool:
         return bool(await self.redis.exists(c.CANCELLED_KEY.format(request_id=request_id)))
-
-    async def oldest_wait_s(self, queue: str) -> float | None:
-        oldest = await self.redis.zrange(queue, 0, 0, withscores=True)
-        if not oldest:
-            return None
-        return max(0.0, time.time() - float(oldest[0][1]) / 1000)

@@ -25,7 +25,8 @@ from core.settings import QuotaSettings, TierLimits
 
 DAY_KEY = f"{c.KEY_PREFIX}:usage:{{scope}}:{{owner}}:day:{{day}}"
 HOUR_KEY = f"{c.KEY_PREFIX}:usage:user:{{owner}}:hour:{{hour}}"
-INFLIGHT_KEY = f"{c.KEY_PREFIX}:inflight:{{owner}}"
+INFLIGHT_KEY = f"{c.KEY_PREFIX}:inflight:{{owner}}"  # zset: request id → when its slot lapses
+INFLIGHT_LAPSE_S = 26 * 3600  # longer than any job can wait and run (core.queue.JOB_EXPIRES_S + timeouts)
 BUDGET_KEY = f"{c.KEY_PREFIX}:budget:openai:{{day}}"
 RESERVATION_KEY = f"{c.KEY_PREFIX}:reservation:{{request_id}}"
 TIER_KEY = f"{c.KEY_PREFIX}:tier:{{owner}}"
@@ -36,10 +37,14 @@ _LIMIT_NAMES = {1: "day", 2: "hour", 3: "in_flight", 4: "community", 5: "budget"
 
 # KEYS: user_day, user_hour, inflight, community_day, budget_day, reservation
 # ARGV: images, request_id, lim_day, lim_hour, lim_inflight, lim_community, lim_budget_cents, cost_cents,
-#       ttl_day, ttl_hour
+#       ttl_day, ttl_hour, now, when this job's in-flight slot lapses (a slot never outlives its job)
+# Returns {0, …} reserved (or already charged), {code, used, limit} over a limit, {6, 0, 0} already ended.
 _RESERVE = """
-if redis.call('EXISTS', KEYS[6]) == 1 then return {0, 0, 0} end
+local state = redis.call('HGET', KEYS[6], 'state')
+if state == 'refunded' then return {6, 0, 0} end
+if state then return {0, 0, 0} end
 local n = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[11])
 local function over(key, limit, amount)
   limit = tonumber(limit)
   if limit < 0 then return false end
@@ -48,8 +53,8 @@ end
 if over(KEYS[1], ARGV[3], n) then return {1, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[3])} end
 if over(KEYS[2], ARGV[4], n) then return {2, tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[4])} end
 local lim_inflight = tonumber(ARGV[5])
-if lim_inflight >= 0 and redis.call('SCARD', KEYS[3]) + 1 > lim_inflight then
-  return {3, redis.call('SCARD', KEYS[3]), lim_inflight}
+if lim_inflight >= 0 and redis.call('ZCARD', KEYS[3]) + 1 > lim_inflight then
+  return {3, redis.call('ZCARD', KEYS[3]), lim_inflight}
 end
 if over(KEYS[4], ARGV[6], n) then return {4, tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(ARGV[6])} end
 local cost = tonumber(ARGV[8])
@@ -60,7 +65,7 @@ redis.call('INCRBY', KEYS[1], n); redis.call('EXPIRE', KEYS[1], ARGV[9])
 redis.call('INCRBY', KEYS[2], n); redis.call('EXPIRE', KEYS[2], ARGV[10])
 redis.call('INCRBY', KEYS[4], n); redis.call('EXPIRE', KEYS[4], ARGV[9])
 if cost > 0 then redis.call('INCRBY', KEYS[5], cost); redis.call('EXPIRE', KEYS[5], ARGV[9]) end
-redis.call('SADD', KEYS[3], ARGV[2]); redis.call('EXPIRE', KEYS[3], ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[12], ARGV[2]); redis.call('EXPIRE', KEYS[3], ARGV[9])
 redis.call('HSET', KEYS[6], 'state', 'reserved', 'images', n, 'cost', cost, 'user_day', KEYS[1],
   'user_hour', KEYS[2], 'inflight', KEYS[3], 'community_day', KEYS[4], 'budget', KEYS[5])
 redis.call('EXPIRE', KEYS[6], ARGV[9])
@@ -83,7 +88,7 @@ if back > 0 then
     redis.call('DECRBY', h.budget, math.floor(cost * back / tonumber(h.images)))
   end
 end
-redis.call('SREM', h.inflight, ARGV[3])
+redis.call('ZREM', h.inflight, ARGV[3])
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 return 1
 """
@@ -245,9 +250,13 @@ class QuotaService:
             images, request_id,
             _limit(limits.images_per_day), _limit(limits.images_per_hour), _limit(limits.jobs_in_flight),
             _limit(community_limit), budget_cents, round(cost_usd * 100),
-            2 * 24 * 3600, 2 * 3600,
+            2 * 24 * 3600, 2 * 3600, self.now(), self.now() + INFLIGHT_LAPSE_S,
         ]  # fmt: skip
         code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
+        if code == 6:
+            raise InvalidRequest(
+                "request", "That request has already ended (cancelled or failed); please start a new one."
+            )
         if code:
             raise self._refusal(_LIMIT_NAMES[code], tier, used, limit, images)
 
@@ -281,7 +290,7 @@ class QuotaService:
         owner, day = owner_id(requester), self._day()
         used_day = await self.redis.get(DAY_KEY.format(scope="user", owner=owner, day=day))
         used_hour = await self.redis.get(HOUR_KEY.format(owner=owner, hour=self._hour()))
-        in_flight = await self.redis.scard(INFLIGHT_KEY.format(owner=owner))  # type: ignore[misc]
+        in_flight = await self.redis.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
         community_used = None
         community_limit = None
         if requester.community_id:

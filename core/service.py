@@ -11,10 +11,11 @@ import secrets
 
 from arq.connections import ArqRedis
 
-from core.admission import Admission
+from core.admission import Admission, same_community
 from core.cache import ResultCache
 from core.cancellation import Canceller
 from core.catalog import BackendKind, get_model
+from core.community import CommunityPolicy
 from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.events import EventPublisher
 from core.grammar import ImagineOptions, UserDefaults, parse_imagine
@@ -106,32 +107,40 @@ class ImagineService:
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
     async def submit(self, request: GenerationRequest) -> Submission:
-        await self.queue.remember(owner_id(request.requester), request.request_id)
+        """Serve from the cache, or reserve the quota and queue the request once; a repeat is reported as such."""
+        owner = owner_id(request.requester)
         cached = await self.cache.get(request)
         if cached is not None:
             await self.queue.store(request)
+            await self.queue.remember(owner, request.request_id)
             await self.results.save(cached)
             await self.events.publish(cached)
             return Submission(request.request_id, None, None, 0.0, cached=True)
         route = await self.router.route(request)
+        if await self.queue.known(request.request_id):  # a redelivered command: no new charge, no new place
+            position = await self.queue.position(request.request_id, route.queue)
+            return Submission(request.request_id, route.queue, position, None, duplicate=True)
         score = await self.admission.reserve(request, route.queue)
         try:
-            submission = await self.queue.submit(request, route.queue, score=score)
+            queued = await self.queue.enqueue(request, route.queue, score)
         except BaseException:
             await self.admission.quotas.refund(request.request_id)
             raise
-        if submission.position:
+        # Not queued means a concurrent twin won the race; its reservation is this one (same id): keep it.
+        await self.queue.remember(owner, request.request_id)
+        position = await self.queue.position(request.request_id, route.queue)
+        eta = None
+        if position:
             alive = len(await self.workers.serving(route.queue))
-            eta = await self.queue.eta(route.queue, submission.position, workers=alive)
-            submission = Submission(**{**submission.__dict__, "eta_s": eta})
+            eta = await self.queue.eta(route.queue, position, workers=alive)
         log.info(
             "request %s queued on %s (position %s, fallback %s)",
             request.request_id,
             route.queue,
-            submission.position,
+            position,
             route.fallback,
         )
-        return submission
+        return Submission(request.request_id, route.queue, position, eta, duplicate=not queued)
 
     async def vary(
         self,
@@ -142,10 +151,9 @@ class ImagineService:
         strong: bool = True,
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
-        allow_others: bool = False,
     ) -> Submission:
         """V1–V4: new images close to image `index` of a finished grid."""
-        parent, result = await self._parent(parent_id, requester, allow_others)
+        parent, result, policy = await self._parent(parent_id, requester)
         image = _pick(result, index)
         request = self._child(
             parent,
@@ -159,6 +167,7 @@ class ImagineService:
             seeds=_random_seeds(parent.n),
             width=image.width,
             height=image.height,
+            policy=policy,
         )
         return await self.submit(request)
 
@@ -170,10 +179,9 @@ class ImagineService:
         *,
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
-        allow_others: bool = False,
     ) -> Submission:
         """Upscale 2×: Lanczos to twice the size, then a light img2img pass to restore detail."""
-        parent, result = await self._parent(parent_id, requester, allow_others)
+        parent, result, policy = await self._parent(parent_id, requester)
         image = _pick(result, index)
         model = self._local_model(parent.model)
         spec = get_model(model)
@@ -196,6 +204,7 @@ class ImagineService:
             seeds=(image.seed if image.seed is not None else _random_seeds(1)[0],),
             width=width,
             height=height,
+            policy=policy,
             model=model,
         )
         return await self.submit(request)
@@ -207,12 +216,10 @@ class ImagineService:
         *,
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
-        allow_others: bool = False,
     ) -> Submission:
         """🔄: the same parameters with new seeds."""
         parent = await self.queue.load(parent_id)
-        policy = await self.admission.admit(requester)
-        self._check_owner(parent, requester, allow_others or policy.buttons == "everyone")
+        policy = await self._authorize(parent, requester)
         await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
         request = parent.model_copy(
             update={
@@ -223,6 +230,7 @@ class ImagineService:
                 "parent_id": parent.request_id,
                 "requester": requester,
                 "reply_to": reply_to or {},
+                "image_policy": policy.nsfw,
             }
         )
         return await self.submit(GenerationRequest.model_validate(request.model_dump()))
@@ -230,15 +238,21 @@ class ImagineService:
     async def cancel(self, request_id: str, requester: Requester) -> str:
         """Cancel a queued request (one's own, or anyone's for a moderator). Returns a CancelOutcome."""
         request = await self.queue.load(request_id)
-        if requester.privilege < Privilege.MOD and owner_id(requester) != owner_id(request.requester):
-            raise NotAllowed("Only the person who asked for it, or a moderator, can cancel that request.")
+        moderator_here = requester.privilege >= Privilege.MOD and same_community(request.requester, requester)
+        if not (
+            owner_id(requester) == owner_id(request.requester)
+            or moderator_here
+            or requester.privilege >= Privilege.OWNER
+        ):
+            raise NotAllowed(
+                "Only the person who asked for it, or a moderator where it was asked, can cancel it."
+            )
         return await self.canceller.cancel(request, requester)
 
     async def check_owner(self, request_id: str, requester: Requester) -> GenerationRequest:
         """The request, if `requester` may use its buttons (its owner, or anyone where the community allows)."""
         request = await self.queue.load(request_id)
-        policy = await self.admission.admit(requester)
-        self._check_owner(request, requester, policy.buttons == "everyone")
+        await self._authorize(request, requester)
         return request
 
     async def image(self, request_id: str, index: int, requester: Requester) -> StoredImage:
@@ -301,24 +315,25 @@ class ImagineService:
         )
 
     async def _parent(
-        self, parent_id: str, requester: Requester, allow_others: bool
-    ) -> tuple[GenerationRequest, ResultEvent]:
+        self, parent_id: str, requester: Requester
+    ) -> tuple[GenerationRequest, ResultEvent, CommunityPolicy]:
         parent = await self.queue.load(parent_id)
-        policy = await self.admission.admit(requester)
-        self._check_owner(parent, requester, allow_others or policy.buttons == "everyone")
+        policy = await self._authorize(parent, requester)
         result = await self.results.load(parent_id)
         if result.kind is not EventKind.DONE:
             raise InvalidRequest("button", "That request has no images to work from.")
         await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
-        return parent, result
+        return parent, result, policy
 
-    @staticmethod
-    def _check_owner(request: GenerationRequest, requester: Requester, allow_others: bool) -> None:
-        owner = request.requester
-        if allow_others:
-            return
-        if (owner.platform, owner.user_id) != (requester.platform, requester.user_id):
-            raise NotAllowed("Only the person who asked for these images can use their buttons.")
+    async def _authorize(self, request: GenerationRequest, requester: Requester) -> CommunityPolicy:
+        """May `requester` use this request's buttons? Its owner may; others only in the same community, when
+        that community lets everyone press. Returns the policy of the presser's community (bans, pauses apply)."""
+        policy = await self.admission.admit(requester)
+        if owner_id(requester) == owner_id(request.requester):
+            return policy
+        if same_community(request.requester, requester) and policy.buttons == "everyone":
+            return policy
+        raise NotAllowed("Only the person who asked for these images can use their buttons.")
 
     def _local_model(self, model: str) -> str:
         """Children of a cloud result are refined by the default local model (OpenAI can't do img2img here)."""
@@ -340,6 +355,7 @@ class ImagineService:
         seeds: tuple[int, ...],
         width: int,
         height: int,
+        policy: CommunityPolicy,
         model: str | None = None,
     ) -> GenerationRequest:
         model = model or self._local_model(parent.model)
@@ -361,6 +377,7 @@ class ImagineService:
             parent_index=index,
             requester=requester,
             reply_to=reply_to or {},
+            image_policy=policy.nsfw,  # where it will be shown, now
         )
 
 

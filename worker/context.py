@@ -27,6 +27,13 @@ from worker.backend import ImageBackend
 log = logging.getLogger(__name__)
 
 
+def job_timeout_s(settings: Settings, queue: str) -> float:
+    """How long one job may take on `queue`: the GPU setting, or every OpenAI attempt the SDK may make."""
+    if queue == c.QUEUE_CLOUD:
+        return settings.openai.timeout_s * (settings.openai.max_retries + 1) + 10
+    return float(settings.worker.job_timeout_s)
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
@@ -35,6 +42,7 @@ class WorkerContext:
     store: ImageStore
     backends: dict[BackendKind, ImageBackend]
     image_moderator: ImageModerator
+    job_timeout_s: float = field(init=False)
     queue: JobQueue = field(init=False)
     events: EventPublisher = field(init=False)
     results: ResultStore = field(init=False)
@@ -44,6 +52,7 @@ class WorkerContext:
     audit: AuditLog = field(init=False)
 
     def __post_init__(self) -> None:
+        self.job_timeout_s = job_timeout_s(self.settings, self.queue_name)
         self.queue = JobQueue(self.redis)
         self.events = EventPublisher(self.redis)
         self.results = ResultStore(self.redis)

@@ -21,9 +21,12 @@ from core.errors import (
     GenerationFailed,
     ImagebotError,
     NotFound,
+    PromptRejected,
     SystemFailure,
     UserError,
 )
+from core.queue import cloud_job_id
+from core.quotas import owner_id
 from core.request import GenerationRequest
 from core.result import EventKind, ResultEvent
 from core.routing import CLOUD_MODES
@@ -32,7 +35,11 @@ from worker.render import generate_images, progress_reporter, store_outputs
 
 log = logging.getLogger(__name__)
 
-RETRY_DEFER_S = 2
+NO_GENERATOR = "No image generator can take this right now. Please try again in a few minutes."
+STALE_MESSAGE = (
+    "Sorry — your request waited too long for a free generator, so I've dropped it rather than surprise you "
+    "hours later. Please ask again."
+)
 
 
 def apology(request_id: str) -> str:
@@ -56,6 +63,9 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         # arq retried a job whose worker died mid-run; our tries are used up.
         await _finish(deps, request, _failure(request, EventKind.FAILED, "worker_lost", apology(request_id)))
         return "failed"
+    if time.time() - request.created_at > c.STALE_JOB_S:
+        await _finish(deps, request, _failure(request, EventKind.FAILED, "stale", STALE_MESSAGE))
+        return "failed"
 
     if "score" in ctx:
         await deps.fair.started(deps.queue_name, float(ctx["score"]))
@@ -70,31 +80,34 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         )
     )
     try:
-        async with asyncio.timeout(deps.settings.worker.job_timeout_s):
+        async with asyncio.timeout(deps.job_timeout_s):
             timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
             generation = await generate_images(deps, request, progress_reporter(deps, request), timings)
             event = await store_outputs(deps, request, generation, started, timings)
     except UserError as exc:
-        kind = EventKind.REFUSED if exc.reason_code == "prompt_rejected" else EventKind.FAILED
-        await _finish(deps, request, _failure(request, kind, exc.reason_code, exc.message))
+        refused = isinstance(exc, PromptRejected)
+        kind = EventKind.REFUSED if refused else EventKind.FAILED
+        code = exc.code if isinstance(exc, PromptRejected) else exc.reason_code
+        await _finish(deps, request, _failure(request, kind, code, exc.message))
         return kind.value
     except Exception as exc:  # the backend, storage or a bug: retry, fall back, or report
         retriable = isinstance(exc, GenerationFailed | TimeoutError) or not isinstance(exc, ImagebotError)
         log.exception("request %s: try %d/%d failed", request_id, job_try, max_tries)
         if retriable and job_try < max_tries:
-            raise Retry(defer=RETRY_DEFER_S) from exc
+            raise Retry() from exc  # no defer: the job keeps its fair-queue score instead of a wall-clock one
         handed = await _fall_back(deps, request)
         if handed == "handed":
             return "fallback"
         code = exc.reason_code if isinstance(exc, SystemFailure) else "generation_failed"
-        # Only "no generator available" is written for users; other internals stay in the log.
-        message = exc.message if isinstance(exc, BackendUnavailable) else apology(request_id)
+        # Internals (which backend, which key, which error) stay in the log; users get one of two plain texts.
+        message = NO_GENERATOR if isinstance(exc, BackendUnavailable) else apology(request_id)
         if handed == "over_budget":
             message += " (Today's budget for the paid image service is used up, so it couldn't stand in.)"
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
     await deps.queue.record_duration(deps.queue_name, time.monotonic() - started)
-    await deps.cache.put(request, event)
+    if len(event.images) == request.n and not any(image.spoiler for image in event.images):
+        await deps.cache.put(request, event)  # only results every viewer may see are replayed to others
     await _finish(deps, request, event)
     log.info(
         "request %s: done in %.2f s (%d images)", request_id, time.monotonic() - started, len(event.images)
@@ -135,12 +148,12 @@ async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> str:
     if not await deps.quotas.charge_fallback(request.request_id, cost):
         log.warning("request %s: OpenAI can't stand in, today's paid budget is used up", request.request_id)
         return "over_budget"
-    job = await deps.redis.enqueue_job(
-        c.JOB_GENERATE, request.request_id, _job_id=f"{request.request_id}:cloud", _queue_name=c.QUEUE_CLOUD
-    )
+    weight = await deps.quotas.weight_of(request.requester)
+    score = await deps.fair.score(c.QUEUE_CLOUD, owner_id(request.requester), request.n, weight)
+    queued = await deps.queue.enqueue(request, c.QUEUE_CLOUD, score, job_id=cloud_job_id(request.request_id))
     log.warning(
         "request %s: local generation failed for good; %s to OpenAI",
         request.request_id,
-        "handed" if job else "already handed",
+        "handed" if queued else "already handed",
     )
     return "handed"

@@ -20,7 +20,7 @@ from core.store_factory import build_store
 from core.verdict import AllowAll, ImageModerator
 from core.workers import WorkerInfo, WorkerRegistry
 from worker.backend import ImageBackend
-from worker.context import WorkerContext
+from worker.context import WorkerContext, job_timeout_s
 from worker.heartbeat import Heartbeat, default_worker_id
 from worker.jobs import generate
 
@@ -57,7 +57,7 @@ def build_worker(
 ) -> Worker:
     """An arq Worker for `queue` whose start-up loads models and opens clients once."""
     gpu = queue == c.QUEUE_GPU
-    job_timeout = settings.worker.job_timeout_s if gpu else int(settings.openai.timeout_s * 2)
+    job_timeout = job_timeout_s(settings, queue)
 
     async def startup(ctx: dict[str, Any]) -> None:
         backends, models = await asyncio.to_thread(_backends, settings, queue)
@@ -99,7 +99,7 @@ def build_worker(
         after_job_end=after_job,
         handle_signals=handle_signals,
         max_jobs=settings.worker.max_jobs if gpu else CLOUD_MAX_JOBS,
-        job_timeout=job_timeout + 5,  # our own timeout inside the job fires first and reports it
+        job_timeout=job_timeout + 5,  # the job's own timeout (the same value) fires first and reports it
         max_tries=settings.worker.max_tries + 1,  # one extra so a lost worker's last retry reports failure
         poll_delay=settings.worker.poll_delay_s,
         keep_result=3600,

@@ -9,7 +9,7 @@ from core.audit import AUDIT_STREAM
 from core.errors import InvalidRequest, NotAllowed, PromptRejected, QuotaExceeded
 from core.events import stream_key
 from core.privileges import Privilege
-from core.request import Platform, Requester
+from core.request import GenerationRequest, Platform, Requester
 from core.result import EventKind, ResultEvent, StoredImage
 from core.workers import WorkerInfo, WorkerRegistry
 from tests.pipeline_fixture import Pipeline
@@ -28,6 +28,7 @@ def member(user_id: str, privilege: Privilege = Privilege.USER, community: str |
 
 
 USER, MOD, ADMIN = member("1"), member("2", Privilege.MOD), member("3", Privilege.ADMIN)
+OWNER = member("4", Privilege.OWNER)
 
 
 async def audit_actions(pipeline: Pipeline) -> list[str]:
@@ -45,9 +46,9 @@ async def test_a_plain_user_cannot_use_admin_commands(pipeline: Pipeline) -> Non
     admin = pipeline.runtime.admin
     with pytest.raises(NotAllowed, match="Only mods can use /admin ban"):
         await admin.execute("ban 4 spam", USER)
-    with pytest.raises(NotAllowed, match="Only admins can use /admin tier"):
-        await admin.execute("tier 4 supporter", MOD)
-    assert "ban" in admin.help(Privilege.MOD) and "tier" not in admin.help(Privilege.MOD)
+    with pytest.raises(NotAllowed, match="Only owners can use /admin tier"):
+        await admin.execute("tier 5 supporter", ADMIN)  # a server's admin can't lift limits bot-wide
+    assert "ban" in admin.help(Privilege.MOD) and "tier" not in admin.help(Privilege.ADMIN)
     assert (await admin.execute("help", USER)).text == "You have no admin commands."
     assert await audit_actions(pipeline) == ["admin_refused", "admin_refused"]
 
@@ -76,15 +77,15 @@ async def test_ban_stops_a_user_here_with_one_clear_message_until_unbanned(pipel
 async def test_quota_tier_usage_and_the_refusal_message(pipeline: Pipeline) -> None:
     await busy_worker(pipeline)
     admin, service = pipeline.runtime.admin, pipeline.runtime.service
-    assert (await admin.execute("quota 1 4", ADMIN)).text == "1 may now make 4 images a day."
+    assert (await admin.execute("quota 1 4", OWNER)).text == "1 may now make 4 images a day."
     first = await service.imagine("a cat --n 4", USER)
     with pytest.raises(QuotaExceeded, match="used 4 of your 4 images for today"):
         await service.imagine("a dog --n 1", USER)
     usage = (await admin.execute("usage 1", MOD)).text
     assert "Today: 4 of 4 images" in usage and first.request_id in usage
-    assert (await admin.execute("tier 1 unlimited", ADMIN)).text == "1 is now on the unlimited tier."
+    assert (await admin.execute("tier 1 unlimited", OWNER)).text == "1 is now on the unlimited tier."
     with pytest.raises(InvalidRequest, match="Unknown tier"):
-        await admin.execute("tier 1 gold", ADMIN)
+        await admin.execute("tier 1 gold", OWNER)
     assert "quota_refused" in await audit_actions(pipeline)
 
 
@@ -96,6 +97,13 @@ async def test_cancel_any_job_refunds_it_and_queue_shows_the_workers(pipeline: P
     assert "gpu: 1 waiting, 1 worker(s)" in queue and "w1: tiny" in queue
     with pytest.raises(NotAllowed):
         await service.cancel(job.request_id, member("5"))
+    elsewhere = member("9", Privilege.MOD, community="-777")
+    with pytest.raises(NotAllowed, match="another community"):
+        await admin.execute(f"cancel {job.request_id}", elsewhere)
+    with pytest.raises(NotAllowed, match="or a moderator where it was asked"):
+        await service.cancel(job.request_id, elsewhere)
+    assert job.request_id not in (await admin.execute("usage 1", elsewhere)).text
+    assert job.request_id in (await admin.execute("usage 1", MOD)).text
     assert (await admin.execute(f"cancel {job.request_id}", MOD)).text.startswith(
         f"Cancelled {job.request_id}"
     )
@@ -142,12 +150,29 @@ async def test_delete_removes_the_files_and_names_the_messages(pipeline: Pipelin
     store = runtime.service.store
     key = await store.put(b"\x89PNG fake", "image/png")
     image = StoredImage(key=key, url=await store.url(key), width=8, height=8, seed=1, index=0)
+    await runtime.service.queue.store(
+        GenerationRequest(
+            request_id="abcdefghijklmnop",
+            prompt="p",
+            width=8,
+            height=8,
+            steps=1,
+            guidance=0,
+            seeds=(1,),
+            model="tiny",
+            requester=USER,
+        )
+    )
     await runtime.service.results.save(
         ResultEvent(kind=EventKind.DONE, request_id="abcdefghijklmnop", requester=USER, images=(image,))
     )
     from core.delivery_log import DeliveryLog
 
     await DeliveryLog(runtime.redis).record("abcdefghijklmnop", {"chat_id": GROUP, "message_id": "77"})
+    other_mod = member("9", Privilege.MOD, community="-777")
+    with pytest.raises(NotAllowed, match="made in another community"):
+        await runtime.admin.execute("delete abcdefghijklmnop", other_mod)
+    await store.get(key)  # still there
     reply = await runtime.admin.execute("delete abcdefghijklmnop", MOD)
     assert reply.delete_messages == ({"chat_id": GROUP, "message_id": "77"},)
     with pytest.raises(Exception, match="No image is stored"):
@@ -158,7 +183,7 @@ async def test_delete_removes_the_files_and_names_the_messages(pipeline: Pipelin
 async def test_audit_filters_by_user_action_and_time(pipeline: Pipeline) -> None:
     admin = pipeline.runtime.admin
     await admin.execute("ban 7 spam", MOD)
-    await admin.execute("tier 8 supporter", ADMIN)
+    await admin.execute("tier 8 supporter", OWNER)
     assert "ban telegram:7 — spam" in (await admin.execute("audit user 7", MOD)).text
     only_tiers = (await admin.execute("audit action tier since 1h", MOD)).text
     assert "tier telegram:8" in only_tiers and "ban" not in only_tiers

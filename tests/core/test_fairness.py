@@ -30,7 +30,7 @@ async def test_a_late_job_from_another_user_starts_within_the_next_few(redis: ai
     fair, queue = FairScheduler(arq), JobQueue(arq)
     for i in range(20):
         score = await fair.score(c.QUEUE_GPU, "cli:flooder", images=4, weight=1.0)
-        await queue.submit(request(f"flood{i:02d}", "flooder"), c.QUEUE_GPU, score=score)
+        assert await queue.enqueue(request(f"flood{i:02d}", "flooder"), c.QUEUE_GPU, score)
     # the worker has started the first two of the flood meanwhile
     order = [job.decode() for job in await arq.zrange(c.QUEUE_GPU, 0, -1)]
     for job_id in order[:2]:
@@ -38,8 +38,9 @@ async def test_a_late_job_from_another_user_starts_within_the_next_few(redis: ai
         await arq.zrem(c.QUEUE_GPU, job_id)
 
     score = await fair.score(c.QUEUE_GPU, "cli:late", images=4, weight=1.0)
-    submission = await queue.submit(request("late", "late"), c.QUEUE_GPU, score=score)
-    assert submission.position is not None and submission.position <= 2
+    assert await queue.enqueue(request("late", "late"), c.QUEUE_GPU, score)
+    position = await queue.position("late", c.QUEUE_GPU)
+    assert position is not None and position <= 2
     order = [job.decode() for job in await arq.zrange(c.QUEUE_GPU, 0, -1)]
     assert order.index("late") <= 1
     # every score is in the past for arq, so nothing waits for the wall clock

@@ -122,3 +122,27 @@ async def test_tiers_by_assignment_and_role(redis: aioredis.Redis) -> None:
     assert (await quotas.status(ALICE)).limits.images_per_day is None
     await quotas.set_daily_override("telegram:1", 3)
     assert (await quotas.limits_for(ALICE))[1].images_per_day == 3
+
+
+async def test_an_in_flight_slot_that_was_never_settled_lapses_with_its_job(redis: aioredis.Redis) -> None:
+    from core.quotas import INFLIGHT_LAPSE_S
+
+    clock = Clock(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
+    quotas = QuotaService(redis, settings(images_per_day=None, jobs_in_flight=1), now=clock)
+    await quotas.reserve("lost", ALICE, 1)  # its worker and its event were lost: never settled
+    with pytest.raises(QuotaExceeded, match="1 job running"):
+        await quotas.reserve("next", ALICE, 1)
+    clock.value += INFLIGHT_LAPSE_S + 1
+    await quotas.reserve("next", ALICE, 1)
+    assert (await quotas.status(ALICE)).in_flight == 1
+
+
+async def test_a_request_that_already_ended_is_not_charged_or_queued_again(redis: aioredis.Redis) -> None:
+    from core.errors import InvalidRequest
+
+    quotas = QuotaService(redis, settings(images_per_day=10))
+    await quotas.reserve("once", ALICE, 2)
+    await quotas.refund("once")  # cancelled
+    with pytest.raises(InvalidRequest, match="already ended"):
+        await quotas.reserve("once", ALICE, 2)
+    assert (await quotas.status(ALICE)).used_today == 0

@@ -112,7 +112,7 @@ async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_chan
     admin = ALICE.model_copy(update={"user_id": "boss", "privilege": Privilege.ADMIN})
     await pipeline.runtime.admin.execute("policy nsfw spoiler", admin)
     nsfw_channel = ALICE.model_copy(update={"age_restricted": True})
-    request_id = await run_job(pipeline, DrawingBackend(False), "a person --n 1", nsfw_channel)
+    request_id = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 4", nsfw_channel)
     result = await pipeline.runtime.service.result(request_id)
     assert (
         result.kind is EventKind.DONE
@@ -120,6 +120,8 @@ async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_chan
         and result.preview
         and result.preview.spoiler
     )
+    # never replayed from the cache to someone outside that channel
+    assert [key async for key in pipeline.runtime.redis.scan_iter(match=c.CACHE_KEY.format(digest="*"))] == []
 
     plain = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 9")
     assert (await pipeline.runtime.service.result(plain)).kind is EventKind.REFUSED

@@ -142,3 +142,20 @@ async def test_openai_does_not_stand_in_beyond_the_paid_budget(pipeline: Pipelin
     assert await pipeline.runtime.redis.zscore(c.QUEUE_CLOUD, f"{second}:cloud") is None
     result = await pipeline.runtime.service.result(second)
     assert "budget for the paid image service is used up" in (result.message or "")
+
+
+async def test_a_job_that_waited_too_long_is_reported_not_rendered(pipeline: Pipeline) -> None:
+    import time
+
+    settings = pipeline.settings
+    backend = BrokenBackend()
+    deps = context(pipeline, settings, build_store(settings), backend)
+    request_id = await queued(pipeline)
+    queue = pipeline.runtime.service.queue
+    old = (await queue.load(request_id)).model_copy(update={"created_at": time.time() - c.STALE_JOB_S - 60})
+    await pipeline.runtime.redis.set(c.REQUEST_KEY.format(request_id=request_id), old.to_json())
+    assert await generate({"imagebot": deps, "job_try": 1}, request_id) == "failed"
+    assert backend.calls == 0
+    result = await pipeline.runtime.service.result(request_id)
+    assert result.reason_code == "stale" and "waited too long" in (result.message or "")
+    assert (await pipeline.runtime.service.admission.quotas.status(ALICE)).used_today == 0

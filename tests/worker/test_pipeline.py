@@ -10,6 +10,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core import constants as c
+from core.errors import InvalidRequest
 from core.events import follow
 from core.request import GenerationRequest, Mode, Platform, Requester
 from core.result import EventKind, ResultEvent
@@ -116,6 +117,16 @@ async def test_cancel_removes_a_queued_job_and_reports_it(pipeline: Pipeline) ->
     assert await redis.zcard(c.QUEUE_GPU) == 0
     event = await wait_for_result(pipeline, submission.request_id)
     assert event.kind is EventKind.CANCELLED
+
+
+async def test_a_redelivered_command_after_its_cancel_is_not_queued_again(pipeline: Pipeline) -> None:
+    await announce_busy_worker(pipeline)
+    service, redis = pipeline.runtime.service, pipeline.runtime.redis
+    first = await service.imagine("a boat", ALICE, source_id="msg-9")
+    assert await service.cancel(first.request_id, ALICE) == "cancelled"
+    with pytest.raises(InvalidRequest, match="already ended"):
+        await service.imagine("a boat", ALICE, source_id="msg-9")
+    assert await redis.zcard(c.QUEUE_GPU) == 0
 
 
 async def test_img2img_variation_upscale_and_reroll(pipeline: Pipeline) -> None:
