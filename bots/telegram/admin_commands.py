@@ -9,9 +9,10 @@ Telegram messages carry no user ids in plain text, so a user argument is one of:
 A reply to a result with `/admin delete` or `/admin cancel` (no id) acts on that result's request.
 @usernames can't be looked up through the Bot API, so they are refused with a hint.
 
-Privilege (bots/telegram/privilege.py): a chat administrator's rank counts in that chat only. So `tier` and
-`quota`, which change a user's limits everywhere, need a bot-wide level (owners, configured ids); `cancel` and
-`delete` accept the chat rank only for requests made in this chat. Refused attempts are audited.
+Privilege (bots/telegram/privilege.py): a chat administrator's rank counts in that chat only, and never reaches
+OWNER, so `tier` and `quota` (an owner's: they change a user's limits everywhere) stay with the bot's owners by
+core's own check. `cancel` and `delete` accept the chat rank only for requests made in this chat; elsewhere the
+actor's bot-wide level counts. Refused attempts are audited (by core).
 
 The reply is AdminReply.text, split into messages of at most 4096 characters; the messages in
 AdminReply.delete_messages that were posted on Telegram are deleted.
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 MESSAGE_MAX_CHARS = 4096
 USER_FIRST = ("ban", "unban", "tier", "quota", "usage")  # commands whose first argument is a user
 TWO_ARGUMENTS = ("tier", "quota")  # <user> <value>: with one argument, the user was left out
-BOT_WIDE = ("tier", "quota")  # act on the user everywhere: the chat's own administrators don't count
 ON_REQUEST = ("cancel", "delete")  # act on a request: the chat's rank counts for requests made here
 THIS = "this"
 _USER_ID = re.compile(r"^-?\d+$")
@@ -209,8 +209,6 @@ class AdminCommands:
 
     async def _level(self, command: str, args: list[str], standing: Standing, chat: Chat) -> Privilege:
         """The actor's level for this command: the chat's rank counts only for what belongs to this chat."""
-        if command in BOT_WIDE:
-            return standing.bot_wide
         if command in ON_REQUEST and args:
             try:
                 if command == "delete":

@@ -21,11 +21,9 @@ from bots.telegram.keyboards import single_keyboard
 from bots.telegram.replies import reply_parameters, report_error
 from core import constants as c
 from core.buttons import Button, decode_button
-from core.errors import InvalidRequest
 from core.messages import queued_message
 from core.queue import Submission
 from core.request import Requester
-from core.result import EventKind, StoredImage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,6 @@ class Callbacks:
         except Exception as exc:
             await report_error(exc, self.deps.pacer, context.bot, query=query)
             return
-        await self.deps.last_requests.remember(requester.user_id, submission.request_id)
         await self.deps.pacer.retry(lambda: query.answer(queued_message(submission)))
         try:
             await context.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
@@ -80,23 +77,15 @@ class Callbacks:
             button.request_id, index, requester, strong=strong, source_id=source_id, reply_to=reply_to
         )
 
-    async def _image(self, button: Button, requester: Requester) -> StoredImage:
-        # Its owner's, or anyone's where the community allows; NotAllowed for banned users and paused groups.
-        await self.deps.service.check_owner(button.request_id, requester)
-        result = await self.deps.service.result(button.request_id)
-        index = button.index or 0
-        if result.kind is not EventKind.DONE or not 0 <= index < len(result.images):
-            raise InvalidRequest("button", "That image isn't available any more; please run /imagine again.")
-        return result.images[index]
-
     async def _send_image(
         self, query: CallbackQuery, button: Button, requester: Requester, context: ContextTypes.DEFAULT_TYPE
     ) -> None:
         """U<i>: image i at full size as a document (uncompressed), with its own buttons."""
         assert query.message is not None
-        image = await self._image(button, requester)
-        data = await self.deps.service.store.get(image.key)
         index = button.index or 0
+        # Its owner's, or anyone's where the community allows; NotAllowed for banned users and paused groups.
+        image = await self.deps.service.image(button.request_id, index, requester)
+        data = await self.deps.service.store.get(image.key)
         await self.deps.pacer.retry(lambda: query.answer(f"Sending image {index + 1}…"))
         chat_id, pacer = query.message.chat.id, self.deps.pacer
         seed = f" · seed {image.seed}" if image.seed is not None else ""

@@ -119,7 +119,6 @@ class Commands:
             )
             return
         log.info("request %s from telegram user %s in chat %s", submission.request_id, user.id, chat.id)
-        await self.deps.last_requests.remember(str(user.id), submission.request_id)
         try:
             if not submission.cached:  # a cached result is on its way and replaces the placeholder itself
                 await pacer.send(
@@ -159,15 +158,14 @@ class Commands:
         await self._reply(update, context, text)
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/cancel: the user's latest request (core keeps each user's recent ones), if it still waits."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
-        request_id = await self.deps.last_requests.get(str(user.id))
-        if request_id is None:
-            await self._reply(update, context, "You have no request waiting to cancel.")
-            return
+        request_id: str | None = None
         try:
             requester = await self.deps.requester(context.bot, user, message.chat)
+            request_id = await self.deps.service.last_request(requester)
             outcome = await self.deps.service.cancel(request_id, requester)
         except Exception as exc:
             await report_error(

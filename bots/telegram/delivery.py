@@ -8,7 +8,8 @@ moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
 waited out by the pacer. A chat that blocked the bot (403) or no longer exists can never be reached, so that
-result is dropped with a warning.
+result is dropped with a warning. A group upgraded to a supergroup (ChatMigrated) gets the result in the
+supergroup, as a message of its own: the status and asking messages stayed behind in the old group.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Bot, InputFile, Message
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import grid_keyboard
@@ -70,12 +71,16 @@ class Delivery:
             return
         self.progress.end(event.request_id)
         try:
-            if event.kind is EventKind.NOTICE:
-                await self._notice(chat_id, event)
-            elif event.kind is EventKind.DONE:
-                await self._done(chat_id, event)
-            else:
-                await self._ended(chat_id, event)
+            await self._deliver(chat_id, event)
+        except ChatMigrated as exc:
+            log.info(
+                "request %s: chat %s is now the supergroup %s; delivering there",
+                event.request_id,
+                chat_id,
+                exc.new_chat_id,
+            )
+            # The old group's message ids mean nothing in the supergroup: reply to nothing, edit nothing.
+            await self.handle(event.model_copy(update={"reply_to": {"chat_id": str(exc.new_chat_id)}}))
         except (Forbidden, BadRequest) as exc:
             if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
                 raise
@@ -85,6 +90,14 @@ class Delivery:
                 chat_id,
                 exc.message,
             )
+
+    async def _deliver(self, chat_id: int, event: ResultEvent) -> None:
+        if event.kind is EventKind.NOTICE:
+            await self._notice(chat_id, event)
+        elif event.kind is EventKind.DONE:
+            await self._done(chat_id, event)
+        else:
+            await self._ended(chat_id, event)
 
     async def _notice(self, chat_id: int, event: ResultEvent) -> None:
         """A message for moderators (an automatic ban…) in the chat set as the community's log channel."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 from telegram import Bot, Chat, User
 
-from bots.telegram.last_request import LastRequests
 from bots.telegram.pacing import Pacer, PacingLimits
 from bots.telegram.privilege import Privileges
 from bots.telegram.requester import requester_for
@@ -17,6 +16,7 @@ from core.preferences import PreferenceStore
 from core.request import Requester
 from core.service import ImagineService
 from core.settings import Settings
+from moderation.factory import build_admin
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,6 @@ class Tuning:
     stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish
 
 
-def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
-    """The admin commands over the same Redis, store and quotas as `service` (as cli/runtime.py builds them)."""
-    from moderation.community_terms import CommunityBlocklist
-
-    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
-
-
 @dataclass
 class BotDeps:
     settings: Settings
@@ -45,7 +38,6 @@ class BotDeps:
     tuning: Tuning
     pacer: Pacer
     prefs: PreferenceStore
-    last_requests: LastRequests
     admin: AdminService
     privileges: Privileges
     deliveries: DeliveryLog
@@ -66,7 +58,6 @@ class BotDeps:
             tuning,
             Pacer(tuning.pacing),
             PreferenceStore(redis),
-            LastRequests(redis),
             admin or build_admin(settings, service, redis),
             Privileges(settings, redis),
             DeliveryLog(redis),

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from telegram import Bot, Chat, ChatMember, ChatMemberAdministrator, User
 from telegram.error import TelegramError
 
+from bots.telegram.requester import GROUP_TYPES
 from core import constants as c
 from core.privileges import Privilege, effective_privilege
 from core.request import Platform
@@ -28,7 +29,6 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 CHAT_ADMINS_KEY = f"{c.KEY_PREFIX}:tg:admins:{{chat_id}}"
-GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
 
 
 @dataclass(frozen=True)

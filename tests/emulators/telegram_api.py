@@ -17,6 +17,8 @@ administers a group (getChatAdministrators/getChatMember answer from it); `bot_m
 Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
 next `count` calls of a method with Telegram's 429 body. `block(chat_id)` plays a user who blocked the bot (or
 a group that removed it): every call into that chat is answered 403 Forbidden (or another error given).
+`migrate(chat_id, new_chat_id)` plays a group upgraded to a supergroup: every call into the old id is
+answered 400 with parameters.migrate_to_chat_id, as Telegram does.
 
 `webhook` is the webhook as setWebhook left it ({"url", "secret_token", "allowed_updates"}; None after
 deleteWebhook); while one is set, getUpdates is refused with 409 Conflict, as Telegram does.
@@ -190,6 +192,7 @@ class TelegramEmulator:
         self._polls_released = False  # getUpdates answers at once (a bot is stopping)
         self.webhook: dict[str, Any] | None = None
         self.blocked: dict[int, tuple[int, str]] = {}  # chat → the error every call into it gets
+        self.migrated: dict[int, int] = {}  # group → the supergroup it became
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -278,6 +281,12 @@ class TelegramEmulator:
         chat = _coerce("chat_id", params.get("chat_id"))
         if isinstance(chat, int) and chat in self.blocked:
             raise ApiError(*self.blocked[chat])
+        if isinstance(chat, int) and chat in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated[chat]},
+            )
 
     async def _record(self, call: Call) -> None:
         async with self._changed:
@@ -300,6 +309,11 @@ class TelegramEmulator:
         """The user blocked the bot (or the group removed it, or was deleted: 400 "Bad Request: chat not
         found"): every call into `chat_id` is answered with `status` and `description`."""
         self.blocked[chat_id] = (status, description)
+
+    def migrate(self, chat_id: int, new_chat_id: int) -> None:
+        """The group `chat_id` was upgraded to the supergroup `new_chat_id`: calls into the old id are refused
+        with 400 and parameters.migrate_to_chat_id."""
+        self.migrated[chat_id] = new_chat_id
 
     async def post_update(
         self, url: str, update: dict[str, Any], secret: str | None

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from bots.telegram import Tuning, run_telegram_bot
 from bots.telegram.pacing import PacingLimits
 from core import constants as c
+from core.request import Platform, Requester
 from core.settings import Settings, TelegramSettings
 from core.workers import WorkerInfo, WorkerRegistry
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
@@ -100,6 +101,12 @@ class TelegramBot:
             ),
             within,
         )
+
+
+async def last_request(bot: TelegramBot, user: User, chat: Chat | None = None) -> str:
+    """The id of `user`'s latest request, as core recorded it (what /cancel acts on)."""
+    requester = Requester(platform=Platform.TELEGRAM, user_id=str(user.id), chat_id=str((chat or user).id))
+    return await bot.pipeline.runtime.service.last_request(requester)
 
 
 def request_id_of(sent: Sent) -> str:

@@ -8,21 +8,24 @@ import re
 import pytest
 from redis.asyncio import Redis
 
-from bots.telegram.last_request import LAST_REQUEST_KEY
 from core import constants as c
 from core.audit import AUDIT_STREAM
 from core.errors import StorageError
 from core.request import Platform, Requester
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, OLGA, TelegramBot, User
+from tests.bots.telegram.conftest import (
+    ALICE,
+    ALICE_DM,
+    BOB,
+    GROUP,
+    MONA,
+    OLGA,
+    TelegramBot,
+    User,
+    last_request,
+)
 from tests.emulators.telegram_api import Chat, Sent
 
 CARL = User(1004, "Carl", "carl")  # created GROUP: ADMIN there, nobody bot-wide
-
-
-async def last_request(bot: TelegramBot, user: User) -> str:
-    raw = await bot.pipeline.runtime.redis.get(LAST_REQUEST_KEY.format(user_id=user.id))
-    assert raw is not None
-    return str(raw.decode())
 
 
 async def imagine(bot: TelegramBot, chat: Chat, user: User, prompt: str) -> Sent:
@@ -106,7 +109,7 @@ async def test_the_owner_sets_tiers_and_quotas_and_a_group_creator_only_its_poli
 
     # Creating a group makes Carl its ADMIN, but not anyone's quota keeper everywhere.
     refused = await bot.command(GROUP, CARL, f"/admin quota {CARL.id} 1000")
-    assert refused.shown == "Only admins can use /admin quota."
+    assert refused.shown == "Only owners can use /admin quota."
     policy = await bot.command(GROUP, CARL, "/admin policy buttons everyone")
     assert "buttons for everyone" in policy.shown
 

@@ -6,13 +6,12 @@ import pytest
 from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
-from bots.telegram.last_request import LAST_REQUEST_KEY
 from bots.telegram.privilege import CHAT_ADMINS_KEY
 from core import constants as c
 from core.errors import ConfigError
 from core.preferences import PreferenceStore
 from core.settings import TelegramSettings
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot, last_request
 from tests.emulators.telegram_api import Sent
 
 
@@ -70,7 +69,7 @@ async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: Teleg
     await telegram_bot.announce_idle_worker()
     asked = await emulator.user_message(GROUP, ALICE, f"/imagine@{emulator.username} a red fox")
     status = await queued(telegram_bot, GROUP.id, asked["message_id"])
-    request_id = (await redis.get(LAST_REQUEST_KEY.format(user_id=ALICE.id))).decode()
+    request_id = await last_request(telegram_bot, ALICE)
 
     query = await emulator.press(GROUP, BOB, status, f"ib:v:{request_id}:1")
     answer = await emulator.wait_for(lambda: emulator.answer(query))
@@ -92,18 +91,24 @@ async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: Teleg
 
 
 async def test_cancel_removes_the_waiting_request(telegram_bot: TelegramBot) -> None:
-    emulator = telegram_bot.emulator
-    await telegram_bot.announce_idle_worker()
-    asked = await emulator.user_message(ALICE_DM, ALICE, "/img a quiet harbour")
-    status = await queued(telegram_bot, ALICE_DM.id, asked["message_id"])
+    bot, emulator = telegram_bot, telegram_bot.emulator
+    nothing = await bot.command(ALICE_DM, ALICE, "/cancel")
+    assert nothing.shown == "You have no recent requests to cancel."
 
-    cancel = await emulator.user_message(ALICE_DM, ALICE, "/cancel")
-    reply = await emulator.wait_for(
-        lambda: next((s for s in emulator.in_chat(ALICE_DM.id) if s.reply_to == cancel["message_id"]), None)
-    )
+    await bot.announce_idle_worker()
+    quotas = bot.pipeline.runtime.service.admission.quotas
+    await quotas.set_daily_override(f"telegram:{ALICE.id}", 1)
+    asked = await emulator.user_message(ALICE_DM, ALICE, "/img a quiet harbour --n 1")
+    status = await queued(bot, ALICE_DM.id, asked["message_id"])
+    refused = await emulator.user_message(ALICE_DM, ALICE, "/img a busy harbour --n 1")  # over her quota
+    refusal = await bot.reply_to(ALICE_DM, refused)
+    await emulator.wait_for(lambda: refusal.shown.startswith("You've used 1 of your 1 images for today"))
+
+    # The refused request was never queued: /cancel acts on the one that waits.
+    reply = await bot.command(ALICE_DM, ALICE, "/cancel")
     assert reply.shown == "Cancelled your last request."
     await emulator.wait_for(lambda: status.shown == "Cancelled before it started.")
-    assert await telegram_bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
+    assert await bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
 
 
 async def test_settings_buttons_store_the_users_defaults(telegram_bot: TelegramBot) -> None:
@@ -124,7 +129,7 @@ async def test_settings_buttons_store_the_users_defaults(telegram_bot: TelegramB
     await telegram_bot.announce_idle_worker()
     asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine a wide beach")
     await queued(telegram_bot, ALICE_DM.id, asked["message_id"])
-    request_id = (await telegram_bot.pipeline.runtime.redis.get(f"imagebot:tg:last:{ALICE.id}")).decode()
+    request_id = await last_request(telegram_bot, ALICE)
     request = await telegram_bot.pipeline.runtime.service.queue.load(request_id)
     assert request.n == 1 and request.width > request.height
 

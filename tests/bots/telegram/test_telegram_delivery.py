@@ -13,7 +13,7 @@ from core.events import EventPublisher
 from core.ids import new_request_id
 from core.request import Mode, Platform, Requester
 from core.result import EventKind, ResultEvent
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot, request_id_of
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot, last_request, request_id_of
 from tests.emulators.telegram_api import Chat
 
 
@@ -26,7 +26,7 @@ async def test_a_result_finished_while_the_bot_was_down_arrives_once(telegram_bo
             (s for s in emulator.in_chat(ALICE_DM.id) if s.shown.startswith("Queued — position")), None
         )
     )
-    request_id = (await telegram_bot.pipeline.runtime.redis.get(f"imagebot:tg:last:{ALICE.id}")).decode()
+    request_id = await last_request(telegram_bot, ALICE)
 
     await telegram_bot.stop()
     await telegram_bot.pipeline.start_worker()  # renders while the bot is down
@@ -142,3 +142,26 @@ async def test_a_notice_is_posted_to_its_chat_once(telegram_bot: TelegramBot) ->
         "Automatic ban: telegram:2 for 60 min (refused prompts).",
     ]
     assert all(s.reply_to is None and s.reply_markup is None for s in posted)
+
+
+async def test_a_result_for_a_group_upgraded_to_a_supergroup_goes_to_the_supergroup(
+    telegram_bot: TelegramBot,
+) -> None:
+    emulator, service = telegram_bot.emulator, telegram_bot.pipeline.runtime.service
+    group, supergroup = Chat(-4001, "group", "Sketchers"), -1004001
+    await telegram_bot.announce_idle_worker()
+    asked = await emulator.user_message(group, ALICE, "/imagine a paper crane --n 1")
+    await telegram_bot.reply_to(group, asked, prefix="Queued — position")
+    emulator.migrate(group.id, supergroup)  # upgraded while the picture waits
+
+    await telegram_bot.pipeline.start_worker()
+    photo = await emulator.wait_for(lambda: next(iter(emulator.in_chat(supergroup, "sendPhoto")), None), 20)
+    request_id = request_id_of(photo)
+    assert (await service.queue.load(request_id)).requester.chat_id == str(group.id)
+    assert photo.reply_to is None  # the asking message stayed behind in the old group
+    assert emulator.in_chat(group.id, "sendPhoto") == []
+    refused = [c for c in emulator.calls if c.method == "sendPhoto" and c.status == 400]
+    assert [c.params["chat_id"] for c in refused] == [group.id]  # tried there once, then moved on
+    assert [c.params["chat_id"] for c in emulator.calls if c.method == "sendPhoto" and c.status == 200] == [
+        supergroup
+    ]

@@ -11,7 +11,7 @@ import pytest
 from core.events import EventPublisher
 from core.messages import progress_message
 from core.result import EventKind, ResultEvent
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings, last_request
 from tests.emulators.telegram_api import Sent, TelegramEmulator
 from tests.pipeline_fixture import Pipeline
 
@@ -49,7 +49,7 @@ async def queued(bot: TelegramBot, prompt: str) -> tuple[Sent, ResultEvent]:
             None,
         )
     )
-    request_id = (await bot.pipeline.runtime.redis.get(f"imagebot:tg:last:{ALICE.id}")).decode()
+    request_id = await last_request(bot, ALICE)
     request = await bot.pipeline.runtime.service.queue.load(request_id)
     template = ResultEvent(
         kind=EventKind.STARTED, request_id=request_id, requester=request.requester, reply_to=request.reply_to
