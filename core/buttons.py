@@ -77,3 +77,11 @@ def button_label(button: Button) -> str:
         c.ACTION_VARY_SUBTLE: "Vary (subtle)",
         c.ACTION_UPSCALE_2X: "Upscale 2×",
     }[button.action]
+
+
+DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this window are queued once
+
+
+def press_source_id(button_id: str, user_id: str, now: float) -> str:
+    """The source id of a button press: a double click is queued once, a deliberate later press again."""
+    return f"{button_id}:{user_id}:{int(now // DOUBLE_CLICK_WINDOW_S)}"

@@ -5,7 +5,9 @@ delivered marker per (request, terminal kind) keeps every result to one reply ev
 twice or a crashed consumer's entries are claimed by another.
 
 The guarantee is at-least-once delivery to the handler with duplicates suppressed by the marker: the marker is
-set right after the handler returns, so only a crash inside that tiny window can repeat a reply.
+set right after the handler returns, so only a crash inside that tiny window can repeat a reply. While a terminal
+event is being delivered a lease keeps other consumers off it, even one that claimed the entry because the send
+was slow (a 429 storm); a lease outlives a dead holder by at most `lease_ms`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.result import ResultEvent
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[ResultEvent], Awaitable[None]]
+LEASE_SUFFIX = ":lease"  # held while one consumer delivers a terminal event
 
 
 def stream_key(platform: Platform | str) -> str:
@@ -65,6 +68,7 @@ class EventConsumer:
         handler_attempts: int = 3,
         retry_delay_s: float = 1.0,
         max_deliveries: int = 10,
+        lease_ms: int = 10 * 60_000,
     ) -> None:
         self.redis = redis
         self.platform = str(platform)
@@ -75,6 +79,7 @@ class EventConsumer:
         self.handler_attempts = handler_attempts
         self.retry_delay_s = retry_delay_s
         self.max_deliveries = max_deliveries
+        self.lease_ms = lease_ms
         self.dead_stream = c.DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
@@ -104,6 +109,27 @@ class EventConsumer:
             log.info("request %s: %s already delivered; skipping duplicate", event.request_id, event.kind)
             await self.redis.xack(self.stream, self.group, entry_id)
             return False
+        if marker and not await self._lease(marker):
+            # Another consumer is delivering this very result (a slow send claimed from under it): let it finish.
+            log.info("request %s: %s is being delivered by another consumer", event.request_id, event.kind)
+            return False
+        try:
+            return await self._deliver(entry_id, event, marker, handler)
+        finally:
+            if marker:
+                await self.redis.delete(marker + LEASE_SUFFIX)
+
+    async def _lease(self, marker: str) -> bool:
+        """Take the right to deliver this result; a lease from this consumer's own earlier life is taken over."""
+        lease = marker + LEASE_SUFFIX
+        if await self.redis.set(lease, self.consumer, nx=True, px=self.lease_ms):
+            return True
+        holder = await self.redis.get(lease)
+        return holder is not None and holder.decode() == self.consumer
+
+    async def _deliver(
+        self, entry_id: bytes, event: ResultEvent, marker: str | None, handler: EventHandler
+    ) -> bool:
         for attempt in range(1, self.handler_attempts + 1):
             try:
                 await handler(event)

@@ -19,15 +19,13 @@ from bots.discord.replies import send_error, submit_and_show
 from bots.discord.requester import requester_of
 from bots.discord.views import button_view, is_public_url
 from core import constants as c
-from core.buttons import Button, single_buttons
+from core.buttons import Button, press_source_id, single_buttons
 from core.errors import InvalidRequest
 from core.queue import Submission
 from core.request import Requester
 from core.result import StoredImage
 
 log = logging.getLogger(__name__)
-
-DOUBLE_CLICK_WINDOW_S = 30
 
 
 async def press(interaction: discord.Interaction, button: Button) -> None:
@@ -44,7 +42,7 @@ async def press(interaction: discord.Interaction, button: Button) -> None:
     except Exception as exc:
         await send_error(interaction, exc, button.request_id)
         return
-    source_id = f"{button.encode()}:{requester.user_id}:{int(time.time() // DOUBLE_CLICK_WINDOW_S)}"
+    source_id = press_source_id(button.encode(), requester.user_id, time.time())
 
     async def submit(reply_to: dict[str, str]) -> Submission:
         return await _queue(interaction, button, requester, source_id, reply_to)

@@ -27,7 +27,7 @@ from core.events import EventConsumer
 from core.request import Platform
 from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
-from moderation.community_terms import CommunityBlocklist
+from moderation.factory import build_admin
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class _Lifecycle:
 
 
 class ImagebotClient(discord.Client):
+    """The plain client; ShardedImagebotClient puts AutoShardedClient under the same hooks."""
+
     def __init__(self, context: BotContext, **options: Any) -> None:
         super().__init__(intents=intents(), **options)
         self.imagebot = context
@@ -92,22 +94,8 @@ class ImagebotClient(discord.Client):
         await super().close()
 
 
-class ShardedImagebotClient(discord.AutoShardedClient):
-    def __init__(self, context: BotContext, **options: Any) -> None:
-        super().__init__(intents=intents(), **options)
-        self.imagebot = context
-        self.lifecycle = _Lifecycle(self, context)
-        self.tree: ImagebotTree = build_tree(self, context.settings)
-
-    async def setup_hook(self) -> None:
-        await self.lifecycle.setup()
-
-    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        await self.lifecycle.before_identify(initial)
-
-    async def close(self) -> None:
-        await self.lifecycle.close()
-        await super().close()
+class ShardedImagebotClient(ImagebotClient, discord.AutoShardedClient):
+    """The same bot on AutoShardedClient (method order: these hooks, then the sharded client's)."""
 
 
 def configure_endpoints(discord_settings: DiscordSettings) -> None:
@@ -131,10 +119,6 @@ def bot_token(settings: Settings) -> str:
             "application in the Discord developer portal."
         )
     return token
-
-
-def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
-    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
 
 
 async def run_discord_bot(

@@ -26,13 +26,13 @@ from core.grammar import FLAG_EXAMPLES
 from core.preferences import UserPrefs
 from core.privileges import Privilege
 from core.queue import CancelOutcome, Submission
+from core.service import UPSCALE_STRENGTH
 from core.settings import Settings
 from core.uploads import UPLOAD_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 VARY_MENU = "Vary this image"
-UPSCALE_STRENGTH = 0.3
 UPSCALE_PROMPT = "high detail, sharp focus"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

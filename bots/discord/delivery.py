@@ -2,11 +2,14 @@
 
 While the interaction token lives (15 minutes; `token_lifetime_s` keeps a margin), the reply is edited through
 the interaction webhook; afterwards, or when the reply is gone, the result is posted to the channel with the bot
-token and mentions the user. Where a result was posted goes to core's DeliveryLog (location.py), so
-`/admin delete` can remove the message. A terminal event whose delivery fails raises, so the EventConsumer
-retries it; discord.py itself waits out 429s (retry_after) on both paths. STARTED/PROGRESS are advisory:
-at most one edit per `progress_interval_s` per reply (the first at once, the newest of a burst when the
-interval is over, so the reply never stays behind), none once the result is in, and dropped on any failure.
+token and mentions the user, unless the reply was private (reply_to["ephemeral"]): then it goes to the user's
+DMs, and when they take none it is dropped with a warning, never shown in the channel. Where a result was
+posted goes to core's DeliveryLog (location.py), so `/admin delete` can remove the message. A terminal event
+whose delivery fails raises, so the EventConsumer retries it; discord.py itself waits out 429s (retry_after)
+on every path. STARTED/PROGRESS are advisory: at most one edit per `progress_interval_s` per reply (the first
+at once, the newest of a burst when the interval is over, so the reply never stays behind), none once the
+result is in (the last `FINISHED_MEMORY` finished requests are remembered, as a render can outlive its job's
+timeout and report progress after the error), and dropped on any failure.
 NOTICE events (automatic bans…) go to the community's log channel with the bot token.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import discord
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024
+FINISHED_MEMORY = 4096  # finished request ids kept to drop their late progress
 _WEBHOOK_GONE = (10008, 10015, 50027)  # unknown message, unknown webhook, invalid webhook token
 _FALLBACK_TEXT = {
     EventKind.FAILED: "Sorry — something went wrong while drawing this (reference {id}). Please try again.",
@@ -56,6 +61,7 @@ class Delivery:
         self.client = client
         self.context = context
         self._progress_of: dict[str, _Progress] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     async def handle(self, event: ResultEvent) -> None:
         target = event.reply_to
@@ -66,8 +72,10 @@ class Delivery:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
         if not event.terminal:
-            await self._progress(event, target)
+            if event.request_id not in self._finished:
+                await self._progress(event, target)
             return
+        self._finish(event.request_id)
         await self._end_progress(target["token"])
         await self.context.acks.wait(target["token"])
         if event.kind is EventKind.DONE:
@@ -90,6 +98,13 @@ class Delivery:
             )
         except (discord.Forbidden, discord.NotFound):
             log.warning("notice %s: channel %s refused it or is gone", event.request_id, channel_id)
+
+    def _finish(self, request_id: str) -> None:
+        """Remember that the request is over, so its late progress never overwrites the result."""
+        self._finished[request_id] = None
+        self._finished.move_to_end(request_id)
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
 
     def _expired(self, target: dict[str, str]) -> bool:
         return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
@@ -167,7 +182,8 @@ class Delivery:
             caption += "\n" + shown.note
         view = button_view(grid_buttons(event.request_id, len(event.images)), full_size_url(event))
         where = await self._reply(event, target, caption, shown, view)
-        await remember(self.context, event.request_id, where)
+        if where is not None:
+            await remember(self.context, event.request_id, where)
 
     async def _reply(
         self,
@@ -176,8 +192,9 @@ class Delivery:
         text: str,
         shown: Picture,
         view: discord.ui.View | None,
-    ) -> dict[str, str]:
-        """Edit the command's reply (or post to the channel); returns where the message is (location.py)."""
+    ) -> dict[str, str] | None:
+        """Edit the command's reply (or post it anew); returns where the message is (location.py), or None
+        when a private result could not be sent to the user's DMs."""
         files = [shown.file] if shown.file else []
         embeds = [shown.embed] if shown.embed else []
         if not self._expired(target) and "message_id" in target:
@@ -199,11 +216,11 @@ class Delivery:
             except discord.HTTPException as exc:
                 if exc.code not in _WEBHOOK_GONE and exc.status != 404:
                     raise
-                log.info(
-                    "request %s: the reply is gone (%s); posting to the channel", event.request_id, exc.code
-                )
+                log.info("request %s: the reply is gone (%s); posting it anew", event.request_id, exc.code)
                 for file in files:
                     file.reset()
+        if target.get("ephemeral") == "1":
+            return await self._direct(event, target, text, files, embeds, view)
         channel = self.client.get_partial_messageable(int(target["channel_id"]))
         mention = f"<@{target['user_id']}> " if target.get("user_id") else ""
         message = await channel.send(
@@ -213,6 +230,33 @@ class Delivery:
             view=view if view is not None else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
         )
+        return location(message.channel.id, message.id)
+
+    async def _direct(
+        self,
+        event: ResultEvent,
+        target: dict[str, str],
+        text: str,
+        files: list[discord.File],
+        embeds: list[discord.Embed],
+        view: discord.ui.View | None,
+    ) -> dict[str, str] | None:
+        """A private result whose interaction is gone goes to the user's DMs: never to the channel."""
+        try:
+            channel = await self.client.create_dm(discord.Object(int(target["user_id"])))
+            message = await channel.send(
+                content=text[:MESSAGE_LIMIT],
+                files=files,
+                embeds=embeds,
+                view=view if view is not None else discord.utils.MISSING,
+            )
+        except discord.Forbidden:
+            log.warning(
+                "request %s: user %s takes no DMs; the private result is not posted",
+                event.request_id,
+                target["user_id"],
+            )
+            return None
         return location(message.channel.id, message.id)
 
     def _webhook(self, target: dict[str, str]) -> discord.Webhook:

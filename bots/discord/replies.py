@@ -69,7 +69,7 @@ async def submit_and_show(
     token = interaction.token
     context.acks.begin(token)
     try:
-        submission = await submit(reply_target(interaction, message_id))
+        submission = await submit(reply_target(interaction, message_id, ephemeral=ephemeral))
     except Exception as exc:
         context.acks.end(token)
         await send_error(interaction, exc)

@@ -3,7 +3,9 @@
 The privilege is computed here, once per interaction (`requester_of` keeps it on the interaction): OWNER for
 the "discord:<id>" entries of settings.owners; in a server ADMIN for Manage Server, Administrator or a role in
 privileges.discord_admin_roles, MOD for Manage Messages or a role in privileges.discord_mod_roles, USER
-otherwise; in a DM USER (unless an owner). Roles are
+otherwise; in a DM USER (unless an owner). Permissions are the member's server-wide ones, from their roles in
+the cached guild (`Member.guild_permissions`): the interaction's own `permissions` include the channel's
+overwrites, and Manage Messages in one channel must not make a moderator everywhere. Roles are
 matched by id or by name, and the member's role ids and names both go on the Requester (tiers by role).
 """
 
@@ -35,10 +37,10 @@ def member_roles(interaction: discord.Interaction) -> tuple[str, ...]:
 def platform_privilege(
     interaction: discord.Interaction, roles: tuple[str, ...], settings: Settings
 ) -> Privilege:
-    """What the server says: permissions in this channel, or a configured role. USER in DMs."""
+    """What the server says: server-wide permissions (not this channel's), or a configured role. USER in DMs."""
     if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
         return Privilege.USER
-    permissions = interaction.permissions
+    permissions = interaction.user.guild_permissions  # from the roles; none known for an uncached guild
     configured = settings.privileges
     if (
         permissions.administrator
@@ -81,8 +83,11 @@ def requester_from(interaction: discord.Interaction, settings: Settings) -> Requ
     )
 
 
-def reply_target(interaction: discord.Interaction, message_id: int | None) -> dict[str, str]:
-    """What delivery needs later: the interaction webhook (token and its age), the channel and the user."""
+def reply_target(
+    interaction: discord.Interaction, message_id: int | None, *, ephemeral: bool = False
+) -> dict[str, str]:
+    """What delivery needs later: the interaction webhook (token and its age), the channel and the user, and
+    whether the reply is private (then a result that outlives the token goes to the user's DMs)."""
     target = {
         "application_id": str(interaction.application_id),
         "token": interaction.token,
@@ -93,4 +98,6 @@ def reply_target(interaction: discord.Interaction, message_id: int | None) -> di
     }
     if message_id is not None:
         target["message_id"] = str(message_id)
+    if ephemeral:
+        target["ephemeral"] = "1"
     return target

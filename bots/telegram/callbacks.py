@@ -20,14 +20,12 @@ from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import single_keyboard
 from bots.telegram.replies import reply_parameters, report_error
 from core import constants as c
-from core.buttons import Button, decode_button
+from core.buttons import Button, decode_button, press_source_id
 from core.messages import queued_message
 from core.queue import Submission
 from core.request import Requester
 
 log = logging.getLogger(__name__)
-
-DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this window are queued once
 
 
 class Callbacks:
@@ -63,7 +61,7 @@ class Callbacks:
     async def _submit(self, button: Button, requester: Requester, query: CallbackQuery) -> Submission:
         assert query.message is not None
         service = self.deps.service
-        source_id = f"{query.data}:{requester.user_id}:{int(time.time() // DOUBLE_CLICK_WINDOW_S)}"
+        source_id = press_source_id(button.encode(), requester.user_id, time.time())
         reply_to = {"chat_id": str(query.message.chat.id), "message_id": str(query.message.message_id)}
         index = button.index if button.index is not None else 0
         if button.action == c.ACTION_REROLL:

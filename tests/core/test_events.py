@@ -114,3 +114,31 @@ async def test_an_event_no_delivery_can_handle_ends_in_the_dead_letter_stream(re
     assert len(dead) == 1
     assert ResultEvent.model_validate_json(dead[0][1][b"event"]).request_id == "ffffffffffffffff"
     assert down.fail_times == 100 - 3  # tried exactly max_deliveries times
+
+
+async def test_a_slow_delivery_claimed_by_a_second_consumer_is_still_sent_once(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    first = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    second = EventConsumer(redis, Platform.TELEGRAM, "tg-2", claim_idle_ms=0)
+    await first.ensure_group()
+    await second.ensure_group()
+    await publisher.publish(_event("gggggggggggggggg"))
+    sent: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(event: ResultEvent) -> None:  # e.g. waiting out a 429 before the photo goes out
+        started.set()
+        await asyncio.sleep(0.3)
+        sent.append("tg-1")
+
+    async def fast(event: ResultEvent) -> None:
+        sent.append("tg-2")
+
+    slow_read = asyncio.create_task(first.read_once(slow, block_ms=10))
+    await started.wait()
+    await second.read_once(fast, block_ms=10)  # claims the entry, idle for 0 ms, while tg-1 is still sending
+    await slow_read
+    assert sent == ["tg-1"]
+    assert (await redis.xpending(first.stream, first.group))["pending"] == 0
+    await second.read_once(fast, block_ms=10)
+    assert sent == ["tg-1"]

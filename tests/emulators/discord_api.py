@@ -6,17 +6,21 @@ REST (under /api/v10):
     POST  /interactions/{id}/{token}/callback                    responses of types 4, 5, 6, 7, 8, 9
     GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{@original|id}
     POST  /webhooks/{app}/{token}                                follow-ups (JSON or multipart)
+    POST  /users/@me/channels                                    opening a DM channel with a user
     POST  /channels/{channel}/messages                          messages sent with the bot token
     DELETE /channels/{channel}/messages/{id}                     deleting them (or interaction replies)
     GET   /attachments/{name}                                    files users "uploaded" (see `add_attachment`)
 Gateway (GET /gateway, and /gateway-resume as READY's resume_gateway_url; a websocket of plain JSON text
 frames): HELLO, IDENTIFY → READY + GUILD_CREATE, heartbeat ACKs, RESUME → RESUMED, and INTERACTION_CREATE
 dispatched by the test (`slash`, `click`, `message_command`) on the guild's shard (or the one the test names),
-with the member's permissions and roles as the test says (`MEMBER_PERMISSIONS` by default, so a plain member),
+with the member's roles and an allow overwrite in the channel as the test says; as on Discord, the member's
+`permissions` in the payload are the channel's (@everyone, the roles, then the overwrite), and the guild-wide
+ones follow from the roles in GUILD_CREATE (`mod_role` has Manage Messages, `admin_role` Manage Server). Also
 user options (`UserOption`), subcommands of groups, and GUILD_ROLE_CREATE for roles added with `add_role`.
 `shards` is what GET /gateway/bot recommends (AutoShardedClient then IDENTIFYs once per shard; the guild lives
 on shard (guild_id >> 22) % shards, as on Discord). `drop_gateway` closes the bot's connections, and with
 `hold=True` keeps new ones waiting until `reopen_gateway`, so a test can act while the bot is disconnected.
+Each user has a DM channel (`dm_messages`); sending to one in `closed_dms` is refused (403, code 50007).
 
 Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
 as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
@@ -83,7 +87,7 @@ class Call:
     """One REST call the bot made (that was answered with a non-429 status)."""
 
     method: str
-    route: str  # "callback", "original", "followup", "channel", "commands", "login", "message", "attachment"
+    route: str  # "callback", "original", "followup", "channel", "dm", "commands", "login", "attachment"
     path: str
     payload: dict[str, Any]
     files: list[Upload]
@@ -194,6 +198,11 @@ class DiscordEmulator:
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id → the last bulk overwrite
         self.uploads: dict[str, Upload] = {}  # files users attached to commands
         self.roles: dict[int, str] = {}  # the guild's roles besides @everyone: id → name
+        self.role_permissions: dict[int, int] = {}  # id → the role's guild-wide permissions
+        self.mod_role = self._new_role("Moderators", MANAGE_MESSAGES)
+        self.admin_role = self._new_role("Managers", MANAGE_GUILD)
+        self.dm_channels: dict[int, int] = {}  # user id → their DM channel (POST /users/@me/channels)
+        self.closed_dms: set[int] = set()  # users who take no DMs from the bot
         self.shards = shards
         self.identifies = 0
         self.identified_shards: list[tuple[int, int]] = []  # the `shard` of every IDENTIFY, in order
@@ -295,15 +304,15 @@ class DiscordEmulator:
         attachments: dict[str, str] | None = None,
         guild: bool = True,
         subcommand: str | None = None,
-        permissions: int = MEMBER_PERMISSIONS,
         roles: tuple[int, ...] = (),
+        overwrite: int = 0,
         shard: int | None = None,
     ) -> Interaction:
         """Dispatch a slash command; `attachments` maps an attachment option to a URL from add_attachment.
 
         `subcommand` is "ban" or "block add" for a command group; a UserOption value is a picked user;
-        `permissions` and `roles` are the member's (in a guild); `shard` the connection it arrives on
-        (default: the guild's shard, or shard 0 for a DM).
+        `roles` are the member's (in a guild) and `overwrite` the permissions a channel overwrite allows them
+        here; `shard` the connection it arrives on (default: the guild's shard, or shard 0 for a DM).
         """
         resolved: dict[str, Any] = {}
         opts: list[dict[str, Any]] = []
@@ -332,7 +341,13 @@ class DiscordEmulator:
             opts = [{"name": part, "type": 1 if not opts or opts[0]["type"] != 1 else 2, "options": opts}]
         data = {"id": str(snowflake()), "name": name, "type": 1, "options": opts, "resolved": resolved}
         return await self._dispatch_interaction(
-            APPLICATION_COMMAND, data, user_id, channel_id, guild, member=(permissions, roles), shard=shard
+            APPLICATION_COMMAND,
+            data,
+            user_id,
+            channel_id,
+            guild,
+            member=(self.channel_permissions(roles, overwrite), roles),
+            shard=shard,
         )
 
     async def message_command(
@@ -353,10 +368,10 @@ class DiscordEmulator:
         custom_id: str,
         *,
         user_id: int,
-        permissions: int = MEMBER_PERMISSIONS,
         roles: tuple[int, ...] = (),
+        overwrite: int = 0,
     ) -> Interaction:
-        """Press a button on a message the bot sent."""
+        """Press a button on a message the bot sent (`roles` and `overwrite` as for `slash`)."""
         assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._dispatch_interaction(
@@ -366,13 +381,12 @@ class DiscordEmulator:
             message.channel_id,
             message.channel_id != self.dm_channel_id,
             message=message.payload(self.base_url),
-            member=(permissions, roles),
+            member=(self.channel_permissions(roles, overwrite), roles),
         )
 
-    async def add_role(self, name: str) -> int:
+    async def add_role(self, name: str, permissions: int = 0) -> int:
         """A role of the guild (announced to a connected bot with GUILD_ROLE_CREATE); returns its id."""
-        role_id = snowflake()
-        self.roles[role_id] = name
+        role_id = self._new_role(name, permissions)
         for socket in list(self._sockets):
             await self._send_dispatch(
                 socket,
@@ -380,6 +394,24 @@ class DiscordEmulator:
                 {"guild_id": str(self.guild_id), "role": self._role(role_id, name)},
             )
         return role_id
+
+    def _new_role(self, name: str, permissions: int) -> int:
+        role_id = snowflake()
+        self.roles[role_id] = name
+        self.role_permissions[role_id] = permissions
+        return role_id
+
+    def channel_permissions(self, roles: tuple[int, ...], overwrite: int = 0) -> int:
+        """What Discord sends as the member's `permissions`: @everyone's and the roles', then the overwrite."""
+        permissions = MEMBER_PERMISSIONS
+        for role in roles:
+            permissions |= self.role_permissions.get(role, 0)
+        return permissions | overwrite
+
+    def dm_messages(self, user_id: int) -> list[Message]:
+        """What the bot sent to the user's DMs."""
+        channel_id = self.dm_channels.get(user_id)
+        return self.channel_messages(channel_id) if channel_id is not None else []
 
     @property
     def guild_shard(self) -> int:
@@ -501,7 +533,9 @@ class DiscordEmulator:
             ],
         }
 
-    def _role(self, role_id: int, name: str, permissions: int = 0) -> dict[str, Any]:
+    def _role(self, role_id: int, name: str, permissions: int | None = None) -> dict[str, Any]:
+        if permissions is None:
+            permissions = self.role_permissions.get(role_id, 0)
         return {
             "id": str(role_id),
             "name": name,
@@ -620,6 +654,7 @@ class DiscordEmulator:
             ("PATCH", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._edit_webhook_message),
             ("DELETE", r"/webhooks/\d+/[^/]+/messages/[^/]+", "original", self._delete_webhook_message),
             ("POST", r"/webhooks/\d+/[^/]+", "followup", self._followup),
+            ("POST", r"/users/@me/channels", "dm", self._create_dm),
             ("POST", r"/channels/\d+/messages", "channel", self._channel_message),
             ("DELETE", r"/channels/\d+/messages/\d+", "channel", self._delete_channel_message),
         ]
@@ -756,8 +791,18 @@ class DiscordEmulator:
         channel_id = int(path.split("/")[2])
         if request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":
             return 401, {"message": "401: Unauthorized", "code": 0}
+        if any(self.dm_channels.get(user) == channel_id for user in self.closed_dms):
+            return 403, {"message": "Cannot send messages to this user", "code": 50007}
         message = self._new_message(channel_id, payload, files, None)
         return 200, message.payload(self.base_url)
+
+    def _create_dm(self, request: web.Request, path: str, payload: Any, _: Any) -> tuple[int, Any]:
+        if request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}
+        user_id = int(payload["recipient_id"])
+        channel_id = self.dm_channels.setdefault(user_id, snowflake())
+        user = user_payload(user_id, f"user{user_id}")
+        return 200, {"id": str(channel_id), "type": 1, "recipients": [user], "last_message_id": None}
 
     def _delete_channel_message(self, request: web.Request, path: str, *_: Any) -> tuple[int, Any]:
         if request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":

@@ -12,23 +12,17 @@ from core.audit import AUDIT_STREAM
 from core.errors import StorageError
 from core.settings import PrivilegeSettings, QuotaSettings, Settings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
-from tests.emulators.discord_api import (
-    MANAGE_GUILD,
-    MANAGE_MESSAGES,
-    MEMBER_PERMISSIONS,
-    DiscordEmulator,
-    Message,
-    UserOption,
-)
+from tests.emulators.discord_api import MANAGE_MESSAGES, DiscordEmulator, Message, UserOption
 
 USER = 4242
 OTHER = 5151
-MOD = 6001  # has Manage Messages
-ADMIN = 6002  # has Manage Server
+MOD = 6001  # has a role with Manage Messages
+ADMIN = 6002  # has a role with Manage Server
 OWNER = 9000  # a plain member, but an owner in the settings
-MOD_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_MESSAGES
-ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
-PERMISSIONS = {MOD: MOD_PERMISSIONS, ADMIN: ADMIN_PERMISSIONS}
+
+
+def roles_of(emulator: DiscordEmulator, user_id: int) -> tuple[int, ...]:
+    return {MOD: (emulator.mod_role,), ADMIN: (emulator.admin_role,)}.get(user_id, ())
 
 
 @pytest.fixture
@@ -51,14 +45,10 @@ async def admin(
     user_id: int,
     **where: Any,
 ) -> Message:
-    """Run `/admin <subcommand>` as `user_id` (with their permissions) and return the ephemeral answer."""
+    """Run `/admin <subcommand>` as `user_id` (with their roles) and return the ephemeral answer."""
+    roles = roles_of(emulator, user_id) + where.pop("roles", ())
     interaction = await emulator.slash(
-        "admin",
-        options,
-        subcommand=subcommand,
-        user_id=user_id,
-        permissions=PERMISSIONS.get(user_id, MEMBER_PERMISSIONS),
-        **where,
+        "admin", options, subcommand=subcommand, user_id=user_id, roles=roles, **where
     )
     message = await answer(emulator, interaction)
     assert message.ephemeral
@@ -152,7 +142,7 @@ async def test_an_owner_from_settings_sets_tiers_quotas_and_policy(
     policy = await admin(emulator, "policy nsfw", {"value": "spoiler"}, user_id=OWNER)
     shown = await answer(emulator, await emulator.slash("quota", user_id=USER))
 
-    assert "Only admins can use /admin tier" in not_mod_enough.content
+    assert "Only owners can use /admin tier" in not_mod_enough.content  # limits apply everywhere
     assert tier.content == f"{USER} is now on the supporter tier."
     assert quota.content == f"{USER} may now make 1 images a day."
     assert "NSFW spoiler" in policy.content
@@ -184,7 +174,7 @@ async def test_a_daily_quota_refuses_the_second_imagine_naming_the_limit(
     emulator, redis = discord_emulator, bots.pipeline.runtime.redis
     await announce_worker(redis)
     await bots.start()
-    set_quota = await admin(emulator, "quota", {"user": UserOption(USER), "images": 1}, user_id=ADMIN)
+    set_quota = await admin(emulator, "quota", {"user": UserOption(USER), "images": 1}, user_id=OWNER)
     assert set_quota.content == f"{USER} may now make 1 images a day."
 
     first = await imagine(emulator, "a red kite")
@@ -288,6 +278,22 @@ async def test_a_moderator_cancels_a_queued_job_and_deletes_a_result(
         with pytest.raises(StorageError):
             await service.store.get(key)
     assert await actions_by(redis, MOD) == ["cancel", "delete"]
+
+
+async def test_manage_messages_in_one_channel_makes_no_moderator(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    """The interaction's permissions include the channel's overwrites; privileges come from the roles."""
+    emulator = discord_emulator
+    await bots.start()
+
+    overwritten = await admin(emulator, "queue", user_id=OTHER, overwrite=MANAGE_MESSAGES)
+    help_text = await answer(emulator, await emulator.slash("help", user_id=OTHER, overwrite=MANAGE_MESSAGES))
+    moderator = await admin(emulator, "queue", user_id=MOD)
+
+    assert "Only mods" in overwritten.content
+    assert "/admin" not in help_text.content
+    assert "gpu: 0 waiting" in moderator.content
 
 
 async def test_roles_give_a_tier_and_moderation(bots: BotRunner, discord_emulator: DiscordEmulator) -> None:

@@ -23,8 +23,6 @@ from core.workers import WorkerInfo, WorkerRegistry
 from tests.bots.discord.conftest import BotRunner, answer, discord_settings
 from tests.emulators.discord_api import (
     BOT_TOKEN,
-    MANAGE_MESSAGES,
-    MEMBER_PERMISSIONS,
     DiscordEmulator,
     Message,
 )
@@ -203,10 +201,39 @@ async def test_result_after_the_token_expired_goes_to_the_channel(
         {"request": request_id},
         subcommand="delete",
         user_id=OTHER_USER,
-        permissions=MEMBER_PERMISSIONS | MANAGE_MESSAGES,
+        roles=(emulator.mod_role,),
     )
     answered = await answer(emulator, delete)
     assert "Removed 1 of 1 message(s)" in answered.content and posted[0].deleted
+
+
+async def test_a_private_result_after_the_token_expired_goes_to_the_users_dms(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    await bots.pipeline.start_worker()
+    await bots.start(token_lifetime_s=0.0)
+    emulator.closed_dms.add(OTHER_USER)
+    for user in (USER, OTHER_USER):
+        private = await emulator.slash("settings", {"private": True}, user_id=user)
+        await emulator.wait_for(lambda: emulator.original(private.token))  # noqa: B023
+
+    mine = await emulator.slash("imagine", {"prompt": "a secret garden", "count": 1}, user_id=USER)
+    dms = await emulator.wait_for(lambda: emulator.dm_messages(USER), within_s=20)
+    await emulator.slash("imagine", {"prompt": "a hidden cove", "count": 1}, user_id=OTHER_USER)
+    refused = await emulator.wait_for(
+        lambda: [call for call in emulator.calls if call.route == "channel" and call.status == 403],
+        within_s=20,
+    )
+
+    thinking = emulator.original(mine.token)
+    assert thinking is not None and thinking.ephemeral  # the command's own reply was private
+    assert dms[0].content.startswith("a secret garden") and dms[0].files and len(dms[0].custom_ids()) == 3
+    assert f"<@{USER}>" not in dms[0].content
+    assert refused[0].path == f"/channels/{emulator.dm_channels[OTHER_USER]}/messages"
+    assert emulator.channel_messages(emulator.channel_id) == []  # never posted where others see it
+    await asyncio.sleep(0.3)  # a refused DM is not retried into the channel either
+    assert emulator.channel_messages(emulator.channel_id) == []
 
 
 async def test_rate_limited_edit_is_retried_and_the_reply_lands(

@@ -9,7 +9,7 @@ from PIL import Image
 from core.result import EventKind, ResultEvent, StoredImage
 from core.settings import StorageSettings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
-from tests.emulators.discord_api import MANAGE_MESSAGES, MEMBER_PERMISSIONS, DiscordEmulator
+from tests.emulators.discord_api import DiscordEmulator
 
 USER = 4242
 OTHER = 5151
@@ -115,7 +115,7 @@ async def test_help_is_private_and_shows_admin_commands_to_moderators(
     member = await answer(emulator, await emulator.slash("help", user_id=USER))
     moderator = await answer(
         emulator,
-        await emulator.slash("help", user_id=OTHER, permissions=MEMBER_PERMISSIONS | MANAGE_MESSAGES),
+        await emulator.slash("help", user_id=OTHER, roles=(emulator.mod_role,)),
     )
 
     assert member.ephemeral and "**/imagine**" in member.content and "**/quota**" in member.content

@@ -10,6 +10,7 @@ import asyncio
 import io
 import itertools
 
+from arq.connections import ArqRedis
 from PIL import Image
 
 from core import constants as c
@@ -80,6 +81,18 @@ def progress(request: GenerationRequest, step: int, total: int) -> ResultEvent:
 
 async def result_of(emulator: DiscordEmulator, token: str) -> Message:
     return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=20)
+
+
+async def handled(redis: ArqRedis, entry_id: str, within_s: float = 10) -> None:
+    """Wait until the bot's consumer has read the stream up to `entry_id` and acknowledged all of it."""
+    stream = stream_key(Platform.DISCORD)
+    async with asyncio.timeout(within_s):
+        while True:
+            groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+            group = groups.get(c.EVENTS_GROUP)
+            if group and group["last-delivered-id"].decode() == entry_id and group["pending"] == 0:
+                return
+            await asyncio.sleep(0.02)
 
 
 async def test_a_dropped_gateway_resumes_and_results_still_arrive_once(
@@ -172,6 +185,29 @@ async def test_a_burst_of_progress_edits_the_reply_once_per_interval(
     await asyncio.sleep(interval * 1.5)  # any progress edit still waiting would have landed by now
     last = edits(emulator, command.token)[-1]
     assert last.files and grid.content.startswith("a windmill") and grid.files
+
+
+async def test_progress_that_arrives_after_the_result_leaves_the_result_alone(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator = discord_emulator
+    runtime = bots.pipeline.runtime
+    await announce_worker(runtime.redis)
+    await bots.start(progress_interval_s=0.0)
+    command = await emulator.slash("imagine", {"prompt": "a harbour", "count": 1}, user_id=USER)
+    request = await queued(bots, command)
+    publisher = EventPublisher(runtime.redis)
+    await publisher.publish(await done(runtime.service, request))
+    grid = await result_of(emulator, command.token)
+    caption, before = grid.content, len(edits(emulator, command.token))
+
+    # The job timed out but its render thread went on: its progress comes after the result was shown.
+    late = await publisher.publish(progress(request, 19, 20))
+    await handled(runtime.redis, late)
+
+    shown = emulator.original(command.token)
+    assert shown is not None and shown.content == caption and shown.files
+    assert len(edits(emulator, command.token)) == before
 
 
 async def test_global_rate_limits_on_the_callback_and_follow_up_lose_no_reply(
