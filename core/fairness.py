@@ -27,6 +27,7 @@ local vclock = tonumber(redis.call('GET', KEYS[1]) or '1')
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local start = math.max(vclock, last)
 redis.call('HSET', KEYS[2], ARGV[1], start + tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[2], 172800)  -- users idle for two days start afresh at the clock anyway
 return tostring(start)
 """
 

@@ -24,12 +24,11 @@ import logging
 import re
 from collections.abc import Sequence
 
-from telegram import Bot, Chat, Message, MessageEntity, Update
+from telegram import Bot, Message, MessageEntity, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bots.telegram.deps import BotDeps
-from bots.telegram.privilege import Standing
 from bots.telegram.replies import report_error, send_text
 from bots.telegram.requester import requester_for
 from core.admin import AdminReply
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 MESSAGE_MAX_CHARS = 4096
 USER_FIRST = ("ban", "unban", "tier", "quota", "usage")  # commands whose first argument is a user
 TWO_ARGUMENTS = ("tier", "quota")  # <user> <value>: with one argument, the user was left out
-ON_REQUEST = ("cancel", "delete")  # act on a request: the chat's rank counts for requests made here
+ON_REQUEST = ("cancel", "delete")  # commands that act on a request (a reply to a result names it)
 THIS = "this"
 _USER_ID = re.compile(r"^-?\d+$")
 
@@ -170,7 +169,7 @@ class AdminCommands:
             words = text.split()[1:]
             command = words[0].lower() if words else ""
             args = await self._arguments(command, words[1:], message, bot)
-            actor = requester_for(user, chat, await self._level(command, args, standing, chat))
+            actor = requester_for(user, chat, standing.here)  # core scopes it to requests made here
             reply = await self._run(command, args, actor)
         except Exception as exc:  # core audits refused admin commands itself
             await report_error(exc, self.deps.pacer, bot, chat_id=chat.id, reply_to=message.message_id)
@@ -206,20 +205,6 @@ class AdminCommands:
         except NotFound:
             return None
         return asker.user_id if asker.platform == Platform.TELEGRAM else None
-
-    async def _level(self, command: str, args: list[str], standing: Standing, chat: Chat) -> Privilege:
-        """The actor's level for this command: the chat's rank counts only for what belongs to this chat."""
-        if command in ON_REQUEST and args:
-            try:
-                if command == "delete":
-                    origin = (await self.deps.service.result(args[0])).requester
-                else:
-                    origin = (await self.deps.service.queue.load(args[0])).requester
-            except NotFound:
-                return standing.here  # core says it isn't known
-            if (origin.platform, origin.chat_id) != (Platform.TELEGRAM, str(chat.id)):
-                return standing.bot_wide
-        return standing.here
 
     async def _run(self, command: str, args: list[str], actor: Requester) -> AdminReply:
         return await self.deps.admin.execute(" ".join([command, *args]), actor)
