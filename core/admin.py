@@ -25,6 +25,7 @@ from core import constants as c
 from core.admission import community_of, same_community
 from core.audit import AuditEntry, AuditLog
 from core.bans import BanList
+from core.cache import ResultCache
 from core.cancellation import Canceller
 from core.community import CommunityStore, community_key
 from core.delivery_log import DeliveryLog
@@ -120,6 +121,7 @@ class AdminService:
         self.workers = WorkerRegistry(redis)
         self.deliveries = DeliveryLog(redis)
         self.canceller = Canceller(redis, quotas)
+        self.cache = ResultCache(redis)
 
     async def execute(self, text: str, actor: Requester) -> AdminReply:
         """Run one admin command typed by `actor` (whose privilege the front end computed)."""
@@ -353,34 +355,47 @@ class AdminService:
         )
 
     async def _delete(self, args: list[str], actor: Requester) -> AdminReply:
+        """Remove a result (or one of its images) and the messages that show it.
+
+        The grid and the chat preview show every image, so they go whenever any image does. A result served from
+        the cache shares its files with the result first made with them (perhaps in another community): then only
+        this result and its messages go, and the cache entry is dropped so it is never replayed again.
+        """
         self._args(args, "delete", 1)
         request_id = args[0]
-        self._require_here(actor, await self.queue.load(request_id), "delete")
+        request = await self.queue.load(request_id)
+        self._require_here(actor, request, "delete")
         result = await self.results.load(request_id)
-        images = list(result.images)
+        chosen = list(result.images)
         if len(args) > 1:
-            if not args[1].isdigit() or not 1 <= int(args[1]) <= len(images):
-                raise InvalidRequest("delete", f"That result has images 1 to {len(images)}.")
-            images = [images[int(args[1]) - 1]]
-            keys = [image.key for image in images]
-        else:
-            keys = [image.key for image in images] + [
-                extra.key for extra in (result.grid, result.preview) if extra is not None
-            ]
-        for key in keys:
-            await self.store.delete(key)
+            wanted = int(args[1]) - 1 if args[1].isdigit() else -1
+            chosen = [image for image in result.images if image.index == wanted]
+            if not chosen:
+                numbers = ", ".join(str((image.index or 0) + 1) for image in result.images) or "none left"
+                raise InvalidRequest("delete", f"That result's images are: {numbers}.")
+        doomed = [image.key for image in chosen] + [
+            extra.key for extra in (result.grid, result.preview) if extra is not None
+        ]
+        if not result.cached:
+            for key in doomed:
+                await self.store.delete(key)
+        await self.cache.forget(request)
         await self.results.save(
             result.model_copy(
                 update={
-                    "images": tuple(image for image in result.images if image.key not in keys),
-                    "grid": None if result.grid and result.grid.key in keys else result.grid,
-                    "preview": None if result.preview and result.preview.key in keys else result.preview,
+                    "images": tuple(image for image in result.images if image.key not in doomed),
+                    "grid": None,
+                    "preview": None,
                 }
             )
         )
-        await self._record(actor, "delete", request_id, files=str(len(keys)))
-        messages = tuple(await self.deliveries.locations(request_id)) if len(args) == 1 else ()
-        return AdminReply(f"Deleted {len(keys)} file(s) of {request_id}.", delete_messages=messages)
+        await self._record(actor, "delete", request_id, files=str(0 if result.cached else len(doomed)))
+        messages = tuple(await self.deliveries.locations(request_id))
+        if result.cached:
+            text = f"Removed {request_id}; its files are shared with the result it was copied from, so they stay."
+        else:
+            text = f"Deleted {len(doomed)} file(s) of {request_id}."
+        return AdminReply(text, delete_messages=messages)
 
     async def _audit(self, args: list[str], actor: Requester) -> AdminReply:
         filters: dict[str, str] = {}

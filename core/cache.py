@@ -71,3 +71,7 @@ class ResultCache:
             return
         key = c.CACHE_KEY.format(digest=cache_digest(request))
         await self.redis.set(key, event.model_dump_json(), ex=c.CACHE_TTL_S)
+
+    async def forget(self, request: GenerationRequest) -> None:
+        """Drop the cached result for these parameters (a moderator deleted it)."""
+        await self.redis.delete(c.CACHE_KEY.format(digest=cache_digest(request)))

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[ResultEvent], Awaitable[None]]
 LEASE_SUFFIX = ":lease"  # held while one consumer delivers a terminal event
+# Drop a lease only if this consumer still holds it (it may have expired and been taken by another).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def stream_key(platform: Platform | str) -> str:
@@ -80,6 +85,7 @@ class EventConsumer:
         self.retry_delay_s = retry_delay_s
         self.max_deliveries = max_deliveries
         self.lease_ms = lease_ms
+        self._release = redis.register_script(_RELEASE)
         self.dead_stream = c.DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
@@ -117,7 +123,7 @@ class EventConsumer:
             return await self._deliver(entry_id, event, marker, handler)
         finally:
             if marker:
-                await self.redis.delete(marker + LEASE_SUFFIX)
+                await self._release(keys=[marker + LEASE_SUFFIX], args=[self.consumer])
 
     async def _lease(self, marker: str) -> bool:
         """Take the right to deliver this result; a lease from this consumer's own earlier life is taken over."""

@@ -26,7 +26,9 @@ from core.settings import QuotaSettings, TierLimits
 DAY_KEY = f"{c.KEY_PREFIX}:usage:{{scope}}:{{owner}}:day:{{day}}"
 HOUR_KEY = f"{c.KEY_PREFIX}:usage:user:{{owner}}:hour:{{hour}}"
 INFLIGHT_KEY = f"{c.KEY_PREFIX}:inflight:{{owner}}"  # zset: request id → when its slot lapses
-INFLIGHT_LAPSE_S = 26 * 3600  # longer than any job can wait and run (core.queue.JOB_EXPIRES_S + timeouts)
+# A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
+# all, its in-flight slot lapses an hour later so the user isn't locked out meanwhile.
+INFLIGHT_LAPSE_S = c.STALE_JOB_S + 3600
 BUDGET_KEY = f"{c.KEY_PREFIX}:budget:openai:{{day}}"
 RESERVATION_KEY = f"{c.KEY_PREFIX}:reservation:{{request_id}}"
 TIER_KEY = f"{c.KEY_PREFIX}:tier:{{owner}}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 from arq.connections import ArqRedis
 
@@ -155,6 +156,7 @@ class ImagineService:
         """V1–V4: new images close to image `index` of a finished grid."""
         parent, result, policy = await self._parent(parent_id, requester)
         image = _pick(result, index)
+        width, height = _fitting(self._local_model(parent.model), image.width, image.height)
         request = self._child(
             parent,
             requester,
@@ -165,8 +167,8 @@ class ImagineService:
             source=image.key,
             strength=VARY_STRONG if strong else VARY_SUBTLE,
             seeds=_random_seeds(parent.n),
-            width=image.width,
-            height=image.height,
+            width=width,
+            height=height,
             policy=policy,
         )
         return await self.submit(request)
@@ -231,6 +233,7 @@ class ImagineService:
                 "requester": requester,
                 "reply_to": reply_to or {},
                 "image_policy": policy.nsfw,
+                "created_at": time.time(),
             }
         )
         return await self.submit(GenerationRequest.model_validate(request.model_dump()))
@@ -381,9 +384,19 @@ class ImagineService:
         )
 
 
+def _fitting(model: str, width: int, height: int) -> tuple[int, int]:
+    """The image's own size when `model` can render it, else its aspect ratio at the model's native area
+    (an OpenAI result of 1792×1024 varied by a local model, say)."""
+    spec = get_model(model)
+    fits = spec.min_side <= min(width, height) and max(width, height) <= spec.max_side
+    if fits and width % spec.size_multiple == 0 and height % spec.size_multiple == 0:
+        return width, height
+    return fit_aspect(model, width, height)
+
+
 def _pick(result: ResultEvent, index: int) -> StoredImage:
-    if not 0 <= index < len(result.images):
-        raise InvalidRequest(
-            "button", f"That grid has {len(result.images)} images; there is no image {index + 1}."
-        )
-    return result.images[index]
+    """Image `index` of the grid as first shown (by its own index, so a deleted neighbour shifts nothing)."""
+    for image in result.images:
+        if image.index == index:
+            return image
+    raise InvalidRequest("button", f"Image {index + 1} of that grid isn't available (any more).")

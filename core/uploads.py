@@ -27,6 +27,11 @@ async def store_upload(store: ImageStore, data: bytes) -> tuple[str, tuple[int, 
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind, size = image.format or "", image.size
+    except Image.DecompressionBombError:
+        raise InvalidRequest(
+            "image",
+            f"That image has far too many pixels; please send one at most {UPLOAD_MAX_SIDE} px a side.",
+        ) from None
     except (UnidentifiedImageError, OSError):
         raise InvalidRequest(
             "image", "I couldn't read that file as an image; please send a PNG, JPEG or WebP picture."

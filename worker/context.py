@@ -31,7 +31,8 @@ def job_timeout_s(settings: Settings, queue: str) -> float:
     """How long one job may take on `queue`: the GPU setting, or every OpenAI attempt the SDK may make."""
     if queue == c.QUEUE_CLOUD:
         return settings.openai.timeout_s * (settings.openai.max_retries + 1) + 10
-    return float(settings.worker.job_timeout_s)
+    # The job may first wait for the device while the worker's other jobs render (one model call at a time).
+    return float(settings.worker.job_timeout_s * settings.worker.max_jobs)
 
 
 @dataclass

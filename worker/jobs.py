@@ -106,13 +106,20 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
     await deps.queue.record_duration(deps.queue_name, time.monotonic() - started)
-    if len(event.images) == request.n and not any(image.spoiler for image in event.images):
-        await deps.cache.put(request, event)  # only results every viewer may see are replayed to others
+    if shareable(request, event):
+        await deps.cache.put(request, event)
     await _finish(deps, request, event)
     log.info(
         "request %s: done in %.2f s (%d images)", request_id, time.monotonic() - started, len(event.images)
     )
     return "done"
+
+
+def shareable(request: GenerationRequest, event: ResultEvent) -> bool:
+    """Only results any viewer anywhere may see are replayed from the cache: nothing withheld or spoilered, and
+    nothing made in an age-restricted channel, where a community's policy may have let flagged images through."""
+    complete = len(event.images) == request.n and not any(image.spoiler for image in event.images)
+    return complete and not request.requester.age_restricted
 
 
 def _failure(request: GenerationRequest, kind: EventKind, code: str, message: str) -> ResultEvent:

@@ -21,6 +21,7 @@ from bots.discord.buttons import CoreButton
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
+from bots.discord.redaction import protect_secrets
 from core.admin import AdminService
 from core.errors import ConfigError
 from core.events import EventConsumer
@@ -139,6 +140,7 @@ async def run_discord_bot(
     `service` (as cli/runtime.py does).
     """
     token = bot_token(settings)
+    protect_secrets(token)
     context = BotContext(
         settings,
         service,

@@ -24,10 +24,10 @@ from bots.telegram.keyboards import grid_keyboard
 from bots.telegram.progress import ProgressDisplay
 from bots.telegram.replies import edit_or_send, reply_parameters, send_text
 from core.delivery_log import DeliveryLog
-from core.errors import NotFound
+from core.errors import NotFound, StorageError
 from core.messages import result_caption
 from core.request import Platform
-from core.result import EventKind, ResultEvent
+from core.result import EventKind, ResultEvent, StoredImage
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,20 @@ class Delivery:
             log.error("request %s: DONE event without images", event.request_id)
             await self._ended(chat_id, event.model_copy(update={"message": None}))
             return
+        try:
+            await self._send_result(chat_id, event, picture)
+        except StorageError:
+            log.exception("request %s: the result's image can't be read; apologising", event.request_id)
+            await self._ended(chat_id, event.model_copy(update={"kind": EventKind.FAILED, "message": None}))
+        except BadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                raise
+            log.error(
+                "request %s: Telegram refused the photo (%s); apologising", event.request_id, exc.message
+            )
+            await self._ended(chat_id, event.model_copy(update={"kind": EventKind.FAILED, "message": None}))
+
+    async def _send_result(self, chat_id: int, event: ResultEvent, picture: StoredImage) -> None:
         data = await self.deps.service.store.get(picture.key)
         try:
             request = await self.deps.service.queue.load(event.request_id)

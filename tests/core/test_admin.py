@@ -212,3 +212,62 @@ async def test_repeated_refused_prompts_give_an_automatic_temporary_ban(pipeline
     notices = [event for event in notices if event.kind is EventKind.NOTICE]
     assert len(notices) == 1 and notices[0].reply_to["chat_id"] == "-555"
     assert "Automatic ban: telegram:1" in (notices[0].message or "")
+
+
+async def test_deleting_one_image_takes_the_grid_and_preview_with_it_but_spares_shared_files(
+    pipeline: Pipeline,
+) -> None:
+    from core.cache import cache_digest
+    from core.delivery_log import DeliveryLog
+
+    runtime = pipeline.runtime
+    store, service = runtime.service.store, runtime.service
+
+    async def stored(name: bytes, index: int | None = None) -> StoredImage:
+        key = await store.put(name, "image/png")
+        return StoredImage(key=key, url=await store.url(key), width=8, height=8, seed=index, index=index)
+
+    first, second = await stored(b"one", 0), await stored(b"two", 1)
+    grid, preview = await stored(b"grid"), await stored(b"preview")
+    request = GenerationRequest(
+        request_id="aaaaaaaaaaaaaaaa",
+        prompt="p",
+        width=8,
+        height=8,
+        steps=1,
+        guidance=0,
+        seeds=(1, 2),
+        seed_explicit=True,
+        model="tiny",
+        requester=USER,
+    )
+    await service.queue.store(request)
+    done = ResultEvent(
+        kind=EventKind.DONE,
+        request_id=request.request_id,
+        requester=USER,
+        images=(first, second),
+        grid=grid,
+        preview=preview,
+    )
+    await service.results.save(done)
+    await service.cache.put(request, done)
+    copy = request.model_copy(update={"request_id": "bbbbbbbbbbbbbbbb"})
+    await service.queue.store(copy)
+    await service.results.save(done.model_copy(update={"request_id": copy.request_id, "cached": True}))
+    await DeliveryLog(runtime.redis).record(request.request_id, {"chat_id": GROUP, "message_id": "5"})
+
+    shared = await runtime.admin.execute(f"delete {copy.request_id}", MOD)
+    assert "shared with the result it was copied from" in shared.text
+    assert await store.get(first.key) == b"one"  # the original's files are untouched
+    assert await runtime.redis.get(c.CACHE_KEY.format(digest=cache_digest(request))) is None  # never replayed
+
+    reply = await runtime.admin.execute(f"delete {request.request_id} 1", MOD)
+    assert reply.delete_messages == ({"chat_id": GROUP, "message_id": "5"},)
+    for gone in (first, grid, preview):
+        with pytest.raises(Exception, match="No image is stored"):
+            await store.get(gone.key)
+    assert await store.get(second.key) == b"two"
+    assert (await service.image(request.request_id, 1, USER)).key == second.key  # U2 is still image 2
+    with pytest.raises(InvalidRequest, match="isn't available"):
+        await service.image(request.request_id, 0, USER)

@@ -65,3 +65,32 @@ async def test_the_log_channel_can_only_be_the_chat_the_command_is_sent_in(pipel
     boss = ALICE.model_copy(update={"privilege": Privilege.ADMIN})
     with pytest.raises(InvalidRequest, match="logchannel here"):
         await pipeline.runtime.admin.execute("policy logchannel -100999", boss)
+
+
+async def test_varying_a_cloud_result_fits_the_local_models_sizes(pipeline: Pipeline) -> None:
+    from core import constants as c
+    from core.request import GenerationRequest
+    from core.result import EventKind, ResultEvent, StoredImage
+    from core.workers import WorkerInfo, WorkerRegistry
+
+    await WorkerRegistry(pipeline.runtime.redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("tiny",), 0.0))
+    service = pipeline.runtime.service
+    key = await service.store.put(b"a picture from OpenAI", "image/png")
+    parent = GenerationRequest(
+        request_id="cccccccccccccccc",
+        prompt="a harbour",
+        width=1792,
+        height=1024,
+        steps=1,
+        guidance=0,
+        seeds=(1,),
+        model="dall-e-3",
+        requester=ALICE,
+    )
+    await service.queue.store(parent)
+    image = StoredImage(key=key, url="file:///x", width=1792, height=1024, seed=1, index=0)
+    await service.results.save(
+        ResultEvent(kind=EventKind.DONE, request_id=parent.request_id, requester=ALICE, images=(image,))
+    )
+    child = await service.queue.load((await service.vary(parent.request_id, 0, ALICE)).request_id)
+    assert (child.model, child.width, child.height) == ("tiny", 88, 48)

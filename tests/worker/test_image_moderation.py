@@ -125,3 +125,15 @@ async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_chan
 
     plain = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 9")
     assert (await pipeline.runtime.service.result(plain)).kind is EventKind.REFUSED
+
+
+async def test_results_from_age_restricted_channels_are_never_cached(pipeline: Pipeline) -> None:
+    from core.privileges import Privilege
+
+    admin = ALICE.model_copy(update={"user_id": "boss", "privilege": Privilege.ADMIN})
+    await pipeline.runtime.admin.execute("policy nsfw allow", admin)
+    nsfw_channel = ALICE.model_copy(update={"age_restricted": True})
+    request_id = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 4", nsfw_channel)
+    result = await pipeline.runtime.service.result(request_id)
+    assert result.kind is EventKind.DONE and not result.images[0].spoiler  # allowed there, as chosen
+    assert [key async for key in pipeline.runtime.redis.scan_iter(match=c.CACHE_KEY.format(digest="*"))] == []

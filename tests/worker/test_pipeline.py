@@ -161,6 +161,9 @@ async def test_img2img_variation_upscale_and_reroll(pipeline: Pipeline) -> None:
     assert (upscaled.images[0].width, upscaled.images[0].height) == (128, 128)
     assert upscaled.images[0].seed == grid.images[2].seed
 
+    parent = await service.queue.load(grid.request_id)  # rerolled long after it was made
+    aged = parent.model_copy(update={"created_at": parent.created_at - c.STALE_JOB_S - 60})
+    await pipeline.runtime.redis.set(c.REQUEST_KEY.format(request_id=grid.request_id), aged.to_json())
     again = await service.reroll(grid.request_id, ALICE)
     rerolled = await wait_for_result(pipeline, again.request_id)
     reroll_request = await service.queue.load(again.request_id)

@@ -344,3 +344,24 @@ async def test_settings_are_private_and_apply_to_imagine(
     result = await result_of(emulator, imagine.token)
     stored = await bots.pipeline.runtime.service.queue.load(result.files[0].filename.removesuffix(".png"))
     assert stored.n == 1 and stored.width > stored.height
+
+
+async def test_interaction_tokens_never_reach_the_logs(
+    bots: BotRunner, discord_emulator: DiscordEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.bots.discord.conftest import announce_worker
+
+    caplog.set_level(logging.DEBUG)
+    await announce_worker(bots.pipeline.runtime.redis)
+    await bots.start()
+    command = await discord_emulator.slash("imagine", {"prompt": "a quiet harbour"}, user_id=USER)
+    await discord_emulator.wait_for(
+        lambda: (m := discord_emulator.original(command.token)) and m.content.startswith("Queued"),
+        within_s=20,
+    )
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("discord"))
+    assert (
+        "/interactions/" in ours and "'token': '<redacted>'" in ours
+    )  # discord.py logged URLs and payloads…
+    assert command.token not in ours  # …with the interaction's token masked
+    assert BOT_TOKEN not in caplog.text

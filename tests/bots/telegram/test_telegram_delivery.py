@@ -165,3 +165,24 @@ async def test_a_result_for_a_group_upgraded_to_a_supergroup_goes_to_the_supergr
     assert [c.params["chat_id"] for c in emulator.calls if c.method == "sendPhoto" and c.status == 200] == [
         supergroup
     ]
+
+
+async def test_a_result_whose_image_is_gone_gets_an_apology_not_silence(telegram_bot: TelegramBot) -> None:
+    from core.result import StoredImage
+
+    emulator = telegram_bot.emulator
+    chat = Chat(-777, "group", "Gone")
+    requester = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id=str(chat.id))
+    missing = StoredImage(key="images/00/" + "0" * 64 + ".png", url="file:///nowhere.png", width=8, height=8)
+    done = ResultEvent(
+        kind=EventKind.DONE,
+        request_id=new_request_id(),
+        requester=requester,
+        reply_to={"chat_id": str(chat.id)},
+        images=(missing,),
+        preview=missing,
+    )
+    await EventPublisher(telegram_bot.pipeline.runtime.redis).publish(done)
+    sent = await emulator.wait_for(lambda: next(iter(emulator.in_chat(chat.id, "sendMessage")), None))
+    assert sent.text.startswith("Sorry") and done.request_id in sent.text
+    assert emulator.in_chat(chat.id, "sendPhoto") == []
