@@ -50,8 +50,7 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
             worker = asyncio.ensure_future(run_workers(runtime.settings, ["imagebot:queue:gpu"]))
             registry = WorkerRegistry(runtime.redis)
             load_started = time.monotonic()
-            while not await registry.serving("imagebot:queue:gpu"):  # noqa: ASYNC110 (state lives in Redis)
-                await asyncio.sleep(0.02)
+            await registry.wait_until_serving("imagebot:queue:gpu", 600, worker)
             print(f"worker ready (model load) : {time.monotonic() - load_started:.2f} s")
             requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
             # quotas stay on (their reservation is part of the path), but one user must be allowed a burst

@@ -6,7 +6,6 @@ import asyncio
 import getpass
 import logging
 import sys
-import time
 from pathlib import Path
 
 from cli.runtime import Runtime, open_runtime
@@ -22,18 +21,6 @@ from core.workers import WorkerRegistry
 log = logging.getLogger(__name__)
 
 WORKER_READY_TIMEOUT_S = 600  # a real model's first download can take minutes
-
-
-async def _wait_for_worker(runtime: Runtime, workers: asyncio.Future[None]) -> None:
-    registry = WorkerRegistry(runtime.redis)
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    while not await registry.serving(c.QUEUE_GPU):
-        if workers.done():
-            workers.result()  # raises the start-up error (e.g. a model that could not be downloaded)
-            raise RuntimeError("the worker stopped before it was ready")
-        if time.monotonic() > deadline:
-            raise TimeoutError("the worker did not become ready in time")
-        await asyncio.sleep(0.05)
 
 
 async def _wait_for_result(runtime: Runtime, request_id: str, after: str, timeout_s: float) -> ResultEvent:
@@ -83,7 +70,9 @@ async def imagine(settings: Settings, text: str, *, timeout_s: float = 900) -> i
         workers = asyncio.ensure_future(run_workers(runtime.settings, queues_for(runtime.settings, "all")))
         try:
             print("starting the worker and loading models…", file=sys.stderr)
-            await _wait_for_worker(runtime, workers)
+            await WorkerRegistry(runtime.redis).wait_until_serving(
+                c.QUEUE_GPU, WORKER_READY_TIMEOUT_S, workers
+            )
             last_id = await latest_id(runtime.redis, Platform.CLI)
             requester = Requester(platform=Platform.CLI, user_id=getpass.getuser(), chat_id=str(Path.cwd()))
             try:

@@ -6,9 +6,11 @@ decide between the local GPU queue and the OpenAI fallback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -48,6 +50,18 @@ class WorkerRegistry:
             data["models"] = tuple(data["models"])
             workers.append(WorkerInfo(**data))
         return sorted(workers, key=lambda worker: worker.worker_id)
+
+    async def wait_until_serving(
+        self, queue: str, timeout_s: float, running: asyncio.Future[Any] | None = None
+    ) -> None:
+        """Wait until a worker on `queue` has announced itself. When the worker's own task (`running`) ends first,
+        its error (a model that could not be loaded…) is raised here instead of waiting out the timeout."""
+        async with asyncio.timeout(timeout_s):
+            while not await self.serving(queue):
+                if running is not None and running.done():
+                    running.result()
+                    raise RuntimeError("the worker stopped before it was ready")
+                await asyncio.sleep(0.02)
 
     async def serving(self, queue: str, model: str | None = None) -> list[WorkerInfo]:
         """Live workers on `queue` (that have `model` warm, when given)."""

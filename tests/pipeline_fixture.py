@@ -35,12 +35,7 @@ class Pipeline:
 
         task = asyncio.create_task(run_workers(settings or self.settings, [queue]))
         self.workers.append(task)
-        registry = WorkerRegistry(self.runtime.redis)
-        async with asyncio.timeout(120):
-            while not await registry.serving(queue):
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
+        await WorkerRegistry(self.runtime.redis).wait_until_serving(queue, 120, task)
         return task
 
     async def stop_workers(self) -> None:
