@@ -17,7 +17,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.redis_server import EmbeddedRedis
+from cli.redis_server import EmbeddedRedis
 from moderation.community_terms import CommunityBlocklist
 from moderation.default_terms import default_blocklist
 from moderation.image_check import NudeNetImageCheck

@@ -27,11 +27,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from arq.connections import ArqRedis
 
 from cli.runtime import open_runtime
-from core.events import follow, latest_id
-from core.request import Platform, Requester
-from core.result import EventKind, ResultEvent
+from core.delivery.events import follow, latest_id
+from core.jobs.workers import WorkerRegistry
+from core.models.request import Platform, Requester
+from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
-from core.workers import WorkerRegistry
 
 
 async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path) -> float:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from cli.runtime import Runtime, open_runtime
 from core import constants as c
+from core.commands.grammar import parse_imagine
+from core.delivery.events import follow, latest_id
 from core.errors import UserError
-from core.events import follow, latest_id
-from core.grammar import parse_imagine
-from core.request import Platform, Requester
-from core.result import EventKind, ResultEvent
+from core.jobs.workers import WorkerRegistry
+from core.models.request import Platform, Requester
+from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
-from core.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 

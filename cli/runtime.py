@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from core.admin import AdminService
-from core.redis_server import EmbeddedRedis
+from cli.redis_server import EmbeddedRedis
+from core.governance.admin import AdminService
 from core.service import ImagineService
 from core.settings import Settings
-from core.store_factory import build_store
+from core.storage.factory import build_store
 
 log = logging.getLogger(__name__)
 

@@ -7,44 +7,62 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 from __future__ import annotations
 
 import logging
-import secrets
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
-from core.admission import Admission, same_community
-from core.cache import ResultCache
-from core.cancellation import Canceller
-from core.catalog import BackendKind, get_model
-from core.community import CommunityPolicy
+from core import constants as c
+from core.commands.buttons import Button, press_source_id
+from core.commands.derivation import (
+    IMG2IMG_STRENGTH,
+    UPSCALE_STRENGTH,
+    VARY_STRONG,
+    VARY_SUBTLE,
+    Derivation,
+    Source,
+    child_request,
+    fitting_size,
+    pick_image,
+    random_seeds,
+    request_from_options,
+    reroll_request,
+    scoped_request_id,
+)
+from core.commands.grammar import UserDefaults, parse_imagine
+from core.commands.uploads import fit_aspect, has_size_flag, store_upload
+from core.delivery.events import EventPublisher
+from core.delivery.result_store import ResultStore
 from core.errors import InvalidRequest, NotAllowed, NotFound
-from core.events import EventPublisher
-from core.grammar import ImagineOptions, UserDefaults, parse_imagine
-from core.ids import new_request_id
-from core.privileges import Privilege
-from core.queue import JobQueue, Submission
-from core.quotas import owner_id
-from core.request import GenerationRequest, Mode, Requester
-from core.result import EventKind, ResultEvent, StoredImage
-from core.result_store import ResultStore
-from core.routing import Router
+from core.governance.admission import Admission, same_community
+from core.governance.cancellation import Canceller
+from core.governance.community import CommunityPolicy
+from core.governance.quotas import owner_id
+from core.jobs.cache import ResultCache
+from core.jobs.queue import JobQueue, Submission
+from core.jobs.routing import Router
+from core.jobs.workers import WorkerRegistry
+from core.models.catalog import BackendKind, get_model
+from core.models.privileges import Privilege
+from core.models.request import GenerationRequest, Mode, Requester
+from core.models.result import EventKind, ResultEvent, StoredImage
+from core.models.verdict import PromptModerator
 from core.settings import Settings
-from core.storage import ImageStore
-from core.uploads import fit_aspect, has_size_flag, store_upload
-from core.verdict import PromptModerator
-from core.workers import WorkerRegistry
+from core.storage.protocol import ImageStore
 
 log = logging.getLogger(__name__)
 
-SEED_LIMIT = 2**32
-IMG2IMG_STRENGTH = 0.6
-VARY_STRONG = 0.65
-VARY_SUBTLE = 0.35
-UPSCALE_STRENGTH = 0.3
+__all__ = ["UPSCALE_STRENGTH", "ImagineService", "Pressed"]
 
 
-def _random_seeds(n: int) -> tuple[int, ...]:
-    return tuple(secrets.randbelow(SEED_LIMIT) for _ in range(n))
+@dataclass(frozen=True)
+class Pressed:
+    """What a button press did: queued a job (`submission`), or picked a finished image to show (`image`)."""
+
+    button: Button
+    submission: Submission | None = None
+    image: StoredImage | None = None
 
 
 class ImagineService:
@@ -87,8 +105,8 @@ class ImagineService:
             defaults=defaults,
         )
         await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
-        request_id = new_request_id(f"{requester.platform}:{source_id}" if source_id else None)
-        mode, source_key, strength = Mode.TXT2IMG, None, options.strength
+        request_id = scoped_request_id(requester, source_id)
+        source = Source()
         width, height = options.width, options.height
         if source_image is not None:
             if not get_model(options.model).supports_img2img:
@@ -96,13 +114,13 @@ class ImagineService:
                     "model", f"{options.model} can't start from an image; pick a local model."
                 )
             source_key, (src_w, src_h) = await store_upload(self.store, source_image)
-            mode, strength = Mode.IMG2IMG, strength or IMG2IMG_STRENGTH
+            source = Source(Mode.IMG2IMG, source_key, options.strength or IMG2IMG_STRENGTH)
             if not has_size_flag(text):
                 width, height = fit_aspect(options.model, src_w, src_h)
         elif options.strength is not None:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
-        request = self._request_from(
-            options, request_id, requester, reply_to or {}, mode, source_key, strength, width, height
+        request = request_from_options(
+            options, request_id, requester, reply_to or {}, source, width, height
         ).model_copy(update={"image_policy": policy.nsfw})
         submission = await self.submit(request)
         return Submission(**{**submission.__dict__, "notes": options.notes})
@@ -155,23 +173,23 @@ class ImagineService:
     ) -> Submission:
         """V1–V4: new images close to image `index` of a finished grid."""
         parent, result, policy = await self._parent(parent_id, requester)
-        image = _pick(result, index)
-        width, height = _fitting(self._local_model(parent.model), image.width, image.height)
-        request = self._child(
-            parent,
-            requester,
-            source_id,
-            reply_to,
-            mode=Mode.VARIATION,
-            index=index,
-            source=image.key,
-            strength=VARY_STRONG if strong else VARY_SUBTLE,
-            seeds=_random_seeds(parent.n),
-            width=width,
-            height=height,
-            policy=policy,
+        image = pick_image(result, index)
+        model = self._local_model(parent.model)
+        width, height = fitting_size(model, image.width, image.height)
+        derivation = Derivation(
+            Mode.VARIATION,
+            index,
+            image.key,
+            VARY_STRONG if strong else VARY_SUBTLE,
+            random_seeds(parent.n),
+            width,
+            height,
+            model,
         )
-        return await self.submit(request)
+        request_id = scoped_request_id(requester, source_id)
+        return await self.submit(
+            child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
+        )
 
     async def upscale(
         self,
@@ -184,7 +202,7 @@ class ImagineService:
     ) -> Submission:
         """Upscale 2×: Lanczos to twice the size, then a light img2img pass to restore detail."""
         parent, result, policy = await self._parent(parent_id, requester)
-        image = _pick(result, index)
+        image = pick_image(result, index)
         model = self._local_model(parent.model)
         spec = get_model(model)
         width, height = image.width * 2, image.height * 2
@@ -194,22 +212,14 @@ class ImagineService:
                 f"That image is already as large as {spec.name} can refine "
                 f"(up to {spec.max_side} px a side), so it can't be upscaled further.",
             )
-        request = self._child(
-            parent,
-            requester,
-            source_id,
-            reply_to,
-            mode=Mode.UPSCALE,
-            index=index,
-            source=image.key,
-            strength=UPSCALE_STRENGTH,
-            seeds=(image.seed if image.seed is not None else _random_seeds(1)[0],),
-            width=width,
-            height=height,
-            policy=policy,
-            model=model,
+        seed = image.seed if image.seed is not None else random_seeds(1)[0]
+        derivation = Derivation(
+            Mode.UPSCALE, index, image.key, UPSCALE_STRENGTH, (seed,), width, height, model
         )
-        return await self.submit(request)
+        request_id = scoped_request_id(requester, source_id)
+        return await self.submit(
+            child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
+        )
 
     async def reroll(
         self,
@@ -223,20 +233,8 @@ class ImagineService:
         parent = await self.queue.load(parent_id)
         policy = await self._authorize(parent, requester)
         await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
-        request = parent.model_copy(
-            update={
-                "request_id": new_request_id(f"{requester.platform}:{source_id}" if source_id else None),
-                "seeds": _random_seeds(parent.n),
-                "seed_explicit": False,
-                "mode": Mode.REROLL if parent.mode is Mode.TXT2IMG else parent.mode,
-                "parent_id": parent.request_id,
-                "requester": requester,
-                "reply_to": reply_to or {},
-                "image_policy": policy.nsfw,
-                "created_at": time.time(),
-            }
-        )
-        return await self.submit(GenerationRequest.model_validate(request.model_dump()))
+        request_id = scoped_request_id(requester, source_id)
+        return await self.submit(reroll_request(parent, requester, request_id, reply_to or {}, policy.nsfw))
 
     async def cancel(self, request_id: str, requester: Requester) -> str:
         """Cancel a queued request (one's own, or anyone's for a moderator). Returns a CancelOutcome."""
@@ -258,13 +256,35 @@ class ImagineService:
         await self._authorize(request, requester)
         return request
 
+    async def press(
+        self,
+        button: Button,
+        requester: Requester,
+        *,
+        reply_to: dict[str, str] | None = None,
+        now: float | None = None,
+    ) -> Pressed:
+        """Any result button, on any front end: U shows an image, every other action queues a job.
+
+        A double click of one button by one user is queued once (core.commands.buttons.press_source_id).
+        """
+        index = button.index if button.index is not None else 0
+        if button.action == c.ACTION_UPSCALE:
+            return Pressed(button, image=await self.image(button.request_id, index, requester))
+        action = _PRESS_ACTIONS.get(button.action)
+        if action is None:
+            raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
+        source_id = press_source_id(button.encode(), requester.user_id, time.time() if now is None else now)
+        submission = await action(self, button, index, requester, source_id, reply_to or {})
+        return Pressed(button, submission=submission)
+
     async def image(self, request_id: str, index: int, requester: Requester) -> StoredImage:
         """U1–U4: one finished image at full size, for whoever may press the result's buttons."""
         await self.check_owner(request_id, requester)
         result = await self.results.load(request_id)
         if result.kind is not EventKind.DONE:
             raise InvalidRequest("button", "That request has no images to show.")
-        return _pick(result, index)
+        return pick_image(result, index)
 
     async def last_request(self, requester: Requester) -> str:
         """The user's most recent request id (for /cancel without an id)."""
@@ -280,42 +300,6 @@ class ImagineService:
 
     async def check_prompt(self, prompt: str, negative: str, requester: Requester) -> None:
         await self.admission.check_prompt(prompt, negative, requester)
-
-    def _request_from(
-        self,
-        options: ImagineOptions,
-        request_id: str,
-        requester: Requester,
-        reply_to: dict[str, str],
-        mode: Mode,
-        source_key: str | None,
-        strength: float | None,
-        width: int,
-        height: int,
-    ) -> GenerationRequest:
-        seeds = (
-            tuple((options.seed + i) % SEED_LIMIT for i in range(options.n))
-            if options.seed is not None
-            else _random_seeds(options.n)
-        )
-        return GenerationRequest(
-            request_id=request_id,
-            prompt=options.prompt,
-            negative_prompt=options.negative_prompt,
-            width=width,
-            height=height,
-            steps=options.steps,
-            guidance=options.guidance,
-            seeds=seeds,
-            seed_explicit=options.seed is not None,
-            model=options.model,
-            mode=mode,
-            source_image=source_key,
-            strength=strength,
-            prefer_cloud=options.prefer_cloud,
-            requester=requester,
-            reply_to=reply_to,
-        )
 
     async def _parent(
         self, parent_id: str, requester: Requester
@@ -344,59 +328,24 @@ class ImagineService:
             return self.settings.default_model
         return model
 
-    def _child(
-        self,
-        parent: GenerationRequest,
-        requester: Requester,
-        source_id: str | None,
-        reply_to: dict[str, str] | None,
-        *,
-        mode: Mode,
-        index: int,
-        source: str,
-        strength: float,
-        seeds: tuple[int, ...],
-        width: int,
-        height: int,
-        policy: CommunityPolicy,
-        model: str | None = None,
-    ) -> GenerationRequest:
-        model = model or self._local_model(parent.model)
-        spec = get_model(model)
-        return GenerationRequest(
-            request_id=new_request_id(f"{requester.platform}:{source_id}" if source_id else None),
-            prompt=parent.prompt,
-            negative_prompt=parent.negative_prompt if spec.supports_negative else "",
-            width=width,
-            height=height,
-            steps=parent.steps if model == parent.model else spec.default_steps,
-            guidance=parent.guidance if model == parent.model else spec.default_guidance,
-            seeds=seeds,
-            model=model,
-            mode=mode,
-            source_image=source,
-            strength=strength,
-            parent_id=parent.request_id,
-            parent_index=index,
-            requester=requester,
-            reply_to=reply_to or {},
-            image_policy=policy.nsfw,  # where it will be shown, now
-        )
 
+_PressAction = Callable[[ImagineService, Button, int, Requester, str, dict[str, str]], Awaitable[Submission]]
 
-def _fitting(model: str, width: int, height: int) -> tuple[int, int]:
-    """The image's own size when `model` can render it, else its aspect ratio at the model's native area
-    (an OpenAI result of 1792×1024 varied by a local model, say)."""
-    spec = get_model(model)
-    fits = spec.min_side <= min(width, height) and max(width, height) <= spec.max_side
-    if fits and width % spec.size_multiple == 0 and height % spec.size_multiple == 0:
-        return width, height
-    return fit_aspect(model, width, height)
-
-
-def _pick(result: ResultEvent, index: int) -> StoredImage:
-    """Image `index` of the grid as first shown (by its own index, so a deleted neighbour shifts nothing)."""
-    for image in result.images:
-        if image.index == index:
-            return image
-    raise InvalidRequest("button", f"Image {index + 1} of that grid isn't available (any more).")
+# Every queued button action → the service call it stands for; the front ends hold no per-action branching.
+_PRESS_ACTIONS: dict[str, _PressAction] = {
+    c.ACTION_VARY: lambda service, button, index, requester, source_id, reply_to: service.vary(
+        button.request_id, index, requester, strong=True, source_id=source_id, reply_to=reply_to
+    ),
+    c.ACTION_VARY_STRONG: lambda service, button, index, requester, source_id, reply_to: service.vary(
+        button.request_id, index, requester, strong=True, source_id=source_id, reply_to=reply_to
+    ),
+    c.ACTION_VARY_SUBTLE: lambda service, button, index, requester, source_id, reply_to: service.vary(
+        button.request_id, index, requester, strong=False, source_id=source_id, reply_to=reply_to
+    ),
+    c.ACTION_UPSCALE_2X: lambda service, button, index, requester, source_id, reply_to: service.upscale(
+        button.request_id, index, requester, source_id=source_id, reply_to=reply_to
+    ),
+    c.ACTION_REROLL: lambda service, button, index, requester, source_id, reply_to: service.reroll(
+        button.request_id, requester, source_id=source_id, reply_to=reply_to
+    ),
+}

@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     @field_validator("default_model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        from core.catalog import get_model
+        from core.models.catalog import get_model
 
         try:
             return get_model(value).name

@@ -1,1 +1,1 @@
-"""Prompt and image checks that return typed verdicts (core.verdict); a failed check is never "clean"."""
+"""Prompt and image checks that return typed verdicts (core.models.verdict); a failed check is never "clean"."""

@@ -8,11 +8,11 @@ import logging
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
-from core.admin import AdminService
 from core.errors import ConfigError
+from core.governance.admin import AdminService
+from core.models.verdict import AllowAll, ImageModerator, PromptModerator
 from core.service import ImagineService
 from core.settings import Settings
-from core.verdict import AllowAll, ImageModerator, PromptModerator
 from moderation.community_terms import CommunityBlocklist
 from moderation.default_terms import default_blocklist
 from moderation.prompt_check import PromptCheck

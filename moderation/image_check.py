@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ConfigError
+from core.models.verdict import Outcome, Verdict
 from core.settings import ModerationSettings
-from core.verdict import Outcome, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _decode_bgr(image: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
 
 
 class NudeNetImageCheck:
-    """core.verdict.ImageModerator backed by NudeNet's bundled detector (or any `Detector`, for tests)."""
+    """core.models.verdict.ImageModerator backed by NudeNet's bundled detector (or any `Detector`, for tests)."""
 
     def __init__(self, threshold: float = 0.5, detector: Detector | None = None) -> None:
         if not 0.0 <= threshold <= 1.0:

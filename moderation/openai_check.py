@@ -13,8 +13,8 @@ import logging
 import openai
 
 from core.errors import ConfigError
+from core.models.verdict import Outcome, Verdict
 from core.settings import OpenAISettings
-from core.verdict import Outcome, Verdict
 
 log = logging.getLogger(__name__)
 

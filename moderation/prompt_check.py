@@ -24,7 +24,7 @@ from typing import Final
 from redis.exceptions import RedisError
 
 from core.errors import ConfigError
-from core.verdict import Outcome, PromptModerator, Verdict
+from core.models.verdict import Outcome, PromptModerator, Verdict
 from moderation.blocklist import Blocklist, Match
 from moderation.community_terms import COMMUNITY_CATEGORY, CommunityBlocklist
 from moderation.default_terms import (
@@ -97,7 +97,7 @@ def _describe(categories: Iterable[str]) -> str:
 
 
 class PromptCheck:
-    """core.verdict.PromptModerator over a default Blocklist, a CommunityBlocklist and an optional remote check."""
+    """core.models.verdict.PromptModerator over a default Blocklist, a CommunityBlocklist and a remote check."""
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from core.redis_server import EmbeddedRedis
+from cli.redis_server import EmbeddedRedis
 from core.settings import Settings
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from cli.runtime import Runtime, open_runtime
 from core import constants as c
+from core.jobs.workers import WorkerRegistry
 from core.settings import Settings
-from core.workers import WorkerRegistry
 
 
 @dataclass

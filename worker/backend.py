@@ -8,7 +8,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from core.request import GenerationRequest
+from core.models.request import GenerationRequest
 
 # Called from the generating thread with (step, total_steps); must be cheap and thread-safe.
 ProgressCallback = Callable[[int, int], None]

@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 
 from core import constants as c
-from core.audit import AuditLog
-from core.cache import ResultCache
-from core.catalog import BackendKind
-from core.events import EventPublisher
-from core.fairness import FairScheduler
-from core.queue import JobQueue
-from core.quotas import QuotaService
-from core.result_store import ResultStore
+from core.delivery.events import EventPublisher
+from core.delivery.result_store import ResultStore
+from core.governance.audit import AuditLog
+from core.governance.quotas import QuotaService
+from core.jobs.cache import ResultCache
+from core.jobs.fairness import FairScheduler
+from core.jobs.queue import JobQueue
+from core.models.catalog import BackendKind
+from core.models.verdict import ImageModerator
 from core.settings import Settings
-from core.storage import ImageStore
-from core.verdict import ImageModerator
+from core.storage.protocol import ImageStore
 from worker.backend import ImageBackend
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from core.catalog import Family
 from core.errors import ConfigError
+from core.models.catalog import Family
 from core.settings import WorkerSettings
 
 if TYPE_CHECKING:

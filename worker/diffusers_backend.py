@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
-from core.catalog import Family, ModelSpec
 from core.errors import GenerationFailed, ImagebotError, InvalidRequest
-from core.request import GenerationRequest, Mode
+from core.models.catalog import Family, ModelSpec
+from core.models.request import GenerationRequest, Mode
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
 

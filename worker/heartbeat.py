@@ -9,7 +9,7 @@ import os
 import socket
 import time
 
-from core.workers import WorkerInfo, WorkerRegistry
+from core.jobs.workers import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from core.errors import (
     SystemFailure,
     UserError,
 )
-from core.queue import cloud_job_id
-from core.quotas import owner_id
-from core.request import GenerationRequest
-from core.result import EventKind, ResultEvent
-from core.routing import CLOUD_MODES
+from core.governance.quotas import owner_id
+from core.jobs.queue import cloud_job_id
+from core.jobs.routing import CLOUD_MODES
+from core.models.request import GenerationRequest
+from core.models.result import EventKind, ResultEvent
 from worker.context import WorkerContext
 from worker.render import generate_images, progress_reporter, store_outputs
 

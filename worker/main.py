@@ -14,11 +14,11 @@ from arq.connections import RedisSettings
 from arq.worker import func
 
 from core import constants as c
-from core.catalog import BackendKind, get_model
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.catalog import BackendKind, get_model
+from core.models.verdict import AllowAll, ImageModerator
 from core.settings import Settings
-from core.store_factory import build_store
-from core.verdict import AllowAll, ImageModerator
-from core.workers import WorkerInfo, WorkerRegistry
+from core.storage.factory import build_store
 from worker.backend import ImageBackend
 from worker.context import WorkerContext, job_timeout_s
 from worker.heartbeat import Heartbeat, default_worker_id

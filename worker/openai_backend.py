@@ -3,7 +3,7 @@
 What differs from a local diffusers model, and how this backend bridges it:
 
 - Sizes: each model accepts three fixed sizes; the request's width × height maps to the one with the
-  closest aspect ratio (`core.catalog.nearest_fixed_size`), and a note tells the user.
+  closest aspect ratio (`core.models.catalog.nearest_fixed_size`), and a note tells the user.
 - Negative prompts: the API has none, so they are folded into the prompt ("… Avoid: a, b.").
 - Several images: dall-e-3 renders one image per call, so an n-image request makes n concurrent calls
   (bounded per backend); gpt-image-1 takes n in one call.
@@ -32,7 +32,6 @@ from typing import Literal
 import openai
 from PIL import Image
 
-from core.catalog import BackendKind, ModelSpec, get_model, nearest_fixed_size
 from core.errors import (
     BackendUnavailable,
     ConfigError,
@@ -41,7 +40,8 @@ from core.errors import (
     InvalidRequest,
     PromptRejected,
 )
-from core.request import GenerationRequest, Mode
+from core.models.catalog import BackendKind, ModelSpec, get_model, nearest_fixed_size
+from core.models.request import GenerationRequest, Mode
 from core.settings import OpenAISettings
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 

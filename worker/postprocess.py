@@ -12,7 +12,7 @@ from typing import Literal
 
 from PIL import Image, PngImagePlugin
 
-from core.request import GenerationRequest
+from core.models.request import GenerationRequest
 
 PNG_COMPRESS_LEVEL = 6
 # Telegram refuses photos over 10 MB or with width + height over 10000; Discord's default upload limit is 10 MiB.

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.catalog import BackendKind, Family, ModelSpec, get_model
 from core.errors import BackendUnavailable, InvalidRequest
+from core.models.catalog import BackendKind, Family, ModelSpec, get_model
 from core.settings import WorkerSettings
 from worker.device import DeviceName, DtypeName, detect_device, generator_device, pick_dtype, torch_dtype
 from worker.tiny import ensure_tiny_model

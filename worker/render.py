@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from core.admission import community_of
-from core.audit import AuditEntry
-from core.catalog import BackendKind, get_model
 from core.errors import PromptRejected
-from core.quotas import owner_id
-from core.request import GenerationRequest
-from core.result import EventKind, ResultEvent, StoredImage
-from core.storage import PUBLIC_PREFIX, QUARANTINE_PREFIX
+from core.governance.admission import community_of
+from core.governance.audit import AuditEntry
+from core.governance.quotas import owner_id
+from core.models.catalog import BackendKind, get_model
+from core.models.request import GenerationRequest
+from core.models.result import EventKind, ResultEvent, StoredImage
+from core.storage.protocol import PUBLIC_PREFIX, QUARANTINE_PREFIX
 from moderation.image_check import ImageAction, ImagePolicy
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.context import WorkerContext

@@ -19,11 +19,11 @@ from bots.discord.replies import send_error, submit_and_show
 from bots.discord.requester import requester_of
 from bots.discord.views import button_view, is_public_url
 from core import constants as c
-from core.buttons import Button, press_source_id, single_buttons
+from core.commands.buttons import Button, press_source_id, single_buttons
 from core.errors import InvalidRequest
-from core.queue import Submission
-from core.request import Requester
-from core.result import StoredImage
+from core.jobs.queue import Submission
+from core.models.request import Requester
+from core.models.result import StoredImage
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The /admin command group: typed options become core's admin grammar (core.admin), run by AdminService.
+"""The /admin command group: typed options become core's admin grammar (core.governance.admin), run by AdminService.
 
 `default_permissions=manage_messages` only hides the group from members without that permission (server admins
 can change who sees it in Server Settings → Integrations); the privilege check that counts is core's, on the
@@ -21,8 +21,8 @@ from bots.discord.choices import AUTOCOMPLETE_LIMIT, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.location import remove
 from bots.discord.requester import requester_of
-from core.admin import parse_duration
 from core.errors import InvalidRequest
+from core.governance.admin import parse_duration
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

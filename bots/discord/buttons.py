@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from core import constants as c
-from core.buttons import PREFIX, Button, button_label, decode_button
+from core.commands.buttons import PREFIX, Button, button_label, decode_button
 
 TEMPLATE = rf"{PREFIX}:(?P<action>[a-z0-9]{{1,2}}):(?P<request_id>[a-z2-7]{{16}})(?::(?P<index>[0-3]))?"
 CUSTOM_ID_LIMIT = 100

@@ -5,8 +5,8 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from core.catalog import CATALOG
-from core.preferences import ASPECTS
+from core.governance.preferences import ASPECTS
+from core.models.catalog import CATALOG
 
 AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
 ASPECT_CHOICES = [app_commands.Choice(name=aspect, value=aspect) for aspect in ASPECTS]

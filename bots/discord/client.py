@@ -22,10 +22,10 @@ from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
 from bots.discord.redaction import protect_secrets
-from core.admin import AdminService
+from core.delivery.events import EventConsumer
 from core.errors import ConfigError
-from core.events import EventConsumer
-from core.request import Platform
+from core.governance.admin import AdminService
+from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
 from moderation.factory import build_admin

@@ -20,15 +20,15 @@ from bots.discord.context import context_of
 from bots.discord.flags import with_flags
 from bots.discord.replies import send_error, submit_and_show
 from bots.discord.requester import requester_of
-from core.catalog import get_model
+from core.commands.grammar import FLAG_EXAMPLES
+from core.commands.uploads import UPLOAD_MAX_BYTES
 from core.errors import InvalidRequest, NotFound
-from core.grammar import FLAG_EXAMPLES
-from core.preferences import UserPrefs
-from core.privileges import Privilege
-from core.queue import CancelOutcome, Submission
+from core.governance.preferences import UserPrefs
+from core.jobs.queue import CancelOutcome, Submission
+from core.models.catalog import get_model
+from core.models.privileges import Privilege
 from core.service import UPSCALE_STRENGTH
 from core.settings import Settings
-from core.uploads import UPLOAD_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ async def vary_this_image(interaction: discord.Interaction, message: discord.Mes
 
 async def _prompt_of(interaction: discord.Interaction, message: discord.Message) -> str:
     """The prompt of one of our results (from its button ids), else the message's text."""
-    from core.buttons import decode_button
+    from core.commands.buttons import decode_button
 
     for row in message.components:
         for component in getattr(row, "children", []):

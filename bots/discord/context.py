@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import discord
 from arq.connections import ArqRedis
 
-from core.admin import AdminService
-from core.delivery_log import DeliveryLog
-from core.preferences import PreferenceStore
+from core.delivery.delivery_log import DeliveryLog
+from core.governance.admin import AdminService
+from core.governance.preferences import PreferenceStore
 from core.service import ImagineService
 from core.settings import Settings
 

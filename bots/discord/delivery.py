@@ -27,11 +27,11 @@ from bots.discord.context import BotContext
 from bots.discord.location import location, remember
 from bots.discord.picture import Picture, picture
 from bots.discord.views import button_view, full_size_url
-from core.buttons import grid_buttons
+from core.commands.buttons import grid_buttons
+from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
-from core.messages import progress_message, result_caption
-from core.request import GenerationRequest
-from core.result import EventKind, ResultEvent
+from core.models.request import GenerationRequest
+from core.models.result import EventKind, ResultEvent
 
 log = logging.getLogger(__name__)
 

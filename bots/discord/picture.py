@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import discord
 
 from core.errors import StorageError
-from core.result import StoredImage
-from core.storage import EXTENSIONS, ImageStore
+from core.models.result import StoredImage
+from core.storage.protocol import EXTENSIONS, ImageStore
 
 log = logging.getLogger(__name__)
 

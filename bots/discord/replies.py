@@ -1,6 +1,6 @@
 """Answering an interaction: acknowledge within Discord's 3 s, show the queue position, and show errors.
 
-`send_error` is the one place where exceptions become what the user reads (core.messages.error_message):
+`send_error` is the one place where exceptions become what the user reads (core.commands.messages.error_message):
 always ephemeral, so a mistake is seen only by the person who made it.
 """
 
@@ -14,8 +14,8 @@ import discord
 
 from bots.discord.context import context_of
 from bots.discord.requester import reply_target
-from core.messages import error_message, queued_message
-from core.queue import Submission
+from core.commands.messages import error_message, queued_message
+from core.jobs.queue import Submission
 
 log = logging.getLogger(__name__)
 

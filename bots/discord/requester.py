@@ -14,8 +14,8 @@ from __future__ import annotations
 import discord
 
 from bots.discord.context import context_of
-from core.privileges import Privilege, effective_privilege
-from core.request import Platform, Requester
+from core.models.privileges import Privilege, effective_privilege
+from core.models.request import Platform, Requester
 from core.settings import Settings
 
 _EXTRAS_KEY = "imagebot.requester"

@@ -7,8 +7,8 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import CoreButton
-from core.buttons import Button
-from core.result import ResultEvent
+from core.commands.buttons import Button
+from core.models.result import ResultEvent
 
 ROW_LIMIT = 5
 ROWS_LIMIT = 5

@@ -31,11 +31,11 @@ from telegram.ext import ContextTypes
 from bots.telegram.deps import BotDeps
 from bots.telegram.replies import report_error, send_text
 from bots.telegram.requester import requester_for
-from core.admin import AdminReply
-from core.buttons import decode_button
+from core.commands.buttons import decode_button
 from core.errors import InvalidRequest, NotFound
-from core.privileges import Privilege
-from core.request import Platform, Requester
+from core.governance.admin import AdminReply
+from core.models.privileges import Privilege
+from core.models.request import Platform, Requester
 
 log = logging.getLogger(__name__)
 

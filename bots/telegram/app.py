@@ -39,11 +39,11 @@ from bots.telegram.preferences_menu import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.redaction import protect_token
 from bots.telegram.replies import report_error
 from bots.telegram.webhook import WebhookListener, webhook_secret
-from core.admin import AdminService
-from core.buttons import PREFIX as BUTTON_PREFIX
+from core.commands.buttons import PREFIX as BUTTON_PREFIX
+from core.delivery.events import EventConsumer
 from core.errors import ConfigError
-from core.events import EventConsumer
-from core.request import Platform
+from core.governance.admin import AdminService
+from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
 

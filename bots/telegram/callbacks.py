@@ -20,10 +20,10 @@ from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import single_keyboard
 from bots.telegram.replies import reply_parameters, report_error
 from core import constants as c
-from core.buttons import Button, decode_button, press_source_id
-from core.messages import queued_message
-from core.queue import Submission
-from core.request import Requester
+from core.commands.buttons import Button, decode_button, press_source_id
+from core.commands.messages import queued_message
+from core.jobs.queue import Submission
+from core.models.request import Requester
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from telegram.ext import ContextTypes
 from bots.telegram.deps import BotDeps
 from bots.telegram.help_text import START_TEXT, help_text
 from bots.telegram.replies import report_error, send_text
+from core.commands.messages import queued_message
 from core.errors import NotAllowed
-from core.messages import queued_message
-from core.queue import CancelOutcome
-from core.request import Platform
+from core.jobs.queue import CancelOutcome
+from core.models.request import Platform
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from bots.telegram.deps import BotDeps
 from bots.telegram.keyboards import grid_keyboard
 from bots.telegram.progress import ProgressDisplay
 from bots.telegram.replies import edit_or_send, reply_parameters, send_text
-from core.delivery_log import DeliveryLog
+from core.commands.messages import result_caption
+from core.delivery.delivery_log import DeliveryLog
 from core.errors import NotFound, StorageError
-from core.messages import result_caption
-from core.request import Platform
-from core.result import EventKind, ResultEvent, StoredImage
+from core.models.request import Platform
+from core.models.result import EventKind, ResultEvent, StoredImage
 
 log = logging.getLogger(__name__)
 

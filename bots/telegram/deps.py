@@ -10,10 +10,10 @@ from telegram import Bot, Chat, User
 from bots.telegram.pacing import Pacer, PacingLimits
 from bots.telegram.privilege import Privileges
 from bots.telegram.requester import requester_for
-from core.admin import AdminService
-from core.delivery_log import DeliveryLog
-from core.preferences import PreferenceStore
-from core.request import Requester
+from core.delivery.delivery_log import DeliveryLog
+from core.governance.admin import AdminService
+from core.governance.preferences import PreferenceStore
+from core.models.request import Requester
 from core.service import ImagineService
 from core.settings import Settings
 from moderation.factory import build_admin

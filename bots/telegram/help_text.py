@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.catalog import model_names
-from core.grammar import FLAG_EXAMPLES
+from core.commands.grammar import FLAG_EXAMPLES
+from core.models.catalog import model_names
 
 FLAG_MEANINGS = {
     "ar": "aspect ratio, width:height",

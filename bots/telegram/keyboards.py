@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from core.buttons import Button, button_label, grid_buttons, single_buttons
-from core.result import ResultEvent
+from core.commands.buttons import Button, button_label, grid_buttons, single_buttons
+from core.models.result import ResultEvent
 
 CALLBACK_DATA_MAX_BYTES = 64
 

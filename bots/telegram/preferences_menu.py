@@ -14,10 +14,10 @@ from telegram.ext import ContextTypes
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.replies import reply_parameters, report_error, send_text
-from core.catalog import model_names
 from core.errors import InvalidRequest
-from core.preferences import ASPECTS, UserPrefs
-from core.request import Platform
+from core.governance.preferences import ASPECTS, UserPrefs
+from core.models.catalog import model_names
+from core.models.request import Platform
 
 log = logging.getLogger(__name__)
 

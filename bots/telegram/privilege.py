@@ -22,8 +22,8 @@ from telegram.error import TelegramError
 
 from bots.telegram.requester import GROUP_TYPES
 from core import constants as c
-from core.privileges import Privilege, effective_privilege
-from core.request import Platform
+from core.models.privileges import Privilege, effective_privilege
+from core.models.request import Platform
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bots.telegram.pacing import Pacer
-from core.messages import progress_message
-from core.result import EventKind, ResultEvent
+from core.commands.messages import progress_message
+from core.models.result import EventKind, ResultEvent
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from telegram import Bot, CallbackQuery, Message, ReplyParameters
 from telegram.error import BadRequest, TelegramError
 
 from bots.telegram.pacing import Pacer
-from core.messages import error_message
+from core.commands.messages import error_message
 
 log = logging.getLogger(__name__)
 

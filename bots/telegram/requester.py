@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import Chat, User
 
-from core.privileges import Privilege
-from core.request import Platform, Requester
+from core.models.privileges import Privilege
+from core.models.request import Platform, Requester
 
 GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
 

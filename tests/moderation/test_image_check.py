@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from core.errors import ConfigError
+from core.models.verdict import Outcome, Verdict
 from core.settings import ModerationSettings
-from core.verdict import Outcome, Verdict
 from moderation import image_check
 from moderation.image_check import ImageAction, ImagePolicy, NudeNetImageCheck
 from tests.drawings import figure

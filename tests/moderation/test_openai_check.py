@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import ConfigError
+from core.models.verdict import Outcome
 from core.settings import OpenAISettings
-from core.verdict import Outcome
 from moderation.openai_check import OpenAIPromptCheck
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.openai_fixture import openai_emulator_fixture  # noqa: F401

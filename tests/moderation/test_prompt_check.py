@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from core.errors import ConfigError
+from core.models.verdict import AllowAll, Outcome, Verdict
 from core.settings import ModerationSettings, OpenAISettings, Settings
-from core.verdict import AllowAll, Outcome, Verdict
 from moderation.community_terms import CommunityBlocklist
 from moderation.default_terms import default_blocklist
 from moderation.factory import build_image_moderator, build_prompt_moderator

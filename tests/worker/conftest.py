@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.request import GenerationRequest, Requester
+from core.models.request import GenerationRequest, Requester
 from core.settings import WorkerSettings
 from worker.diffusers_backend import DiffusersBackend
 from worker.registry import ModelRegistry

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import Family
 from core.errors import BackendUnavailable, ConfigError, GenerationFailed, InvalidRequest, NotAllowed
-from core.request import GenerationRequest, Mode
+from core.models.catalog import Family
+from core.models.request import GenerationRequest, Mode
 from core.settings import Settings, WorkerSettings
 from worker.backend import ImageBackend
 from worker.device import pick_device, pick_dtype

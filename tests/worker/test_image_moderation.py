@@ -14,13 +14,13 @@ from typing import Any
 from PIL import Image
 
 from core import constants as c
-from core.audit import AUDIT_STREAM
-from core.catalog import BackendKind
-from core.request import GenerationRequest, Platform, Requester
-from core.result import EventKind
+from core.governance.audit import AUDIT_STREAM
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.catalog import BackendKind
+from core.models.request import GenerationRequest, Platform, Requester
+from core.models.result import EventKind
 from core.settings import Settings
-from core.store_factory import build_store
-from core.workers import WorkerInfo, WorkerRegistry
+from core.storage.factory import build_store
 from moderation.factory import build_image_moderator
 from tests.drawings import figure
 from tests.pipeline_fixture import Pipeline
@@ -107,7 +107,7 @@ async def test_when_every_image_is_refused_the_user_is_told_and_not_charged(pipe
 async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_channels(
     pipeline: Pipeline,
 ) -> None:
-    from core.privileges import Privilege
+    from core.models.privileges import Privilege
 
     admin = ALICE.model_copy(update={"user_id": "boss", "privilege": Privilege.ADMIN})
     await pipeline.runtime.admin.execute("policy nsfw spoiler", admin)
@@ -128,7 +128,7 @@ async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_chan
 
 
 async def test_results_from_age_restricted_channels_are_never_cached(pipeline: Pipeline) -> None:
-    from core.privileges import Privilege
+    from core.models.privileges import Privilege
 
     admin = ALICE.model_copy(update={"user_id": "boss", "privilege": Privilege.ADMIN})
     await pipeline.runtime.admin.execute("policy nsfw allow", admin)

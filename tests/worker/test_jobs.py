@@ -14,14 +14,14 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core import constants as c
-from core.catalog import BackendKind
 from core.errors import GenerationFailed
-from core.request import GenerationRequest, Platform, Requester
-from core.result import EventKind
+from core.models.catalog import BackendKind
+from core.models.request import GenerationRequest, Platform, Requester
+from core.models.result import EventKind
+from core.models.verdict import AllowAll
 from core.settings import Settings
-from core.storage import ImageStore
-from core.store_factory import build_store
-from core.verdict import AllowAll
+from core.storage.factory import build_store
+from core.storage.protocol import ImageStore
 from tests.pipeline_fixture import Pipeline
 from worker.backend import Generation, ProgressCallback
 from worker.context import WorkerContext
@@ -63,15 +63,15 @@ def context(
 
 
 async def queued(pipeline: Pipeline, text: str = "a boat --n 2") -> str:
-    from core.workers import WorkerInfo, WorkerRegistry
+    from core.jobs.workers import WorkerInfo, WorkerRegistry
 
     await WorkerRegistry(pipeline.runtime.redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("tiny",), 0.0))
     return (await pipeline.runtime.service.imagine(text, ALICE)).request_id
 
 
 async def terminal_events(pipeline: Pipeline, request_id: str) -> list[EventKind]:
-    from core.events import stream_key
-    from core.result import ResultEvent
+    from core.delivery.events import stream_key
+    from core.models.result import ResultEvent
 
     entries = await pipeline.runtime.redis.xrange(stream_key(Platform.CLI))
     events = [ResultEvent.model_validate_json(fields[b"event"]) for _, fields in entries]

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import BackendUnavailable, ConfigError, GenerationFailed, InvalidRequest, PromptRejected
-from core.ids import new_request_id
-from core.request import GenerationRequest, Mode, Platform, Requester
+from core.models.ids import new_request_id
+from core.models.request import GenerationRequest, Mode, Platform, Requester
 from core.settings import OpenAISettings
 from tests.emulators.openai_api import CONTENT_POLICY_WORD, OpenAIEmulator
 from tests.emulators.openai_fixture import openai_emulator_fixture  # noqa: F401

@@ -10,11 +10,11 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core import constants as c
+from core.delivery.events import follow
 from core.errors import InvalidRequest
-from core.events import follow
-from core.request import GenerationRequest, Mode, Platform, Requester
-from core.result import EventKind, ResultEvent
-from core.workers import WorkerInfo, WorkerRegistry
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.request import GenerationRequest, Mode, Platform, Requester
+from core.models.result import EventKind, ResultEvent
 from tests.pipeline_fixture import Pipeline
 from worker.postprocess import read_png_parameters
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.request import GenerationRequest, Mode
+from core.models.request import GenerationRequest, Mode
 from worker.postprocess import (
     encode_png,
     generation_parameters,

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from bots.discord import run_discord_bot
 from cli.runtime import Runtime
 from core import constants as c
+from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.settings import DiscordSettings, Settings
-from core.workers import WorkerInfo, WorkerRegistry
 from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator, Interaction, Message
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from core.audit import AUDIT_STREAM
 from core.errors import StorageError
+from core.governance.audit import AUDIT_STREAM
 from core.settings import PrivilegeSettings, QuotaSettings, Settings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
 from tests.emulators.discord_api import MANAGE_MESSAGES, DiscordEmulator, Message, UserOption

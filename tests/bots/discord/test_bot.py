@@ -14,12 +14,12 @@ from pydantic import SecretStr
 
 from bots.discord import run_discord_bot
 from core import constants as c
+from core.delivery.events import stream_key
 from core.errors import ConfigError
-from core.events import stream_key
-from core.request import Platform
-from core.result import EventKind, ResultEvent
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.request import Platform
+from core.models.result import EventKind, ResultEvent
 from core.settings import DiscordSettings
-from core.workers import WorkerInfo, WorkerRegistry
 from tests.bots.discord.conftest import BotRunner, answer, discord_settings
 from tests.emulators.discord_api import (
     BOT_TOKEN,

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from core.result import EventKind, ResultEvent, StoredImage
+from core.models.result import EventKind, ResultEvent, StoredImage
 from core.settings import StorageSettings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
 from tests.emulators.discord_api import DiscordEmulator

@@ -1,7 +1,7 @@
 """The bot against a flaky Discord: a dropped gateway, sharding, bursts of progress, and global rate limits.
 
 No worker renders here: a worker's heartbeat is announced so jobs are accepted and wait in the queue, and the
-test publishes the worker's events itself (core.events.EventPublisher) when it wants them.
+test publishes the worker's events itself (core.delivery.events.EventPublisher) when it wants them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from arq.connections import ArqRedis
 from PIL import Image
 
 from core import constants as c
-from core.events import EventPublisher, stream_key
-from core.request import GenerationRequest, Platform
-from core.result import EventKind, ResultEvent, StoredImage
+from core.delivery.events import EventPublisher, stream_key
+from core.models.request import GenerationRequest, Platform
+from core.models.result import EventKind, ResultEvent, StoredImage
 from core.service import ImagineService
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
 from tests.emulators.discord_api import Call, DiscordEmulator, Interaction, Message

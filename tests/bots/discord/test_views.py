@@ -6,8 +6,8 @@ import discord
 
 from bots.discord.flags import with_flags
 from bots.discord.views import button_view
-from core.buttons import grid_buttons, single_buttons
-from core.grammar import parse_imagine
+from core.commands.buttons import grid_buttons, single_buttons
+from core.commands.grammar import parse_imagine
 from core.settings import LimitsSettings
 
 REQUEST_ID = "abcdefghijklmnop"

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from bots.telegram import Tuning, run_telegram_bot
 from bots.telegram.pacing import PacingLimits
 from core import constants as c
-from core.request import Platform, Requester
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.request import Platform, Requester
 from core.settings import Settings, TelegramSettings
-from core.workers import WorkerInfo, WorkerRegistry
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401

@@ -15,7 +15,7 @@ from bots.telegram.admin_commands import (
 )
 from bots.telegram.privilege import member_level
 from core.errors import InvalidRequest
-from core.privileges import Privilege
+from core.models.privileges import Privilege
 
 REPLIED = "1002"
 

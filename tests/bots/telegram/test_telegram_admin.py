@@ -9,9 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from core import constants as c
-from core.audit import AUDIT_STREAM
 from core.errors import StorageError
-from core.request import Platform, Requester
+from core.governance.audit import AUDIT_STREAM
+from core.models.request import Platform, Requester
 from tests.bots.telegram.conftest import (
     ALICE,
     ALICE_DM,

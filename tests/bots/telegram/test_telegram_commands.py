@@ -9,7 +9,7 @@ from bots.telegram import run_telegram_bot
 from bots.telegram.privilege import CHAT_ADMINS_KEY
 from core import constants as c
 from core.errors import ConfigError
-from core.preferences import PreferenceStore
+from core.governance.preferences import PreferenceStore
 from core.settings import TelegramSettings
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot, last_request
 from tests.emulators.telegram_api import Sent

@@ -9,10 +9,10 @@ import logging
 import pytest
 from PIL import Image
 
-from core.events import EventPublisher
-from core.ids import new_request_id
-from core.request import Mode, Platform, Requester
-from core.result import EventKind, ResultEvent
+from core.delivery.events import EventPublisher
+from core.models.ids import new_request_id
+from core.models.request import Mode, Platform, Requester
+from core.models.result import EventKind, ResultEvent
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot, last_request, request_id_of
 from tests.emulators.telegram_api import Chat
 
@@ -168,7 +168,7 @@ async def test_a_result_for_a_group_upgraded_to_a_supergroup_goes_to_the_supergr
 
 
 async def test_a_result_whose_image_is_gone_gets_an_apology_not_silence(telegram_bot: TelegramBot) -> None:
-    from core.result import StoredImage
+    from core.models.result import StoredImage
 
     emulator = telegram_bot.emulator
     chat = Chat(-777, "group", "Gone")

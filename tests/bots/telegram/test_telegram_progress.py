@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.events import EventPublisher
-from core.messages import progress_message
-from core.result import EventKind, ResultEvent
+from core.commands.messages import progress_message
+from core.delivery.events import EventPublisher
+from core.models.result import EventKind, ResultEvent
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings, last_request
 from tests.emulators.telegram_api import Sent, TelegramEmulator
 from tests.pipeline_fixture import Pipeline

@@ -1,0 +1,164 @@
+"""Building requests: from a parsed /imagine, and from a finished parent (variation, upscale, reroll).
+
+Pure functions over the models: the service decides who may ask and queues what these return.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from core.commands.grammar import ImagineOptions
+from core.commands.uploads import fit_aspect
+from core.errors import InvalidRequest
+from core.models.catalog import get_model
+from core.models.ids import new_request_id
+from core.models.request import GenerationRequest, Mode, Requester
+from core.models.result import ResultEvent, StoredImage
+
+SEED_LIMIT = 2**32
+IMG2IMG_STRENGTH = 0.6
+VARY_STRONG = 0.65
+VARY_SUBTLE = 0.35
+UPSCALE_STRENGTH = 0.3
+
+
+def random_seeds(n: int) -> tuple[int, ...]:
+    return tuple(secrets.randbelow(SEED_LIMIT) for _ in range(n))
+
+
+def scoped_request_id(requester: Requester, source_id: str | None) -> str:
+    """A request id derived from the platform event (so a redelivery is queued once), or a fresh one."""
+    return new_request_id(f"{requester.platform}:{source_id}" if source_id else None)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an /imagine starts: nothing (text to image), or an uploaded image stored under `key`."""
+
+    mode: Mode = Mode.TXT2IMG
+    key: str | None = None
+    strength: float | None = None
+
+
+def request_from_options(
+    options: ImagineOptions,
+    request_id: str,
+    requester: Requester,
+    reply_to: dict[str, str],
+    source: Source,
+    width: int,
+    height: int,
+) -> GenerationRequest:
+    seeds = (
+        tuple((options.seed + i) % SEED_LIMIT for i in range(options.n))
+        if options.seed is not None
+        else random_seeds(options.n)
+    )
+    return GenerationRequest(
+        request_id=request_id,
+        prompt=options.prompt,
+        negative_prompt=options.negative_prompt,
+        width=width,
+        height=height,
+        steps=options.steps,
+        guidance=options.guidance,
+        seeds=seeds,
+        seed_explicit=options.seed is not None,
+        model=options.model,
+        mode=source.mode,
+        source_image=source.key,
+        strength=source.strength,
+        prefer_cloud=options.prefer_cloud,
+        requester=requester,
+        reply_to=reply_to,
+    )
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What a child request changes from its parent."""
+
+    mode: Mode
+    index: int
+    source: str
+    strength: float
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    model: str
+
+
+def child_request(
+    parent: GenerationRequest,
+    requester: Requester,
+    request_id: str,
+    reply_to: dict[str, str],
+    derivation: Derivation,
+    image_policy: str | None,
+) -> GenerationRequest:
+    """A variation or upscale of image `derivation.index` of `parent`, asked for by `requester`."""
+    model = derivation.model
+    spec = get_model(model)
+    return GenerationRequest(
+        request_id=request_id,
+        prompt=parent.prompt,
+        negative_prompt=parent.negative_prompt if spec.supports_negative else "",
+        width=derivation.width,
+        height=derivation.height,
+        steps=parent.steps if model == parent.model else spec.default_steps,
+        guidance=parent.guidance if model == parent.model else spec.default_guidance,
+        seeds=derivation.seeds,
+        model=model,
+        mode=derivation.mode,
+        source_image=derivation.source,
+        strength=derivation.strength,
+        parent_id=parent.request_id,
+        parent_index=derivation.index,
+        requester=requester,
+        reply_to=reply_to,
+        image_policy=image_policy,  # where it will be shown, now
+    )
+
+
+def reroll_request(
+    parent: GenerationRequest,
+    requester: Requester,
+    request_id: str,
+    reply_to: dict[str, str],
+    image_policy: str | None,
+) -> GenerationRequest:
+    """🔄: the parent's parameters with new seeds."""
+    request = parent.model_copy(
+        update={
+            "request_id": request_id,
+            "seeds": random_seeds(parent.n),
+            "seed_explicit": False,
+            "mode": Mode.REROLL if parent.mode is Mode.TXT2IMG else parent.mode,
+            "parent_id": parent.request_id,
+            "requester": requester,
+            "reply_to": reply_to,
+            "image_policy": image_policy,
+            "created_at": time.time(),
+        }
+    )
+    return GenerationRequest.model_validate(request.model_dump())
+
+
+def fitting_size(model: str, width: int, height: int) -> tuple[int, int]:
+    """The image's own size when `model` can render it, else its aspect ratio at the model's native area
+    (an OpenAI result of 1792×1024 varied by a local model, say)."""
+    spec = get_model(model)
+    fits = spec.min_side <= min(width, height) and max(width, height) <= spec.max_side
+    if fits and width % spec.size_multiple == 0 and height % spec.size_multiple == 0:
+        return width, height
+    return fit_aspect(model, width, height)
+
+
+def pick_image(result: ResultEvent, index: int) -> StoredImage:
+    """Image `index` of the grid as first shown (by its own index, so a deleted neighbour shifts nothing)."""
+    for image in result.images:
+        if image.index == index:
+            return image
+    raise InvalidRequest("button", f"Image {index + 1} of that grid isn't available (any more).")

@@ -1,0 +1,519 @@
+"""The command grammar every front end shares: `a lighthouse at dusk --ar 16:9 --seed 7 --no people, boats`.
+
+`split_flags` finds the flags in a command; `parse_imagine` checks them against the model catalog and the
+limits and returns an `ImagineOptions`; `size_for_aspect` turns a ratio into pixels for one model.
+
+Lexical rules:
+- A flag is `--name` at the start of the text or after whitespace. Names are case-insensitive and have
+  aliases (`--aspect` is `--ar`, `--guidance` is `--cfg`, `--count` is `--n`).
+- Phones turn `--` into a dash. `−−` (two minus signs) counts as `--`. A single em-dash, en-dash or
+  horizontal bar (— – ―, or two of them) counts only when a known flag name follows it and ends with
+  whitespace, `=` or the end of the text: `—ar 16:9` is a flag, `— at dusk` and `—atmospheric` are prose.
+- A dash glued to the word before it is prose (`state—of—the—art`, `well--lit`), except that `dusk--ar 16:9`
+  (`--` right after text, then a known flag name) is refused with a hint to add a space: it is almost
+  certainly a flag the user meant, and dropping it silently would be worse.
+- `--no` takes everything up to the next flag; `--cloud` takes no value; every other flag takes one word
+  (`--size 768 x 512` and `--ar 16 : 9` are read whole). `--flag=value` works too. Words after a flag's value
+  go back into the prompt.
+
+Every problem is an `InvalidRequest` whose `.field` is the flag's canonical name (`ar`, `size`, `seed`, `no`,
+`steps`, `cfg`, `n`, `model`, `strength`, `cloud`), the unknown name for an unknown flag, or `prompt`; its
+message names the flag as the user wrote it, the value, and what is allowed. Nothing is clamped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+from core.errors import InvalidRequest
+from core.models.catalog import BackendKind, ModelSpec, get_model, model_names, nearest_fixed_size
+from core.settings import LimitsSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_SEED = 2**32 - 1
+MIN_GUIDANCE = 0.0
+MAX_GUIDANCE = 30.0
+MIN_STRENGTH = 0.05
+MAX_STRENGTH = 1.0
+MAX_ASPECT = 4  # ratios from 1:4 to 4:1
+RATIO_TOLERANCE = 0.01  # a size whose ratio is further than this from the one asked for gets a note
+LARGE_MODEL_SIDE = 512  # models whose native side is at least this get sides in multiples of 64
+
+# Spelling (lowercase, no dashes) → canonical flag name.
+FLAG_ALIASES: dict[str, str] = {
+    "ar": "ar",
+    "aspect": "ar",
+    "size": "size",
+    "seed": "seed",
+    "no": "no",
+    "steps": "steps",
+    "cfg": "cfg",
+    "guidance": "cfg",
+    "n": "n",
+    "count": "n",
+    "model": "model",
+    "strength": "strength",
+    "cloud": "cloud",
+}
+FLAG_EXAMPLES: dict[str, str] = {
+    "ar": "--ar 16:9",
+    "size": "--size 768x512",
+    "seed": "--seed 1234",
+    "no": "--no people, boats",
+    "steps": "--steps 30",
+    "cfg": "--cfg 6.5",
+    "n": "--n 4",
+    "model": "--model sdxl",
+    "strength": "--strength 0.6",
+    "cloud": "--cloud",
+}
+
+_MARKER = re.compile(r"(?P<dash>--|−−|[—–―]{1,2})(?P<name>[A-Za-z][A-Za-z0-9_]*)")
+_STRONG_DASHES = frozenset({"--", "−−"})
+_AR_VALUE = re.compile(r"[0-9]+\s*:\s*[0-9]+(?!\S)")
+_SIZE_VALUE = re.compile(r"[0-9]+\s*[xX×*]\s*[0-9]+(?!\S)")
+_AR = re.compile(r"([0-9]{1,6}):([0-9]{1,6})")
+_SIZE = re.compile(r"([0-9]{1,6})[xX×*]([0-9]{1,6})")
+_INT = re.compile(r"[+-]?[0-9]{1,30}")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
+_SHOWN_CHARS = 40
+
+
+@dataclass(frozen=True)
+class UserDefaults:
+    """Per-user defaults from /settings; flags override them."""
+
+    aspect: str | None = None  # "16:9"
+    model: str | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class ImagineOptions:
+    """A validated /imagine command."""
+
+    prompt: str
+    negative_prompt: str
+    model: str  # canonical catalog name
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seed: int | None  # None: the service picks random seeds
+    n: int
+    strength: float | None  # --strength, for img2img; None when not given
+    prefer_cloud: bool  # --cloud
+    notes: tuple[str, ...]  # things to tell the user, e.g. a size that was snapped
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str  # canonical, e.g. "ar"
+    written: str  # as typed, lowercased, without dashes, e.g. "aspect"
+    value: str  # raw value, stripped; "" when none was given
+
+    @property
+    def label(self) -> str:
+        return f"--{self.written}"
+
+
+def _shown(value: str) -> str:
+    """A user's value, short enough to quote back."""
+    value = " ".join(value.split())
+    return value if len(value) <= _SHOWN_CHARS else value[: _SHOWN_CHARS - 1] + "…"
+
+
+def _known_flags() -> str:
+    return ", ".join(f"--{name}" for name in FLAG_EXAMPLES)
+
+
+def _unknown_flag(name: str) -> InvalidRequest:
+    shown = _shown(name)
+    hint = ""
+    lowered = name.lower()
+    for spelling in sorted(FLAG_ALIASES, key=len, reverse=True):
+        if lowered.startswith(spelling) and lowered[len(spelling) : len(spelling) + 1].isdigit():
+            example = FLAG_EXAMPLES[FLAG_ALIASES[spelling]].replace(
+                f"--{FLAG_ALIASES[spelling]}", f"--{spelling}"
+            )
+            hint = f" If you meant --{spelling}, put a space before its value, like {example}."
+            break
+    return InvalidRequest(
+        shown.lower(), f"I don't know the flag --{shown}. The flags are: {_known_flags()}.{hint}"
+    )
+
+
+def _scan(text: str) -> tuple[str, list[_Flag]]:
+    """The prompt text (whitespace normalised) and the flags in the order written."""
+    markers: list[re.Match[str]] = []
+    for match in _MARKER.finditer(text):
+        start, end = match.span()
+        glued = start > 0 and not text[start - 1].isspace()
+        written = match["name"].lower()
+        known = written in FLAG_ALIASES
+        after = text[end : end + 1]
+        bounded = after in ("", "=") or after.isspace()
+        strong = match["dash"] in _STRONG_DASHES
+        if not glued and strong:
+            if not known:
+                raise _unknown_flag(match["name"])
+            markers.append(match)
+        elif not glued and known and bounded:
+            markers.append(match)
+        elif glued and strong and known and bounded:
+            word = text[:start].rsplit(maxsplit=1)[-1] + text[start:end]
+            raise InvalidRequest(
+                FLAG_ALIASES[written],
+                f"“{_shown(word)}” looks like it holds the flag --{written}: please put a space before "
+                f"--{written}, or write the prompt without “--” there.",
+            )
+    pieces = [text[: markers[0].start()] if markers else text]
+    flags: list[_Flag] = []
+    for index, match in enumerate(markers):
+        tail_end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
+        written = match["name"].lower()
+        name = FLAG_ALIASES[written]
+        value, rest = _take_value(name, text[match.end() : tail_end])
+        flags.append(_Flag(name, written, value))
+        pieces.append(rest)
+    prompt = " ".join(" ".join(pieces).split())
+    return prompt, flags
+
+
+def _take_value(name: str, tail: str) -> tuple[str, str]:
+    """A flag's raw value from the text that follows it, and what is left over for the prompt."""
+    explicit = tail.startswith("=")
+    if explicit:
+        tail = tail[1:]
+    if name == "no":
+        return tail.strip(), ""
+    if name == "cloud" and not explicit:
+        return "", tail
+    stripped = tail.lstrip()
+    pair = {"ar": _AR_VALUE, "size": _SIZE_VALUE}.get(name)
+    match = pair.match(stripped) if pair else None
+    if match:
+        return "".join(match.group().split()), stripped[match.end() :]
+    parts = stripped.split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def split_flags(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The prompt text and the flags as (canonical name, raw value) pairs, in the order written.
+
+    Raises InvalidRequest only for lexical problems (an unknown flag, a flag glued to text); values are
+    not checked, duplicates are kept, and a flag without a value has the value "".
+    """
+    prompt, flags = _scan(text)
+    return prompt, [(flag.name, flag.value) for flag in flags]
+
+
+def _parse_int(flag: _Flag, low: int, high: int, scope: str = "") -> int:
+    if _INT.fullmatch(flag.value):
+        number = int(flag.value)
+        if low <= number <= high:
+            return number
+    raise InvalidRequest(
+        flag.name,
+        f"{flag.label} must be a whole number from {low} to {high}{scope} (you wrote {_shown(flag.value)}).",
+    )
+
+
+def _parse_float(flag: _Flag, low: float, high: float) -> float:
+    if _FLOAT.fullmatch(flag.value):
+        number = float(flag.value)
+        if low <= number <= high:
+            return number
+    raise InvalidRequest(
+        flag.name, f"{flag.label} must be a number from {low:g} to {high:g} (you wrote {_shown(flag.value)})."
+    )
+
+
+def _size_list(spec: ModelSpec) -> str:
+    sizes = [f"{width}x{height}" for width, height in spec.fixed_sizes]
+    return ", ".join(sizes[:-1]) + f" or {sizes[-1]}" if len(sizes) > 1 else sizes[0]
+
+
+def _snap(value: float, multiple: int) -> int:
+    """The nearest multiple (ties go down), never below one multiple."""
+    return max(multiple, math.ceil(value / multiple - 0.5) * multiple)
+
+
+def _ratio_error(label: str, value: str, why: str) -> InvalidRequest:
+    return InvalidRequest("ar", f"{label} {why} (you wrote {_shown(value)}).")
+
+
+def _aspect_size(spec: ModelSpec, aspect: str, label: str) -> tuple[int, int, str | None]:
+    match = _AR.fullmatch("".join(aspect.split()))
+    if match is None:
+        raise _ratio_error(label, aspect, "must be two whole numbers with a colon, like 16:9")
+    across, down = int(match[1]), int(match[2])
+    if across == 0 or down == 0:
+        raise _ratio_error(label, aspect, "needs two whole numbers above zero, like 16:9")
+    asked = across / down
+    if not 1 / MAX_ASPECT <= asked <= MAX_ASPECT:
+        raise _ratio_error(label, aspect, f"must be between 1:{MAX_ASPECT} and {MAX_ASPECT}:1")
+    if spec.fixed_sizes:
+        width, height = nearest_fixed_size(spec, across, down)
+        if abs(width / height / asked - 1) <= RATIO_TOLERANCE:
+            return width, height, None
+        note = (
+            f"{spec.name} makes only {_size_list(spec)} images, "
+            f"so {width}x{height} was used for {across}:{down}."
+        )
+        return width, height, note
+    if min(spec.native_width, spec.native_height) >= LARGE_MODEL_SIDE:
+        multiple = math.lcm(64, spec.size_multiple)
+    else:
+        multiple = spec.size_multiple
+    lowest = math.ceil(spec.min_side / multiple) * multiple
+    highest = max(lowest, spec.max_side // multiple * multiple)
+    area = spec.native_area
+    width = min(highest, max(lowest, _snap(math.sqrt(area * asked), multiple)))
+    height = min(highest, max(lowest, _snap(math.sqrt(area / asked), multiple)))
+    if abs(width / height / asked - 1) <= RATIO_TOLERANCE:
+        return width, height, None
+    note = (
+        f"{across}:{down} became {width}x{height} for {spec.name} (about {width / height:.2f}:1, "
+        f"as its sides are multiples of {multiple})."
+    )
+    return width, height, note
+
+
+def size_for_aspect(spec: ModelSpec, aspect: str) -> tuple[int, int, str | None]:
+    """Width, height and an optional note for an aspect ratio "W:H" on a model.
+
+    Keeps the model's native pixel area; sides are multiples of 64 for models whose native side is at
+    least 512, else of spec.size_multiple. OpenAI models get their nearest fixed size. The note says when
+    the ratio made differs from the one asked for by more than 1%. Raises InvalidRequest("ar", ...).
+    """
+    return _aspect_size(spec, aspect, "--ar")
+
+
+def _explicit_size(spec: ModelSpec, flag: _Flag) -> tuple[int, int, str | None]:
+    match = _SIZE.fullmatch(flag.value)
+    if match is None:
+        raise InvalidRequest(
+            "size",
+            f"{flag.label} must be width x height in pixels, like 768x512 (you wrote {_shown(flag.value)}).",
+        )
+    width, height = int(match[1]), int(match[2])
+    if width == 0 or height == 0:
+        raise InvalidRequest(
+            "size", f"{flag.label} needs a width and a height above zero (you wrote {_shown(flag.value)})."
+        )
+    if spec.fixed_sizes:
+        used = nearest_fixed_size(spec, width, height)
+        if used == (width, height):
+            return width, height, None
+        note = (
+            f"{spec.name} makes only {_size_list(spec)} images, "
+            f"so {used[0]}x{used[1]} was used instead of {width}x{height}."
+        )
+        return used[0], used[1], note
+    multiple = spec.size_multiple
+    snapped_width = _snap(width, multiple)
+    snapped_height = _snap(height, multiple)
+    for side in (snapped_width, snapped_height):
+        if not spec.min_side <= side <= spec.max_side:
+            raise InvalidRequest(
+                "size",
+                f"{flag.label} sides must be from {spec.min_side} to {spec.max_side} pixels for {spec.name} "
+                f"(you wrote {width}x{height}).",
+            )
+    if (snapped_width, snapped_height) == (width, height):
+        return width, height, None
+    note = f"{width}x{height} was snapped to {snapped_width}x{snapped_height} (multiples of {multiple})."
+    return snapped_width, snapped_height, note
+
+
+def _choose_model(flag: _Flag | None, saved: str | None, default_model: str) -> ModelSpec:
+    choices = ", ".join(model_names())
+    if flag is not None:
+        try:
+            return get_model(flag.value)
+        except InvalidRequest:
+            raise InvalidRequest(
+                "model", f"{flag.label} must be one of: {choices} (you wrote {_shown(flag.value)})."
+            ) from None
+    if saved:
+        try:
+            return get_model(saved)
+        except InvalidRequest:
+            raise InvalidRequest(
+                "model",
+                f"Your saved default model “{_shown(saved)}” is no longer available. Choose one of {choices} "
+                "with /settings, or add --model to this command.",
+            ) from None
+    return get_model(default_model)
+
+
+def _collect(flags: list[_Flag]) -> dict[str, _Flag]:
+    """The flags by canonical name; refuses duplicates and missing (or unwanted) values."""
+    given: dict[str, _Flag] = {}
+    for flag in flags:
+        earlier = given.get(flag.name)
+        if earlier is not None:
+            also = "" if earlier.written == flag.written else f" (as {earlier.label} and {flag.label})"
+            raise InvalidRequest(flag.name, f"{flag.label} was given twice{also}: please keep only one.")
+        given[flag.name] = flag
+    for flag in flags:
+        if flag.name == "cloud" and flag.value:
+            raise InvalidRequest(
+                "cloud",
+                f"--cloud takes no value (you wrote {flag.label}={_shown(flag.value)}): write just --cloud.",
+            )
+        if flag.name != "cloud" and not flag.value:
+            raise InvalidRequest(
+                flag.name, f"{flag.label} needs a value, for example {FLAG_EXAMPLES[flag.name]}."
+            )
+    return given
+
+
+def _image_count(flag: _Flag | None, limits: LimitsSettings, saved: int | None, notes: list[str]) -> int:
+    if flag is not None:
+        return _parse_int(flag, 1, limits.max_images)
+    if saved is None:
+        return min(limits.default_images, limits.max_images)
+    if saved < 1:
+        raise InvalidRequest(
+            "n",
+            f"Your saved default image count ({saved}) is not valid: set one from 1 to {limits.max_images} "
+            "with /settings, or add --n to this command.",
+        )
+    if saved > limits.max_images:
+        notes.append(
+            f"Your default is {saved} images, but this server makes at most {limits.max_images}, "
+            f"so {limits.max_images} were made."
+        )
+        return limits.max_images
+    return saved
+
+
+def _negative_prompt(flag: _Flag, spec: ModelSpec, limits: LimitsSettings) -> str:
+    terms = [" ".join(term.split()) for term in flag.value.split(",")]
+    negative = ", ".join(term for term in terms if term)
+    if not negative:
+        raise InvalidRequest("no", f"{flag.label} needs a value, for example {FLAG_EXAMPLES['no']}.")
+    # OpenAI models take no negative prompt either, but the backend folds it into the text.
+    if not spec.supports_negative and spec.backend is not BackendKind.OPENAI:
+        takers = ", ".join(s.name for s in map(get_model, model_names()) if s.supports_negative)
+        raise InvalidRequest(
+            "no",
+            f"{spec.name} ignores negative prompts, so --no can't be used with it: remove --no, "
+            f"or pick a model that takes them ({takers}).",
+        )
+    if len(negative) > limits.max_negative_chars:
+        raise InvalidRequest(
+            "no",
+            f"--no is {len(negative)} characters long; the limit is {limits.max_negative_chars}. "
+            "Please shorten it.",
+        )
+    return negative
+
+
+def _image_size(
+    given: dict[str, _Flag], spec: ModelSpec, saved_aspect: str | None
+) -> tuple[int, int, str | None]:
+    if "ar" in given and "size" in given:
+        raise InvalidRequest(
+            "size",
+            f"{given['ar'].label} and {given['size'].label} contradict each other: please use only one.",
+        )
+    if "size" in given:
+        return _explicit_size(spec, given["size"])
+    if "ar" in given:
+        return _aspect_size(spec, given["ar"].value, given["ar"].label)
+    if saved_aspect:
+        try:
+            return size_for_aspect(spec, saved_aspect)
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                "ar",
+                f"Your saved default aspect ratio doesn't work: {exc.message} "
+                "Change it with /settings, or add --ar to this command.",
+            ) from None
+    return spec.native_width, spec.native_height, None
+
+
+def _check_prompt(prompt: str, limits: LimitsSettings) -> None:
+    if not prompt:
+        raise InvalidRequest(
+            "prompt",
+            "Please describe the image before the flags, for example: a lighthouse at dusk --ar 16:9",
+        )
+    if len(prompt) > limits.max_prompt_chars:
+        raise InvalidRequest(
+            "prompt",
+            f"Your prompt is {len(prompt)} characters long; the limit is {limits.max_prompt_chars}. "
+            "Please shorten it.",
+        )
+
+
+def parse_imagine(
+    text: str, *, default_model: str, limits: LimitsSettings, defaults: UserDefaults | None = None
+) -> ImagineOptions:
+    """Validate an /imagine command; flags override the user's defaults, which override the server's."""
+    defaults = defaults or UserDefaults()
+    prompt, flags = _scan(text)
+    given = _collect(flags)
+    spec = _choose_model(given.get("model"), defaults.model, default_model)
+    cloud_model = spec.backend is BackendKind.OPENAI
+    notes: list[str] = []
+
+    steps = spec.default_steps
+    if "steps" in given:
+        if cloud_model:
+            raise InvalidRequest(
+                "steps", f"{spec.name} takes no --steps (it picks its own): please remove --steps."
+            )
+        steps = _parse_int(given["steps"], 1, spec.max_steps, f" for {spec.name}")
+
+    guidance = spec.default_guidance
+    if "cfg" in given:
+        label = given["cfg"].label
+        if cloud_model:
+            raise InvalidRequest(
+                "cfg", f"{spec.name} takes no {label} (it picks its own): please remove {label}."
+            )
+        guidance = _parse_float(given["cfg"], MIN_GUIDANCE, MAX_GUIDANCE)
+
+    seed = _parse_int(given["seed"], 0, MAX_SEED) if "seed" in given else None
+    n = _image_count(given.get("n"), limits, defaults.n, notes)
+
+    strength = None
+    if "strength" in given:
+        if not spec.supports_img2img:
+            raise InvalidRequest(
+                "strength", f"{spec.name} can't start from an image, so --strength can't be used with it."
+            )
+        strength = _parse_float(given["strength"], MIN_STRENGTH, MAX_STRENGTH)
+
+    negative = _negative_prompt(given["no"], spec, limits) if "no" in given else ""
+    width, height, note = _image_size(given, spec, defaults.aspect)
+    if note:
+        notes.append(note)
+    _check_prompt(prompt, limits)
+
+    options = ImagineOptions(
+        prompt=prompt,
+        negative_prompt=negative,
+        model=spec.name,
+        width=width,
+        height=height,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        n=n,
+        strength=strength,
+        prefer_cloud="cloud" in given,
+        notes=tuple(notes),
+    )
+    logger.debug("parsed imagine command: %r", options)
+    return options

@@ -1,0 +1,247 @@
+"""Result events on a Redis stream per platform, read through a consumer group.
+
+A bot that restarts picks up what finished while it was down (its group's pending and new entries), and a
+delivered marker per (request, terminal kind) keeps every result to one reply even when a worker published it
+twice or a crashed consumer's entries are claimed by another.
+
+The guarantee is at-least-once delivery to the handler with duplicates suppressed by the marker: the marker is
+set right after the handler returns, so only a crash inside that tiny window can repeat a reply. While a terminal
+event is being delivered a lease keeps other consumers off it, even one that claimed the entry because the send
+was slow (a 429 storm); a lease outlives a dead holder by at most `lease_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from core import constants as c
+from core.models.request import Platform
+from core.models.result import ResultEvent
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[ResultEvent], Awaitable[None]]
+LEASE_SUFFIX = ":lease"  # held while one consumer delivers a terminal event
+# Drop a lease only if this consumer still holds it (it may have expired and been taken by another).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def stream_key(platform: Platform | str) -> str:
+    return c.EVENTS_STREAM.format(platform=str(platform))
+
+
+class EventPublisher:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, event: ResultEvent) -> str:
+        entry_id = await self.redis.xadd(
+            stream_key(event.requester.platform),
+            {"event": event.model_dump_json()},
+            maxlen=c.EVENTS_MAXLEN,
+            approximate=True,
+        )
+        log.debug("request %s: published %s event %s", event.request_id, event.kind, entry_id)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+class EventConsumer:
+    """Reads one platform's stream as `consumer` in the shared group and hands events to a handler.
+
+    Use a stable consumer name per bot process (e.g. "telegram-1"): after a restart, the same name finds its own
+    unacknowledged entries; entries left by a consumer that never came back are claimed after `claim_idle_ms`.
+    An entry delivered more than `max_deliveries` times without success goes to a dead-letter stream.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        platform: Platform | str,
+        consumer: str,
+        *,
+        group: str = c.EVENTS_GROUP,
+        claim_idle_ms: int = 60_000,
+        handler_attempts: int = 3,
+        retry_delay_s: float = 1.0,
+        max_deliveries: int = 10,
+        lease_ms: int = 10 * 60_000,
+    ) -> None:
+        self.redis = redis
+        self.platform = str(platform)
+        self.stream = stream_key(platform)
+        self.consumer = consumer
+        self.group = group
+        self.claim_idle_ms = claim_idle_ms
+        self.handler_attempts = handler_attempts
+        self.retry_delay_s = retry_delay_s
+        self.max_deliveries = max_deliveries
+        self.lease_ms = lease_ms
+        self._release = redis.register_script(_RELEASE)
+        self.dead_stream = c.DEAD_EVENTS_STREAM.format(platform=self.platform)
+        self._group_ready = False
+        self._backlog_done = False
+
+    async def ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def _marker(self, event: ResultEvent) -> str:
+        return c.DELIVERED_KEY.format(platform=self.platform, event_id=f"{event.request_id}:{event.kind}")
+
+    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], handler: EventHandler) -> bool:
+        try:
+            event = ResultEvent.model_validate_json(fields[b"event"])
+        except (KeyError, ValueError):
+            log.exception("dropping malformed event %s on %s", entry_id, self.stream)
+            await self.redis.xack(self.stream, self.group, entry_id)
+            return False
+        marker = self._marker(event) if event.terminal else None
+        if marker and await self.redis.exists(marker):
+            log.info("request %s: %s already delivered; skipping duplicate", event.request_id, event.kind)
+            await self.redis.xack(self.stream, self.group, entry_id)
+            return False
+        if marker and not await self._lease(marker):
+            # Another consumer is delivering this very result (a slow send claimed from under it): let it finish.
+            log.info("request %s: %s is being delivered by another consumer", event.request_id, event.kind)
+            return False
+        try:
+            return await self._deliver(entry_id, event, marker, handler)
+        finally:
+            if marker:
+                await self._release(keys=[marker + LEASE_SUFFIX], args=[self.consumer])
+
+    async def _lease(self, marker: str) -> bool:
+        """Take the right to deliver this result; a lease from this consumer's own earlier life is taken over."""
+        lease = marker + LEASE_SUFFIX
+        if await self.redis.set(lease, self.consumer, nx=True, px=self.lease_ms):
+            return True
+        holder = await self.redis.get(lease)
+        return holder is not None and holder.decode() == self.consumer
+
+    async def _deliver(
+        self, entry_id: bytes, event: ResultEvent, marker: str | None, handler: EventHandler
+    ) -> bool:
+        for attempt in range(1, self.handler_attempts + 1):
+            try:
+                await handler(event)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "request %s: delivering %s failed (attempt %d/%d)",
+                    event.request_id,
+                    event.kind,
+                    attempt,
+                    self.handler_attempts,
+                )
+                if attempt == self.handler_attempts:
+                    return False  # left pending: retried after a restart or by another consumer
+                await asyncio.sleep(min(self.retry_delay_s * 2 ** (attempt - 1), 10.0))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if marker:
+                pipe.set(marker, "1", ex=c.DELIVERED_TTL_S)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+        return True
+
+    async def _claim_abandoned(self, handler: EventHandler) -> int:
+        handled = 0
+        _, claimed, *_ = await self.redis.xautoclaim(
+            self.stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0", count=50
+        )
+        for entry_id, fields in claimed:
+            if not fields:
+                continue
+            if await self._deliveries(entry_id) > self.max_deliveries:
+                await self._dead_letter(entry_id, fields)
+                continue
+            handled += await self._handle(entry_id, fields, handler)
+        return handled
+
+    async def _deliveries(self, entry_id: bytes) -> int:
+        pending = await self.redis.xpending_range(
+            self.stream, self.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """An event that failed every delivery: park it where operators can look, and stop retrying it."""
+        log.error(
+            "event %s on %s failed %d deliveries; moved to %s",
+            entry_id,
+            self.stream,
+            self.max_deliveries,
+            self.dead_stream,
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            parked: dict[Any, Any] = {**fields, b"entry": entry_id}
+            pipe.xadd(self.dead_stream, parked, maxlen=c.EVENTS_MAXLEN, approximate=True)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+
+    async def read_once(self, handler: EventHandler, block_ms: int = 1000, count: int = 20) -> int:
+        """Deliver this consumer's backlog (first call), abandoned entries, then new ones. Returns how many."""
+        await self.ensure_group()
+        handled = 0
+        if not self._backlog_done:
+            response = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=1000)
+            for _, entries in response:
+                for entry_id, fields in entries:
+                    if fields:
+                        handled += await self._handle(entry_id, fields, handler)
+            self._backlog_done = True
+        handled += await self._claim_abandoned(handler)
+        response = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                handled += await self._handle(entry_id, fields, handler)
+        return handled
+
+    async def run(self, handler: EventHandler, stop: asyncio.Event, block_ms: int = 1000) -> None:
+        """Deliver events until `stop` is set. Redis hiccups are logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.read_once(handler, block_ms=block_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading %s failed; retrying in 1 s", self.stream)
+                await asyncio.sleep(1.0)
+
+
+async def follow(
+    redis: Redis, platform: Platform | str, after: str = "0-0", block_ms: int = 500
+) -> AsyncIterator[ResultEvent]:
+    """Every event on a platform's stream after entry `after`, without a consumer group: for watchers that
+    acknowledge nothing (the CLI waiting for its own request, benchmarks, tests). Runs until the caller stops."""
+    stream = stream_key(platform)
+    while True:
+        response = await redis.xread({stream: after}, block=block_ms, count=100)
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                after = entry_id.decode()
+                yield ResultEvent.model_validate_json(fields[b"event"])
+
+
+async def latest_id(redis: Redis, platform: Platform | str) -> str:
+    """The id of the newest entry on the platform's stream ("0-0" when empty), to follow only what comes next."""
+    last = await redis.xrevrange(stream_key(platform), count=1)
+    return last[0][0].decode() if last else "0-0"

@@ -1,0 +1,354 @@
+"""Quotas: reserved atomically before a job is queued, committed when it delivers, refunded otherwise.
+
+Limits (per tier, None = unlimited): images per day and per hour, jobs in flight; per community images per day;
+for the whole bot a daily budget for paid (OpenAI) images. Days and hours are UTC.
+
+One Lua script checks every limit and takes the reservation in one step, so 100 concurrent requests against 10
+remaining images admit exactly 10. A reservation is a hash keyed by request id and moves reserved → committed or
+reserved → refunded exactly once, so nothing is charged twice and nothing is refunded twice; reserving the same
+request id again (a redelivered command) charges nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from core import constants as c
+from core.errors import InvalidRequest, QuotaExceeded
+from core.models.request import Requester
+from core.settings import QuotaSettings, TierLimits
+
+DAY_KEY = f"{c.KEY_PREFIX}:usage:{{scope}}:{{owner}}:day:{{day}}"
+HOUR_KEY = f"{c.KEY_PREFIX}:usage:user:{{owner}}:hour:{{hour}}"
+INFLIGHT_KEY = f"{c.KEY_PREFIX}:inflight:{{owner}}"  # zset: request id → when its slot lapses
+# A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
+# all, its in-flight slot lapses an hour later so the user isn't locked out meanwhile.
+INFLIGHT_LAPSE_S = c.STALE_JOB_S + 3600
+BUDGET_KEY = f"{c.KEY_PREFIX}:budget:openai:{{day}}"
+RESERVATION_KEY = f"{c.KEY_PREFIX}:reservation:{{request_id}}"
+TIER_KEY = f"{c.KEY_PREFIX}:tier:{{owner}}"
+OVERRIDE_KEY = f"{c.KEY_PREFIX}:quota-override:{{owner}}"
+
+UNLIMITED = -1
+_LIMIT_NAMES = {1: "day", 2: "hour", 3: "in_flight", 4: "community", 5: "budget"}
+
+# KEYS: user_day, user_hour, inflight, community_day, budget_day, reservation
+# ARGV: images, request_id, lim_day, lim_hour, lim_inflight, lim_community, lim_budget_cents, cost_cents,
+#       ttl_day, ttl_hour, now, when this job's in-flight slot lapses (a slot never outlives its job)
+# Returns {0, …} reserved (or already charged), {code, used, limit} over a limit, {6, 0, 0} already ended.
+_RESERVE = """
+local state = redis.call('HGET', KEYS[6], 'state')
+if state == 'refunded' then return {6, 0, 0} end
+if state then return {0, 0, 0} end
+local n = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[11])
+local function over(key, limit, amount)
+  limit = tonumber(limit)
+  if limit < 0 then return false end
+  return tonumber(redis.call('GET', key) or '0') + amount > limit
+end
+if over(KEYS[1], ARGV[3], n) then return {1, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[3])} end
+if over(KEYS[2], ARGV[4], n) then return {2, tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[4])} end
+local lim_inflight = tonumber(ARGV[5])
+if lim_inflight >= 0 and redis.call('ZCARD', KEYS[3]) + 1 > lim_inflight then
+  return {3, redis.call('ZCARD', KEYS[3]), lim_inflight}
+end
+if over(KEYS[4], ARGV[6], n) then return {4, tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(ARGV[6])} end
+local cost = tonumber(ARGV[8])
+if cost > 0 and over(KEYS[5], ARGV[7], cost) then
+  return {5, tonumber(redis.call('GET', KEYS[5]) or '0'), tonumber(ARGV[7])}
+end
+redis.call('INCRBY', KEYS[1], n); redis.call('EXPIRE', KEYS[1], ARGV[9])
+redis.call('INCRBY', KEYS[2], n); redis.call('EXPIRE', KEYS[2], ARGV[10])
+redis.call('INCRBY', KEYS[4], n); redis.call('EXPIRE', KEYS[4], ARGV[9])
+if cost > 0 then redis.call('INCRBY', KEYS[5], cost); redis.call('EXPIRE', KEYS[5], ARGV[9]) end
+redis.call('ZADD', KEYS[3], ARGV[12], ARGV[2]); redis.call('EXPIRE', KEYS[3], ARGV[9])
+redis.call('HSET', KEYS[6], 'state', 'reserved', 'images', n, 'cost', cost, 'user_day', KEYS[1],
+  'user_hour', KEYS[2], 'inflight', KEYS[3], 'community_day', KEYS[4], 'budget', KEYS[5])
+redis.call('EXPIRE', KEYS[6], ARGV[9])
+return {0, 1, 0}
+"""
+
+# KEYS: reservation. ARGV: images to give back (refund: all; commit: the ones not delivered), final state.
+_SETTLE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then return 0 end
+local r = redis.call('HGETALL', KEYS[1])
+local h = {}
+for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+local back = math.min(tonumber(ARGV[1]), tonumber(h.images))
+if back > 0 then
+  for _, key in ipairs({h.user_day, h.user_hour, h.community_day}) do
+    if redis.call('EXISTS', key) == 1 then redis.call('DECRBY', key, back) end
+  end
+  local cost = tonumber(h.cost)
+  if cost > 0 and redis.call('EXISTS', h.budget) == 1 then
+    redis.call('DECRBY', h.budget, math.floor(cost * back / tonumber(h.images)))
+  end
+end
+redis.call('ZREM', h.inflight, ARGV[3])
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+return 1
+"""
+
+# KEYS: reservation, today's budget. ARGV: cost in cents, budget limit in cents, ttl.
+# Returns 1 charged (or already charged), 0 over budget, -1 no open reservation (quotas off or settled).
+_CHARGE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then return -1 end
+if tonumber(redis.call('HGET', KEYS[1], 'cost') or '0') > 0 then return 1 end
+local cost = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') + cost > tonumber(ARGV[2]) then return 0 end
+redis.call('INCRBY', KEYS[2], cost); redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'cost', cost, 'budget', KEYS[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    tier: str
+    limits: TierLimits
+    used_today: int
+    used_this_hour: int
+    in_flight: int
+    community_used_today: int | None
+    community_limit: int | None
+    resets_in_s: float  # until the daily counters reset
+
+    def describe(self) -> str:
+        def part(used: int, limit: int | None, label: str) -> str:
+            return f"{used} {label}" if limit is None else f"{used} of {limit} {label}"
+
+        lines = [
+            f"Tier: {self.tier}",
+            f"Today: {part(self.used_today, self.limits.images_per_day, 'images')}"
+            f" (resets in {format_duration(self.resets_in_s)})",
+            f"This hour: {part(self.used_this_hour, self.limits.images_per_hour, 'images')}",
+            f"Running now: {part(self.in_flight, self.limits.jobs_in_flight, 'jobs')}",
+        ]
+        if self.community_limit is not None and self.community_used_today is not None:
+            lines.append(
+                f"This community today: {self.community_used_today} of {self.community_limit} images"
+            )
+        return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{seconds} s"
+
+
+def owner_id(requester: Requester) -> str:
+    return f"{requester.platform}:{requester.user_id}"
+
+
+class QuotaService:
+    def __init__(self, redis: Redis, settings: QuotaSettings, now: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.now = now
+        self._reserve = redis.register_script(_RESERVE)
+        self._settle = redis.register_script(_SETTLE)
+        self._charge = redis.register_script(_CHARGE)
+
+    # -- periods ---------------------------------------------------------------------------------------------
+
+    def _moment(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), tz=UTC)
+
+    def _day(self) -> str:
+        return self._moment().strftime("%Y%m%d")
+
+    def _hour(self) -> str:
+        return self._moment().strftime("%Y%m%d%H")
+
+    def seconds_to_midnight(self) -> float:
+        moment = self._moment()
+        midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return (midnight - moment).total_seconds()
+
+    def seconds_to_next_hour(self) -> float:
+        moment = self._moment()
+        return (
+            moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) - moment
+        ).total_seconds()
+
+    # -- tiers -----------------------------------------------------------------------------------------------
+
+    async def tier_of(self, requester: Requester) -> str:
+        assigned = await self.redis.get(TIER_KEY.format(owner=owner_id(requester)))
+        if assigned is not None and assigned.decode() in self.settings.tiers:
+            return str(assigned.decode())
+        by_role = [
+            self.settings.role_tiers[role] for role in requester.roles if role in self.settings.role_tiers
+        ]
+        if by_role:
+            return max(by_role, key=lambda tier: self.settings.tiers[tier].weight)
+        return self.settings.default_tier
+
+    async def set_tier(self, owner: str, tier: str | None) -> None:
+        if tier is None:
+            await self.redis.delete(TIER_KEY.format(owner=owner))
+            return
+        if tier not in self.settings.tiers:
+            raise InvalidRequest(
+                "tier", f"Unknown tier “{tier}”. Tiers: {', '.join(sorted(self.settings.tiers))}."
+            )
+        await self.redis.set(TIER_KEY.format(owner=owner), tier)
+
+    async def set_daily_override(self, owner: str, images_per_day: int | None) -> None:
+        """An admin's per-user daily limit, replacing the tier's (None removes it)."""
+        key = OVERRIDE_KEY.format(owner=owner)
+        if images_per_day is None:
+            await self.redis.delete(key)
+        elif images_per_day < 0:
+            raise InvalidRequest("quota", "A daily quota must be 0 or more images.")
+        else:
+            await self.redis.set(key, images_per_day)
+
+    async def limits_for(self, requester: Requester) -> tuple[str, TierLimits]:
+        tier = await self.tier_of(requester)
+        limits = self.settings.tiers[tier]
+        override = await self.redis.get(OVERRIDE_KEY.format(owner=owner_id(requester)))
+        if override is not None:
+            limits = limits.model_copy(update={"images_per_day": int(override)})
+        return tier, limits
+
+    async def weight_of(self, requester: Requester) -> float:
+        return self.settings.tiers[await self.tier_of(requester)].weight
+
+    # -- reserve / commit / refund ---------------------------------------------------------------------------
+
+    async def reserve(
+        self, request_id: str, requester: Requester, images: int, cost_usd: float = 0.0
+    ) -> None:
+        """Take `images` from every limit that applies, or raise QuotaExceeded saying which and until when."""
+        if not self.settings.enabled:
+            return
+        tier, limits = await self.limits_for(requester)
+        owner, day = owner_id(requester), self._day()
+        community = requester.community_id
+        keys = [
+            DAY_KEY.format(scope="user", owner=owner, day=day),
+            HOUR_KEY.format(owner=owner, hour=self._hour()),
+            INFLIGHT_KEY.format(owner=owner),
+            DAY_KEY.format(scope="community", owner=f"{requester.platform}:{community or '-'}", day=day),
+            BUDGET_KEY.format(day=day),
+            RESERVATION_KEY.format(request_id=request_id),
+        ]
+        community_limit = self.settings.community_images_per_day if community else None
+        budget_cents = round(self.settings.openai_daily_budget_usd * 100)
+        args: list[str | int | float] = [
+            images, request_id,
+            _limit(limits.images_per_day), _limit(limits.images_per_hour), _limit(limits.jobs_in_flight),
+            _limit(community_limit), budget_cents, round(cost_usd * 100),
+            2 * 24 * 3600, 2 * 3600, self.now(), self.now() + INFLIGHT_LAPSE_S,
+        ]  # fmt: skip
+        code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
+        if code == 6:
+            raise InvalidRequest(
+                "request", "That request has already ended (cancelled or failed); please start a new one."
+            )
+        if code:
+            raise self._refusal(_LIMIT_NAMES[code], tier, used, limit, images)
+
+    async def charge_fallback(self, request_id: str, cost_usd: float) -> bool:
+        """Charge the paid budget for a job a local worker handed to OpenAI; False when the budget is used up.
+
+        Refunded with the rest of the reservation if the paid job fails too.
+        """
+        if not self.settings.enabled:
+            return True
+        keys = [RESERVATION_KEY.format(request_id=request_id), BUDGET_KEY.format(day=self._day())]
+        args = [round(cost_usd * 100), round(self.settings.openai_daily_budget_usd * 100), 2 * 24 * 3600]
+        return int(await self._charge(keys=keys, args=args)) != 0
+
+    async def commit(self, request_id: str, delivered: int, requested: int) -> bool:
+        """The job delivered `delivered` of `requested` images: keep those, give the rest back."""
+        return await self._settle_as(request_id, max(0, requested - delivered), "committed")
+
+    async def refund(self, request_id: str) -> bool:
+        """Give everything back (failure, refusal, cancel). True when this call did it."""
+        return await self._settle_as(request_id, 1_000_000, "refunded")
+
+    async def _settle_as(self, request_id: str, give_back: int, state: str) -> bool:
+        result = await self._settle(
+            keys=[RESERVATION_KEY.format(request_id=request_id)], args=[give_back, state, request_id]
+        )
+        return bool(result)
+
+    async def status(self, requester: Requester) -> QuotaStatus:
+        tier, limits = await self.limits_for(requester)
+        owner, day = owner_id(requester), self._day()
+        used_day = await self.redis.get(DAY_KEY.format(scope="user", owner=owner, day=day))
+        used_hour = await self.redis.get(HOUR_KEY.format(owner=owner, hour=self._hour()))
+        in_flight = await self.redis.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
+        community_used = None
+        community_limit = None
+        if requester.community_id:
+            community_limit = self.settings.community_images_per_day
+            raw = await self.redis.get(
+                DAY_KEY.format(
+                    scope="community", owner=f"{requester.platform}:{requester.community_id}", day=day
+                )
+            )
+            community_used = int(raw or 0)
+        return QuotaStatus(
+            tier,
+            limits,
+            int(used_day or 0),
+            int(used_hour or 0),
+            int(in_flight),
+            community_used,
+            community_limit,
+            self.seconds_to_midnight(),
+        )
+
+    def _refusal(self, which: str, tier: str, used: int, limit: int, asked: int) -> QuotaExceeded:
+        left = max(0, limit - used)
+        want = f"{asked} image{'s' if asked != 1 else ''}"
+        if which == "day":
+            wait = self.seconds_to_midnight()
+            text = (
+                f"You've used {used} of your {limit} images for today ({tier} tier), so {want} won't fit "
+                f"({left} left). It resets in {format_duration(wait)}."
+            )
+        elif which == "hour":
+            wait = self.seconds_to_next_hour()
+            text = (
+                f"You've used {used} of your {limit} images this hour ({left} left, you asked for {want}). "
+                f"It resets in {format_duration(wait)}."
+            )
+        elif which == "in_flight":
+            wait = 30.0
+            text = (
+                f"You already have {used} job{'s' if used != 1 else ''} running, the most your {tier} tier "
+                "allows at once. Please wait for one to finish."
+            )
+        elif which == "community":
+            wait = self.seconds_to_midnight()
+            text = (
+                f"This community has used {used} of its {limit} images for today ({left} left). "
+                f"It resets in {format_duration(wait)}."
+            )
+        else:
+            wait = self.seconds_to_midnight()
+            text = (
+                "Today's budget for the paid image service is used up, and no local generator is free. "
+                f"Please try again later (it resets in {format_duration(wait)})."
+            )
+        return QuotaExceeded(text, retry_after=wait)
+
+
+def _limit(value: int | None) -> int:
+    return UNLIMITED if value is None else value

@@ -1,0 +1,151 @@
+"""The job queue over arq: the request is stored as JSON under its id, and the queue carries only the id.
+
+The request id is also the arq job id, so a double-clicked button or a redelivered command is queued once.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+
+from core import constants as c
+from core.errors import NotFound
+from core.models.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+JOB_EXPIRES_S = 7 * 24 * 3600  # arq drops a job not started within this; the worker reports stale ones sooner
+
+# Remove a job that has not started yet. Returns 1 when removed, 0 when it is running, -1 when it is unknown.
+_CANCEL_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+if removed == 0 then return -1 end
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Submission:
+    request_id: str
+    queue: str | None  # None when served from the result cache
+    position: int | None  # 1-based place in its queue, None when not waiting
+    eta_s: float | None  # seconds until the result, from recent job durations
+    duplicate: bool = False  # the same request id was already queued or done
+    cached: bool = False
+    notes: tuple[str, ...] = ()  # grammar notes to show the user (snapped sizes…)
+
+
+def cloud_job_id(request_id: str) -> str:
+    """The job id of a request handed from a local worker to OpenAI (its first job id is still taken)."""
+    return f"{request_id}:cloud"
+
+
+class CancelOutcome:
+    CANCELLED = "cancelled"
+    RUNNING = "running"
+    UNKNOWN = "unknown"
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+        self._cancel = redis.register_script(_CANCEL_SCRIPT)
+
+    async def store(self, request: GenerationRequest) -> None:
+        key = c.REQUEST_KEY.format(request_id=request.request_id)
+        await self.redis.set(key, request.to_json(), ex=c.REQUEST_TTL_S, nx=True)
+
+    async def load(self, request_id: str) -> GenerationRequest:
+        raw = await self.redis.get(c.REQUEST_KEY.format(request_id=request_id))
+        if raw is None:
+            raise NotFound("That request is unknown or too old; please start a new one with /imagine.")
+        return GenerationRequest.from_json(raw)
+
+    async def known(self, job_id: str) -> bool:
+        """Whether arq already holds this job (queued, running, or finished within keep_result)."""
+        return bool(await self.redis.exists(job_key_prefix + job_id, result_key_prefix + job_id))
+
+    async def enqueue(
+        self, request: GenerationRequest, queue: str, score: float, job_id: str | None = None
+    ) -> bool:
+        """Store the request and queue its id at `score` (core.jobs.fairness). False when the job already existed."""
+        await self.store(request)
+        # arq takes the score from _defer_until; virtual tags always lie in the past, so the job is due at once
+        job = await self.redis.enqueue_job(
+            c.JOB_GENERATE,
+            request.request_id,
+            _job_id=job_id or request.request_id,
+            _queue_name=queue,
+            _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
+            _expires=JOB_EXPIRES_S,
+        )
+        if job is None:
+            log.info("request %s already queued or done; not queued again", request.request_id)
+        return job is not None
+
+    async def remember(self, owner: str, request_id: str) -> None:
+        """Keep a user's latest request ids, for /cancel and the moderators' usage view."""
+        key = c.RECENT_KEY.format(owner=owner)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, request_id)
+            pipe.ltrim(key, 0, c.RECENT_KEPT - 1)
+            pipe.expire(key, c.REQUEST_TTL_S)
+            await pipe.execute()
+
+    async def recent(self, owner: str, count: int = 10) -> list[str]:
+        raw: list[bytes] = await self.redis.lrange(c.RECENT_KEY.format(owner=owner), 0, count - 1)  # type: ignore[misc]
+        return [value.decode() for value in raw]
+
+    async def position(self, job_id: str, queue: str) -> int | None:
+        if await self.redis.exists(in_progress_key_prefix + job_id):
+            return None
+        rank = await self.redis.zrank(queue, job_id)
+        return None if rank is None else int(rank) + 1
+
+    async def depth(self, queue: str) -> int:
+        return int(await self.redis.zcard(queue))
+
+    async def record_duration(self, queue: str, seconds: float) -> None:
+        key = c.DURATIONS_KEY.format(queue=queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, f"{seconds:.3f}")
+            pipe.ltrim(key, 0, c.DURATIONS_KEPT - 1)
+            await pipe.execute()
+
+    async def typical_duration(self, queue: str) -> float | None:
+        raw: list[bytes] = await self.redis.lrange(c.DURATIONS_KEY.format(queue=queue), 0, -1)  # type: ignore[misc]
+        if not raw:
+            return None
+        return statistics.median(float(value) for value in raw)
+
+    async def eta(self, queue: str, position: int, workers: int = 1) -> float | None:
+        """Seconds until a job at `position` finishes: the median recent duration times the jobs ahead of it."""
+        typical = await self.typical_duration(queue)
+        if typical is None:
+            return None
+        rounds = -(-position // max(1, workers))  # ceil: jobs ahead share the workers
+        return round(typical * rounds, 1)
+
+    async def cancel(self, job_id: str, queue: str, request_id: str | None = None) -> str:
+        """Remove a job that has not started; running jobs are left to finish."""
+        result = await self._cancel(
+            keys=[
+                in_progress_key_prefix + job_id,
+                queue,
+                job_key_prefix + job_id,
+                c.CANCELLED_KEY.format(request_id=request_id or job_id),
+            ],
+            args=[job_id, c.REQUEST_TTL_S],
+        )
+        return {1: CancelOutcome.CANCELLED, 0: CancelOutcome.RUNNING}.get(int(result), CancelOutcome.UNKNOWN)
+
+    async def was_cancelled(self, request_id: str) -> bool:
+        return bool(await self.redis.exists(c.CANCELLED_KEY.format(request_id=request_id)))

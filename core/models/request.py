@@ -1,0 +1,89 @@
+"""The generation request: what every front end builds and every worker reads.
+
+It crosses process boundaries as JSON (stored in Redis under the request id), so it is a frozen pydantic
+model that forbids unknown fields. It is platform-neutral: who asked is a `Requester`, and where to reply
+is an opaque `reply_to` mapping that only the asking front end interprets.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.models.privileges import Privilege
+
+
+class Mode(StrEnum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    VARIATION = "variation"
+    UPSCALE = "upscale"
+    REROLL = "reroll"
+
+
+class Platform(StrEnum):
+    CLI = "cli"
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Requester(Frozen):
+    platform: Platform
+    user_id: str
+    chat_id: str
+    community_id: str | None = None  # Discord guild or Telegram group; None in DMs and the CLI
+    display_name: str | None = None
+    age_restricted: bool = False  # an NSFW-marked channel, where community policy may allow more
+    privilege: Privilege = Privilege.USER  # computed once by the front end (core.models.privileges)
+    roles: tuple[str, ...] = ()  # platform role ids/names, for tiers assigned by role
+
+
+class GenerationRequest(Frozen):
+    request_id: str
+    prompt: str = Field(min_length=1)
+    negative_prompt: str = ""
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    steps: int = Field(gt=0)
+    guidance: float = Field(ge=0)
+    seeds: tuple[int, ...] = Field(min_length=1, max_length=4)  # one explicit seed per image
+    seed_explicit: bool = False  # the user typed --seed, so the result is cacheable
+    model: str
+    mode: Mode = Mode.TXT2IMG
+    source_image: str | None = None  # storage key of the input image (img2img, variation, upscale)
+    strength: float | None = Field(default=None, gt=0, le=1)
+    parent_id: str | None = None  # the request a variation, upscale or reroll came from
+    parent_index: int | None = Field(default=None, ge=0, le=3)
+    prefer_cloud: bool = False  # the user asked for the OpenAI backend
+    requester: Requester
+    reply_to: dict[str, str] = Field(default_factory=dict)
+    image_policy: str | None = None  # the community's NSFW policy at submit time; None: the bot's setting
+    created_at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> GenerationRequest:
+        needs_source = self.mode in (Mode.IMG2IMG, Mode.VARIATION, Mode.UPSCALE)
+        if needs_source and not self.source_image:
+            raise ValueError(f"mode {self.mode} needs a source_image")
+        if needs_source and self.strength is None:
+            raise ValueError(f"mode {self.mode} needs a strength")
+        if self.mode is Mode.TXT2IMG and self.source_image:
+            raise ValueError("txt2img takes no source_image")
+        return self
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> GenerationRequest:
+        return cls.model_validate_json(data)

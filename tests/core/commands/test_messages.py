@@ -1,0 +1,69 @@
+"""The words users read: captions fit Telegram's 1024 UTF-16 units whatever the prompt holds."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.commands.messages import error_message, queued_message, result_caption, text_length
+from core.errors import InvalidRequest
+from core.jobs.queue import Submission
+from core.models.request import GenerationRequest, Platform, Requester
+from core.models.result import EventKind, ResultEvent, StoredImage
+
+REQUESTER = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="1")
+
+
+def request(prompt: str) -> GenerationRequest:
+    return GenerationRequest(
+        request_id="abcdefghijklmnop",
+        prompt=prompt,
+        width=64,
+        height=64,
+        steps=2,
+        guidance=5,
+        seeds=(7,),
+        model="tiny",
+        requester=REQUESTER,
+    )
+
+
+def done(message: str | None = None) -> ResultEvent:
+    image = StoredImage(key="images/aa/a.png", url="file:///a.png", width=64, height=64, seed=7, index=0)
+    return ResultEvent(
+        kind=EventKind.DONE,
+        request_id="abcdefghijklmnop",
+        requester=REQUESTER,
+        model="tiny",
+        images=(image,),
+        message=message,
+    )
+
+
+def test_a_short_caption_keeps_the_prompt_seed_and_model() -> None:
+    assert result_caption(request("a lighthouse"), done()) == "a lighthouse\nseed 7 · tiny"
+
+
+def test_an_emoji_prompt_is_cut_in_utf16_units() -> None:
+    caption = result_caption(request("🦊" * 800), done())
+    assert text_length(caption) <= 1024 and len(caption) < 520
+    assert caption.endswith("…\nseed 7 · tiny")
+
+
+@settings(max_examples=200, deadline=None)
+@given(prompt=st.text(min_size=1, max_size=3000), note=st.one_of(st.none(), st.text(max_size=3000)))
+def test_every_caption_fits(prompt: str, note: str | None) -> None:
+    caption = result_caption(request(prompt), done(note))
+    assert text_length(caption) <= 1024
+    assert "seed 7 · tiny" in caption
+
+
+def test_queue_and_error_messages() -> None:
+    assert queued_message(Submission("r", "q", 3, 41.6)) == "Queued — position 3, about 42 s"
+    assert queued_message(Submission("r", None, None, 0.0, cached=True)).startswith(
+        "Found these in the cache"
+    )
+    assert error_message(InvalidRequest("steps", "Too many steps.")) == "Too many steps."
+    assert error_message(RuntimeError("secret internals"), "abcd") == (
+        "Sorry — something went wrong on our side (reference abcd). Please try again in a moment."
+    )

@@ -1,0 +1,144 @@
+"""Result events over a real Redis stream: restart catch-up, exactly-once delivery, claims, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+
+from core.delivery.events import EventConsumer, EventPublisher
+from core.models.request import Platform, Requester
+from core.models.result import EventKind, ResultEvent
+
+REQUESTER = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="10")
+
+
+def _event(request_id: str, kind: EventKind = EventKind.DONE) -> ResultEvent:
+    return ResultEvent(kind=kind, request_id=request_id, requester=REQUESTER, model="tiny")
+
+
+class Recorder:
+    def __init__(self, fail_times: int = 0) -> None:
+        self.seen: list[tuple[str, EventKind]] = []
+        self.fail_times = fail_times
+
+    async def __call__(self, event: ResultEvent) -> None:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise ConnectionError("platform down")
+        self.seen.append((event.request_id, event.kind))
+
+
+async def test_events_published_while_the_bot_was_down_are_delivered_once(redis: aioredis.Redis) -> None:
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    await consumer.ensure_group()  # the bot ran once before, then went down
+    publisher = EventPublisher(redis)
+    for request_id in ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"):
+        await publisher.publish(_event(request_id))
+
+    recorder = Recorder()
+    restarted = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    assert await restarted.read_once(recorder, block_ms=10) == 2
+    assert await restarted.read_once(recorder, block_ms=10) == 0
+    assert recorder.seen == [("aaaaaaaaaaaaaaaa", EventKind.DONE), ("bbbbbbbbbbbbbbbb", EventKind.DONE)]
+
+
+async def test_a_terminal_event_published_twice_is_delivered_once(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    await consumer.ensure_group()
+    await publisher.publish(_event("aaaaaaaaaaaaaaaa", EventKind.PROGRESS))
+    await publisher.publish(_event("aaaaaaaaaaaaaaaa"))
+    await publisher.publish(_event("aaaaaaaaaaaaaaaa"))  # e.g. a worker retried after publishing
+    recorder = Recorder()
+    await consumer.read_once(recorder, block_ms=10)
+    assert recorder.seen == [("aaaaaaaaaaaaaaaa", EventKind.PROGRESS), ("aaaaaaaaaaaaaaaa", EventKind.DONE)]
+    assert await redis.xpending(consumer.stream, consumer.group) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+
+
+async def test_entries_of_a_consumer_that_died_are_claimed_by_another(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    dead = EventConsumer(redis, Platform.DISCORD, "discord-old")
+    await dead.ensure_group()
+    await publisher.publish(
+        _event("cccccccccccccccc").model_copy(
+            update={"requester": REQUESTER.model_copy(update={"platform": Platform.DISCORD})}
+        )
+    )
+
+    async def crash(event: ResultEvent) -> None:
+        raise asyncio.CancelledError  # the process dies mid-delivery: nothing is acknowledged
+
+    with contextlib.suppress(asyncio.CancelledError):
+        await dead.read_once(crash, block_ms=10)
+    recorder = Recorder()
+    survivor = EventConsumer(redis, Platform.DISCORD, "discord-new", claim_idle_ms=0)
+    await survivor.read_once(recorder, block_ms=10)
+    assert recorder.seen == [("cccccccccccccccc", EventKind.DONE)]
+
+
+async def test_a_failing_handler_is_retried_then_left_pending(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1", handler_attempts=2, retry_delay_s=0.01)
+    await consumer.ensure_group()
+    await publisher.publish(_event("dddddddddddddddd"))
+    flaky = Recorder(fail_times=1)
+    assert await consumer.read_once(flaky, block_ms=10) == 1
+    assert flaky.seen == [("dddddddddddddddd", EventKind.DONE)]
+
+    await publisher.publish(_event("eeeeeeeeeeeeeeee"))
+    down = Recorder(fail_times=5)
+    assert await consumer.read_once(down, block_ms=10) == 0
+    pending = await redis.xpending(consumer.stream, consumer.group)
+    assert pending["pending"] == 1  # kept for the next start, not lost
+
+
+async def test_an_event_no_delivery_can_handle_ends_in_the_dead_letter_stream(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    consumer = EventConsumer(
+        redis, Platform.TELEGRAM, "tg-1", claim_idle_ms=0, handler_attempts=1, max_deliveries=3
+    )
+    await consumer.ensure_group()
+    await publisher.publish(_event("ffffffffffffffff"))
+    down = Recorder(fail_times=100)
+    for _ in range(6):
+        await consumer.read_once(down, block_ms=10)
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+    dead = await redis.xrange(consumer.dead_stream)
+    assert len(dead) == 1
+    assert ResultEvent.model_validate_json(dead[0][1][b"event"]).request_id == "ffffffffffffffff"
+    assert down.fail_times == 100 - 3  # tried exactly max_deliveries times
+
+
+async def test_a_slow_delivery_claimed_by_a_second_consumer_is_still_sent_once(redis: aioredis.Redis) -> None:
+    publisher = EventPublisher(redis)
+    first = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    second = EventConsumer(redis, Platform.TELEGRAM, "tg-2", claim_idle_ms=0)
+    await first.ensure_group()
+    await second.ensure_group()
+    await publisher.publish(_event("gggggggggggggggg"))
+    sent: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(event: ResultEvent) -> None:  # e.g. waiting out a 429 before the photo goes out
+        started.set()
+        await asyncio.sleep(0.3)
+        sent.append("tg-1")
+
+    async def fast(event: ResultEvent) -> None:
+        sent.append("tg-2")
+
+    slow_read = asyncio.create_task(first.read_once(slow, block_ms=10))
+    await started.wait()
+    await second.read_once(fast, block_ms=10)  # claims the entry, idle for 0 ms, while tg-1 is still sending
+    await slow_read
+    assert sent == ["tg-1"]
+    assert (await redis.xpending(first.stream, first.group))["pending"] == 0
+    await second.read_once(fast, block_ms=10)
+    assert sent == ["tg-1"]
