@@ -8,6 +8,7 @@ rejected, and ownership is checked by the service against the stored request, ne
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core import constants as c
@@ -49,10 +50,11 @@ def decode_button(data: str) -> Button:
     return Button(action, match["request_id"], None if index is None else int(index))
 
 
-def grid_buttons(request_id: str, count: int) -> list[list[Button]]:
-    """Rows for a finished grid: U1–Un, V1–Vn and 🔄 (reroll)."""
-    upscale = [Button(c.ACTION_UPSCALE, request_id, i) for i in range(count)]
-    vary = [Button(c.ACTION_VARY, request_id, i) for i in range(count)]
+def grid_buttons(request_id: str, indices: Sequence[int]) -> list[list[Button]]:
+    """Rows for a finished grid: U and V for each image shown, by the image's own index (so with image 2 of 4
+    withheld the buttons are U1 U3 U4, each pointing at its own image), and 🔄 (reroll)."""
+    upscale = [Button(c.ACTION_UPSCALE, request_id, i) for i in indices]
+    vary = [Button(c.ACTION_VARY, request_id, i) for i in indices]
     return [upscale, [*vary, Button(c.ACTION_REROLL, request_id)]]
 
 

@@ -46,7 +46,7 @@ def _rows(view: discord.ui.View) -> list[list[dict[str, object]]]:
 
 
 def test_grid_rows_hold_at_most_five_and_the_link_fits_in() -> None:
-    view = button_view(grid_buttons(REQUEST_ID, 4), "https://cdn.example/grid.png")
+    view = button_view(grid_buttons(REQUEST_ID, range(4)), "https://cdn.example/grid.png")
     rows = _rows(view)
     assert [len(row) for row in rows] == [5, 5]
     assert rows[0][-1]["url"] == "https://cdn.example/grid.png" and rows[0][-1]["label"] == "Full size"
