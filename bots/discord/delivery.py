@@ -180,9 +180,7 @@ class Delivery:
         caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
         if shown.note:
             caption += "\n" + shown.note
-        view = button_view(
-            grid_buttons(event.request_id, [image.index for image in event.images]), full_size_url(event)
-        )
+        view = button_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
         where = await self._reply(event, target, caption, shown, view)
         if where is not None:
             await remember(self.context, event.request_id, where)

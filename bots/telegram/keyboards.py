@@ -23,10 +23,7 @@ def _public_url(url: str | None) -> str | None:
 
 def grid_keyboard(event: ResultEvent) -> InlineKeyboardMarkup:
     """U1–Un, V1–Vn and 🔄, and a "Full size" link when the grid has a public URL."""
-    rows = [
-        [_button(b) for b in row]
-        for row in grid_buttons(event.request_id, [image.index for image in event.images])
-    ]
+    rows = [[_button(b) for b in row] for row in grid_buttons(event.request_id, event.shown_indices)]
     link = _public_url(event.grid.url if event.grid else None)
     if link:
         rows.append([InlineKeyboardButton("Full size", url=link)])

@@ -68,3 +68,8 @@ class ResultEvent(Frozen):
     @property
     def terminal(self) -> bool:
         return self.kind.terminal
+
+    @property
+    def shown_indices(self) -> list[int]:
+        """The grid positions of the images delivered (a withheld image leaves a gap), for their buttons."""
+        return [image.index if image.index is not None else i for i, image in enumerate(self.images)]
