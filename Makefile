@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
+WATERMARK_VERSION ?= 0.2.0
 PROMPT ?= a lighthouse at dusk --ar 16:9 --seed 7
 
 .PHONY: imagine test lint setup clean
@@ -16,6 +17,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned, so nothing that depends on it pulls a multi-GB CUDA build on CPU-only machines
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the invisible watermark, without its GUI opencv-python requirement (the headless build is installed)
+	$(BIN)/python -m pip install --quiet --no-deps invisible-watermark==$(WATERMARK_VERSION)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -107,6 +107,34 @@ class ModerationSettings(Group):
     image_check: bool = True
 
 
+class ProvenanceSettings(Group):
+    """Content Credentials (C2PA) and the invisible watermark on every stored image.
+
+    Without a certificate and key, a clearly named development certificate (and its CA) is made on first run under
+    IMAGEBOT_DATA_DIR/provenance: signatures then validate, but no viewer trusts that signer.
+    """
+
+    sign: bool = True
+    certificate_path: Path | None = None  # PEM chain: the signing certificate first, then its issuers
+    key_path: Path | None = None  # PEM private key (ES256 / P-256)
+    certificate_pem: SecretStr | None = None  # the same, given as secrets instead of files
+    key_pem: SecretStr | None = None
+    timestamp_url: str | None = None  # an RFC 3161 time-stamp authority; None: no trusted timestamp
+    trust_anchors_path: Path | None = None  # PEM roots trusted when reading images (/admin check, /info)
+    on_failure: Literal["refuse", "unsigned"] = (
+        "refuse"  # when signing fails: don't publish, or publish unsigned
+    )
+    watermark: bool = True
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ProvenanceSettings:
+        if (self.certificate_path is None) != (self.key_path is None):
+            raise ValueError("set both certificate_path and key_path, or neither")
+        if (self.certificate_pem is None) != (self.key_pem is None):
+            raise ValueError("set both certificate_pem and key_pem, or neither")
+        return self
+
+
 class LimitsSettings(Group):
     max_prompt_chars: int = Field(default=1500, ge=10)
     max_negative_chars: int = Field(default=500, ge=0)
@@ -185,6 +213,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     quotas: QuotaSettings = QuotaSettings()
     privileges: PrivilegeSettings = PrivilegeSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
 
     @field_validator("default_model")
     @classmethod

@@ -18,6 +18,9 @@ ProgressCallback = Callable[[int, int], None]
 class GeneratedImage:
     image: Image.Image
     seed: int
+    upstream: bytes | None = (
+        None  # the file as another service delivered it (OpenAI), with its own credentials
+    )
 
 
 @dataclass(frozen=True)

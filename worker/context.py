@@ -23,6 +23,7 @@ from core.models.verdict import ImageModerator
 from core.settings import Settings
 from core.storage.protocol import ImageStore
 from worker.backend import ImageBackend
+from worker.provenance import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class WorkerContext:
     quotas: QuotaService = field(init=False)
     fair: FairScheduler = field(init=False)
     audit: AuditLog = field(init=False)
+    provenance: Provenance = field(init=False)
 
     def __post_init__(self) -> None:
         self.job_timeout_s = job_timeout_s(self.settings, self.queue_name)
@@ -61,6 +63,7 @@ class WorkerContext:
         self.quotas = QuotaService(self.redis, self.settings.quotas)
         self.fair = FairScheduler(self.redis)
         self.audit = AuditLog(self.redis)
+        self.provenance = Provenance(self.settings.provenance, self.settings.data_dir)
 
     @property
     def cloud_enabled(self) -> bool:

@@ -178,7 +178,8 @@ class OpenAIBackend:
         revised = next((item.revised_prompt for item in rendered if item.revised_prompt), None)
         return Generation(
             images=tuple(
-                GeneratedImage(image, seed) for image, seed in zip(images, request.seeds, strict=True)
+                GeneratedImage(image, seed, upstream=item.png)
+                for image, seed, item in zip(images, request.seeds, rendered, strict=True)
             ),
             model=spec.name,
             backend=self.name,

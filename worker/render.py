@@ -26,6 +26,7 @@ from moderation.image_check import ImageAction, ImagePolicy
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.context import WorkerContext
 from worker.postprocess import encode_png, generation_parameters, make_grid, make_preview
+from worker.provenance import Claim
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _Checked:
     generated: GeneratedImage
+    marked: Image.Image  # the pixels as stored: watermarked
     index: int
-    png: bytes
+    png: bytes  # signed
+    key_basis: bytes  # the unsigned encoding, which the storage key is taken from
     action: ImageAction
     categories: tuple[str, ...]
 
@@ -88,10 +91,10 @@ async def _check(
     generation: Generation,
     index: int,
     generated: GeneratedImage,
+    parent: bytes | None,
 ) -> _Checked:
-    png = await asyncio.to_thread(
-        encode_png, generated.image, png_parameters(request, generation, generated.seed)
-    )
+    marked = await asyncio.to_thread(ctx.provenance.watermark, generated.image)
+    png = await asyncio.to_thread(encode_png, marked, png_parameters(request, generation, generated.seed))
     verdict = await ctx.image_moderator.check_image(png)
     policy = ImagePolicy.from_settings(ctx.settings.moderation)
     if request.image_policy in ("refuse", "spoiler", "allow"):  # the community's own choice
@@ -101,7 +104,9 @@ async def _check(
         log.info(
             "request %s: image %d %s (%s)", request.request_id, index, action, ",".join(verdict.categories)
         )
-    return _Checked(generated, index, png, action, verdict.categories)
+    claim = Claim(generation.model, f"{request.request_id}-{index + 1}.png", parent, generated.upstream)
+    signed = await asyncio.to_thread(ctx.provenance.sign, png, "image/png", claim)
+    return _Checked(generated, marked, index, signed, png, action, verdict.categories)
 
 
 async def _store(
@@ -113,8 +118,9 @@ async def _store(
     seed: int | None = None,
     index: int | None = None,
     spoiler: bool = False,
+    key_basis: bytes | None = None,
 ) -> StoredImage:
-    key = await ctx.store.put(data, content_type, prefix=PUBLIC_PREFIX)
+    key = await ctx.store.put(data, content_type, prefix=PUBLIC_PREFIX, key_basis=key_basis)
     return StoredImage(
         key=key,
         url=await ctx.store.url(key),
@@ -137,9 +143,10 @@ async def store_outputs(
 ) -> ResultEvent:
     """Check, encode and store every image, then the grid and the chat preview; build the DONE event."""
     mark = time.monotonic()
+    parent = await ctx.store.get(request.source_image) if request.source_image else None
     checked = await asyncio.gather(
         *(
-            _check(ctx, request, generation, index, generated)
+            _check(ctx, request, generation, index, generated, parent)
             for index, generated in enumerate(generation.images)
         )
     )
@@ -182,28 +189,29 @@ async def store_outputs(
                 seed=item.generated.seed,
                 index=item.index,
                 spoiler=item.action is ImageAction.SPOILER,
+                key_basis=item.key_basis,
             )
             for item in shown
         )
     )
-    grid_image = await asyncio.to_thread(make_grid, [item.generated.image for item in shown])
+    grid_image = await asyncio.to_thread(make_grid, [item.marked for item in shown])
+    claim = Claim(generation.model, f"{request.request_id}.png", parent)
+    spoiler = any(image.spoiler for image in images)
     grid = None
     if len(shown) > 1:
         grid_png = await asyncio.to_thread(encode_png, grid_image, {"software": "imagebot"})
+        signed_grid = await asyncio.to_thread(ctx.provenance.sign, grid_png, "image/png", claim)
         grid = await _store(
-            ctx,
-            grid_png,
-            "image/png",
-            grid_image.size,
-            spoiler=any(image.spoiler for image in images),
+            ctx, signed_grid, "image/png", grid_image.size, spoiler=spoiler, key_basis=grid_png
         )
     fmt = ctx.settings.worker.preview_format
     preview_bytes = await asyncio.to_thread(
         make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt
     )
     preview_size = await asyncio.to_thread(_size_of, preview_bytes)
+    signed_preview = await asyncio.to_thread(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
     preview = await _store(
-        ctx, preview_bytes, f"image/{fmt}", preview_size, spoiler=any(image.spoiler for image in images)
+        ctx, signed_preview, f"image/{fmt}", preview_size, spoiler=spoiler, key_basis=preview_bytes
     )
     notes = [generation.note] if generation.note else []
     if withheld:

@@ -88,9 +88,11 @@ class LocalImageStore:
     def _delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    async def put(self, data: bytes, content_type: str, prefix: str = PUBLIC_PREFIX) -> str:
+    async def put(
+        self, data: bytes, content_type: str, prefix: str = PUBLIC_PREFIX, *, key_basis: bytes | None = None
+    ) -> str:
         try:
-            key = content_key(data, content_type, prefix)
+            key = content_key(data if key_basis is None else key_basis, content_type, prefix)
         except ValueError as exc:
             raise StorageError(f"Cannot store the image: {exc}; use one of {sorted(EXTENSIONS)}.") from None
         key_parts(key)

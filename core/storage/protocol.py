@@ -27,8 +27,12 @@ def content_key(data: bytes, content_type: str, prefix: str = PUBLIC_PREFIX) -> 
 
 
 class ImageStore(Protocol):
-    async def put(self, data: bytes, content_type: str, prefix: str = PUBLIC_PREFIX) -> str:
-        """Store the bytes under their content key and return the key."""
+    async def put(
+        self, data: bytes, content_type: str, prefix: str = PUBLIC_PREFIX, *, key_basis: bytes | None = None
+    ) -> str:
+        """Store the bytes under their content key and return the key. `key_basis`, when given, is what the key
+        is computed from instead (the unsigned encoding of a signed image: same pixels and parameters, same key);
+        an object already stored under that key is kept."""
         ...
 
     async def get(self, key: str) -> bytes:

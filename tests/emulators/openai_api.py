@@ -85,6 +85,8 @@ class OpenAIEmulator:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._released = asyncio.Event()
+        # (certificate chain PEM, private key PEM): sign every image with Content Credentials, as OpenAI does
+        self.sign_with: tuple[bytes, bytes] | None = None
 
     # -- switches -------------------------------------------------------------------------------------
 
@@ -237,6 +239,8 @@ class OpenAIEmulator:
 
         width, height = (int(part) for part in size.split("x"))
         pngs = await asyncio.to_thread(lambda: [_png(prompt, index, width, height) for index in range(n)])
+        if self.sign_with is not None:
+            pngs = await asyncio.to_thread(lambda: [_signed(png, *self.sign_with) for png in pngs])  # type: ignore[misc]
         data: list[dict[str, Any]] = []
         for index, png in enumerate(pngs):
             item: dict[str, Any] = {}
@@ -321,6 +325,35 @@ def _png(prompt: str, index: int, width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def _signed(png: bytes, chain_pem: bytes, key_pem: bytes) -> bytes:
+    """The PNG with a C2PA manifest naming the emulated service as its maker."""
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": "OpenAI API emulator", "version": "1"}],
+        "title": "image.png",
+        "assertions": [
+            {
+                "label": "c2pa.actions.v2",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                            "softwareAgent": {"name": "OpenAI API emulator", "version": "1"},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain_pem, key_pem, None)
+    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(manifest) as builder:
+        out = io.BytesIO()
+        builder.sign(signer, "image/png", io.BytesIO(png), out)
+        return out.getvalue()
 
 
 def _error(
