@@ -56,7 +56,9 @@ def main() -> None:
             "encode PNG": median_ms(lambda: encode_png(image, parameters), args.rounds),
             "watermark": median_ms(lambda: provenance.watermark(image), args.rounds),
             "sign PNG (C2PA)": median_ms(lambda: provenance.sign(png, "image/png", claim), args.rounds),
-            "sign JPEG preview": median_ms(lambda: provenance.sign(preview, "image/jpeg", claim), args.rounds),
+            "sign JPEG preview": median_ms(
+                lambda: provenance.sign(preview, "image/jpeg", claim), args.rounds
+            ),
         }
     encode = figures["encode PNG"]
     print(f"{args.side}×{args.side} image, median of {args.rounds} rounds")

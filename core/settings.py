@@ -135,6 +135,13 @@ class ProvenanceSettings(Group):
         return self
 
 
+class OpsSettings(Group):
+    """The operations endpoints (/metrics, /healthz, /readyz) each process serves; None keeps them off."""
+
+    health_port: int | None = Field(default=None, ge=0, lt=65536)  # 0: any free port
+    health_host: str = "0.0.0.0"
+
+
 class LimitsSettings(Group):
     max_prompt_chars: int = Field(default=1500, ge=10)
     max_negative_chars: int = Field(default=500, ge=0)
@@ -214,6 +221,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = QuotaSettings()
     privileges: PrivilegeSettings = PrivilegeSettings()
     provenance: ProvenanceSettings = ProvenanceSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("default_model")
     @classmethod

@@ -1,0 +1,97 @@
+"""The operations endpoints every long-running process serves: /metrics, /healthz and /readyz.
+
+/healthz answers 200 while the process's event loop runs. /readyz runs the process's readiness checks (Redis
+reachable, models loaded, gateway connected…) and answers 200 only when all pass, 503 with the failing ones
+otherwise. /metrics is Prometheus' text format from core.metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+log = logging.getLogger(__name__)
+
+ROUTES = ("/metrics", "/healthz", "/readyz")
+CHECK_TIMEOUT_S = 2.0
+
+# A readiness check: returns None when ready, else a short reason ("redis unreachable").
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.checks: dict[str, ReadinessCheck] = {}
+        self._runner: web.AppRunner | None = None
+
+    def add_check(self, name: str, check: ReadinessCheck) -> None:
+        self.checks[name] = check
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0 and site._server is not None:  # a free port was asked for: learn which
+            sockets = getattr(site._server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1] if sockets else self.port
+        log.info("health and metrics on http://%s:%d (%s)", self.host, self.port, ", ".join(ROUTES))
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def failing(self) -> dict[str, str]:
+        """The checks that fail now, with their reasons."""
+        names = list(self.checks)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(self.checks[name](), CHECK_TIMEOUT_S) for name in names),
+            return_exceptions=True,
+        )
+        failing = {}
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                failing[name] = f"check failed: {type(result).__name__}"
+            elif result is not None:
+                failing[name] = result
+        return failing
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(generate_latest)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        failing = await self.failing()
+        if failing:
+            return web.json_response({"status": "not ready", "failing": failing}, status=503)
+        return web.json_response({"status": "ready", "checks": sorted(self.checks)})
+
+
+def redis_check(redis: object) -> ReadinessCheck:
+    """Ready while Redis answers PING."""
+
+    async def check() -> str | None:
+        try:
+            await redis.ping()  # type: ignore[attr-defined]
+        except Exception as exc:
+            return f"redis unreachable ({type(exc).__name__})"
+        return None
+
+    return check
