@@ -1,0 +1,183 @@
+"""imagebot against the plain diffusers loop it wraps, side by side in one run, on the same work.
+
+    .venv/bin/python -m bench.throughput [--jobs 12] [--n 4]
+
+(a) plain loop: diffusers alone — load the pipeline, render each job (one seeded generator per image), save PNGs.
+(b) imagebot end to end: embedded Redis, the core service (grammar, moderation, quotas, fair queue), an
+    in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
+Prints images/s for each and the ratio b/a, per-stage p50/p95 of (b), the acknowledgement latency p50/p99 of
+500 concurrent submissions, and the answer time of a cache hit. Same model (tiny, random weights, 64×64) and
+steps in (a) and (b). Run it on a quiet machine: the figures are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from bench.pipeline import _collect
+from cli.runtime import open_runtime
+from core import constants as c
+from core.delivery.events import latest_id
+from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.models.catalog import get_model
+from core.models.request import Platform, Requester
+from core.models.result import EventKind
+from core.settings import Settings
+
+PROMPT = "a lighthouse at dusk, study {i}"
+
+
+def plain_loop(model_dir: Path, jobs: int, n: int, out: Path) -> float:
+    """Images per second of diffusers alone doing the same work: render and save each image."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    spec = get_model("tiny")
+    pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+
+    def job(i: int) -> None:
+        generators = [torch.Generator().manual_seed(1000 * i + k) for k in range(n)]
+        images = pipe(
+            PROMPT.format(i=i),
+            num_images_per_prompt=n,
+            generator=generators,
+            num_inference_steps=spec.default_steps,
+            guidance_scale=spec.default_guidance,
+            width=spec.native_width,
+            height=spec.native_height,
+        ).images
+        for k, image in enumerate(images):
+            image.save(out / f"{i}-{k}.png")
+
+    job(-1)  # warm-up, as (b) has
+    started = time.perf_counter()
+    for i in range(jobs):
+        job(i)
+    return jobs * n / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def end_to_end(settings: Settings, jobs: int, n: int) -> tuple[float, dict[str, list[float]]]:
+    from worker.main import run_workers
+
+    async with open_runtime(settings) as runtime:
+        worker = asyncio.ensure_future(run_workers(runtime.settings, [c.QUEUE_GPU]))
+        await WorkerRegistry(runtime.redis).wait_until_serving(c.QUEUE_GPU, 600, worker)
+        requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
+        await runtime.service.admission.quotas.set_tier("cli:bench", "unlimited")
+        warm = await runtime.service.imagine(f"warm up --n {n}", requester)
+        await _collect(runtime.redis, {warm.request_id}, "0-0")
+        after = await latest_id(runtime.redis, Platform.CLI)
+        started = time.perf_counter()
+        wanted = {
+            (await runtime.service.imagine(f"{PROMPT.format(i=i)} --n {n}", requester)).request_id
+            for i in range(jobs)
+        }
+        events, received = await _collect(runtime.redis, wanted, after)
+        rate = sum(len(e.images) for e in events if e.kind is EventKind.DONE) / (
+            time.perf_counter() - started
+        )
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    done = [e for e in events if e.kind is EventKind.DONE]
+    stages = {
+        "queue wait": [e.timings["queued"] for e in done],
+        "model": [e.timings["model"] for e in done],
+        "store": [e.timings["store"] for e in done],
+        "delivery": [received[e.request_id] - e.created_at for e in done],
+    }
+    return rate, stages
+
+
+async def acknowledgements(settings: Settings, count: int) -> list[float]:
+    """Seconds from each of `count` concurrent /imagine submissions (distinct users) to its queue position."""
+    async with open_runtime(settings) as runtime:
+        # a live worker that takes nothing: routing accepts the jobs and they stay queued
+        await WorkerRegistry(runtime.redis).beat(WorkerInfo("bench", c.QUEUE_GPU, ("tiny",), 0.0))
+
+        async def submit(i: int) -> float:
+            requester = Requester(platform=Platform.CLI, user_id=f"user{i}", chat_id=f"chat{i}")
+            start = time.perf_counter()
+            await runtime.service.imagine(f"{PROMPT.format(i=i)} --n 1", requester)
+            return time.perf_counter() - start
+
+        return list(await asyncio.gather(*(submit(i) for i in range(count))))
+
+
+async def cache_hit(settings: Settings) -> float:
+    from worker.main import run_workers
+
+    async with open_runtime(settings) as runtime:
+        worker = asyncio.ensure_future(run_workers(runtime.settings, [c.QUEUE_GPU]))
+        await WorkerRegistry(runtime.redis).wait_until_serving(c.QUEUE_GPU, 600, worker)
+        requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
+        first = await runtime.service.imagine("a red fox --seed 7 --n 1", requester)
+        await _collect(runtime.redis, {first.request_id}, "0-0")
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        start = time.perf_counter()
+        again = await runtime.service.imagine("a red fox --seed 7 --n 1", requester)
+        elapsed = time.perf_counter() - start
+        assert again.cached, "the second identical request was not served from the cache"
+        return elapsed
+
+
+def settings_for(folder: Path, cache_dir: Path) -> Settings:
+    return Settings(
+        data_dir=folder,
+        storage={"local_dir": folder / "storage"},
+        worker={"model_cache_dir": cache_dir, "poll_delay_s": 0.05},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=12)
+    parser.add_argument("--n", type=int, default=4, choices=(1, 2, 3, 4))
+    parser.add_argument("--acks", type=int, default=500)
+    parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
+    args = parser.parse_args()
+    from worker.tiny import ensure_tiny_model
+
+    model_dir = ensure_tiny_model(args.model_cache)
+    with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "plain").mkdir()
+        plain = plain_loop(model_dir, args.jobs, args.n, folder / "plain")
+        ours, stages = asyncio.run(
+            end_to_end(settings_for(folder / "b", args.model_cache), args.jobs, args.n)
+        )
+        acks = asyncio.run(acknowledgements(settings_for(folder / "acks", args.model_cache), args.acks))
+        hit = asyncio.run(cache_hit(settings_for(folder / "hit", args.model_cache)))
+    print(
+        f"work: {args.jobs} jobs × {args.n} images, tiny 64×64, {get_model('tiny').default_steps} steps, CPU"
+    )
+    print(f"(a) plain diffusers loop      : {plain:6.2f} images/s")
+    print(f"(b) imagebot end to end       : {ours:6.2f} images/s   b/a = {ours / plain:.2f}")
+    for name, values in stages.items():
+        p50, p95 = statistics.median(values), percentile(values, 0.95)
+        print(f"    {name:<12} p50 {1000 * p50:8.1f} ms   p95 {1000 * p95:8.1f} ms")
+    print(
+        f"{len(acks)} concurrent submissions acknowledged: p50 {1000 * statistics.median(acks):.0f} ms, "
+        f"p99 {1000 * percentile(acks, 0.99):.0f} ms"
+    )
+    print(f"cache hit answered in {1000 * hit:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
