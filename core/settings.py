@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError, InvalidRequest
+from core.models.policy import NsfwPolicy
 
 ENV_PREFIX = "IMAGEBOT_"
 
@@ -101,7 +102,7 @@ class DiscordSettings(Group):
 class ModerationSettings(Group):
     use_openai: bool = True  # also ask OpenAI's moderation endpoint when a key is configured
     fail_closed: bool = True  # refuse when a moderation check itself fails
-    nsfw_policy: Literal["refuse", "spoiler", "allow"] = "refuse"
+    nsfw_policy: NsfwPolicy = NsfwPolicy.REFUSE
     nsfw_threshold: float = Field(default=0.5, ge=0, le=1)
     quarantine: bool = True  # keep refused images under a private prefix for moderators
     image_check: bool = True

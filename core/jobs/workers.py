@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import WORKER_HEARTBEAT_TTL_S, WORKER_KEY, WORKER_KEY_PATTERN
 
 
 @dataclass(frozen=True)
@@ -28,21 +28,21 @@ class WorkerInfo:
 
 
 class WorkerRegistry:
-    def __init__(self, redis: Redis, ttl_s: float = c.WORKER_HEARTBEAT_TTL_S) -> None:
+    def __init__(self, redis: Redis, ttl_s: float = WORKER_HEARTBEAT_TTL_S) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_s * 1000)
 
     async def beat(self, info: WorkerInfo) -> None:
         payload = asdict(info) | {"seen_at": time.time()}
-        key = c.WORKER_KEY.format(worker_id=info.worker_id)
+        key = WORKER_KEY.format(worker_id=info.worker_id)
         await self.redis.set(key, json.dumps(payload), px=self.ttl_ms)
 
     async def remove(self, worker_id: str) -> None:
-        await self.redis.delete(c.WORKER_KEY.format(worker_id=worker_id))
+        await self.redis.delete(WORKER_KEY.format(worker_id=worker_id))
 
     async def alive(self) -> list[WorkerInfo]:
         workers = []
-        async for key in self.redis.scan_iter(match=c.WORKER_KEY_PATTERN, count=100):
+        async for key in self.redis.scan_iter(match=WORKER_KEY_PATTERN, count=100):
             raw = await self.redis.get(key)
             if raw is None:
                 continue
