@@ -38,11 +38,18 @@ async def test_records_written_before_the_models_read_back_typed(redis: aioredis
     await redis.xadd(AUDIT_STREAM, {"entry": json.dumps(OLD_AUDIT)})
 
     policy = await CommunityStore(redis).policy("telegram:-100")
-    assert policy.nsfw is NsfwPolicy.SPOILER and policy.buttons == "everyone" and policy.log_channel == "-1001"
+    assert (
+        policy.nsfw is NsfwPolicy.SPOILER and policy.buttons == "everyone" and policy.log_channel == "-1001"
+    )
     prefs = await PreferenceStore(redis).get("telegram", "1")
     assert (prefs.aspect, prefs.model, prefs.n, prefs.private) == ("16:9", "tiny", 2, True)
     ban = await BanList(redis).get("telegram:1", "telegram:-100")
-    assert ban is not None and (ban.scope, ban.reason, ban.by, ban.until) == ("global", "spam", "telegram:9", None)
+    assert ban is not None and (ban.scope, ban.reason, ban.by, ban.until) == (
+        "global",
+        "spam",
+        "telegram:9",
+        None,
+    )
     (entry,) = await AuditLog(redis).read(action="ban")
     assert entry.action is AuditAction.BAN and entry.details == {"duration_s": "0"}
     assert entry.describe().endswith("telegram:9 ban telegram:1 — spam")
@@ -91,6 +98,8 @@ async def test_unknown_values_are_refused_not_stored(redis: aioredis.Redis) -> N
 
 async def test_an_unreadable_audit_entry_is_skipped_not_fatal(redis: aioredis.Redis) -> None:
     await redis.xadd(AUDIT_STREAM, {"entry": json.dumps({**OLD_AUDIT, "action": "from_the_future"})})
-    await AuditLog(redis).record(AuditEntry(actor="telegram:9", action=AuditAction.UNBAN, target="telegram:1"))
+    await AuditLog(redis).record(
+        AuditEntry(actor="telegram:9", action=AuditAction.UNBAN, target="telegram:1")
+    )
     entries = await AuditLog(redis).read()
     assert [entry.action for entry in entries] == [AuditAction.UNBAN]
