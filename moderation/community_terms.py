@@ -14,8 +14,8 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from core.constants import BLOCKLIST_KEY
 from core.errors import InvalidRequest
+from core.keys import BLOCKLIST_KEY
 from moderation.blocklist import Blocklist, Term
 from moderation.normalize import normalize
 

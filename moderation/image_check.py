@@ -25,12 +25,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 from PIL import Image
 
 from core.errors import ConfigError
+from core.models.policy import NsfwPolicy
 from core.models.verdict import Outcome, Verdict
 from core.settings import ModerationSettings
 
@@ -52,8 +53,6 @@ REFUSED_MESSAGE: Final = (
     "Sorry, this image was held back because it may contain nudity. Please try a different prompt or seed."
 )
 FAILED_MESSAGE: Final = "Sorry, the image safety check failed, so this image was held back. Please try again."
-
-NsfwPolicy = Literal["refuse", "spoiler", "allow"]
 
 
 class Detector(Protocol):
@@ -134,7 +133,7 @@ class ImageAction(StrEnum):
 
 @dataclass(frozen=True)
 class ImagePolicy:
-    policy: NsfwPolicy = "refuse"
+    policy: NsfwPolicy = NsfwPolicy.REFUSE
     fail_closed: bool = True
 
     @classmethod
@@ -147,6 +146,6 @@ class ImagePolicy:
         if verdict.outcome is Outcome.CHECK_FAILED:
             return ImageAction.QUARANTINE if self.fail_closed else ImageAction.DELIVER
         only_nsfw = bool(verdict.categories) and set(verdict.categories) <= {NSFW_CATEGORY}
-        if not only_nsfw or not age_restricted or self.policy == "refuse":
+        if not only_nsfw or not age_restricted or self.policy is NsfwPolicy.REFUSE:
             return ImageAction.QUARANTINE
-        return ImageAction.SPOILER if self.policy == "spoiler" else ImageAction.DELIVER
+        return ImageAction.SPOILER if self.policy is NsfwPolicy.SPOILER else ImageAction.DELIVER

@@ -16,7 +16,7 @@ from PIL import Image
 
 from core.errors import PromptRejected
 from core.governance.admission import community_of
-from core.governance.audit import AuditEntry
+from core.governance.audit import AuditAction, AuditEntry
 from core.governance.quotas import owner_id
 from core.models.catalog import BackendKind, get_model
 from core.models.request import GenerationRequest
@@ -97,8 +97,8 @@ async def _check(
     png = await asyncio.to_thread(encode_png, marked, png_parameters(request, generation, generated.seed))
     verdict = await ctx.image_moderator.check_image(png)
     policy = ImagePolicy.from_settings(ctx.settings.moderation)
-    if request.image_policy in ("refuse", "spoiler", "allow"):  # the community's own choice
-        policy = replace(policy, policy=request.image_policy)  # type: ignore[arg-type]
+    if request.image_policy is not None:  # the community's own choice
+        policy = replace(policy, policy=request.image_policy)
     action = policy.decide(verdict, request.requester.age_restricted)
     if action is not ImageAction.DELIVER:
         log.info(
@@ -160,9 +160,9 @@ async def store_outputs(
             )
         await ctx.audit.record(
             AuditEntry(
-                "system",
-                "image_refused",
-                request.request_id,
+                actor="system",
+                action=AuditAction.IMAGE_REFUSED,
+                target=request.request_id,
                 reason=",".join(sorted({category for item in withheld for category in item.categories})),
                 community=community_of(request.requester),
                 details={

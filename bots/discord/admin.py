@@ -23,16 +23,14 @@ from bots.discord.location import remove
 from bots.discord.requester import requester_of
 from core.errors import InvalidRequest
 from core.governance.admin import parse_duration
+from core.models.audit import AuditAction
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 REQUEST_ID_CHARS = 40  # core ids are 16; anything much longer is a mistake
-AUDIT_ACTIONS = (
-    "ban", "unban", "tier", "quota", "cancel", "pause", "resume", "block_add", "block_remove", "policy",
-    "delete", "prompt_refused", "quota_refused", "banned_user_refused", "auto_ban",
-)  # fmt: skip
+AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
 
 
 async def run(interaction: discord.Interaction, words: list[str]) -> None:

@@ -21,14 +21,12 @@ from telegram import Bot, Chat, ChatMember, ChatMemberAdministrator, User
 from telegram.error import TelegramError
 
 from bots.telegram.requester import GROUP_TYPES
-from core import constants as c
+from core.keys import TELEGRAM_CHAT_ADMINS_KEY
 from core.models.privileges import Privilege, effective_privilege
 from core.models.request import Platform
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CHAT_ADMINS_KEY = f"{c.KEY_PREFIX}:tg:admins:{{chat_id}}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class Privileges:
 
     async def _chat_levels(self, bot: Bot, chat_id: int) -> dict[str, int]:
         """user id → level for the chat's administrators, from the cache or one getChatAdministrators call."""
-        key = CHAT_ADMINS_KEY.format(chat_id=chat_id)
+        key = TELEGRAM_CHAT_ADMINS_KEY.format(chat_id=chat_id)
         ttl = self.settings.privileges.telegram_admin_cache_s
         if ttl:
             cached = await self.redis.get(key)

@@ -14,6 +14,7 @@ from core.commands.uploads import fit_aspect
 from core.errors import InvalidRequest
 from core.models.catalog import get_model
 from core.models.ids import new_request_id
+from core.models.policy import NsfwPolicy
 from core.models.request import GenerationRequest, Mode, Requester
 from core.models.result import ResultEvent, StoredImage
 
@@ -96,7 +97,7 @@ def child_request(
     request_id: str,
     reply_to: dict[str, str],
     derivation: Derivation,
-    image_policy: str | None,
+    image_policy: NsfwPolicy | None,
 ) -> GenerationRequest:
     """A variation or upscale of image `derivation.index` of `parent`, asked for by `requester`."""
     model = derivation.model
@@ -127,7 +128,7 @@ def reroll_request(
     requester: Requester,
     request_id: str,
     reply_to: dict[str, str],
-    image_policy: str | None,
+    image_policy: NsfwPolicy | None,
 ) -> GenerationRequest:
     """🔄: the parent's parameters with new seeds."""
     request = parent.model_copy(

@@ -1,7 +1,8 @@
 """The command grammar every front end shares: `a lighthouse at dusk --ar 16:9 --seed 7 --no people, boats`.
 
 `split_flags` finds the flags in a command; `parse_imagine` checks them against the model catalog and the
-limits and returns an `ImagineOptions`; `size_for_aspect` turns a ratio into pixels for one model.
+limits and returns an `ImagineOptions`. The flags' spellings are in core.commands.flags, and the size maths
+(`size_for_aspect`: a ratio into pixels for one model) in core.commands.sizes.
 
 Lexical rules:
 - A flag is `--name` at the start of the text or after whitespace. Names are case-insensitive and have
@@ -24,12 +25,14 @@ message names the flag as the user wrote it, the value, and what is allowed. Not
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 
+from core.commands.flags import FLAG_ALIASES, FLAG_EXAMPLES
+from core.commands.flags import shown as _shown
+from core.commands.sizes import aspect_size, explicit_size, size_for_aspect
 from core.errors import InvalidRequest
-from core.models.catalog import BackendKind, ModelSpec, get_model, model_names, nearest_fixed_size
+from core.models.catalog import BackendKind, ModelSpec, get_model, model_names
 from core.settings import LimitsSettings
 
 logger = logging.getLogger(__name__)
@@ -39,48 +42,13 @@ MIN_GUIDANCE = 0.0
 MAX_GUIDANCE = 30.0
 MIN_STRENGTH = 0.05
 MAX_STRENGTH = 1.0
-MAX_ASPECT = 4  # ratios from 1:4 to 4:1
-RATIO_TOLERANCE = 0.01  # a size whose ratio is further than this from the one asked for gets a note
-LARGE_MODEL_SIDE = 512  # models whose native side is at least this get sides in multiples of 64
-
-# Spelling (lowercase, no dashes) → canonical flag name.
-FLAG_ALIASES: dict[str, str] = {
-    "ar": "ar",
-    "aspect": "ar",
-    "size": "size",
-    "seed": "seed",
-    "no": "no",
-    "steps": "steps",
-    "cfg": "cfg",
-    "guidance": "cfg",
-    "n": "n",
-    "count": "n",
-    "model": "model",
-    "strength": "strength",
-    "cloud": "cloud",
-}
-FLAG_EXAMPLES: dict[str, str] = {
-    "ar": "--ar 16:9",
-    "size": "--size 768x512",
-    "seed": "--seed 1234",
-    "no": "--no people, boats",
-    "steps": "--steps 30",
-    "cfg": "--cfg 6.5",
-    "n": "--n 4",
-    "model": "--model sdxl",
-    "strength": "--strength 0.6",
-    "cloud": "--cloud",
-}
 
 _MARKER = re.compile(r"(?P<dash>--|−−|[—–―]{1,2})(?P<name>[A-Za-z][A-Za-z0-9_]*)")
 _STRONG_DASHES = frozenset({"--", "−−"})
 _AR_VALUE = re.compile(r"[0-9]+\s*:\s*[0-9]+(?!\S)")
 _SIZE_VALUE = re.compile(r"[0-9]+\s*[xX×*]\s*[0-9]+(?!\S)")
-_AR = re.compile(r"([0-9]{1,6}):([0-9]{1,6})")
-_SIZE = re.compile(r"([0-9]{1,6})[xX×*]([0-9]{1,6})")
 _INT = re.compile(r"[+-]?[0-9]{1,30}")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
-_SHOWN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -119,12 +87,6 @@ class _Flag:
     @property
     def label(self) -> str:
         return f"--{self.written}"
-
-
-def _shown(value: str) -> str:
-    """A user's value, short enough to quote back."""
-    value = " ".join(value.split())
-    return value if len(value) <= _SHOWN_CHARS else value[: _SHOWN_CHARS - 1] + "…"
 
 
 def _known_flags() -> str:
@@ -235,104 +197,6 @@ def _parse_float(flag: _Flag, low: float, high: float) -> float:
     )
 
 
-def _size_list(spec: ModelSpec) -> str:
-    sizes = [f"{width}x{height}" for width, height in spec.fixed_sizes]
-    return ", ".join(sizes[:-1]) + f" or {sizes[-1]}" if len(sizes) > 1 else sizes[0]
-
-
-def _snap(value: float, multiple: int) -> int:
-    """The nearest multiple (ties go down), never below one multiple."""
-    return max(multiple, math.ceil(value / multiple - 0.5) * multiple)
-
-
-def _ratio_error(label: str, value: str, why: str) -> InvalidRequest:
-    return InvalidRequest("ar", f"{label} {why} (you wrote {_shown(value)}).")
-
-
-def _aspect_size(spec: ModelSpec, aspect: str, label: str) -> tuple[int, int, str | None]:
-    match = _AR.fullmatch("".join(aspect.split()))
-    if match is None:
-        raise _ratio_error(label, aspect, "must be two whole numbers with a colon, like 16:9")
-    across, down = int(match[1]), int(match[2])
-    if across == 0 or down == 0:
-        raise _ratio_error(label, aspect, "needs two whole numbers above zero, like 16:9")
-    asked = across / down
-    if not 1 / MAX_ASPECT <= asked <= MAX_ASPECT:
-        raise _ratio_error(label, aspect, f"must be between 1:{MAX_ASPECT} and {MAX_ASPECT}:1")
-    if spec.fixed_sizes:
-        width, height = nearest_fixed_size(spec, across, down)
-        if abs(width / height / asked - 1) <= RATIO_TOLERANCE:
-            return width, height, None
-        note = (
-            f"{spec.name} makes only {_size_list(spec)} images, "
-            f"so {width}x{height} was used for {across}:{down}."
-        )
-        return width, height, note
-    if min(spec.native_width, spec.native_height) >= LARGE_MODEL_SIDE:
-        multiple = math.lcm(64, spec.size_multiple)
-    else:
-        multiple = spec.size_multiple
-    lowest = math.ceil(spec.min_side / multiple) * multiple
-    highest = max(lowest, spec.max_side // multiple * multiple)
-    area = spec.native_area
-    width = min(highest, max(lowest, _snap(math.sqrt(area * asked), multiple)))
-    height = min(highest, max(lowest, _snap(math.sqrt(area / asked), multiple)))
-    if abs(width / height / asked - 1) <= RATIO_TOLERANCE:
-        return width, height, None
-    note = (
-        f"{across}:{down} became {width}x{height} for {spec.name} (about {width / height:.2f}:1, "
-        f"as its sides are multiples of {multiple})."
-    )
-    return width, height, note
-
-
-def size_for_aspect(spec: ModelSpec, aspect: str) -> tuple[int, int, str | None]:
-    """Width, height and an optional note for an aspect ratio "W:H" on a model.
-
-    Keeps the model's native pixel area; sides are multiples of 64 for models whose native side is at
-    least 512, else of spec.size_multiple. OpenAI models get their nearest fixed size. The note says when
-    the ratio made differs from the one asked for by more than 1%. Raises InvalidRequest("ar", ...).
-    """
-    return _aspect_size(spec, aspect, "--ar")
-
-
-def _explicit_size(spec: ModelSpec, flag: _Flag) -> tuple[int, int, str | None]:
-    match = _SIZE.fullmatch(flag.value)
-    if match is None:
-        raise InvalidRequest(
-            "size",
-            f"{flag.label} must be width x height in pixels, like 768x512 (you wrote {_shown(flag.value)}).",
-        )
-    width, height = int(match[1]), int(match[2])
-    if width == 0 or height == 0:
-        raise InvalidRequest(
-            "size", f"{flag.label} needs a width and a height above zero (you wrote {_shown(flag.value)})."
-        )
-    if spec.fixed_sizes:
-        used = nearest_fixed_size(spec, width, height)
-        if used == (width, height):
-            return width, height, None
-        note = (
-            f"{spec.name} makes only {_size_list(spec)} images, "
-            f"so {used[0]}x{used[1]} was used instead of {width}x{height}."
-        )
-        return used[0], used[1], note
-    multiple = spec.size_multiple
-    snapped_width = _snap(width, multiple)
-    snapped_height = _snap(height, multiple)
-    for side in (snapped_width, snapped_height):
-        if not spec.min_side <= side <= spec.max_side:
-            raise InvalidRequest(
-                "size",
-                f"{flag.label} sides must be from {spec.min_side} to {spec.max_side} pixels for {spec.name} "
-                f"(you wrote {width}x{height}).",
-            )
-    if (snapped_width, snapped_height) == (width, height):
-        return width, height, None
-    note = f"{width}x{height} was snapped to {snapped_width}x{snapped_height} (multiples of {multiple})."
-    return snapped_width, snapped_height, note
-
-
 def _choose_model(flag: _Flag | None, saved: str | None, default_model: str) -> ModelSpec:
     choices = ", ".join(model_names())
     if flag is not None:
@@ -427,9 +291,9 @@ def _image_size(
             f"{given['ar'].label} and {given['size'].label} contradict each other: please use only one.",
         )
     if "size" in given:
-        return _explicit_size(spec, given["size"])
+        return explicit_size(spec, given["size"].value, given["size"].label)
     if "ar" in given:
-        return _aspect_size(spec, given["ar"].value, given["ar"].label)
+        return aspect_size(spec, given["ar"].value, given["ar"].label)
     if saved_aspect:
         try:
             return size_for_aspect(spec, saved_aspect)

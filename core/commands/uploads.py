@@ -7,7 +7,8 @@ import math
 
 from PIL import Image, UnidentifiedImageError
 
-from core.commands.grammar import size_for_aspect, split_flags
+from core.commands.grammar import split_flags
+from core.commands.sizes import size_for_aspect
 from core.errors import InvalidRequest
 from core.models.catalog import get_model
 from core.storage.protocol import INPUT_PREFIX, ImageStore

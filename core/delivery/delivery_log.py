@@ -6,7 +6,7 @@ import json
 
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import MESSAGES_KEY, RESULT_TTL_S
 
 
 class DeliveryLog:
@@ -14,12 +14,12 @@ class DeliveryLog:
         self.redis = redis
 
     async def record(self, request_id: str, location: dict[str, str]) -> None:
-        key = c.MESSAGES_KEY.format(request_id=request_id)
+        key = MESSAGES_KEY.format(request_id=request_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, json.dumps(location, sort_keys=True))
-            pipe.expire(key, c.RESULT_TTL_S)
+            pipe.expire(key, RESULT_TTL_S)
             await pipe.execute()
 
     async def locations(self, request_id: str) -> list[dict[str, str]]:
-        raw: list[bytes] = await self.redis.lrange(c.MESSAGES_KEY.format(request_id=request_id), 0, -1)  # type: ignore[misc]
+        raw: list[bytes] = await self.redis.lrange(MESSAGES_KEY.format(request_id=request_id), 0, -1)  # type: ignore[misc]
         return [json.loads(value) for value in raw]

@@ -21,13 +21,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from core import constants as c
+from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS_STREAM, LEASE_SUFFIX
 from core.models.request import Platform
 from core.models.result import ResultEvent
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[ResultEvent], Awaitable[None]]
-LEASE_SUFFIX = ":lease"  # held while one consumer delivers a terminal event
 # Drop a lease only if this consumer still holds it (it may have expired and been taken by another).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -36,7 +36,7 @@ return 0
 
 
 def stream_key(platform: Platform | str) -> str:
-    return c.EVENTS_STREAM.format(platform=str(platform))
+    return EVENTS_STREAM.format(platform=str(platform))
 
 
 class EventPublisher:
@@ -86,7 +86,7 @@ class EventConsumer:
         self.max_deliveries = max_deliveries
         self.lease_ms = lease_ms
         self._release = redis.register_script(_RELEASE)
-        self.dead_stream = c.DEAD_EVENTS_STREAM.format(platform=self.platform)
+        self.dead_stream = DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
 
@@ -101,7 +101,7 @@ class EventConsumer:
         self._group_ready = True
 
     def _marker(self, event: ResultEvent) -> str:
-        return c.DELIVERED_KEY.format(platform=self.platform, event_id=f"{event.request_id}:{event.kind}")
+        return DELIVERED_KEY.format(platform=self.platform, event_id=f"{event.request_id}:{event.kind}")
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], handler: EventHandler) -> bool:
         try:
@@ -155,7 +155,7 @@ class EventConsumer:
                 await asyncio.sleep(min(self.retry_delay_s * 2 ** (attempt - 1), 10.0))
         async with self.redis.pipeline(transaction=True) as pipe:
             if marker:
-                pipe.set(marker, "1", ex=c.DELIVERED_TTL_S)
+                pipe.set(marker, "1", ex=DELIVERED_TTL_S)
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
         return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from core import constants as c
 from core.errors import NotFound
+from core.keys import RESULT_KEY, RESULT_TTL_S
 from core.models.result import ResultEvent
 
 
@@ -15,11 +15,11 @@ class ResultStore:
 
     async def save(self, event: ResultEvent) -> None:
         await self.redis.set(
-            c.RESULT_KEY.format(request_id=event.request_id), event.model_dump_json(), ex=c.RESULT_TTL_S
+            RESULT_KEY.format(request_id=event.request_id), event.model_dump_json(), ex=RESULT_TTL_S
         )
 
     async def load(self, request_id: str) -> ResultEvent:
-        raw = await self.redis.get(c.RESULT_KEY.format(request_id=request_id))
+        raw = await self.redis.get(RESULT_KEY.format(request_id=request_id))
         if raw is None:
             raise NotFound("I can't find the images for that button any more; please run /imagine again.")
         return ResultEvent.model_validate_json(raw)

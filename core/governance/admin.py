@@ -26,7 +26,7 @@ from core.delivery.delivery_log import DeliveryLog
 from core.delivery.result_store import ResultStore
 from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.governance.admission import community_of, same_community
-from core.governance.audit import AuditEntry, AuditLog
+from core.governance.audit import AuditAction, AuditEntry, AuditLog
 from core.governance.bans import BanList
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityStore, community_key
@@ -134,7 +134,7 @@ class AdminService:
         try:
             require(actor.privilege, NEEDS[command], f"use /admin {command}")
         except NotAllowed as exc:
-            await self._record(actor, "admin_refused", command, exc.message)
+            await self._record(actor, AuditAction.ADMIN_REFUSED, command, exc.message)
             raise
         handler = getattr(self, f"_{command}")
         reply: AdminReply = await handler(args, actor)
@@ -178,11 +178,18 @@ class AdminService:
             )
 
     async def _record(
-        self, actor: Requester, action: str, target: str = "", reason: str = "", **details: str
+        self, actor: Requester, action: AuditAction, target: str = "", reason: str = "", **details: str
     ) -> None:
-        community = community_of(actor)
+        actor_id, community = f"{actor.platform}:{actor.user_id}", community_of(actor)
         await self.audit.record(
-            AuditEntry(f"{actor.platform}:{actor.user_id}", action, target, reason, community, dict(details))
+            AuditEntry(
+                actor=actor_id,
+                action=action,
+                target=target,
+                reason=reason,
+                community=community,
+                details=details,
+            )
         )
 
     # -- commands --------------------------------------------------------------------------------------------
@@ -200,7 +207,7 @@ class AdminService:
         reason = " ".join(rest)
         scope = self._scope(actor)
         await self.bans.ban(target, reason, f"{actor.platform}:{actor.user_id}", duration, scope=scope)
-        await self._record(actor, "ban", target, reason, duration_s=str(int(duration or 0)))
+        await self._record(actor, AuditAction.BAN, target, reason, duration_s=str(int(duration or 0)))
         span = f" for {format_duration(duration)}" if duration else ""
         where = "here" if scope else "everywhere"
         return AdminReply(
@@ -211,7 +218,7 @@ class AdminService:
         self._args(args, "unban", 1)
         target = user_token(actor.platform, args[0])
         lifted = await self.bans.unban(target, self._scope(actor))
-        await self._record(actor, "unban", target)
+        await self._record(actor, AuditAction.UNBAN, target)
         who = target.split(":", 1)[1]
         return AdminReply(f"Unbanned {who}." if lifted else f"{who} wasn't banned here.")
 
@@ -221,7 +228,7 @@ class AdminService:
         tier = None if args[1].lower() == "default" else args[1].lower()
         await self.quotas.set_tier(target, tier)
         label = tier or "default"
-        await self._record(actor, "tier", target, label)
+        await self._record(actor, AuditAction.TIER, target, label)
         return AdminReply(f"{target.split(':', 1)[1]} is now on the {label} tier.")
 
     async def _quota(self, args: list[str], actor: Requester) -> AdminReply:
@@ -231,7 +238,7 @@ class AdminService:
         if value != "default" and not value.isdigit():
             raise InvalidRequest("quota", "The quota is a number of images per day, or “default”.")
         await self.quotas.set_daily_override(target, None if value == "default" else int(value))
-        await self._record(actor, "quota", target, value)
+        await self._record(actor, AuditAction.QUOTA, target, value)
         who = target.split(":", 1)[1]
         if value == "default":
             return AdminReply(f"{who} is back on their tier's daily quota.")
@@ -303,13 +310,13 @@ class AdminService:
     async def _pause(self, args: list[str], actor: Requester) -> AdminReply:
         community = self._community(actor, "pause")
         await self.communities.pause(community, True)
-        await self._record(actor, "pause", community, " ".join(args))
+        await self._record(actor, AuditAction.PAUSE, community, " ".join(args))
         return AdminReply("Image generation is paused here. /admin resume turns it back on.")
 
     async def _resume(self, args: list[str], actor: Requester) -> AdminReply:
         community = self._community(actor, "resume")
         await self.communities.pause(community, False)
-        await self._record(actor, "resume", community)
+        await self._record(actor, AuditAction.RESUME, community)
         return AdminReply("Image generation is back on here.")
 
     async def _block(self, args: list[str], actor: Requester) -> AdminReply:
@@ -325,10 +332,10 @@ class AdminService:
             raise InvalidRequest("block", f"Usage: /admin {USAGE['block']}")
         if action == "add":
             stored = await self.terms.add(community, term)
-            await self._record(actor, "block_add", stored)
+            await self._record(actor, AuditAction.BLOCK_ADD, stored)
             return AdminReply(f"Prompts containing “{stored}” are now refused here.")
         removed = await self.terms.remove(community, term)
-        await self._record(actor, "block_remove", term)
+        await self._record(actor, AuditAction.BLOCK_REMOVE, term)
         return AdminReply(
             f"“{term}” is no longer blocked here." if removed else f"“{term}” wasn't blocked here."
         )
@@ -346,7 +353,7 @@ class AdminService:
                 )
             value = actor.chat_id if value.lower() == "here" else "off"
         policy = await self.communities.set_policy(community, name, value)
-        await self._record(actor, "policy", community, f"{name}={value}")
+        await self._record(actor, AuditAction.POLICY, community, f"{name}={value}")
         log_channel = "this chat" if policy.log_channel == actor.chat_id else (policy.log_channel or "none")
         return AdminReply(
             f"Policy here: NSFW {policy.nsfw or 'bot default'} (only ever in age-restricted channels), "
@@ -389,7 +396,9 @@ class AdminService:
                 }
             )
         )
-        await self._record(actor, "delete", request_id, files=str(0 if result.cached else len(doomed)))
+        await self._record(
+            actor, AuditAction.DELETE, request_id, files=str(0 if result.cached else len(doomed))
+        )
         messages = tuple(await self.deliveries.locations(request_id))
         if result.cached:
             text = f"Removed {request_id}; its files are shared with the result it was copied from, so they stay."

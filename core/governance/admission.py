@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from core import constants as c
 from core.delivery.events import EventPublisher
 from core.errors import NotAllowed, PromptRejected, QuotaExceeded
-from core.governance.audit import AuditEntry, AuditLog
+from core.governance.audit import AuditAction, AuditEntry, AuditLog
 from core.governance.bans import BanList
 from core.governance.community import CommunityPolicy, CommunityStore, community_key
 from core.governance.quotas import QuotaService, owner_id
@@ -53,7 +53,11 @@ class Admission:
         try:
             await self.bans.check(owner, community)
         except NotAllowed:
-            await self.audit.record(AuditEntry("system", "banned_user_refused", owner, community=community))
+            await self.audit.record(
+                AuditEntry(
+                    actor="system", action=AuditAction.BANNED_USER_REFUSED, target=owner, community=community
+                )
+            )
             raise
         if await self.communities.is_paused(community):
             raise NotAllowed(
@@ -70,9 +74,9 @@ class Admission:
         log.info("prompt refused for %s (%s %s)", owner, verdict.reason_code, ",".join(verdict.categories))
         await self.audit.record(
             AuditEntry(
-                "system",
-                "prompt_unchecked" if unchecked else "prompt_refused",
-                owner,
+                actor="system",
+                action=AuditAction.PROMPT_UNCHECKED if unchecked else AuditAction.PROMPT_REFUSED,
+                target=owner,
                 reason=verdict.reason_code,
                 community=community_of(requester),
                 details={"categories": ",".join(verdict.categories), "normalized": verdict.normalized[:500]},
@@ -104,9 +108,9 @@ class Admission:
         await self._notify(requester, f"Automatic ban: {owner} for {rules.auto_ban_s // 60} min ({reason}).")
         await self.audit.record(
             AuditEntry(
-                "system",
-                "auto_ban",
-                owner,
+                actor="system",
+                action=AuditAction.AUTO_BAN,
+                target=owner,
                 reason=reason,
                 community=community_of(requester),
                 details={"duration_s": str(rules.auto_ban_s)},
@@ -135,9 +139,9 @@ class Admission:
         except QuotaExceeded as exc:
             await self.audit.record(
                 AuditEntry(
-                    "system",
-                    "quota_refused",
-                    owner_id(request.requester),
+                    actor="system",
+                    action=AuditAction.QUOTA_REFUSED,
+                    target=owner_id(request.requester),
                     reason=exc.message,
                     community=community_of(request.requester),
                 )

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass, field
+import logging
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import AUDIT_MAXLEN, AUDIT_STREAM
+from core.models.audit import AuditAction, AuditEntry
 
-AUDIT_STREAM = f"{c.KEY_PREFIX}:audit"
-AUDIT_MAXLEN = 1_000_000
+__all__ = ["AuditAction", "AuditEntry", "AuditLog"]
 
-
-@dataclass(frozen=True)
-class AuditEntry:
-    actor: str  # "platform:user_id" of who acted, or "system"
-    action: str  # "ban", "unban", "tier", "quota", "cancel", "pause", "prompt_refused", "quota_refused", …
-    target: str = ""  # the user, request or term acted on
-    reason: str = ""
-    community: str | None = None
-    details: dict[str, str] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-
-    def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.at))
-        text = f"{when} {self.actor} {self.action}"
-        if self.target:
-            text += f" {self.target}"
-        if self.reason:
-            text += f" — {self.reason}"
-        return text
+log = logging.getLogger(__name__)
 
 
 class AuditLog:
@@ -40,7 +21,7 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> str:
         entry_id = await self.redis.xadd(
-            AUDIT_STREAM, {"entry": json.dumps(asdict(entry))}, maxlen=AUDIT_MAXLEN, approximate=True
+            AUDIT_STREAM, {"entry": entry.model_dump_json()}, maxlen=AUDIT_MAXLEN, approximate=True
         )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
@@ -58,8 +39,12 @@ class AuditLog:
         start = f"{int(since * 1000)}-0" if since else "-"
         raw = await self.redis.xrevrange(AUDIT_STREAM, max="+", min=start, count=scan)
         entries = []
-        for _, fields in raw:
-            entry = AuditEntry(**json.loads(fields[b"entry"]))
+        for entry_id, fields in raw:
+            try:
+                entry = AuditEntry.model_validate_json(fields[b"entry"])
+            except (KeyError, ValidationError):
+                log.warning("audit entry %s is unreadable; skipped", entry_id)
+                continue
             if user and user not in (entry.actor, entry.target):
                 continue
             if action and entry.action != action:

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from core import constants as c
 from core.errors import NotAllowed
 from core.governance.quotas import format_duration
+from core.keys import BAN_KEY, REFUSALS_KEY
+from core.models.request import Frozen
 
-BAN_KEY = f"{c.KEY_PREFIX}:ban:{{scope}}:{{owner}}"  # scope: a community key or "global"; owner "platform:id"
 GLOBAL = "global"
-REFUSALS_KEY = f"{c.KEY_PREFIX}:refusals:{{owner}}"
 
 
-@dataclass(frozen=True)
-class Ban:
-    owner: str
-    scope: str
+class BanRecord(Frozen):
+    """What BAN_KEY stores; the key itself holds the scope and the owner."""
+
     reason: str
     by: str
     until: float | None  # None: until lifted
+
+
+class Ban(BanRecord):
+    owner: str
+    scope: str
 
 
 class BanList:
@@ -36,10 +37,10 @@ class BanList:
         """Ban in one community (scope = its key) or everywhere (scope None)."""
         scope = scope or GLOBAL
         until = time.time() + duration_s if duration_s else None
-        payload = json.dumps({"reason": reason, "by": by, "until": until})
+        record = BanRecord(reason=reason, by=by, until=until)
         key = BAN_KEY.format(scope=scope, owner=owner)
-        await self.redis.set(key, payload, ex=int(duration_s) if duration_s else None)
-        return Ban(owner, scope, reason, by, until)
+        await self.redis.set(key, record.model_dump_json(), ex=int(duration_s) if duration_s else None)
+        return Ban(owner=owner, scope=scope, **record.model_dump())
 
     async def unban(self, owner: str, scope: str | None = None) -> bool:
         return bool(await self.redis.delete(BAN_KEY.format(scope=scope or GLOBAL, owner=owner)))
@@ -51,8 +52,8 @@ class BanList:
                 continue
             raw = await self.redis.get(BAN_KEY.format(scope=scope, owner=owner))
             if raw is not None:
-                data = json.loads(raw)
-                return Ban(owner, scope, data["reason"], data["by"], data["until"])
+                record = BanRecord.model_validate_json(raw)
+                return Ban(owner=owner, scope=scope, **record.model_dump())
         return None
 
     async def check(self, owner: str, community: str | None = None) -> None:

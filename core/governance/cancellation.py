@@ -13,7 +13,7 @@ from core import constants as c
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
 from core.governance.admission import community_of
-from core.governance.audit import AuditEntry, AuditLog
+from core.governance.audit import AuditAction, AuditEntry, AuditLog
 from core.governance.quotas import QuotaService, owner_id
 from core.jobs.queue import CancelOutcome, JobQueue, cloud_job_id
 from core.models.request import GenerationRequest, Requester
@@ -28,8 +28,8 @@ class Canceller:
         self.events = EventPublisher(redis)
         self.audit = AuditLog(redis)
 
-    async def cancel(self, request: GenerationRequest, actor: Requester) -> str:
-        """Returns a CancelOutcome. The caller has checked that `actor` may cancel `request`."""
+    async def cancel(self, request: GenerationRequest, actor: Requester) -> CancelOutcome:
+        """How it went (CANCELLED, RUNNING or UNKNOWN). The caller has checked that `actor` may cancel `request`."""
         outcome = CancelOutcome.UNKNOWN
         jobs = ((c.QUEUE_GPU, request.request_id), (c.QUEUE_CLOUD, request.request_id),
                 (c.QUEUE_CLOUD, cloud_job_id(request.request_id)))  # fmt: skip
@@ -57,9 +57,9 @@ class Canceller:
         if not by_owner:
             await self.audit.record(
                 AuditEntry(
-                    owner_id(actor),
-                    "cancel",
-                    request.request_id,
+                    actor=owner_id(actor),
+                    action=AuditAction.CANCEL,
+                    target=request.request_id,
                     community=community_of(request.requester),
                     details={"owner": owner_id(request.requester)},
                 )

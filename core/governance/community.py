@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from redis.asyncio import Redis
 
-from core import constants as c
 from core.errors import InvalidRequest
+from core.keys import PAUSED_KEY, POLICY_KEY
 from core.models.catalog import get_model
+from core.models.policy import NsfwPolicy
+from core.models.request import Frozen
 
-POLICY_KEY = f"{c.KEY_PREFIX}:policy:{{community}}"  # community = "platform:community_id"
-PAUSED_KEY = f"{c.KEY_PREFIX}:paused:{{community}}"
-
-NsfwPolicy = Literal["refuse", "spoiler", "allow"]
+__all__ = ["CommunityPolicy", "CommunityStore", "NsfwPolicy", "community_key"]
 
 
-@dataclass(frozen=True)
-class CommunityPolicy:
+class CommunityPolicy(Frozen):
+    """Stored as JSON under POLICY_KEY (the field names are the stored ones)."""
+
     nsfw: NsfwPolicy | None = (
         None  # None: the bot's setting; spoiler/allow apply only in age-restricted channels
     )
@@ -40,26 +38,29 @@ class CommunityStore:
         if community is None:
             return CommunityPolicy()
         raw = await self.redis.get(POLICY_KEY.format(community=community))
-        return CommunityPolicy(**json.loads(raw)) if raw else CommunityPolicy()
+        return CommunityPolicy.model_validate_json(raw) if raw else CommunityPolicy()
 
     async def set_policy(self, community: str, name: str, value: str) -> CommunityPolicy:
         policy = await self.policy(community)
         value = value.strip() if name == "logchannel" else value.strip().lower()
         if name == "nsfw":
-            if value not in ("refuse", "spoiler", "allow", "default"):
-                raise InvalidRequest("nsfw", "The NSFW policy is one of: refuse, spoiler, allow, default.")
-            policy = replace(policy, nsfw=None if value == "default" else value)  # type: ignore[arg-type]
+            choices = [*NsfwPolicy, "default"]
+            if value not in choices:
+                raise InvalidRequest("nsfw", f"The NSFW policy is one of: {', '.join(choices)}.")
+            policy = policy.model_copy(update={"nsfw": None if value == "default" else NsfwPolicy(value)})
         elif name == "buttons":
             if value not in ("owner", "everyone"):
                 raise InvalidRequest("buttons", "Who may press buttons: owner or everyone.")
-            policy = replace(policy, buttons=value)  # type: ignore[arg-type]
+            policy = policy.model_copy(update={"buttons": value})
         elif name == "model":
-            policy = replace(policy, default_model=None if value == "default" else get_model(value).name)
+            policy = policy.model_copy(
+                update={"default_model": None if value == "default" else get_model(value).name}
+            )
         elif name == "logchannel":
-            policy = replace(policy, log_channel=None if value in ("off", "none") else value)
+            policy = policy.model_copy(update={"log_channel": None if value in ("off", "none") else value})
         else:
             raise InvalidRequest("policy", "Policies you can set: nsfw, buttons, model, logchannel.")
-        await self.redis.set(POLICY_KEY.format(community=community), json.dumps(asdict(policy)))
+        await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json())
         return policy
 
     async def pause(self, community: str, paused: bool) -> None:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
-
 from redis.asyncio import Redis
 
-from core import constants as c
 from core.commands.grammar import UserDefaults
 from core.errors import InvalidRequest
+from core.keys import PREFS_KEY
 from core.models.catalog import get_model
+from core.models.request import Frozen
 
-PREFS_KEY = f"{c.KEY_PREFIX}:prefs:{{platform}}:{{user_id}}"
 ASPECTS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
 
 
-@dataclass(frozen=True)
-class UserPrefs:
+class UserPrefs(Frozen):
+    """Stored as JSON under PREFS_KEY (the field names are the stored ones)."""
+
     aspect: str | None = None
     model: str | None = None
     n: int | None = None
@@ -33,16 +31,17 @@ class PreferenceStore:
 
     async def get(self, platform: str, user_id: str) -> UserPrefs:
         raw = await self.redis.get(PREFS_KEY.format(platform=platform, user_id=user_id))
-        return UserPrefs(**json.loads(raw)) if raw else UserPrefs()
+        return UserPrefs.model_validate_json(raw) if raw else UserPrefs()
 
     async def update(self, platform: str, user_id: str, **changes: object) -> UserPrefs:
         """Validate and store changes (None resets a field to the bot's default)."""
-        prefs = replace(await self.get(platform, user_id), **changes)  # type: ignore[arg-type]
+        current = await self.get(platform, user_id)
+        prefs = UserPrefs.model_validate({**current.model_dump(), **changes})
         if prefs.aspect is not None and prefs.aspect not in ASPECTS:
             raise InvalidRequest("aspect", f"Choose an aspect ratio from {', '.join(ASPECTS)}.")
         if prefs.model is not None:
-            prefs = replace(prefs, model=get_model(prefs.model).name)
+            prefs = prefs.model_copy(update={"model": get_model(prefs.model).name})
         if prefs.n is not None and not 1 <= prefs.n <= 4:
             raise InvalidRequest("n", "The number of images must be from 1 to 4.")
-        await self.redis.set(PREFS_KEY.format(platform=platform, user_id=user_id), json.dumps(asdict(prefs)))
+        await self.redis.set(PREFS_KEY.format(platform=platform, user_id=user_id), prefs.model_dump_json())
         return prefs

@@ -20,19 +20,23 @@ from redis.asyncio import Redis
 
 from core import constants as c
 from core.errors import InvalidRequest, QuotaExceeded
+from core.keys import (
+    BUDGET_KEY,
+    INFLIGHT_KEY,
+    OVERRIDE_KEY,
+    RESERVATION_KEY,
+    TIER_KEY,
+    USAGE_DAY_KEY,
+    USAGE_DAY_TTL_S,
+    USAGE_HOUR_KEY,
+    USAGE_HOUR_TTL_S,
+)
 from core.models.request import Requester
 from core.settings import QuotaSettings, TierLimits
 
-DAY_KEY = f"{c.KEY_PREFIX}:usage:{{scope}}:{{owner}}:day:{{day}}"
-HOUR_KEY = f"{c.KEY_PREFIX}:usage:user:{{owner}}:hour:{{hour}}"
-INFLIGHT_KEY = f"{c.KEY_PREFIX}:inflight:{{owner}}"  # zset: request id → when its slot lapses
 # A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
 # all, its in-flight slot lapses an hour later so the user isn't locked out meanwhile.
 INFLIGHT_LAPSE_S = c.STALE_JOB_S + 3600
-BUDGET_KEY = f"{c.KEY_PREFIX}:budget:openai:{{day}}"
-RESERVATION_KEY = f"{c.KEY_PREFIX}:reservation:{{request_id}}"
-TIER_KEY = f"{c.KEY_PREFIX}:tier:{{owner}}"
-OVERRIDE_KEY = f"{c.KEY_PREFIX}:quota-override:{{owner}}"
 
 UNLIMITED = -1
 _LIMIT_NAMES = {1: "day", 2: "hour", 3: "in_flight", 4: "community", 5: "budget"}
@@ -239,10 +243,12 @@ class QuotaService:
         owner, day = owner_id(requester), self._day()
         community = requester.community_id
         keys = [
-            DAY_KEY.format(scope="user", owner=owner, day=day),
-            HOUR_KEY.format(owner=owner, hour=self._hour()),
+            USAGE_DAY_KEY.format(scope="user", owner=owner, day=day),
+            USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()),
             INFLIGHT_KEY.format(owner=owner),
-            DAY_KEY.format(scope="community", owner=f"{requester.platform}:{community or '-'}", day=day),
+            USAGE_DAY_KEY.format(
+                scope="community", owner=f"{requester.platform}:{community or '-'}", day=day
+            ),
             BUDGET_KEY.format(day=day),
             RESERVATION_KEY.format(request_id=request_id),
         ]
@@ -252,7 +258,7 @@ class QuotaService:
             images, request_id,
             _limit(limits.images_per_day), _limit(limits.images_per_hour), _limit(limits.jobs_in_flight),
             _limit(community_limit), budget_cents, round(cost_usd * 100),
-            2 * 24 * 3600, 2 * 3600, self.now(), self.now() + INFLIGHT_LAPSE_S,
+            USAGE_DAY_TTL_S, USAGE_HOUR_TTL_S, self.now(), self.now() + INFLIGHT_LAPSE_S,
         ]  # fmt: skip
         code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
         if code == 6:
@@ -270,7 +276,7 @@ class QuotaService:
         if not self.settings.enabled:
             return True
         keys = [RESERVATION_KEY.format(request_id=request_id), BUDGET_KEY.format(day=self._day())]
-        args = [round(cost_usd * 100), round(self.settings.openai_daily_budget_usd * 100), 2 * 24 * 3600]
+        args = [round(cost_usd * 100), round(self.settings.openai_daily_budget_usd * 100), USAGE_DAY_TTL_S]
         return int(await self._charge(keys=keys, args=args)) != 0
 
     async def commit(self, request_id: str, delivered: int, requested: int) -> bool:
@@ -290,15 +296,15 @@ class QuotaService:
     async def status(self, requester: Requester) -> QuotaStatus:
         tier, limits = await self.limits_for(requester)
         owner, day = owner_id(requester), self._day()
-        used_day = await self.redis.get(DAY_KEY.format(scope="user", owner=owner, day=day))
-        used_hour = await self.redis.get(HOUR_KEY.format(owner=owner, hour=self._hour()))
+        used_day = await self.redis.get(USAGE_DAY_KEY.format(scope="user", owner=owner, day=day))
+        used_hour = await self.redis.get(USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()))
         in_flight = await self.redis.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
         community_used = None
         community_limit = None
         if requester.community_id:
             community_limit = self.settings.community_images_per_day
             raw = await self.redis.get(
-                DAY_KEY.format(
+                USAGE_DAY_KEY.format(
                     scope="community", owner=f"{requester.platform}:{requester.community_id}", day=day
                 )
             )

@@ -12,7 +12,7 @@ import logging
 
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import CACHE_KEY, CACHE_TTL_S
 from core.models.request import GenerationRequest
 from core.models.result import EventKind, ResultEvent
 
@@ -50,7 +50,7 @@ class ResultCache:
     async def get(self, request: GenerationRequest) -> ResultEvent | None:
         if not cacheable(request):
             return None
-        raw = await self.redis.get(c.CACHE_KEY.format(digest=cache_digest(request)))
+        raw = await self.redis.get(CACHE_KEY.format(digest=cache_digest(request)))
         if raw is None:
             return None
         stored = ResultEvent.model_validate_json(raw)
@@ -69,9 +69,9 @@ class ResultCache:
     async def put(self, request: GenerationRequest, event: ResultEvent) -> None:
         if not cacheable(request) or event.kind is not EventKind.DONE:
             return
-        key = c.CACHE_KEY.format(digest=cache_digest(request))
-        await self.redis.set(key, event.model_dump_json(), ex=c.CACHE_TTL_S)
+        key = CACHE_KEY.format(digest=cache_digest(request))
+        await self.redis.set(key, event.model_dump_json(), ex=CACHE_TTL_S)
 
     async def forget(self, request: GenerationRequest) -> None:
         """Drop the cached result for these parameters (a moderator deleted it)."""
-        await self.redis.delete(c.CACHE_KEY.format(digest=cache_digest(request)))
+        await self.redis.delete(CACHE_KEY.format(digest=cache_digest(request)))

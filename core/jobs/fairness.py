@@ -12,21 +12,19 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import FAIR_FINISH_KEY, FAIR_FINISH_TTL_S, FAIR_VCLOCK_KEY
 
-VCLOCK_KEY = f"{c.KEY_PREFIX}:fair:vclock:{{queue}}"
-FINISH_KEY = f"{c.KEY_PREFIX}:fair:finish:{{queue}}:{{owner}}"
 COST_PER_IMAGE = 1000.0  # virtual ms per image at weight 1
 # Scores at or above this are wall-clock times (arq's own retries, deferred jobs), not virtual tags: they must
 # never move the virtual clock, or every later tag would lie in the future and wait for the wall clock.
 VIRTUAL_LIMIT = 1e12
 
-# KEYS: vclock, the user's finish tag. ARGV: cost. Returns the job's start tag (its arq score).
+# KEYS: vclock, the user's finish tag. ARGV: cost, the tag's TTL. Returns the job's start tag (its arq score).
 _TAG = """
 local vclock = tonumber(redis.call('GET', KEYS[1]) or '1')
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local start = math.max(vclock, last)
-redis.call('SET', KEYS[2], tostring(start + tonumber(ARGV[1])), 'EX', 172800)  -- idle users start afresh
+redis.call('SET', KEYS[2], tostring(start + tonumber(ARGV[1])), 'EX', ARGV[2])  -- idle users start afresh
 return tostring(start)
 """
 
@@ -46,11 +44,11 @@ class FairScheduler:
 
     async def score(self, queue: str, owner: str, images: int, weight: float) -> float:
         cost = images * COST_PER_IMAGE / max(weight, 0.01)
-        keys = [VCLOCK_KEY.format(queue=queue), FINISH_KEY.format(queue=queue, owner=owner)]
-        return float(await self._tag(keys=keys, args=[f"{cost:.3f}"]))
+        keys = [FAIR_VCLOCK_KEY.format(queue=queue), FAIR_FINISH_KEY.format(queue=queue, owner=owner)]
+        return float(await self._tag(keys=keys, args=[f"{cost:.3f}", FAIR_FINISH_TTL_S]))
 
     async def started(self, queue: str, score: float) -> None:
         """A worker took the job with this score: virtual time moves to it."""
         if score >= VIRTUAL_LIMIT:
             return
-        await self._advance(keys=[VCLOCK_KEY.format(queue=queue)], args=[f"{score:.3f}"])
+        await self._advance(keys=[FAIR_VCLOCK_KEY.format(queue=queue)], args=[f"{score:.3f}"])

@@ -9,12 +9,14 @@ import logging
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
 from core import constants as c
 from core.errors import NotFound
+from core.keys import CANCELLED_KEY, DURATIONS_KEY, RECENT_KEY, REQUEST_KEY, REQUEST_TTL_S
 from core.models.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,10 @@ def cloud_job_id(request_id: str) -> str:
     return f"{request_id}:cloud"
 
 
-class CancelOutcome:
-    CANCELLED = "cancelled"
-    RUNNING = "running"
-    UNKNOWN = "unknown"
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"  # removed before it started
+    RUNNING = "running"  # a worker has it: left to finish
+    UNKNOWN = "unknown"  # not on this queue (never queued, already done, or on another queue)
 
 
 class JobQueue:
@@ -60,11 +62,11 @@ class JobQueue:
         self._cancel = redis.register_script(_CANCEL_SCRIPT)
 
     async def store(self, request: GenerationRequest) -> None:
-        key = c.REQUEST_KEY.format(request_id=request.request_id)
-        await self.redis.set(key, request.to_json(), ex=c.REQUEST_TTL_S, nx=True)
+        key = REQUEST_KEY.format(request_id=request.request_id)
+        await self.redis.set(key, request.to_json(), ex=REQUEST_TTL_S, nx=True)
 
     async def load(self, request_id: str) -> GenerationRequest:
-        raw = await self.redis.get(c.REQUEST_KEY.format(request_id=request_id))
+        raw = await self.redis.get(REQUEST_KEY.format(request_id=request_id))
         if raw is None:
             raise NotFound("That request is unknown or too old; please start a new one with /imagine.")
         return GenerationRequest.from_json(raw)
@@ -93,15 +95,15 @@ class JobQueue:
 
     async def remember(self, owner: str, request_id: str) -> None:
         """Keep a user's latest request ids, for /cancel and the moderators' usage view."""
-        key = c.RECENT_KEY.format(owner=owner)
+        key = RECENT_KEY.format(owner=owner)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, request_id)
             pipe.ltrim(key, 0, c.RECENT_KEPT - 1)
-            pipe.expire(key, c.REQUEST_TTL_S)
+            pipe.expire(key, REQUEST_TTL_S)
             await pipe.execute()
 
     async def recent(self, owner: str, count: int = 10) -> list[str]:
-        raw: list[bytes] = await self.redis.lrange(c.RECENT_KEY.format(owner=owner), 0, count - 1)  # type: ignore[misc]
+        raw: list[bytes] = await self.redis.lrange(RECENT_KEY.format(owner=owner), 0, count - 1)  # type: ignore[misc]
         return [value.decode() for value in raw]
 
     async def position(self, job_id: str, queue: str) -> int | None:
@@ -114,14 +116,14 @@ class JobQueue:
         return int(await self.redis.zcard(queue))
 
     async def record_duration(self, queue: str, seconds: float) -> None:
-        key = c.DURATIONS_KEY.format(queue=queue)
+        key = DURATIONS_KEY.format(queue=queue)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, f"{seconds:.3f}")
             pipe.ltrim(key, 0, c.DURATIONS_KEPT - 1)
             await pipe.execute()
 
     async def typical_duration(self, queue: str) -> float | None:
-        raw: list[bytes] = await self.redis.lrange(c.DURATIONS_KEY.format(queue=queue), 0, -1)  # type: ignore[misc]
+        raw: list[bytes] = await self.redis.lrange(DURATIONS_KEY.format(queue=queue), 0, -1)  # type: ignore[misc]
         if not raw:
             return None
         return statistics.median(float(value) for value in raw)
@@ -134,18 +136,18 @@ class JobQueue:
         rounds = -(-position // max(1, workers))  # ceil: jobs ahead share the workers
         return round(typical * rounds, 1)
 
-    async def cancel(self, job_id: str, queue: str, request_id: str | None = None) -> str:
+    async def cancel(self, job_id: str, queue: str, request_id: str | None = None) -> CancelOutcome:
         """Remove a job that has not started; running jobs are left to finish."""
         result = await self._cancel(
             keys=[
                 in_progress_key_prefix + job_id,
                 queue,
                 job_key_prefix + job_id,
-                c.CANCELLED_KEY.format(request_id=request_id or job_id),
+                CANCELLED_KEY.format(request_id=request_id or job_id),
             ],
-            args=[job_id, c.REQUEST_TTL_S],
+            args=[job_id, REQUEST_TTL_S],
         )
         return {1: CancelOutcome.CANCELLED, 0: CancelOutcome.RUNNING}.get(int(result), CancelOutcome.UNKNOWN)
 
     async def was_cancelled(self, request_id: str) -> bool:
-        return bool(await self.redis.exists(c.CANCELLED_KEY.format(request_id=request_id)))
+        return bool(await self.redis.exists(CANCELLED_KEY.format(request_id=request_id)))

@@ -7,18 +7,24 @@ decide between the local GPU queue and the OpenAI fallback.
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from typing import Any
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 from redis.asyncio import Redis
 
-from core import constants as c
+from core.keys import WORKER_HEARTBEAT_TTL_S, WORKER_KEY, WORKER_KEY_PATTERN
+
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class WorkerInfo:
+    """A worker's heartbeat, stored as JSON under WORKER_KEY (a pydantic dataclass: built positionally too)."""
+
     worker_id: str
     queue: str
     models: tuple[str, ...]
@@ -27,28 +33,32 @@ class WorkerInfo:
     seen_at: float = 0.0
 
 
+_WORKER_INFO: TypeAdapter[WorkerInfo] = TypeAdapter(WorkerInfo)
+
+
 class WorkerRegistry:
-    def __init__(self, redis: Redis, ttl_s: float = c.WORKER_HEARTBEAT_TTL_S) -> None:
+    def __init__(self, redis: Redis, ttl_s: float = WORKER_HEARTBEAT_TTL_S) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_s * 1000)
 
     async def beat(self, info: WorkerInfo) -> None:
-        payload = asdict(info) | {"seen_at": time.time()}
-        key = c.WORKER_KEY.format(worker_id=info.worker_id)
-        await self.redis.set(key, json.dumps(payload), px=self.ttl_ms)
+        payload = _WORKER_INFO.dump_json(replace(info, seen_at=time.time()))
+        key = WORKER_KEY.format(worker_id=info.worker_id)
+        await self.redis.set(key, payload, px=self.ttl_ms)
 
     async def remove(self, worker_id: str) -> None:
-        await self.redis.delete(c.WORKER_KEY.format(worker_id=worker_id))
+        await self.redis.delete(WORKER_KEY.format(worker_id=worker_id))
 
     async def alive(self) -> list[WorkerInfo]:
         workers = []
-        async for key in self.redis.scan_iter(match=c.WORKER_KEY_PATTERN, count=100):
+        async for key in self.redis.scan_iter(match=WORKER_KEY_PATTERN, count=100):
             raw = await self.redis.get(key)
             if raw is None:
                 continue
-            data = json.loads(raw)
-            data["models"] = tuple(data["models"])
-            workers.append(WorkerInfo(**data))
+            try:
+                workers.append(_WORKER_INFO.validate_json(raw))
+            except ValidationError:
+                log.warning("heartbeat %s is unreadable; ignored", key)
         return sorted(workers, key=lambda worker: worker.worker_id)
 
     async def wait_until_serving(

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.models.policy import NsfwPolicy
 from core.models.privileges import Privilege
 
 
@@ -63,7 +64,9 @@ class GenerationRequest(Frozen):
     prefer_cloud: bool = False  # the user asked for the OpenAI backend
     requester: Requester
     reply_to: dict[str, str] = Field(default_factory=dict)
-    image_policy: str | None = None  # the community's NSFW policy at submit time; None: the bot's setting
+    image_policy: NsfwPolicy | None = (
+        None  # the community's NSFW policy at submit time; None: the bot's setting
+    )
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from core.errors import ConfigError
 from core.settings import Settings
@@ -11,12 +10,12 @@ from core.storage.protocol import ImageStore
 
 log = logging.getLogger(__name__)
 
-# S3 bucket naming rules (3–63 chars, lowercase letters, digits, dots and hyphens, alphanumeric at both ends).
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
 
 def build_store(settings: Settings) -> ImageStore:
     """The store `settings.storage` asks for. Raises ConfigError naming the variable to fix.
+
+    Settings have checked the values (a bucket for s3, its name, the URLs); what is left to fail here is the
+    machine: a folder that can't be made, boto3 not installed.
 
     The local folder is taken relative to the current directory as given and created here.
     The S3 client is created lazily on first use; call `S3ImageStore.check()` at start-up to
@@ -36,14 +35,7 @@ def build_store(settings: Settings) -> ImageStore:
         log.info("storing images in %s", storage.local_dir.resolve())
         return LocalImageStore(storage.local_dir, storage.public_base_url)
 
-    bucket = storage.s3_bucket or ""
-    if not bucket:
-        raise ConfigError("Storage backend 's3' needs a bucket: set IMAGEBOT_STORAGE__S3_BUCKET.")
-    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
-        raise ConfigError(
-            f"IMAGEBOT_STORAGE__S3_BUCKET: {bucket!r} is not a valid bucket name; use 3-63 lowercase "
-            "letters, digits, dots or hyphens, starting and ending with a letter or digit."
-        )
+    bucket = storage.s3_bucket or ""  # never empty: StorageSettings requires a bucket for s3
     try:
         import boto3  # noqa: F401
     except ImportError:

@@ -19,9 +19,9 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import ConfigError, StorageError
+from core.settings import redacted_url
 from core.storage.protocol import EXTENSIONS, PUBLIC_PREFIX, content_key
 
 if TYPE_CHECKING:
@@ -34,16 +34,6 @@ CACHE_CONTROL_PRIVATE = "private, max-age=31536000, immutable"
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 T = TypeVar("T")
-
-
-def _redacted(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _check_key(key: str) -> None:
@@ -69,16 +59,6 @@ class S3ImageStore:
     ) -> None:
         if not bucket:
             raise ConfigError("The S3 store needs a bucket name: set IMAGEBOT_STORAGE__S3_BUCKET.")
-        for name, url in (("S3_ENDPOINT_URL", endpoint_url), ("PUBLIC_BASE_URL", public_base_url)):
-            if url is not None and urlsplit(url).scheme not in ("http", "https"):
-                raise ConfigError(
-                    f"IMAGEBOT_STORAGE__{name} must be an http:// or https:// URL, "
-                    f"not {_redacted(url)!r}: add the scheme, e.g. https://{url}."
-                )
-        if not 0 < presign_ttl_s <= 7 * 24 * 3600:
-            raise ConfigError(
-                "IMAGEBOT_STORAGE__PRESIGN_TTL_S must be between 1 and 604800 seconds (S3's limit is 7 days)."
-            )
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
@@ -225,7 +205,7 @@ class S3ImageStore:
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
             ) from exc
         except boto_errors.EndpointConnectionError as exc:
-            endpoint = _redacted(self.endpoint_url) if self.endpoint_url else "AWS S3"
+            endpoint = redacted_url(self.endpoint_url) if self.endpoint_url else "AWS S3"
             raise StorageError(
                 f"S3 {action} of {where} failed: could not connect to {endpoint}; check "
                 "IMAGEBOT_STORAGE__S3_ENDPOINT_URL and that the service is running."

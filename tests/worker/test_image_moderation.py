@@ -16,6 +16,7 @@ from PIL import Image
 from core import constants as c
 from core.governance.audit import AUDIT_STREAM
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.keys import CACHE_KEY
 from core.models.catalog import BackendKind
 from core.models.request import GenerationRequest, Platform, Requester
 from core.models.result import EventKind
@@ -121,7 +122,7 @@ async def test_a_community_that_allows_spoilers_gets_them_in_age_restricted_chan
         and result.preview.spoiler
     )
     # never replayed from the cache to someone outside that channel
-    assert [key async for key in pipeline.runtime.redis.scan_iter(match=c.CACHE_KEY.format(digest="*"))] == []
+    assert [key async for key in pipeline.runtime.redis.scan_iter(match=CACHE_KEY.format(digest="*"))] == []
 
     plain = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 9")
     assert (await pipeline.runtime.service.result(plain)).kind is EventKind.REFUSED
@@ -136,4 +137,4 @@ async def test_results_from_age_restricted_channels_are_never_cached(pipeline: P
     request_id = await run_job(pipeline, DrawingBackend(False), "a person --n 1 --seed 4", nsfw_channel)
     result = await pipeline.runtime.service.result(request_id)
     assert result.kind is EventKind.DONE and not result.images[0].spoiler  # allowed there, as chosen
-    assert [key async for key in pipeline.runtime.redis.scan_iter(match=c.CACHE_KEY.format(digest="*"))] == []
+    assert [key async for key in pipeline.runtime.redis.scan_iter(match=CACHE_KEY.format(digest="*"))] == []

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from core import constants as c
 from core.errors import GenerationFailed
+from core.keys import REQUEST_KEY
 from core.models.catalog import BackendKind
 from core.models.request import GenerationRequest, Platform, Requester
 from core.models.result import EventKind
@@ -153,7 +154,7 @@ async def test_a_job_that_waited_too_long_is_reported_not_rendered(pipeline: Pip
     request_id = await queued(pipeline)
     queue = pipeline.runtime.service.queue
     old = (await queue.load(request_id)).model_copy(update={"created_at": time.time() - c.STALE_JOB_S - 60})
-    await pipeline.runtime.redis.set(c.REQUEST_KEY.format(request_id=request_id), old.to_json())
+    await pipeline.runtime.redis.set(REQUEST_KEY.format(request_id=request_id), old.to_json())
     assert await generate({"imagebot": deps, "job_try": 1}, request_id) == "failed"
     assert backend.calls == 0
     result = await pipeline.runtime.service.result(request_id)

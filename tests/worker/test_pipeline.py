@@ -13,6 +13,7 @@ from core import constants as c
 from core.delivery.events import follow
 from core.errors import InvalidRequest
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.keys import CACHE_KEY, REQUEST_KEY
 from core.models.request import GenerationRequest, Mode, Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from tests.pipeline_fixture import Pipeline
@@ -79,7 +80,7 @@ async def test_same_seed_gives_identical_bytes_and_then_a_cache_hit(pipeline: Pi
     )
     assert first.kind is EventKind.DONE and not first.cached
 
-    await redis.delete(*[key async for key in redis.scan_iter(match=c.CACHE_KEY.format(digest="*"))])
+    await redis.delete(*[key async for key in redis.scan_iter(match=CACHE_KEY.format(digest="*"))])
     again = await wait_for_result(
         pipeline, (await service.imagine("red fox --seed 42 --n 2", BOB)).request_id
     )
@@ -163,7 +164,7 @@ async def test_img2img_variation_upscale_and_reroll(pipeline: Pipeline) -> None:
 
     parent = await service.queue.load(grid.request_id)  # rerolled long after it was made
     aged = parent.model_copy(update={"created_at": parent.created_at - c.STALE_JOB_S - 60})
-    await pipeline.runtime.redis.set(c.REQUEST_KEY.format(request_id=grid.request_id), aged.to_json())
+    await pipeline.runtime.redis.set(REQUEST_KEY.format(request_id=grid.request_id), aged.to_json())
     again = await service.reroll(grid.request_id, ALICE)
     rerolled = await wait_for_result(pipeline, again.request_id)
     reroll_request = await service.queue.load(again.request_id)

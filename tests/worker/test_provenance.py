@@ -65,7 +65,7 @@ async def test_every_stored_image_is_signed_and_an_edit_names_its_parent(pipelin
     service, store = pipeline.runtime.service, pipeline.runtime.service.store
     trust = Provenance(pipeline.settings.provenance, pipeline.settings.data_dir).trust_anchors_pem
     submission = await service.imagine("a red fox --seed 3 --n 2 --size 256x256", ALICE)
-    event = await wait_for_result(pipeline, submission.request_id)
+    event = await wait_for_result(pipeline, submission.request_id, timeout_s=300)
     assert event.kind is EventKind.DONE, event.message
     assert event.grid is not None and event.preview is not None
     for stored in [*event.images, event.grid, event.preview]:
@@ -83,7 +83,7 @@ async def test_every_stored_image_is_signed_and_an_edit_names_its_parent(pipelin
         assert has_watermark(image.convert("RGB"))
 
     variation = await service.vary(submission.request_id, 0, ALICE)
-    child = await wait_for_result(pipeline, variation.request_id)
+    child = await wait_for_result(pipeline, variation.request_id, timeout_s=300)
     assert child.kind is EventKind.DONE, child.message
     data = await store.get(child.images[0].key)
     manifest = read_manifest(data, "image/png", trust)

@@ -16,6 +16,7 @@ from bots.discord import run_discord_bot
 from cli.runtime import Runtime
 from core import constants as c
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.keys import REQUEST_KEY
 from core.settings import DiscordSettings, Settings
 from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator, Interaction, Message
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
@@ -106,5 +107,5 @@ async def queue_depth(redis: ArqRedis) -> int:
 
 
 async def request_ids(redis: ArqRedis) -> set[str]:
-    keys = await redis.keys(c.REQUEST_KEY.format(request_id="*"))
+    keys = await redis.keys(REQUEST_KEY.format(request_id="*"))
     return {key.decode().rsplit(":", 1)[-1] for key in keys}

@@ -17,6 +17,7 @@ from core import constants as c
 from core.delivery.events import stream_key
 from core.errors import ConfigError
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.keys import REQUEST_KEY
 from core.models.request import Platform
 from core.models.result import EventKind, ResultEvent
 from core.settings import DiscordSettings
@@ -103,7 +104,7 @@ async def test_invalid_option_is_an_ephemeral_error_naming_it(
     original = emulator.original(command.token)
     assert original is not None and original.deleted  # the public "thinking…" reply is gone
     assert await queue_depth(bots) == 0
-    assert not await bots.pipeline.runtime.redis.keys(c.REQUEST_KEY.format(request_id="*"))
+    assert not await bots.pipeline.runtime.redis.keys(REQUEST_KEY.format(request_id="*"))
 
 
 async def test_someone_elses_click_gets_a_notice_and_no_job(
@@ -114,7 +115,7 @@ async def test_someone_elses_click_gets_a_notice_and_no_job(
     await bots.start()
     command = await emulator.slash("imagine", {"prompt": "a fox", "count": 1}, user_id=USER)
     grid = await result_of(emulator, command.token)
-    requests_before = len(await bots.pipeline.runtime.redis.keys(c.REQUEST_KEY.format(request_id="*")))
+    requests_before = len(await bots.pipeline.runtime.redis.keys(REQUEST_KEY.format(request_id="*")))
 
     click = await emulator.click(grid, grid.custom_ids()[1], user_id=OTHER_USER)  # V1
     notice = await emulator.wait_for(lambda: emulator.original(click.token), within_s=10)
@@ -123,9 +124,7 @@ async def test_someone_elses_click_gets_a_notice_and_no_job(
     assert emulator.calls_for(click.token)[0].payload["type"] == 4
     await asyncio.sleep(0.2)
     assert await queue_depth(bots) == 0
-    assert (
-        len(await bots.pipeline.runtime.redis.keys(c.REQUEST_KEY.format(request_id="*"))) == requests_before
-    )
+    assert len(await bots.pipeline.runtime.redis.keys(REQUEST_KEY.format(request_id="*"))) == requests_before
 
 
 async def test_result_finished_while_the_bot_was_down_arrives_once(
@@ -142,7 +141,7 @@ async def test_result_finished_while_the_bot_was_down_arrives_once(
     await bots.stop(first)
 
     await bots.pipeline.start_worker()
-    request_id = _request_id_of(await runtime.redis.keys(c.REQUEST_KEY.format(request_id="*")))
+    request_id = _request_id_of(await runtime.redis.keys(REQUEST_KEY.format(request_id="*")))
     async with asyncio.timeout(20):
         await _published(runtime.redis, request_id, EventKind.DONE)
     original = emulator.original(command.token)

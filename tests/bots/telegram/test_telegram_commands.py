@@ -6,10 +6,10 @@ import pytest
 from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
-from bots.telegram.privilege import CHAT_ADMINS_KEY
 from core import constants as c
 from core.errors import ConfigError
 from core.governance.preferences import PreferenceStore
+from core.keys import REQUEST_KEY, TELEGRAM_CHAT_ADMINS_KEY
 from core.settings import TelegramSettings
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot, last_request
 from tests.emulators.telegram_api import Sent
@@ -76,14 +76,14 @@ async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: Teleg
     assert answer.show_alert
     assert answer.text == "Only the person who asked for these images can use their buttons."
     assert await redis.zcard(c.QUEUE_GPU) == 1  # only Alice's job
-    assert len(await redis.keys(c.REQUEST_KEY.format(request_id="*"))) == 1
+    assert len(await redis.keys(REQUEST_KEY.format(request_id="*"))) == 1
 
     forged = await emulator.press(GROUP, BOB, status, "ib:v:not-a-request:9")
     assert (await emulator.wait_for(lambda: emulator.answer(forged))).show_alert
 
     # Moderating the group gives no right to press someone else's buttons.
     emulator.make_admin(GROUP, MONA, can_promote_members=True)
-    await redis.delete(CHAT_ADMINS_KEY.format(chat_id=GROUP.id))
+    await redis.delete(TELEGRAM_CHAT_ADMINS_KEY.format(chat_id=GROUP.id))
     moderator = await emulator.press(GROUP, MONA, status, f"ib:r:{request_id}")
     answer = await emulator.wait_for(lambda: emulator.answer(moderator))
     assert answer.show_alert and (answer.text or "").startswith("Only the person who asked")

@@ -9,6 +9,7 @@ from core.delivery.events import stream_key
 from core.errors import InvalidRequest, NotAllowed, PromptRejected, QuotaExceeded
 from core.governance.audit import AUDIT_STREAM
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.keys import CACHE_KEY
 from core.models.privileges import Privilege
 from core.models.request import GenerationRequest, Platform, Requester
 from core.models.result import EventKind, ResultEvent, StoredImage
@@ -260,7 +261,7 @@ async def test_deleting_one_image_takes_the_grid_and_preview_with_it_but_spares_
     shared = await runtime.admin.execute(f"delete {copy.request_id}", MOD)
     assert "shared with the result it was copied from" in shared.text
     assert await store.get(first.key) == b"one"  # the original's files are untouched
-    assert await runtime.redis.get(c.CACHE_KEY.format(digest=cache_digest(request))) is None  # never replayed
+    assert await runtime.redis.get(CACHE_KEY.format(digest=cache_digest(request))) is None  # never replayed
 
     reply = await runtime.admin.execute(f"delete {request.request_id} 1", MOD)
     assert reply.delete_messages == ({"chat_id": GROUP, "message_id": "5"},)

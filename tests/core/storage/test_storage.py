@@ -507,22 +507,3 @@ def test_s3_without_a_bucket_is_a_config_error_naming_the_variable(monkeypatch: 
 
     with pytest.raises(ConfigError, match="IMAGEBOT_STORAGE__S3_BUCKET"):
         load_settings()
-
-
-@pytest.mark.parametrize(
-    ("storage", "variable"),
-    [
-        ({"s3_bucket": "My_Bucket"}, "IMAGEBOT_STORAGE__S3_BUCKET"),
-        ({"s3_bucket": "okay", "s3_endpoint_url": "minio:9000"}, "IMAGEBOT_STORAGE__S3_ENDPOINT_URL"),
-        ({"s3_bucket": "ok-bucket", "public_base_url": "cdn.example"}, "IMAGEBOT_STORAGE__PUBLIC_BASE_URL"),
-    ],
-)
-def test_build_store_s3_misconfiguration_names_the_variable(
-    storage: dict[str, str], variable: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    settings = Settings(storage={"backend": "s3", **storage})
-
-    with pytest.raises(ConfigError, match=variable):
-        build_store(settings)

@@ -1,0 +1,245 @@
+"""Every Redis key imagebot writes, in one inventory, each with how long it lives.
+
+A template is a `str.format` pattern under `KEY_PREFIX` ("imagebot:request:{request_id}"); modules import it
+from here and fill it in. Each entry also says how the key ends:
+
+- `Expiry.TTL`: written with a TTL every time (the number is here too), so Redis drops it on its own;
+- `Expiry.NONE`: kept until something deletes it, for the reason given (an admin's decision, a stream capped by
+  length, a bounded per-queue list);
+- `Expiry.WHEN_TIMED`: a TTL exactly when what it records has an end (a ban "for 2h"; a ban without an end has
+  none).
+
+arq keeps its own keys under `arq:` (listed in ARQ_KEYS) and two under our queue names (the queue itself and its
+health check). tests/core/test_keys.py runs the end-to-end flows, SCANs Redis and holds every key to this list:
+a key no template matches, or one whose template promises a TTL but has none, fails it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from core import constants as c
+
+
+class Expiry(StrEnum):
+    TTL = "ttl"
+    NONE = "none"
+    WHEN_TIMED = "when timed"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    template: str  # a str.format pattern, e.g. "imagebot:request:{request_id}"
+    kind: str  # the Redis type: string, list, set, zset, hash or stream
+    expiry: Expiry
+    lifetime: str  # how long it lives, and why
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """Matches every key made from the template (a field is any non-empty text, colons included)."""
+        parts = re.split(r"\{[a-z_]+\}", self.template)
+        return re.compile(".+".join(re.escape(part) for part in parts) + r"\Z", re.DOTALL)
+
+    @property
+    def literal_chars(self) -> int:
+        """How much of the template is fixed text: the most specific of several matching templates wins."""
+        return len(re.sub(r"\{[a-z_]+\}", "", self.template))
+
+
+INVENTORY: list[KeySpec] = []
+
+
+def _key(template: str, kind: str, expiry: Expiry, lifetime: str) -> str:
+    full = f"{c.KEY_PREFIX}:{template}"
+    INVENTORY.append(KeySpec(full, kind, expiry, lifetime))
+    return full
+
+
+# -- lifetimes (seconds) -----------------------------------------------------------------------------------
+
+REQUEST_TTL_S: Final = 30 * 24 * 3600  # buttons on a result work for a month
+RESULT_TTL_S: Final = 30 * 24 * 3600
+CACHE_TTL_S: Final = 30 * 24 * 3600
+DELIVERED_TTL_S: Final = 7 * 24 * 3600  # longer than any redelivery of a stream entry
+WORKER_HEARTBEAT_TTL_S: Final = 15  # a worker that stops beating is gone within this
+FAIR_FINISH_TTL_S: Final = 2 * 24 * 3600  # a user idle this long starts afresh in the fair queue
+USAGE_DAY_TTL_S: Final = 2 * 24 * 3600  # a day's counters outlive the UTC day they count
+USAGE_HOUR_TTL_S: Final = 2 * 3600
+
+# -- the job queue (arq) and what travels with it -------------------------------------------------------------
+
+QUEUE_TEMPLATE: Final = _key(
+    "queue:{queue}",
+    "zset",
+    Expiry.NONE,
+    "arq's queue (constants.QUEUE_GPU, QUEUE_CLOUD): a job id leaves it when a worker takes it or it is "
+    "cancelled, and an empty queue is no key at all",
+)
+HEALTH_CHECK_TEMPLATE: Final = _key(
+    "queue:{queue}:health-check",
+    "string",
+    Expiry.TTL,
+    "arq's worker health line: health_check_interval + 1 s",
+)
+REQUEST_KEY: Final = _key(
+    "request:{request_id}",
+    "string",
+    Expiry.TTL,
+    "REQUEST_TTL_S: the GenerationRequest, for buttons and retries",
+)
+RESULT_KEY: Final = _key(
+    "result:{request_id}", "string", Expiry.TTL, "RESULT_TTL_S: the terminal ResultEvent, for buttons"
+)
+CACHE_KEY: Final = _key(
+    "cache:{digest}", "string", Expiry.TTL, "CACHE_TTL_S: a DONE event for an explicit seed's parameters"
+)
+CANCELLED_KEY: Final = _key(
+    "cancelled:{request_id}",
+    "string",
+    Expiry.TTL,
+    "REQUEST_TTL_S: as long as the request could be redelivered",
+)
+RECENT_KEY: Final = _key(
+    "recent:{owner}", "list", Expiry.TTL, "REQUEST_TTL_S from the latest request; the last RECENT_KEPT ids"
+)
+DURATIONS_KEY: Final = _key(
+    "durations:{queue}",
+    "list",
+    Expiry.NONE,
+    "the last DURATIONS_KEPT job durations of a queue (for ETAs), trimmed on every push: one small list per "
+    "queue, and an ETA needs it after any idle spell",
+)
+WORKER_KEY: Final = _key(
+    "worker:{worker_id}", "string", Expiry.TTL, "WORKER_HEARTBEAT_TTL_S, refreshed by each heartbeat"
+)
+WORKER_KEY_PATTERN: Final = WORKER_KEY.format(worker_id="*")
+FAIR_VCLOCK_KEY: Final = _key(
+    "fair:vclock:{queue}",
+    "string",
+    Expiry.NONE,
+    "the queue's virtual clock for fair queueing: it may only move forward, or new jobs would jump the queue; "
+    "one per queue",
+)
+FAIR_FINISH_KEY: Final = _key(
+    "fair:finish:{queue}:{owner}", "string", Expiry.TTL, "FAIR_FINISH_TTL_S: a user's last virtual finish tag"
+)
+
+# -- result events and their delivery ----------------------------------------------------------------------
+
+EVENTS_STREAM: Final = _key(
+    "events:{platform}",
+    "stream",
+    Expiry.NONE,
+    "capped at EVENTS_MAXLEN entries; it carries the bots' consumer group and must outlive any bot downtime",
+)
+DEAD_EVENTS_STREAM: Final = _key(
+    "events:dead:{platform}",
+    "stream",
+    Expiry.NONE,
+    "events no delivery could handle, capped at EVENTS_MAXLEN entries, kept for operators to read",
+)
+DELIVERED_KEY: Final = _key(
+    "delivered:{platform}:{event_id}", "string", Expiry.TTL, "DELIVERED_TTL_S: this result was replied to"
+)
+LEASE_SUFFIX: Final = ":lease"
+DELIVERY_LEASE_KEY: Final = _key(
+    "delivered:{platform}:{event_id}" + LEASE_SUFFIX,
+    "string",
+    Expiry.TTL,
+    "the consumer's lease_ms while one consumer delivers a terminal event",
+)
+MESSAGES_KEY: Final = _key(
+    "messages:{request_id}",
+    "list",
+    Expiry.TTL,
+    "RESULT_TTL_S: where the result was posted, for /admin delete",
+)
+
+# -- governance: quotas, bans, communities, preferences, audit ---------------------------------------------------
+
+USAGE_DAY_KEY: Final = _key(
+    "usage:{scope}:{owner}:day:{day}", "string", Expiry.TTL, "USAGE_DAY_TTL_S: images counted for a UTC day"
+)
+USAGE_HOUR_KEY: Final = _key(
+    "usage:user:{owner}:hour:{hour}", "string", Expiry.TTL, "USAGE_HOUR_TTL_S: images counted for an hour"
+)
+INFLIGHT_KEY: Final = _key(
+    "inflight:{owner}", "zset", Expiry.TTL, "USAGE_DAY_TTL_S: request id → when its in-flight slot lapses"
+)
+BUDGET_KEY: Final = _key(
+    "budget:openai:{day}", "string", Expiry.TTL, "USAGE_DAY_TTL_S: paid cents spent on a UTC day"
+)
+RESERVATION_KEY: Final = _key(
+    "reservation:{request_id}",
+    "hash",
+    Expiry.TTL,
+    "USAGE_DAY_TTL_S: reserved → committed | refunded, exactly once",
+)
+TIER_KEY: Final = _key(
+    "tier:{owner}", "string", Expiry.NONE, "an owner's decision (/admin tier), in force until changed"
+)
+OVERRIDE_KEY: Final = _key(
+    "quota-override:{owner}",
+    "string",
+    Expiry.NONE,
+    "an owner's decision (/admin quota), in force until changed",
+)
+BAN_KEY: Final = _key(
+    "ban:{scope}:{owner}",  # scope: a community key or "global"; owner "platform:id"
+    "string",
+    Expiry.WHEN_TIMED,
+    "a timed ban expires with the ban; a ban without an end lasts until /admin unban",
+)
+REFUSALS_KEY: Final = _key(
+    "refusals:{owner}", "zset", Expiry.TTL, "the refusal window (privileges.refusal_window_s): automatic bans"
+)
+POLICY_KEY: Final = _key(
+    "policy:{community}",  # community = "platform:community_id"
+    "string",
+    Expiry.NONE,
+    "a community's own rules (/admin policy), in force until its admins change them",
+)
+PAUSED_KEY: Final = _key(
+    "paused:{community}", "string", Expiry.NONE, "set by /admin pause, deleted by /admin resume"
+)
+BLOCKLIST_KEY: Final = _key(
+    "blocklist:{community_id}",
+    "set",
+    Expiry.NONE,
+    "a community's blocked terms (/admin block), kept until its moderators remove them",
+)
+PREFS_KEY: Final = _key(
+    "prefs:{platform}:{user_id}", "string", Expiry.NONE, "a user's own /settings, kept until they change them"
+)
+AUDIT_STREAM: Final = _key(
+    "audit", "stream", Expiry.NONE, "the audit trail, capped at AUDIT_MAXLEN entries (oldest go first)"
+)
+AUDIT_MAXLEN: Final = 1_000_000
+
+# -- front ends --------------------------------------------------------------------------------------------
+
+TELEGRAM_CHAT_ADMINS_KEY: Final = _key(
+    "tg:admins:{chat_id}",
+    "string",
+    Expiry.TTL,
+    "privileges.telegram_admin_cache_s: a chat's administrators (not cached at all when that is 0)",
+)
+
+# -- arq's own keys (not ours to name; listed so the inventory is complete) ---------------------------------
+
+ARQ_KEYS: Final = (
+    KeySpec("arq:job:{job_id}", "string", Expiry.TTL, "the queued job: until its _expires (JOB_EXPIRES_S)"),
+    KeySpec("arq:in-progress:{job_id}", "string", Expiry.TTL, "while a worker runs it: job timeout + 10 s"),
+    KeySpec("arq:result:{job_id}", "string", Expiry.TTL, "the job's outcome: the worker's keep_result"),
+    KeySpec("arq:retry:{job_id}", "string", Expiry.TTL, "how often it was tried: arq keeps it 88400 s"),
+    KeySpec("arq:abort", "zset", Expiry.NONE, "arq's abort requests, trimmed by arq itself (we never abort)"),
+)
+
+
+def spec_for(key: str) -> KeySpec | None:
+    """The inventory entry a Redis key was made from (the most specific, when several match), or None."""
+    matches = [spec for spec in (*INVENTORY, *ARQ_KEYS) if spec.pattern.match(key)]
+    return max(matches, key=lambda spec: spec.literal_chars, default=None)

@@ -1,0 +1,56 @@
+"""The audit trail's record: who did what to whom, stored as JSON on a Redis stream (core.governance.audit).
+
+Every moderator's command and every refusal is one AuditEntry; its `action` is one of AuditAction, whose values
+are the wire spelling, so entries written before the enum read unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+
+from pydantic import Field
+
+from core.models.request import Frozen
+
+
+class AuditAction(StrEnum):
+    # A moderator's /admin command (actor: the moderator).
+    BAN = "ban"
+    UNBAN = "unban"
+    TIER = "tier"
+    QUOTA = "quota"
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+    BLOCK_ADD = "block_add"
+    BLOCK_REMOVE = "block_remove"
+    POLICY = "policy"
+    DELETE = "delete"
+    ADMIN_REFUSED = "admin_refused"  # an /admin command by someone without the privilege
+    # What the bot refused or did on its own (actor: "system").
+    PROMPT_REFUSED = "prompt_refused"
+    PROMPT_UNCHECKED = "prompt_unchecked"  # the prompt check itself failed
+    QUOTA_REFUSED = "quota_refused"
+    BANNED_USER_REFUSED = "banned_user_refused"
+    AUTO_BAN = "auto_ban"
+    IMAGE_REFUSED = "image_refused"  # the image check withheld images
+
+
+class AuditEntry(Frozen):
+    actor: str  # "platform:user_id" of who acted, or "system"
+    action: AuditAction
+    target: str = ""  # the user, request or term acted on
+    reason: str = ""
+    community: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+    at: float = Field(default_factory=time.time)
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.at))
+        text = f"{when} {self.actor} {self.action}"
+        if self.target:
+            text += f" {self.target}"
+        if self.reason:
+            text += f" — {self.reason}"
+        return text
