@@ -16,6 +16,7 @@ JOB_GENERATE: Final = "generate"
 # Stored requests, results and bookkeeping.
 REQUEST_KEY: Final = f"{KEY_PREFIX}:request:{{request_id}}"
 RESULT_KEY: Final = f"{KEY_PREFIX}:result:{{request_id}}"
+IMAGE_REFS_KEY: Final = f"{KEY_PREFIX}:refs:{{key}}"  # set: the request ids whose results show a stored image
 CACHE_KEY: Final = f"{KEY_PREFIX}:cache:{{digest}}"
 DURATIONS_KEY: Final = f"{KEY_PREFIX}:durations:{{queue}}"
 WORKER_KEY: Final = f"{KEY_PREFIX}:worker:{{worker_id}}"
