@@ -90,7 +90,7 @@ class AdminService(CommunityAdmin):
         """Where a ban applies: this community, or everywhere for an owner in a private chat."""
         if actor.community_id:
             return community_key(actor.platform, actor.community_id)
-        require(actor.privilege, Privilege.OWNER, "ban everywhere (from a private chat)")
+        require(actor.privilege, Privilege.OWNER, "ban or unban everywhere (from a private chat)")
         return GLOBAL
 
     async def _target(

@@ -329,3 +329,27 @@ async def test_repeated_refusals_ban_automatically_and_notify_the_log_channel(
 
     assert f"Automatic ban: user{USER} (discord:{USER}) for 1 h 0 min" in notices[0].content
     assert banned.ephemeral and "You've been banned" in banned.content
+
+
+async def test_rank_and_roles_of_the_picked_member_count_and_replies_mention_without_pinging(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator, redis = discord_emulator, bots.pipeline.runtime.redis
+    supporters = await emulator.add_role("Supporters")
+    await bots.start()
+
+    the_admin = UserOption(ADMIN, roles=(emulator.admin_role,))
+    ban_admin = await admin(emulator, "ban", {"user": the_admin}, user_id=MOD)
+    fellow = await admin(
+        emulator, "ban", {"user": UserOption(MOD, roles=(emulator.mod_role,))}, user_id=ADMIN
+    )
+    usage = await admin(emulator, "usage", {"user": UserOption(USER, roles=(supporters,))}, user_id=MOD)
+
+    assert (
+        "You can't use /admin ban on someone whose rank here (admin) is as high as yours" in ban_admin.content
+    )
+    assert fellow.content == f"Banned <@{MOD}> here."  # an admin outranks a moderator
+    assert f"imagebot:ban:discord:{emulator.guild_id}:discord:{ADMIN}".encode() not in await redis.keys("*")
+    assert usage.content.startswith(f"Usage of <@{USER}>:\nTier: supporter\n")  # the tier their role gives
+    (shown,) = [call for call in emulator.calls if call.route == "original" and "Banned" in str(call.payload)]
+    assert shown.payload["allowed_mentions"] == {"parse": []}  # the mention shows a name and pings nobody

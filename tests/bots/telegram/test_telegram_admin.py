@@ -228,6 +228,30 @@ async def test_an_automatic_ban_is_announced_in_the_groups_log_chat(telegram_bot
     notice = await emulator.wait_for(
         lambda: next((s for s in emulator.in_chat(GROUP.id) if s.shown.startswith("Automatic ban")), None)
     )
-    assert notice.shown.startswith(f"Automatic ban: bob (telegram:{BOB.id}) for 1 h 0 min ({limit} refused prompts")
+    assert notice.shown.startswith(
+        f"Automatic ban: bob (telegram:{BOB.id}) for 1 h 0 min ({limit} refused prompts"
+    )
     status = await imagine(bot, GROUP, BOB, "a kitten")
     assert status.shown.startswith("You've been banned from using this bot")
+
+
+async def test_a_chat_moderator_cannot_ban_its_creator_nor_lift_their_own_ban(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot, emulator, redis = telegram_bot, telegram_bot.emulator, telegram_bot.pipeline.runtime.redis
+    emulator.make_admin(GROUP, MONA)  # MOD here
+    emulator.make_admin(GROUP, CARL, creator=True)  # ADMIN here
+    said = await emulator.user_message(GROUP, CARL, "hello")
+
+    refused = await bot.command(GROUP, MONA, "/admin ban for 2h", reply_to=said)
+    banned = await bot.command(GROUP, CARL, f"/admin ban {MONA.id} for 1h")
+    own = await bot.command(GROUP, MONA, f"/admin unban {MONA.id}")
+
+    assert refused.shown == (
+        "You can't use /admin ban on someone whose rank here (admin) is as high as yours or higher."
+    )
+    assert banned.shown == "Banned mona here for 1 h 0 min."  # by name, from getChatMember
+    assert own.shown == "You can't lift your own ban; another moderator has to."
+    assert await redis.keys("imagebot:ban:*") == [
+        f"imagebot:ban:telegram:{GROUP.id}:telegram:{MONA.id}".encode()
+    ]
