@@ -90,6 +90,12 @@ REQUEST_KEY: Final = _key(
     Expiry.TTL,
     "REQUEST_TTL_S: the GenerationRequest, for buttons and retries",
 )
+IMAGE_REFS_KEY: Final = _key(
+    "refs:{key}",
+    "set",
+    Expiry.TTL,
+    "the request ids whose results show a stored file; outlives every result that shows it (RESULT_TTL_S)",
+)
 RESULT_KEY: Final = _key(
     "result:{request_id}", "string", Expiry.TTL, "RESULT_TTL_S: the terminal ResultEvent, for buttons"
 )
@@ -193,8 +199,17 @@ BAN_KEY: Final = _key(
     Expiry.WHEN_TIMED,
     "a timed ban expires with the ban; a ban without an end lasts until /admin unban",
 )
+BANS_OF_KEY: Final = _key(
+    "bans-of:{owner}",
+    "set",
+    Expiry.NONE,
+    "the scopes a user is banned in, for /admin usage; entries go with /admin unban or when read after expiry",
+)
 REFUSALS_KEY: Final = _key(
-    "refusals:{owner}", "zset", Expiry.TTL, "the refusal window (privileges.refusal_window_s): automatic bans"
+    "refusals:{scope}:{owner}",
+    "zset",
+    Expiry.TTL,
+    "the refusal window (privileges.refusal_window_s): automatic bans, per scope",
 )
 POLICY_KEY: Final = _key(
     "policy:{community}",  # community = "platform:community_id"
@@ -218,6 +233,13 @@ AUDIT_STREAM: Final = _key(
     "audit", "stream", Expiry.NONE, "the audit trail, capped at AUDIT_MAXLEN entries (oldest go first)"
 )
 AUDIT_MAXLEN: Final = 1_000_000
+COMMUNITY_AUDIT_STREAM: Final = _key(
+    "audit:community:{community}",
+    "stream",
+    Expiry.NONE,
+    "one community's audit trail, for its moderators, capped at COMMUNITY_AUDIT_MAXLEN entries",
+)
+COMMUNITY_AUDIT_MAXLEN: Final = 100_000
 
 # -- front ends --------------------------------------------------------------------------------------------
 

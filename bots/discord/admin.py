@@ -20,10 +20,11 @@ from discord import app_commands
 from bots.discord.choices import AUTOCOMPLETE_LIMIT, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.location import remove
-from bots.discord.requester import requester_of
+from bots.discord.requester import requester_from, requester_of
 from core.errors import InvalidRequest
-from core.governance.admin import parse_duration
+from core.governance.admin import TargetLookup, UserRef, parse_duration
 from core.models.audit import AuditAction
+from core.models.request import Platform, Requester
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ async def run(interaction: discord.Interaction, words: list[str]) -> None:
     actor = requester_of(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     log.info("admin command %s by %s in %s", words[0], actor.user_id, actor.community_id or "a DM")
-    reply = await context.admin.execute(" ".join(words), actor)
-    text = reply.text
+    reply = await context.admin.execute(" ".join(words), actor, picked_user(interaction))
+    text = reply.render(mention)
     if reply.delete_messages:
         removed = 0
         for where in reply.delete_messages:
@@ -49,7 +50,25 @@ async def run(interaction: discord.Interaction, words: list[str]) -> None:
         text += f" Removed {removed} of {total} message(s) showing it."
     if len(text) > MESSAGE_LIMIT:
         text = text[: MESSAGE_LIMIT - 1] + "…"
-    await interaction.edit_original_response(content=text)
+    await interaction.edit_original_response(content=text, allowed_mentions=discord.AllowedMentions.none())
+
+
+def mention(user: UserRef) -> str:
+    """A user named in an admin reply: a mention, which shows their name and, sent with mentions off, pings nobody."""
+    return f"<@{user.user_id}>" if user.platform == Platform.DISCORD else user.plain()
+
+
+def picked_user(interaction: discord.Interaction) -> TargetLookup:
+    """Core's lookup of the user a command names: the member picked in the `user` option, with their roles and
+    privilege here (core refuses to act on someone of equal or higher rank)."""
+    picked = getattr(interaction.namespace, "user", None)
+
+    async def lookup(user_id: str) -> Requester | None:
+        if isinstance(picked, discord.User | discord.Member) and str(picked.id) == user_id:
+            return requester_from(interaction, context_of(interaction).settings, picked)
+        return None
+
+    return lookup
 
 
 def one_word(value: str, option: str) -> str:

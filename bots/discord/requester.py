@@ -21,9 +21,8 @@ from core.settings import Settings
 _EXTRAS_KEY = "imagebot.requester"
 
 
-def member_roles(interaction: discord.Interaction) -> tuple[str, ...]:
+def member_roles(user: discord.User | discord.Member) -> tuple[str, ...]:
     """The member's roles as ids and names (without @everyone); none in a DM."""
-    user = interaction.user
     if not isinstance(user, discord.Member):
         return ()
     roles: list[str] = []
@@ -35,12 +34,15 @@ def member_roles(interaction: discord.Interaction) -> tuple[str, ...]:
 
 
 def platform_privilege(
-    interaction: discord.Interaction, roles: tuple[str, ...], settings: Settings
+    interaction: discord.Interaction,
+    user: discord.User | discord.Member,
+    roles: tuple[str, ...],
+    settings: Settings,
 ) -> Privilege:
     """What the server says: server-wide permissions (not this channel's), or a configured role. USER in DMs."""
-    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+    if interaction.guild_id is None or not isinstance(user, discord.Member):
         return Privilege.USER
-    permissions = interaction.user.guild_permissions  # from the roles; none known for an uncached guild
+    permissions = user.guild_permissions  # from the roles; none known for an uncached guild
     configured = settings.privileges
     if (
         permissions.administrator
@@ -63,20 +65,24 @@ def requester_of(interaction: discord.Interaction) -> Requester:
     return requester
 
 
-def requester_from(interaction: discord.Interaction, settings: Settings) -> Requester:
+def requester_from(
+    interaction: discord.Interaction, settings: Settings, user: discord.User | discord.Member | None = None
+) -> Requester:
+    """Who interacted, or `user` (a member picked in a command's option) as seen where they interacted."""
+    user = user or interaction.user
     channel = interaction.channel
     nsfw = bool(getattr(channel, "nsfw", False))  # text, voice and forum channels; DMs have none
-    roles = member_roles(interaction)
-    user_id = str(interaction.user.id)
+    roles = member_roles(user)
+    user_id = str(user.id)
     level = effective_privilege(
-        Platform.DISCORD, user_id, platform_privilege(interaction, roles, settings), settings.owners
+        Platform.DISCORD, user_id, platform_privilege(interaction, user, roles, settings), settings.owners
     )
     return Requester(
         platform=Platform.DISCORD,
         user_id=user_id,
         chat_id=str(interaction.channel_id),
         community_id=str(interaction.guild_id) if interaction.guild_id else None,
-        display_name=interaction.user.display_name,
+        display_name=user.display_name,
         age_restricted=nsfw,
         privilege=level,
         roles=roles,

@@ -20,17 +20,19 @@ AdminReply.delete_messages that were posted on Telegram are deleted.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
 from collections.abc import Sequence
 
-from telegram import Bot, Message, MessageEntity, Update
+from telegram import Bot, Chat, Message, MessageEntity, Update, User
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.replies import report_error, send_text
-from bots.telegram.requester import requester_for
+from bots.telegram.requester import GROUP_TYPES, requester_for
 from core.commands.buttons import decode_button
 from core.errors import InvalidRequest, NotFound
 from core.governance.admin import AdminReply
@@ -170,7 +172,7 @@ class AdminCommands:
             command = words[0].lower() if words else ""
             args = await self._arguments(command, words[1:], message, bot)
             actor = requester_for(user, chat, standing.here)  # core scopes it to requests made here
-            reply = await self._run(command, args, actor)
+            reply = await self._run(command, args, actor, bot, chat)
         except Exception as exc:  # core audits refused admin commands itself
             await report_error(exc, self.deps.pacer, bot, chat_id=chat.id, reply_to=message.message_id)
             return
@@ -206,8 +208,18 @@ class AdminCommands:
             return None
         return asker.user_id if asker.platform == Platform.TELEGRAM else None
 
-    async def _run(self, command: str, args: list[str], actor: Requester) -> AdminReply:
-        return await self.deps.admin.execute(" ".join([command, *args]), actor)
+    async def _run(self, command: str, args: list[str], actor: Requester, bot: Bot, chat: Chat) -> AdminReply:
+        lookup = functools.partial(self._target, bot, chat)
+        return await self.deps.admin.execute(" ".join([command, *args]), actor, lookup)
+
+    async def _target(self, bot: Bot, chat: Chat, user_id: str) -> Requester:
+        """The user a command names, as this chat sees them: their name (getChatMember) and rank here."""
+        user = User(int(user_id), first_name="", is_bot=False)
+        if chat.type in GROUP_TYPES:
+            with contextlib.suppress(TelegramError):  # not in the group: a plain user here, by id
+                user = (await bot.get_chat_member(chat.id, int(user_id))).user
+        standing = await self.deps.privileges.standing(bot, user, chat)
+        return requester_for(user, chat, standing.here)
 
     async def _delete_messages(self, bot: Bot, reply: AdminReply) -> int:
         """Delete the posted messages AdminReply names; returns how many could not be deleted."""

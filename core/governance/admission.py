@@ -14,9 +14,9 @@ from core import constants as c
 from core.delivery.events import EventPublisher
 from core.errors import NotAllowed, PromptRejected, QuotaExceeded
 from core.governance.audit import AuditAction, AuditEntry, AuditLog
-from core.governance.bans import BanList
+from core.governance.bans import BanList, scope_of
 from core.governance.community import CommunityPolicy, CommunityStore, community_key
-from core.governance.quotas import QuotaService, owner_id
+from core.governance.quotas import QuotaService, format_duration, owner_id
 from core.jobs.fairness import FairScheduler
 from core.models.ids import new_request_id
 from core.models.request import GenerationRequest, Requester
@@ -55,7 +55,11 @@ class Admission:
         except NotAllowed:
             await self.audit.record(
                 AuditEntry(
-                    actor="system", action=AuditAction.BANNED_USER_REFUSED, target=owner, community=community
+                    actor="system",
+                    action=AuditAction.BANNED_USER_REFUSED,
+                    target=owner,
+                    community=community,
+                    target_name=requester.display_name,
                 )
             )
             raise
@@ -80,6 +84,7 @@ class Admission:
                 reason=verdict.reason_code,
                 community=community_of(requester),
                 details={"categories": ",".join(verdict.categories), "normalized": verdict.normalized[:500]},
+                target_name=requester.display_name,
             )
         )
         if unchecked:  # our check is down: the user did nothing wrong, so nothing counts towards a ban
@@ -89,32 +94,45 @@ class Admission:
                 verdict.categories,
                 "moderation_unavailable",
             )
-        await self._maybe_auto_ban(owner, requester)
         message = verdict.message or "I can't make images of that. Please change your prompt."
+        banned = await self._maybe_auto_ban(owner, requester)
+        if banned:
+            message += " " + banned
         raise PromptRejected(message, verdict.categories, verdict.reason_code or "blocked")
 
-    async def _maybe_auto_ban(self, owner: str, requester: Requester) -> None:
+    async def _maybe_auto_ban(self, owner: str, requester: Requester) -> str:
+        """Ban after too many refusals within the window, where they happened (this community, or private
+        chats); returns the sentence that tells the user so ("" when no ban)."""
         rules = self.settings.privileges
         if not rules.refusals_before_ban:
-            return
-        count = await self.bans.count_refusal(owner, rules.refusal_window_s)
+            return ""
+        community = community_of(requester)
+        count = await self.bans.count_refusal(owner, rules.refusal_window_s, scope_of(community))
         if count < rules.refusals_before_ban:
-            return
+            return ""
         reason = f"{count} refused prompts within {rules.refusal_window_s // 60} min"
-        await self.bans.ban(
-            owner, reason, by="system", duration_s=rules.auto_ban_s, scope=community_of(requester)
+        ban = await self.bans.ban(
+            owner, reason, by="system", duration_s=rules.auto_ban_s, scope=scope_of(community)
         )
-        await self.bans.clear_refusals(owner)
-        await self._notify(requester, f"Automatic ban: {owner} for {rules.auto_ban_s // 60} min ({reason}).")
+        await self.bans.clear_refusals(owner, ban.scope)
+        span = format_duration(rules.auto_ban_s)
+        name = requester.display_name or owner
+        await self._notify(requester, f"Automatic ban: {name} ({owner}) for {span} ({reason}).")
         await self.audit.record(
             AuditEntry(
                 actor="system",
                 action=AuditAction.AUTO_BAN,
                 target=owner,
                 reason=reason,
-                community=community_of(requester),
-                details={"duration_s": str(rules.auto_ban_s)},
+                community=community,
+                details={"duration_s": str(rules.auto_ban_s), "scope": ban.scope},
+                target_name=requester.display_name,
             )
+        )
+        where = "here" if community else "in private chats with me"
+        return (
+            f"That's {count} refused prompts within {rules.refusal_window_s // 60} min, so you can't make "
+            f"images {where} for {span}."
         )
 
     async def _notify(self, requester: Requester, text: str) -> None:
@@ -144,6 +162,7 @@ class Admission:
                     target=owner_id(request.requester),
                     reason=exc.message,
                     community=community_of(request.requester),
+                    target_name=request.requester.display_name,
                 )
             )
             raise

@@ -143,8 +143,11 @@ class QuotaStatus:
 
 def format_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
     if minutes:

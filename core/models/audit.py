@@ -37,6 +37,22 @@ class AuditAction(StrEnum):
     IMAGE_REFUSED = "image_refused"  # the image check withheld images
 
 
+# Actions whose target is a user ("platform:id").
+USER_TARGETS = frozenset(
+    {
+        AuditAction.BAN,
+        AuditAction.UNBAN,
+        AuditAction.TIER,
+        AuditAction.QUOTA,
+        AuditAction.AUTO_BAN,
+        AuditAction.BANNED_USER_REFUSED,
+        AuditAction.PROMPT_REFUSED,
+        AuditAction.PROMPT_UNCHECKED,
+        AuditAction.QUOTA_REFUSED,
+    }
+)
+
+
 class AuditEntry(Frozen):
     actor: str  # "platform:user_id" of who acted, or "system"
     action: AuditAction
@@ -45,6 +61,13 @@ class AuditEntry(Frozen):
     community: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
     at: float = Field(default_factory=time.time)
+    actor_name: str | None = None  # display names when known, so the log can show people, not ids
+    target_name: str | None = None
+
+    @property
+    def targets_user(self) -> bool:
+        """Whether `target` is a user ("platform:id"); otherwise it names a request, a term or a community."""
+        return self.action in USER_TARGETS and ":" in self.target
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.at))

@@ -77,9 +77,10 @@ class Upload:
 
 @dataclass(frozen=True)
 class UserOption:
-    """A user picked in a command's user option (type 6); resolved like Discord does."""
+    """A user picked in a command's user option (type 6); resolved like Discord does, with their roles."""
 
     user_id: int
+    roles: tuple[int, ...] = ()
 
 
 @dataclass
@@ -321,7 +322,8 @@ class DiscordEmulator:
                 user = user_payload(value.user_id, f"user{value.user_id}")
                 resolved.setdefault("users", {})[str(value.user_id)] = user
                 if guild:
-                    resolved.setdefault("members", {})[str(value.user_id)] = _member(None, (), 0)
+                    member = _member(None, value.roles, self.channel_permissions(value.roles))
+                    resolved.setdefault("members", {})[str(value.user_id)] = member
                 opts.append({"name": name_, "type": 6, "value": str(value.user_id)})
             else:
                 opts.append({"name": name_, "type": _option_type(value), "value": value})

@@ -13,7 +13,8 @@ text/caption/keyboard, its edit history and the uploaded bytes; every call is al
 
 Tests play users with `user_message`, `user_photo` and `press` (a callback query), and wait for the bot with
 `await emulator.wait_for(predicate, timeout)`. `make_admin(chat, user, creator=…, can_promote_members=…)` sets who
-administers a group (getChatAdministrators/getChatMember answer from it); `bot_message(sent)` is a bot message as
+administers a group (getChatAdministrators/getChatMember answer from it, and getChatMember knows every user
+who wrote); `bot_message(sent)` is a bot message as
 Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
 next `count` calls of a method with Telegram's 429 body. `block(chat_id)` plays a user who blocked the bot (or
 a group that removed it): every call into that chat is answered 403 Forbidden (or another error given).
@@ -182,6 +183,7 @@ class TelegramEmulator:
         self.commands: list[dict[str, Any]] = []  # the default scope's
         self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope ("default", "chat:<id>", …) → list
         self.chat_admins: dict[int, dict[int, dict[str, Any]]] = {}  # chat id → user id → ChatMember
+        self.users: dict[int, dict[str, Any]] = {}  # every user who wrote something, for getChatMember
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -365,6 +367,7 @@ class TelegramEmulator:
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
 
     def _user_message(self, chat: Chat, user: User) -> dict[str, Any]:
+        self.users[user.id] = user.to_dict()
         return {
             "message_id": self._next_message_id(chat.id),
             "date": int(time.time()),
@@ -744,4 +747,8 @@ class TelegramEmulator:
     async def _m_getChatMember(self, params: dict[str, Any]) -> Any:
         chat_id, user_id = self._chat(params), int(params.get("user_id", 0))
         member = self.chat_admins.get(chat_id, {}).get(user_id)
-        return member or {"status": "member", "user": {"id": user_id, "is_bot": False, "first_name": "User"}}
+        if member is not None:
+            return member
+        if user_id not in self.users:  # never wrote anything here: as Telegram answers for a stranger
+            raise ApiError(400, "Bad Request: user not found")
+        return {"status": "member", "user": self.users[user_id]}

@@ -106,18 +106,18 @@ async def test_a_moderator_bans_and_unbans_and_the_audit_log_shows_both(
         user_id=MOD,
     )
     refused = await imagine(emulator, "a lighthouse")
-    assert f"Banned {USER} here for 2 h 0 min: “for spamming”" in banned.content
+    assert f"Banned <@{USER}> here for 2 h 0 min: “for spamming”" in banned.content
     assert refused.ephemeral and "You've been banned" in refused.content and "for spamming" in refused.content
     assert await queue_depth(redis) == 0 and not await request_ids(redis)
 
     unbanned = await admin(emulator, "unban", {"user": UserOption(USER)}, user_id=MOD)
-    assert unbanned.content == f"Unbanned {USER}."
+    assert unbanned.content == f"Unbanned <@{USER}>."
     assert (await imagine(emulator, "a lighthouse")).content.startswith("Queued")
     assert await queue_depth(redis) == 1
 
     log = await admin(emulator, "audit", {"user": UserOption(USER), "since": "1h"}, user_id=MOD)
-    unban_at = log.content.index(f"discord:{MOD} unban discord:{USER}")
-    ban_at = log.content.index(f"discord:{MOD} ban discord:{USER} — “for spamming”")
+    unban_at = log.content.index(f"<@{MOD}> unban <@{USER}>")
+    ban_at = log.content.index(f"<@{MOD}> ban <@{USER}> — “for spamming”")
     assert unban_at < ban_at  # newest first
     assert "system banned_user_refused" in log.content
     assert await actions_by(redis, MOD) == ["ban", "unban"]
@@ -143,8 +143,8 @@ async def test_an_owner_from_settings_sets_tiers_quotas_and_policy(
     shown = await answer(emulator, await emulator.slash("quota", user_id=USER))
 
     assert "Only owners can use /admin tier" in not_mod_enough.content  # limits apply everywhere
-    assert tier.content == f"{USER} is now on the supporter tier."
-    assert quota.content == f"{USER} may now make 1 images a day."
+    assert tier.content == f"<@{USER}> is now on the supporter tier."
+    assert quota.content == f"<@{USER}> may now make 1 images a day."
     assert "NSFW spoiler" in policy.content
     assert shown.ephemeral and "Tier: supporter" in shown.content and "Today: 0 of 1 images" in shown.content
     assert await actions_by(redis, OWNER) == ["tier", "quota", "policy"]
@@ -163,9 +163,9 @@ async def test_an_owner_bans_everywhere_from_a_dm(bots: BotRunner, discord_emula
     log = await admin(emulator, "audit", {"action": "ban"}, user_id=OWNER, guild=False)
 
     assert "Only mods" in mod_in_dm.content  # a DM carries no server permissions
-    assert banned.content == f"Banned {USER} everywhere: abuse"
+    assert banned.content == f"Banned <@{USER}> everywhere: abuse"
     assert "You've been banned" in refused.content and "abuse" in refused.content
-    assert f"discord:{OWNER} ban discord:{USER} — abuse" in log.content
+    assert f"<@{OWNER}> ban <@{USER}> — abuse" in log.content
 
 
 async def test_a_daily_quota_refuses_the_second_imagine_naming_the_limit(
@@ -175,7 +175,7 @@ async def test_a_daily_quota_refuses_the_second_imagine_naming_the_limit(
     await announce_worker(redis)
     await bots.start()
     set_quota = await admin(emulator, "quota", {"user": UserOption(USER), "images": 1}, user_id=OWNER)
-    assert set_quota.content == f"{USER} may now make 1 images a day."
+    assert set_quota.content == f"<@{USER}> may now make 1 images a day."
 
     first = await imagine(emulator, "a red kite")
     second = await imagine(emulator, "a blue kite")
@@ -255,7 +255,7 @@ async def test_a_moderator_cancels_a_queued_job_and_deletes_a_result(
     (queued_id,) = await request_ids(redis)
 
     cancelled = await admin(emulator, "cancel", {"request": queued_id}, user_id=MOD)
-    assert cancelled.content == f"Cancelled {queued_id} (owner {USER})."
+    assert cancelled.content == f"Cancelled {queued_id} (owner <@{USER}>)."
     assert await queue_depth(redis) == 0
     usage = await admin(emulator, "usage", {"user": UserOption(USER)}, user_id=MOD)
     assert "Today: 0 of 60 images" in usage.content  # refunded
@@ -327,5 +327,29 @@ async def test_repeated_refusals_ban_automatically_and_notify_the_log_channel(
     notices = await emulator.wait_for(lambda: emulator.channel_messages(mods_room), 20)
     banned = await imagine(emulator, "a harmless kite")
 
-    assert f"Automatic ban: discord:{USER}" in notices[0].content
+    assert f"Automatic ban: user{USER} (discord:{USER}) for 1 h 0 min" in notices[0].content
     assert banned.ephemeral and "You've been banned" in banned.content
+
+
+async def test_rank_and_roles_of_the_picked_member_count_and_replies_mention_without_pinging(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator, redis = discord_emulator, bots.pipeline.runtime.redis
+    supporters = await emulator.add_role("Supporters")
+    await bots.start()
+
+    the_admin = UserOption(ADMIN, roles=(emulator.admin_role,))
+    ban_admin = await admin(emulator, "ban", {"user": the_admin}, user_id=MOD)
+    fellow = await admin(
+        emulator, "ban", {"user": UserOption(MOD, roles=(emulator.mod_role,))}, user_id=ADMIN
+    )
+    usage = await admin(emulator, "usage", {"user": UserOption(USER, roles=(supporters,))}, user_id=MOD)
+
+    assert (
+        "You can't use /admin ban on someone whose rank here (admin) is as high as yours" in ban_admin.content
+    )
+    assert fellow.content == f"Banned <@{MOD}> here."  # an admin outranks a moderator
+    assert f"imagebot:ban:discord:{emulator.guild_id}:discord:{ADMIN}".encode() not in await redis.keys("*")
+    assert usage.content.startswith(f"Usage of <@{USER}>:\nTier: supporter\n")  # the tier their role gives
+    (shown,) = [call for call in emulator.calls if call.route == "original" and "Banned" in str(call.payload)]
+    assert shown.payload["allowed_mentions"] == {"parse": []}  # the mention shows a name and pings nobody

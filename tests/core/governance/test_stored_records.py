@@ -81,7 +81,7 @@ async def test_records_written_now_keep_the_same_field_names(redis: aioredis.Red
     (_, fields), *_ = await redis.xrange(AUDIT_STREAM)
     written = json.loads(fields[b"entry"])
     assert written["action"] == "auto_ban"
-    assert set(written) == set(OLD_AUDIT)
+    assert set(written) == set(OLD_AUDIT) | {"actor_name", "target_name"}  # the names came later
 
 
 async def test_unknown_values_are_refused_not_stored(redis: aioredis.Redis) -> None:
