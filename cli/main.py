@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from core.commands.uploads import limit_decoding
 from core.errors import ConfigError, ImagebotError
 from core.settings import Settings, load_settings
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imagebot: {exc.message}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level if args.command != "imagine" else "WARNING")
+    limit_decoding(settings.limits.max_upload_pixels)  # Pillow refuses bombs wherever an image is decoded
     try:
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:

@@ -30,8 +30,8 @@ from core.commands.derivation import (
     reroll_request,
     scoped_request_id,
 )
-from core.commands.grammar import UserDefaults, parse_imagine
-from core.commands.uploads import fit_aspect, has_size_flag, store_upload
+from core.commands.grammar import ImagineOptions, UserDefaults, parse_imagine
+from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
 from core.errors import InvalidRequest, NotAllowed, NotFound
@@ -53,7 +53,10 @@ from core.storage.protocol import ImageStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UPSCALE_STRENGTH", "ImagineService", "Pressed"]
+__all__ = ["UPSCALE_STRENGTH", "ImagineService", "Pressed", "SourceFetcher"]
+
+SourceFetcher = Callable[[], Awaitable[bytes]]
+"""Downloads an upload's bytes; `imagine` calls it only after every check has passed."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,58 @@ class ImagineService:
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
         defaults: UserDefaults | None = None,
-        source_image: bytes | None = None,
+        source_image: bytes | SourceFetcher | None = None,
     ) -> Submission:
-        """/imagine: parse, check the prompt, and queue. `source_image` (an upload) makes it img2img.
+        """/imagine: check, then queue. `source_image` (an upload, or a fetcher of one) makes it img2img.
 
-        `source_id` identifies the platform message or interaction, so a redelivered command is queued once.
+        Everything `precheck` checks comes first, so a fetcher is called only for a request that may go ahead;
+        the upload is stored only once the request is sure to be queued. `source_id` identifies the platform
+        message or interaction, so a redelivered command is queued once.
         """
+        request_id = scoped_request_id(requester, source_id)
+        with_image = source_image is not None
+        options, policy = await self._admit_command(text, requester, defaults, with_image, request_id)
+        source = Source()
+        width, height = options.width, options.height
+        upload = None
+        if source_image is not None:
+            data = source_image if isinstance(source_image, bytes) else await source_image()
+            upload = read_upload(data, self.settings.limits.max_upload_pixels)
+            source = Source(Mode.IMG2IMG, upload.key, options.strength or IMG2IMG_STRENGTH)
+            if not has_size_flag(text):
+                width, height = fit_aspect(options.model, upload.width, upload.height)
+        request = request_from_options(
+            options, request_id, requester, reply_to or {}, source, width, height
+        ).model_copy(update={"image_policy": policy.nsfw})
+        submission = await self.submit(request, upload=upload)
+        return Submission(**{**submission.__dict__, "notes": options.notes})
+
+    async def precheck(
+        self,
+        text: str,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        defaults: UserDefaults | None = None,
+        with_image: bool = False,
+    ) -> ImagineOptions:
+        """What /imagine checks before anything costs: bans and pauses, the grammar, the prompt, the quota.
+
+        Front ends call it before showing anything or downloading an upload (`with_image`); it raises what
+        `imagine` would raise and reserves nothing (`imagine` checks again, and the reservation decides).
+        """
+        request_id = scoped_request_id(requester, source_id) if source_id is not None else None
+        options, _ = await self._admit_command(text, requester, defaults, with_image, request_id)
+        return options
+
+    async def _admit_command(
+        self,
+        text: str,
+        requester: Requester,
+        defaults: UserDefaults | None,
+        with_image: bool,
+        request_id: str | None,
+    ) -> tuple[ImagineOptions, CommunityPolicy]:
         policy = await self.admission.admit(requester)
         options = parse_imagine(
             text,
@@ -104,29 +153,20 @@ class ImagineService:
             limits=self.settings.limits,
             defaults=defaults,
         )
-        await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
-        request_id = scoped_request_id(requester, source_id)
-        source = Source()
-        width, height = options.width, options.height
-        if source_image is not None:
-            if not get_model(options.model).supports_img2img:
-                raise InvalidRequest(
-                    "model", f"{options.model} can't start from an image; pick a local model."
-                )
-            source_key, (src_w, src_h) = await store_upload(self.store, source_image)
-            source = Source(Mode.IMG2IMG, source_key, options.strength or IMG2IMG_STRENGTH)
-            if not has_size_flag(text):
-                width, height = fit_aspect(options.model, src_w, src_h)
-        elif options.strength is not None:
+        if with_image and not get_model(options.model).supports_img2img:
+            raise InvalidRequest("model", f"{options.model} can't start from an image; pick a local model.")
+        if not with_image and options.strength is not None:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
-        request = request_from_options(
-            options, request_id, requester, reply_to or {}, source, width, height
-        ).model_copy(update={"image_policy": policy.nsfw})
-        submission = await self.submit(request)
-        return Submission(**{**submission.__dict__, "notes": options.notes})
+        await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
+        if request_id is None or not await self.queue.known(request_id):  # a redelivery is not charged again
+            await self.admission.check_headroom(requester, options.n)
+        return options, policy
 
-    async def submit(self, request: GenerationRequest) -> Submission:
-        """Serve from the cache, or reserve the quota and queue the request once; a repeat is reported as such."""
+    async def submit(self, request: GenerationRequest, *, upload: Upload | None = None) -> Submission:
+        """Serve from the cache, or reserve the quota and queue the request once; a repeat is reported as such.
+
+        `upload` (the request's checked source image) is stored only when the request is queued.
+        """
         owner = owner_id(request.requester)
         cached = await self.cache.get(request)
         if cached is not None:
@@ -141,6 +181,8 @@ class ImagineService:
             return Submission(request.request_id, route.queue, position, None, duplicate=True)
         score = await self.admission.reserve(request, route.queue)
         try:
+            if upload is not None:
+                await store_upload(self.store, upload)
             queued = await self.queue.enqueue(request, route.queue, score)
         except BaseException:
             await self.admission.quotas.refund(request.request_id)

@@ -238,6 +238,8 @@ class LimitsSettings(Group):
     max_negative_chars: int = Field(default=500, ge=0)
     max_images: int = Field(default=4, ge=1, le=4)
     default_images: int = Field(default=4, ge=1, le=4)
+    # An upload (img2img) may declare at most this many pixels; checked before it is decoded (bombs).
+    max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
 
 
 class TierLimits(Group):

@@ -12,6 +12,9 @@
 - punctuation and underscores separate words, and a run of three or more single characters is joined
   ("n.s.f.w", "n s f w", "n-s-f-w", "n_s_f_w" → "nsfw").
 
+`readings` adds other ways to read spelled-out letters: with a leading "a"/"i" kept as a word, and with a run
+cut where its spacing changes ("n a k e d   w o m a n" → "naked woman", "n.a.k.e.d c.h.i.l.d" → "naked child").
+
 Runs of one letter inside a word are cut to four ("nuuuuuuude" → "nuuuude"); the blocklist accepts a letter
 repeated two or more extra times, which catches stretching without making "annals" read "anal".
 """
@@ -65,12 +68,21 @@ def readings(text: str) -> tuple[str, ...]:
     """`normalize(text)` first, then any other way to read spelled-out letters.
 
     "a l.o.l.i" reads "aloli" as one run, but "a" is usually the article: the second reading is "a loli".
-    A run that starts with "a" or "i" and has four or more letters gets that second reading.
+    A run that starts with "a" or "i" and has four or more letters gets that second reading. A run whose
+    letters are spaced one way and whose words another ("n a k e d   w o m a n") is also read cut at the
+    wider (or different) gaps: "naked woman".
     """
-    tokens = _tokens(_fold_characters(text))
-    first = _render(_join_spelled_runs(tokens), True)
-    second = _render(_join_spelled_runs(tokens, keep_leading_word=True), True)
-    return (first,) if second == first else (first, second)
+    tokens, gaps = _spaced_tokens(_fold_characters(text))
+    first = _join_spelled_runs(tokens)
+    found = [_render(first, True)]
+    for joined in (
+        _join_spelled_runs(tokens, keep_leading_word=True),
+        _join_spelled_runs(tokens, gaps=gaps),
+    ):
+        reading = found[0] if joined == first else _render(joined, True)
+        if reading not in found:
+            found.append(reading)
+    return tuple(found)
 
 
 def _render(tokens: list[str], leet: bool) -> str:
@@ -98,38 +110,68 @@ def _fold_characters(text: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    tokens = []
+    return _spaced_tokens(text)[0]
+
+
+def _spaced_tokens(text: str) -> tuple[list[str], list[str]]:
+    """The words of `text`, and before each one what separated it from the word before ("" for the first)."""
+    tokens: list[str] = []
+    gaps: list[str] = []
+    end = 0
     for match in _TOKEN.finditer(text):
         token = _TRAILING_SYMBOLS.sub("", match.group())  # "porn!" ends a word; "$ex" and "n!pple" do not
         if token and not any(char.isalpha() for char in token):
             token = _ALL_SYMBOLS.sub("", token)  # "$5" is a price, not a word
         if token:
+            gaps.append(text[end : match.start()] if tokens else "")
             tokens.append(token)
-    return tokens
+            end = match.end()
+    return tokens, gaps
 
 
-def _join_spelled_runs(tokens: list[str], keep_leading_word: bool = False) -> list[str]:
-    """Join runs of single characters that hold a letter: ["n", "s", "f", "w"] → ["nsfw"]."""
+def _join_spelled_runs(
+    tokens: list[str], keep_leading_word: bool = False, gaps: list[str] | None = None
+) -> list[str]:
+    """Join runs of single characters that hold a letter: ["n", "s", "f", "w"] → ["nsfw"].
+
+    With `gaps` (from `_spaced_tokens`), a run is also cut wherever its gap differs from the one most of its
+    letters are separated by: "n a k e d   w o m a n" is two runs.
+    """
     joined: list[str] = []
-    run: list[str] = []
+    run: list[int] = []
 
     def flush() -> None:
-        if keep_leading_word and len(run) > MIN_SPELLED_RUN and run[0] in ONE_LETTER_WORDS:
-            joined.append(run.pop(0))
-        if len(run) >= MIN_SPELLED_RUN and any(char.isalpha() for char in run):
-            joined.append("".join(run))
-        else:
-            joined.extend(run)
+        for piece in _cut_at_gaps(run, gaps) if gaps is not None else [run]:
+            letters = [tokens[index] for index in piece]
+            if keep_leading_word and len(letters) > MIN_SPELLED_RUN and letters[0] in ONE_LETTER_WORDS:
+                joined.append(letters.pop(0))
+            if len(letters) >= MIN_SPELLED_RUN and any(char.isalpha() for char in letters):
+                joined.append("".join(letters))
+            else:
+                joined.extend(letters)
         run.clear()
 
-    for token in tokens:
+    for index, token in enumerate(tokens):
         if len(token) == 1 and _SINGLE.fullmatch(token):
-            run.append(token)
+            run.append(index)
         else:
             flush()
             joined.append(token)
     flush()
     return joined
+
+
+def _cut_at_gaps(run: list[int], gaps: list[str]) -> list[list[int]]:
+    inner = [gaps[index] for index in run[1:]]
+    if len(set(inner)) < 2:
+        return [run]
+    usual = max(set(inner), key=inner.count)
+    pieces = [[run[0]]]
+    for index in run[1:]:
+        if gaps[index] != usual:
+            pieces.append([])
+        pieces[-1].append(index)
+    return pieces
 
 
 def _fold_leet(token: str) -> str:

@@ -9,6 +9,7 @@ place they become messages.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import discord
@@ -112,14 +113,14 @@ async def _imagine(
     requester = requester_of(interaction)
 
     async def submit(reply_to: dict[str, str]) -> Submission:
-        image = await _download(source) if isinstance(source, discord.Attachment) else source
+        image = partial(_download, source) if isinstance(source, discord.Attachment) else source
         return await context.service.imagine(
             text,
             requester,
             source_id=f"interaction:{interaction.id}",
             reply_to=reply_to,
             defaults=prefs.defaults(),
-            source_image=image,
+            source_image=image,  # an attachment is downloaded only once the command passed every check
         )
 
     await submit_and_show(interaction, submit, ephemeral=prefs.private)

@@ -18,11 +18,13 @@ from telegram.ext import ContextTypes
 
 from bots.telegram.deps import BotDeps
 from bots.telegram.help_text import START_TEXT, help_text
+from bots.telegram.pacing import Pacer
 from bots.telegram.replies import report_error, send_text
 from core.commands.messages import queued_message
 from core.errors import NotAllowed
 from core.jobs.queue import CancelOutcome
 from core.models.request import Platform
+from core.service import SourceFetcher
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,14 @@ def _photo_of(message: Message) -> PhotoSize | None:
     if reply is not None and reply.photo:
         return reply.photo[-1]
     return None
+
+
+def _photo_fetcher(pacer: Pacer, photo: PhotoSize) -> SourceFetcher:
+    async def fetch() -> bytes:
+        telegram_file = await pacer.retry(photo.get_file)
+        return bytes(await telegram_file.download_as_bytearray())
+
+    return fetch
 
 
 class Commands:
@@ -101,17 +111,13 @@ class Commands:
             reply_to["message_id"] = str(asked_here)
         try:
             photo = _photo_of(message)
-            source_image = None
-            if photo is not None:
-                telegram_file = await pacer.retry(photo.get_file)
-                source_image = bytes(await telegram_file.download_as_bytearray())
             submission = await self.deps.service.imagine(
                 text,
                 await self.deps.requester(bot, user, chat),
                 source_id=f"{chat.id}:{message.message_id}",
                 reply_to=reply_to,
                 defaults=prefs.defaults(),
-                source_image=source_image,
+                source_image=None if photo is None else _photo_fetcher(pacer, photo),  # fetched once checked
             )
         except Exception as exc:
             await report_error(

@@ -20,6 +20,7 @@ Lexical rules:
 Every problem is an `InvalidRequest` whose `.field` is the flag's canonical name (`ar`, `size`, `seed`, `no`,
 `steps`, `cfg`, `n`, `model`, `strength`, `cloud`), the unknown name for an unknown flag, or `prompt`; its
 message names the flag as the user wrote it, the value, and what is allowed. Nothing is clamped silently.
+Characters no command may hold, and prompts with nothing visible, are refused first (core.commands.text).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from core.commands.flags import FLAG_ALIASES, FLAG_EXAMPLES
 from core.commands.flags import shown as _shown
 from core.commands.sizes import aspect_size, explicit_size, size_for_aspect
+from core.commands.text import check_characters, check_prompt_text
 from core.errors import InvalidRequest
 from core.models.catalog import BackendKind, ModelSpec, get_model, model_names
 from core.settings import LimitsSettings
@@ -306,25 +308,12 @@ def _image_size(
     return spec.native_width, spec.native_height, None
 
 
-def _check_prompt(prompt: str, limits: LimitsSettings) -> None:
-    if not prompt:
-        raise InvalidRequest(
-            "prompt",
-            "Please describe the image before the flags, for example: a lighthouse at dusk --ar 16:9",
-        )
-    if len(prompt) > limits.max_prompt_chars:
-        raise InvalidRequest(
-            "prompt",
-            f"Your prompt is {len(prompt)} characters long; the limit is {limits.max_prompt_chars}. "
-            "Please shorten it.",
-        )
-
-
 def parse_imagine(
     text: str, *, default_model: str, limits: LimitsSettings, defaults: UserDefaults | None = None
 ) -> ImagineOptions:
     """Validate an /imagine command; flags override the user's defaults, which override the server's."""
     defaults = defaults or UserDefaults()
+    check_characters(text)
     prompt, flags = _scan(text)
     given = _collect(flags)
     spec = _choose_model(given.get("model"), defaults.model, default_model)
@@ -363,7 +352,7 @@ def parse_imagine(
     width, height, note = _image_size(given, spec, defaults.aspect)
     if note:
         notes.append(note)
-    _check_prompt(prompt, limits)
+    check_prompt_text(prompt, limits)
 
     options = ImagineOptions(
         prompt=prompt,

@@ -1,9 +1,17 @@
-"""Images users send to start from (img2img): checked before anything else, stored under the inputs prefix."""
+"""Images users send to start from (img2img): checked from their header before anything is decoded or stored.
+
+`read_upload` refuses what isn't a reasonable picture, by its declared size and pixel count (a decompression
+bomb is a few kilobytes that would decode to gigabytes), and names its content key without storing it.
+`store_upload` stores it under the inputs prefix; the service does that only once the request is sure to be
+queued, so refused, cached and repeated requests leave nothing behind.
+"""
 
 from __future__ import annotations
 
 import io
 import math
+import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
@@ -11,14 +19,47 @@ from core.commands.grammar import split_flags
 from core.commands.sizes import size_for_aspect
 from core.errors import InvalidRequest
 from core.models.catalog import get_model
-from core.storage.protocol import INPUT_PREFIX, ImageStore
+from core.storage.protocol import INPUT_PREFIX, ImageStore, content_key
 
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPLOAD_MAX_SIDE = 8192
 UPLOAD_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
-async def store_upload(store: ImageStore, data: bytes) -> tuple[str, tuple[int, int]]:
+@dataclass(frozen=True)
+class Upload:
+    """A checked upload, not yet stored."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+    @property
+    def key(self) -> str:
+        """Where `store_upload` puts it (content-addressed, so known before storing)."""
+        return content_key(self.data, self.content_type, INPUT_PREFIX)
+
+
+def limit_decoding(max_pixels: int) -> None:
+    """Make Pillow itself refuse (warn above, fail above twice) images beyond the limit, wherever decoded.
+
+    Called once at start-up by the entry point; `read_upload` checks uploads against the limit anyway.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> InvalidRequest:
+    side = math.isqrt(max_pixels)
+    return InvalidRequest(
+        "image",
+        f"That image is {width}×{height} ({width * height:,} pixels); please send one of at most "
+        f"{max_pixels:,} pixels, for example {side}×{side}.",
+    )
+
+
+def read_upload(data: bytes, max_pixels: int) -> Upload:
+    """Check an upload from its header alone (nothing is decoded); InvalidRequest("image", …) says what to send."""
     if len(data) > UPLOAD_MAX_BYTES:
         raise InvalidRequest(
             "image",
@@ -26,12 +67,14 @@ async def store_upload(store: ImageStore, data: bytes) -> tuple[str, tuple[int, 
             f"{UPLOAD_MAX_BYTES // 1_000_000} MB.",
         )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind, size = image.format or "", image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, by its size
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                kind, (width, height) = image.format or "", image.size
     except Image.DecompressionBombError:
         raise InvalidRequest(
             "image",
-            f"That image has far too many pixels; please send one at most {UPLOAD_MAX_SIDE} px a side.",
+            f"That image has far too many pixels; please send one of at most {max_pixels:,} pixels.",
         ) from None
     except (UnidentifiedImageError, OSError):
         raise InvalidRequest(
@@ -41,13 +84,19 @@ async def store_upload(store: ImageStore, data: bytes) -> tuple[str, tuple[int, 
         raise InvalidRequest(
             "image", f"{kind or 'That'} images aren't supported; please send a PNG, JPEG or WebP picture."
         )
-    if max(size) > UPLOAD_MAX_SIDE:
+    if max(width, height) > UPLOAD_MAX_SIDE:
         raise InvalidRequest(
             "image",
-            f"That image is {size[0]}×{size[1]}; please send one at most {UPLOAD_MAX_SIDE} px a side.",
+            f"That image is {width}×{height}; please send one at most {UPLOAD_MAX_SIDE} px a side.",
         )
-    key = await store.put(data, UPLOAD_TYPES[kind], prefix=INPUT_PREFIX)
-    return key, size
+    if width * height > max_pixels:
+        raise _too_many_pixels(width, height, max_pixels)
+    return Upload(data, UPLOAD_TYPES[kind], width, height)
+
+
+async def store_upload(store: ImageStore, upload: Upload) -> str:
+    """Store a checked upload under the inputs prefix; returns its key (`upload.key`)."""
+    return await store.put(upload.data, upload.content_type, prefix=INPUT_PREFIX)
 
 
 def has_size_flag(text: str) -> bool:

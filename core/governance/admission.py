@@ -149,6 +149,23 @@ class Admission:
         )
         await self.events.publish(notice)
 
+    async def check_headroom(self, requester: Requester, images: int) -> None:
+        """QuotaExceeded (audited like a refused reservation) when `images` more don't fit; reserves nothing."""
+        try:
+            await self.quotas.check_headroom(requester, images)
+        except QuotaExceeded as exc:
+            await self.audit.record(
+                AuditEntry(
+                    actor="system",
+                    action=AuditAction.QUOTA_REFUSED,
+                    target=owner_id(requester),
+                    reason=exc.message,
+                    community=community_of(requester),
+                    target_name=requester.display_name,
+                )
+            )
+            raise
+
     async def reserve(self, request: GenerationRequest, queue: str) -> float:
         """Reserve the quota (and the paid budget for the cloud queue); returns the fair-queue score."""
         cost = request.n * self.settings.openai.cost_per_image_usd if queue == c.QUEUE_CLOUD else 0.0

@@ -271,6 +271,24 @@ class QuotaService:
         if code:
             raise self._refusal(_LIMIT_NAMES[code], tier, used, limit, images)
 
+    async def check_headroom(self, requester: Requester, images: int) -> None:
+        """Raise QuotaExceeded, as `reserve` would, when `images` more don't fit now; reserves nothing.
+
+        For checks before work that costs something (downloading an upload); `reserve` still decides, atomically.
+        """
+        if not self.settings.enabled:
+            return
+        status = await self.status(requester)
+        limits = status.limits
+        for which, used, limit, more in (
+            ("day", status.used_today, limits.images_per_day, images),
+            ("hour", status.used_this_hour, limits.images_per_hour, images),
+            ("in_flight", status.in_flight, limits.jobs_in_flight, 1),
+            ("community", status.community_used_today or 0, status.community_limit, images),
+        ):
+            if limit is not None and used + more > limit:
+                raise self._refusal(which, status.tier, used, limit, images)
+
     async def charge_fallback(self, request_id: str, cost_usd: float) -> bool:
         """Charge the paid budget for a job a local worker handed to OpenAI; False when the budget is used up.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -127,3 +129,34 @@ def test_zero_width_characters_anywhere_do_not_hide_a_term(word: str, positions:
     for position in sorted(positions, reverse=True):
         chars.insert(min(position, len(chars)), "\u200b")
     assert word in [hit.term for hit in SHORT_TERMS.match("a " + "".join(chars) + " scene")]
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("analsex", ["anal", "sex"]),
+        ("sexanal", ["anal", "sex"]),
+        ("a s s b u t t", ["ass", "butt"]),  # a spelled run that normalize joins into one word
+        ("childporn", ["child porn"]),  # a phrase written as one word is one term, as before
+        ("k1llsexes", ["sex", "kill"]),
+        ("rapeandkill", ["rape", "kill"]),  # "and" may sit between joined terms
+    ],
+)
+def test_terms_written_as_one_word_are_read_apart(text: str, terms: list[str]) -> None:
+    assert sorted(hit.term for hit in SHORT_TERMS.match(text)) == sorted(terms)
+
+
+@pytest.mark.parametrize(
+    "innocent", ["assassin", "cocktail", "titbits", "assassinate", "shitakes", "analsexy", "botanical"]
+)
+def test_a_word_is_read_apart_only_when_it_is_made_of_terms_alone(innocent: str) -> None:
+    assert SHORT_TERMS.match(innocent) == []
+
+
+def test_a_long_prompt_of_joined_terms_is_checked_quickly() -> None:
+    # Every word is made of terms, the worst case for reading joined words apart; it must stay cheap.
+    word = "sexanalbuttasscumtitshitrapebot"
+    text = " ".join([word + "x"] * 48)  # about 1,500 characters, the longest prompt allowed by default
+    started = time.process_time()
+    assert SHORT_TERMS.match(text) == []  # no word is made of terms alone: each ends in "x"
+    assert time.process_time() - started < 0.25

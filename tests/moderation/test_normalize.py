@@ -94,3 +94,10 @@ def test_spelled_out_letters_after_an_article_have_a_second_reading() -> None:
 def test_long_runs_of_one_letter_are_cut_to_four_but_numbers_are_not() -> None:
     assert normalize("nuuuuuuuuude 1000000 zzzz") == "nuuuude 1000000 zzzz"
     assert normalize("ch" + "1" * 50 + "d") == "ch1111d"
+
+
+def test_a_spelled_run_is_also_read_cut_where_its_spacing_changes() -> None:
+    assert readings("n a k e d   w o m a n") == ("nakedwoman", "naked woman")
+    assert readings("n.a.k.e.d c.h.i.l.d photo") == ("nakedchild photo", "naked child photo")
+    assert readings("N . S . F . W") == ("nsfw",)  # one kind of gap throughout: one word
+    assert readings("n a k  e d") == ("naked", "nak e d")  # the joined reading is always kept

@@ -671,3 +671,117 @@ def test_dash_substitutes_mean_the_same_as_double_hyphens(
     expected = parse(plain, server_model="sd15")
     assert parse(phone, server_model="sd15") == expected
     assert expected.prompt == " ".join(words)
+
+
+# --- characters a command may not hold (defects 16 and 36) ----------------------------------------
+
+FORBIDDEN = ["\0", "\x07", "\x1b", "\x7f", "\x85", "\u202a", "\u202e", "\u2066", "\u2069", "\ud800", "\udfff"]
+INVISIBLE = [
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u3164",
+    "\u2800",
+    "\u0301",
+    "\ufe0f",
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("a cat\0 in a hat", "NUL character (U+0000)"),
+        ("a cat \x1b[31min red", "control character (U+001B)"),
+        ("a cat\x85", "control character (U+0085)"),
+        ("a cat \u202egnirts", "text-direction control (U+202E, right-to-left override)"),
+        ("a cat \u2066isolated\u2069", "text-direction control (U+2066, left-to-right isolate)"),
+        ("a cat \ud83d at dusk", "broken character (U+D83D"),  # half of an emoji's surrogate pair
+        ("a cat --no dogs\0", "NUL character (U+0000)"),  # in a flag's value too
+    ],
+)
+def test_control_direction_and_broken_characters_are_refused_by_name(text: str, named: str) -> None:
+    error = refused(text)
+    assert error.field == "prompt"
+    assert named in error.message and "Please remove it" in error.message
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        ("a cat\twith a\r\nhat", "a cat with a hat"),  # tabs and line breaks are whitespace
+        ("a cat named \u05e9\u05dc\u05d5\u05dd\u200f", "a cat named \u05e9\u05dc\u05d5\u05dd\u200f"),  # RLM
+        (
+            "a \U0001f468\u200d\U0001f469\u200d\U0001f467 family",
+            "a \U0001f468\u200d\U0001f469\u200d\U0001f467 family",
+        ),
+        (
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        ),
+        (
+            "a flag \U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+            None,
+        ),  # tag characters
+    ],
+)
+def test_ordinary_text_with_format_characters_passes(text: str, prompt: str | None) -> None:
+    assert parse(text).prompt == (prompt or text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u200b\u200b\u200b",
+        "\u200c\u200d\ufeff --ar 16:9",
+        "\u2060 \u200b\t\u200b",
+        "\u3164\u3164",  # Hangul fillers look blank
+        "\u2800",  # braille blank
+        "\u0301\u0301",  # combining accents on nothing
+    ],
+)
+def test_a_prompt_of_invisible_characters_is_empty(text: str) -> None:
+    error = refused(text)
+    assert error.field == "prompt"
+    assert error.message.startswith("The prompt is empty") and "describe the image" in error.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40))
+def test_whatever_is_accepted_can_be_stored_and_shown(text: str) -> None:
+    try:
+        options = parse(text + " --seed 1")
+    except InvalidRequest as error:
+        assert error.field and error.message.strip()
+        return
+    for value in (options.prompt, options.negative_prompt):
+        value.encode("utf-8")  # no lone surrogate: Redis and PNG metadata can take it
+        assert not {char for char in value if char in FORBIDDEN or (ord(char) < 32 and char not in "\t\n\r")}
+        assert not set(value) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert any(char.isalnum() or (not char.isspace() and char not in INVISIBLE) for char in options.prompt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=PROMPT_WORDS, flags=VALID_FLAGS, bad=st.sampled_from(FORBIDDEN), where=st.integers(0, 200))
+def test_a_forbidden_character_anywhere_is_refused_naming_its_code_point(
+    words: list[str], flags: list[str], bad: str, where: int
+) -> None:
+    text = " ".join(words) + "".join(f" --{flag}" for flag in flags)
+    where = min(where, len(text))
+    error = refused(text[:where] + bad + text[where:], server_model="sd15")
+    assert error.field == "prompt"
+    assert f"U+{ord(bad):04X}" in error.message
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    invisible=st.lists(st.sampled_from([*INVISIBLE, " ", "\t", "\n"]), min_size=1, max_size=12),
+    flags=VALID_FLAGS,
+)
+def test_invisible_prompts_are_refused_and_never_queued(invisible: list[str], flags: list[str]) -> None:
+    text = "".join(invisible) + "".join(f" --{flag}" for flag in flags)
+    error = refused(text, server_model="sd15")
+    assert error.field == "prompt"
+    assert "describe the image" in error.message
