@@ -18,6 +18,7 @@ REQUEST_KEY: Final = f"{KEY_PREFIX}:request:{{request_id}}"
 RESULT_KEY: Final = f"{KEY_PREFIX}:result:{{request_id}}"
 CACHE_KEY: Final = f"{KEY_PREFIX}:cache:{{digest}}"
 DURATIONS_KEY: Final = f"{KEY_PREFIX}:durations:{{queue}}"
+WORK_TIMES_KEY: Final = f"{KEY_PREFIX}:work-times:{{queue}}"  # recent seconds per million pixel-steps
 WORKER_KEY: Final = f"{KEY_PREFIX}:worker:{{worker_id}}"
 WORKER_KEY_PATTERN: Final = f"{KEY_PREFIX}:worker:*"
 BLOCKLIST_KEY: Final = f"{KEY_PREFIX}:blocklist:{{community_id}}"  # per-community blocked terms
@@ -40,6 +41,7 @@ DELIVERED_TTL_S: Final = 7 * 24 * 3600
 WORKER_HEARTBEAT_TTL_S: Final = 15
 EVENTS_MAXLEN: Final = 100_000
 DURATIONS_KEPT: Final = 50
+WORK_TIMES_KEPT: Final = 50
 STALE_JOB_S: Final = 6 * 3600  # a job that waited longer is reported as dropped rather than rendered
 
 # Button actions; a button id is f"{ACTION}:{request_id}:{index}" (≤ 64 bytes for Telegram).

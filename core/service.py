@@ -147,19 +147,19 @@ class ImagineService:
             raise
         # Not queued means a concurrent twin won the race; its reservation is this one (same id): keep it.
         await self.queue.remember(owner, request.request_id)
-        position = await self.queue.position(request.request_id, route.queue)
-        eta = None
-        if position:
-            alive = len(await self.workers.serving(route.queue))
-            eta = await self.queue.eta(route.queue, position, workers=alive)
+        slots = await self.workers.slots(route.queue)
+        standing = await self.queue.standing(request.request_id, route.queue, slots, request)
         log.info(
-            "request %s queued on %s (position %s, fallback %s)",
+            "request %s queued on %s (position %s, about %s s, fallback %s)",
             request.request_id,
             route.queue,
-            position,
+            standing.position,
+            standing.eta_s,
             route.fallback,
         )
-        return Submission(request.request_id, route.queue, position, eta, duplicate=not queued)
+        return Submission(
+            request.request_id, route.queue, standing.position, standing.eta_s, duplicate=not queued
+        )
 
     async def vary(
         self,

@@ -25,6 +25,18 @@ def error_message(exc: BaseException, request_id: str | None = None) -> str:
     return f"Sorry — something went wrong on our side{ref}. Please try again in a moment."
 
 
+def human_duration(seconds: float) -> str:
+    """An estimate as people say it: "a few seconds", "about 40 s", "about 3 min", "about 1 h 20 min"."""
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 55:
+        return f"about {round(seconds / 10) * 10} s"
+    if seconds < 3570:
+        return f"about {max(1, round(seconds / 60))} min"
+    hours, minutes = divmod(round(seconds / 600) * 10, 60)
+    return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
+
+
 def queued_message(submission: Submission) -> str:
     if submission.cached:
         return "Found these in the cache — here they come."
@@ -34,7 +46,7 @@ def queued_message(submission: Submission) -> str:
     if submission.position:
         parts.append(f"position {submission.position}")
     if submission.eta_s is not None:
-        parts.append(f"about {max(1, round(submission.eta_s))} s")
+        parts.append(human_duration(submission.eta_s))
     text = " — ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
     for note in submission.notes:
         text += f"\nNote: {note}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,6 +25,10 @@ class WorkerInfo:
     started_at: float
     jobs_done: int = 0
     seen_at: float = 0.0
+    max_jobs: int = 1  # jobs it runs at once (arq's max_jobs), for the queue's wait estimate
+
+
+_FIELDS = frozenset(field.name for field in fields(WorkerInfo))
 
 
 class WorkerRegistry:
@@ -48,7 +52,8 @@ class WorkerRegistry:
                 continue
             data = json.loads(raw)
             data["models"] = tuple(data["models"])
-            workers.append(WorkerInfo(**data))
+            # a newer worker may announce more than this process knows: keep what it understands
+            workers.append(WorkerInfo(**{name: value for name, value in data.items() if name in _FIELDS}))
         return sorted(workers, key=lambda worker: worker.worker_id)
 
     async def wait_until_serving(
@@ -70,3 +75,7 @@ class WorkerRegistry:
             for worker in await self.alive()
             if worker.queue == queue and (model is None or model in worker.models)
         ]
+
+    async def slots(self, queue: str) -> int:
+        """How many jobs the live workers on `queue` run at once, together (at least 1)."""
+        return max(1, sum(max(1, worker.max_jobs) for worker in await self.serving(queue)))

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.commands.messages import error_message, queued_message, result_caption, text_length
+from core.commands.messages import (
+    error_message,
+    human_duration,
+    queued_message,
+    result_caption,
+    text_length,
+)
 from core.errors import InvalidRequest
 from core.jobs.queue import Submission
 from core.models.request import GenerationRequest, Platform, Requester
@@ -59,7 +65,9 @@ def test_every_caption_fits(prompt: str, note: str | None) -> None:
 
 
 def test_queue_and_error_messages() -> None:
-    assert queued_message(Submission("r", "q", 3, 41.6)) == "Queued — position 3, about 42 s"
+    assert queued_message(Submission("r", "q", 3, 41.6)) == "Queued — position 3, about 40 s"
+    assert queued_message(Submission("r", "q", 100, 170.0)) == "Queued — position 100, about 3 min"
+    assert queued_message(Submission("r", "q", 1, 4.0)) == "Queued — position 1, a few seconds"
     assert queued_message(Submission("r", None, None, 0.0, cached=True)).startswith(
         "Found these in the cache"
     )
@@ -67,3 +75,8 @@ def test_queue_and_error_messages() -> None:
     assert error_message(RuntimeError("secret internals"), "abcd") == (
         "Sorry — something went wrong on our side (reference abcd). Please try again in a moment."
     )
+
+
+def test_estimates_read_as_people_say_them() -> None:
+    said = [human_duration(s) for s in (3, 38, 170, 2819, 4800)]
+    assert said == ["a few seconds", "about 40 s", "about 3 min", "about 47 min", "about 1 h 20 min"]
