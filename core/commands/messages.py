@@ -6,7 +6,7 @@ import logging
 
 from core.errors import ImagebotError, UserError
 from core.jobs.queue import Submission
-from core.models.request import GenerationRequest
+from core.models.request import GenerationRequest, Mode
 from core.models.result import ResultEvent
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,35 @@ def shorten(text: str, limit: int) -> str:
     return "".join(kept).rstrip() + "…"
 
 
+def origin_label(request: GenerationRequest | None) -> str | None:
+    """What a result was made from, when not from a prompt alone: "Variation of image 1", "Reroll"…"""
+    if request is None:
+        return None
+    number = "" if request.parent_index is None else f" of image {request.parent_index + 1}"
+    if request.mode is Mode.VARIATION:
+        return f"Variation{number}"
+    if request.mode is Mode.UPSCALE:
+        return f"Upscale{number}"
+    if request.mode is Mode.REROLL:
+        return "Reroll"
+    if request.mode is Mode.IMG2IMG:
+        return "From your image"
+    return None
+
+
 def result_caption(request: GenerationRequest | None, event: ResultEvent, limit: int = CAPTION_LIMIT) -> str:
-    """Prompt (shortened to fit), seed(s) and model, plus any note — at most `limit` UTF-16 units."""
+    """Prompt (shortened to fit); what it was made from, seed(s) and model; the request's notes and the
+    worker's — at most `limit` UTF-16 units."""
     seeds = ", ".join(str(image.seed) for image in event.images if image.seed is not None)
-    tail = f"\nseed {seeds} · {event.model}"
+    origin = origin_label(request)
+    tail = f"\n{origin} · " if origin else "\n"
+    tail += f"seed {seeds} · {event.model}"
     if event.cached:
         tail += " · cached"
     if event.fallback:
         tail += " · made by OpenAI (local generator unavailable)"
+    for note in request.notes if request else ():
+        tail += f"\nNote: {note}"
     if event.message:
         tail += f"\n{event.message}"
     tail = shorten(tail, limit // 2)
