@@ -26,7 +26,7 @@ RECENT_KEY: Final = f"{KEY_PREFIX}:recent:{{owner}}"  # a user's latest request 
 MESSAGES_KEY: Final = f"{KEY_PREFIX}:messages:{{request_id}}"  # where a front end delivered a result
 RECENT_KEPT: Final = 20
 CANCELLED_KEY: Final = f"{KEY_PREFIX}:cancelled:{{request_id}}"
-PRESS_KEY: Final = f"{KEY_PREFIX}:press:{{owner}}:{{button}}"  # the request a user's last press of a button queued
+PRESS_KEY: Final = f"{KEY_PREFIX}:press:{{owner}}:{{button}}"  # what a user's last press of a button queued
 
 # Result events: one stream per platform, read through a consumer group.
 EVENTS_STREAM: Final = f"{KEY_PREFIX}:events:{{platform}}"

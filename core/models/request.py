@@ -64,7 +64,7 @@ class GenerationRequest(Frozen):
     requester: Requester
     reply_to: dict[str, str] = Field(default_factory=dict)
     image_policy: str | None = None  # the community's NSFW policy at submit time; None: the bot's setting
-    notes: tuple[str, ...] = ()  # what the grammar changed and told the user (a snapped size…), shown with the result
+    notes: tuple[str, ...] = ()  # what the grammar changed and said (a snapped size…), shown with the result
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")
