@@ -12,13 +12,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from cli.bots import run_bot, serve_local_images
 from core.settings import Settings, StorageSettings, TelegramSettings
 from core.storage.factory import build_store
-from tests.emulators.telegram_api import Chat, TelegramEmulator, User
+from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 
 ALICE = User(2001, "Alice", "alice")
@@ -45,21 +46,21 @@ async def test_a_message_sent_while_the_bot_was_down_is_served_by_the_starting_w
     asked = await emulator.user_message(Chat(ALICE.id), ALICE, "/imagine a lighthouse at dusk --n 2")
     running = asyncio.create_task(run_bot("telegram", bot_settings, with_worker=True))
     try:
-        status = await emulator.wait_for(
-            lambda: next(
-                (
-                    s
-                    for s in emulator.in_chat(ALICE.id, "sendMessage")
-                    if s.reply_to == asked["message_id"] and s.shown != "Queued…"
-                ),
-                None,
-            ),
-            180,
+
+        def outcome() -> Sent | None:
+            """The result's photo, or the refusal the status message showed instead."""
+            photos = emulator.in_chat(ALICE.id, "sendPhoto")
+            refused = [
+                s for s in emulator.in_chat(ALICE.id) if any("No image generator" in h for h in s.history)
+            ]
+            return next(iter(photos or refused), None)
+
+        photo = await emulator.wait_for(outcome, 240)
+        assert photo.method == "sendPhoto", photo.history
+        status = next(
+            s for s in emulator.in_chat(ALICE.id, "sendMessage") if s.reply_to == asked["message_id"]
         )
-        assert status.shown.startswith("Queued — position 1"), status.shown
-        photo = await emulator.wait_for(
-            lambda: next((s for s in emulator.in_chat(ALICE.id, "sendPhoto")), None), 120
-        )
+        assert any(shown.startswith("Queued — position 1") for shown in status.history), status.history
         links = [button["url"] for button in photo.buttons() if button.get("text") == "Full size"]
         assert links and links[0].startswith("http://127.0.0.1:"), photo.buttons()
         status_code, body = await fetch(links[0])
@@ -83,7 +84,8 @@ async def test_local_images_get_http_links_that_serve_them(settings: Settings) -
         assert await fetch(url) == (200, b"\x89PNG\r\n\x1a\n a stored image")
         quarantined = await store.put(b"\x89PNG\r\n\x1a\n refused", "image/png", prefix="quarantine")
         assert (await fetch(f"{served.storage.public_base_url}/{quarantined}"))[0] == 404
-    assert (await stack.aclose()) is None  # the server stops with the bot
+    with pytest.raises(aiohttp.ClientConnectionError):  # the server stopped with the bot
+        await fetch(url)
 
 
 async def test_no_server_when_someone_else_serves_the_images(settings: Settings) -> None:
