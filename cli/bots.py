@@ -1,39 +1,96 @@
-"""`imagebot telegram|discord`: a front end over the core service, optionally with an in-process worker."""
+"""`imagebot telegram|discord`: a front end over the core service, optionally with an in-process worker.
+
+With `--with-worker` the bot takes no message before that worker serves: messages that waited while the bot was
+down would otherwise be refused ("No image generator … is running") in the seconds the worker spends loading its
+models. With local storage and no public base URL, the images are served over HTTP on 127.0.0.1 (LocalFileServer),
+so results carry http:// links ("Full size") instead of file:// paths nobody can open.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from typing import Any
 
-from cli.runtime import open_runtime
+from cli.runtime import Runtime, open_runtime
+from core.errors import StorageError
+from core.jobs.workers import WorkerRegistry
 from core.settings import Settings
+from core.storage.local import LocalFileServer
+
+log = logging.getLogger(__name__)
+
+WORKER_READY_TIMEOUT_S = 1800.0  # a first download of real weights can take many minutes
+
+
+async def serve_local_images(settings: Settings, stack: AsyncExitStack) -> Settings:
+    """The settings, with public_base_url pointing at a LocalFileServer (closed with the stack) when images are
+    stored locally and nobody serves them yet. A busy port falls back to a free one, with a warning."""
+    storage = settings.storage
+    if storage.backend != "local" or storage.public_base_url:
+        return settings
+    storage.local_dir.mkdir(parents=True, exist_ok=True)
+    server = LocalFileServer(storage.local_dir, port=storage.serve_port)
+    try:
+        base_url = await server.start()
+    except StorageError as exc:
+        if not storage.serve_port:
+            raise
+        log.warning("%s; serving images on a free port instead (links in older messages will not open)", exc)
+        server = LocalFileServer(storage.local_dir)
+        base_url = await server.start()
+    stack.push_async_callback(server.close)
+    return settings.model_copy(update={"storage": storage.model_copy(update={"public_base_url": base_url})})
+
+
+def _front_end(platform: str, runtime: Runtime, sync: bool) -> Coroutine[Any, Any, None]:
+    if platform == "telegram":
+        from bots.telegram import run_telegram_bot
+
+        return run_telegram_bot(runtime.settings, runtime.service, runtime.redis, admin=runtime.admin)
+    from bots.discord import run_discord_bot
+
+    return run_discord_bot(runtime.settings, runtime.service, runtime.redis, sync=sync, admin=runtime.admin)
+
+
+async def _start_worker(runtime: Runtime) -> asyncio.Future[None]:
+    """Run a worker in this process and wait until it serves every queue it runs (its error, if it fails)."""
+    from worker.main import queues_for, run_workers
+
+    queues = queues_for(runtime.settings, "all")
+    worker = asyncio.ensure_future(run_workers(runtime.settings, queues))
+    log.info("waiting for the in-process worker to load its models before taking messages")
+    registry = WorkerRegistry(runtime.redis)
+    try:
+        for queue in queues:
+            await registry.wait_until_serving(queue, WORKER_READY_TIMEOUT_S, worker)
+    except BaseException:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker
+        raise
+    log.info("the in-process worker serves %s; taking messages", ", ".join(queues))
+    return worker
 
 
 async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with_worker: bool = False) -> int:
-    async with open_runtime(settings) as runtime:
-        if platform == "telegram":
-            from bots.telegram import run_telegram_bot
-
-            bot = run_telegram_bot(runtime.settings, runtime.service, runtime.redis, admin=runtime.admin)
-        else:
-            from bots.discord import run_discord_bot
-
-            bot = run_discord_bot(
-                runtime.settings, runtime.service, runtime.redis, sync=sync, admin=runtime.admin
-            )
-        tasks = [asyncio.ensure_future(bot)]
-        if with_worker and not sync:
-            from worker.main import queues_for, run_workers
-
-            tasks.append(
-                asyncio.ensure_future(run_workers(runtime.settings, queues_for(runtime.settings, "all")))
-            )
+    async with AsyncExitStack() as stack:
+        if not sync:
+            settings = await serve_local_images(settings, stack)
+        runtime = await stack.enter_async_context(open_runtime(settings))
+        tasks: list[asyncio.Future[None]] = []
         try:
+            if with_worker and not sync:
+                tasks.append(await _start_worker(runtime))
+            tasks.append(asyncio.ensure_future(_front_end(platform, runtime, sync)))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
-            for task in tasks:
+            for task in reversed(tasks):  # the front end stops taking messages first, then the worker
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

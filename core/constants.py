@@ -20,6 +20,7 @@ EVENTS_GROUP: Final = "bots"
 EVENTS_MAXLEN: Final = 100_000
 DURATIONS_KEPT: Final = 50
 RECENT_KEPT: Final = 20
+WORK_TIMES_KEPT: Final = 50
 STALE_JOB_S: Final = 6 * 3600  # a job that waited longer is reported as dropped rather than rendered
 
 # Button actions; a button id is f"{ACTION}:{request_id}:{index}" (≤ 64 bytes for Telegram).

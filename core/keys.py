@@ -108,6 +108,12 @@ CANCELLED_KEY: Final = _key(
     Expiry.TTL,
     "REQUEST_TTL_S: as long as the request could be redelivered",
 )
+PRESS_KEY: Final = _key(
+    "press:{owner}:{button}",
+    "string",
+    Expiry.TTL,
+    "what a user's last press of a button queued, while a repeat counts as the same press",
+)
 RECENT_KEY: Final = _key(
     "recent:{owner}", "list", Expiry.TTL, "REQUEST_TTL_S from the latest request; the last RECENT_KEPT ids"
 )
@@ -117,6 +123,12 @@ DURATIONS_KEY: Final = _key(
     Expiry.NONE,
     "the last DURATIONS_KEPT job durations of a queue (for ETAs), trimmed on every push: one small list per "
     "queue, and an ETA needs it after any idle spell",
+)
+WORK_TIMES_KEY: Final = _key(
+    "work-times:{queue}",
+    "list",
+    Expiry.NONE,
+    "recent seconds per million pixel-steps, one list per queue, trimmed to WORK_TIMES_KEPT entries",
 )
 WORKER_KEY: Final = _key(
     "worker:{worker_id}", "string", Expiry.TTL, "WORKER_HEARTBEAT_TTL_S, refreshed by each heartbeat"
@@ -131,6 +143,12 @@ FAIR_VCLOCK_KEY: Final = _key(
 )
 FAIR_FINISH_KEY: Final = _key(
     "fair:finish:{queue}:{owner}", "string", Expiry.TTL, "FAIR_FINISH_TTL_S: a user's last virtual finish tag"
+)
+FAIR_TAKEN_KEY: Final = _key(
+    "fair:taken:{queue}",
+    "zset",
+    Expiry.TTL,
+    "the fair-queue scores handed out at or above the clock (ties broken by arrival); FAIR_FINISH_TTL_S",
 )
 
 # -- result events and their delivery ----------------------------------------------------------------------

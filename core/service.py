@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from core import constants as c
-from core.commands.buttons import Button, press_source_id
+from core.commands.buttons import Button
 from core.commands.derivation import (
     IMG2IMG_STRENGTH,
     UPSCALE_STRENGTH,
@@ -31,6 +31,7 @@ from core.commands.derivation import (
     scoped_request_id,
 )
 from core.commands.grammar import ImagineOptions, UserDefaults, parse_imagine
+from core.commands.presses import PressWindow
 from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
@@ -40,7 +41,7 @@ from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
 from core.governance.quotas import owner_id
 from core.jobs.cache import ResultCache
-from core.jobs.queue import CancelOutcome, JobQueue, Submission
+from core.jobs.queue import CancelOutcome, JobQueue, Submission, cloud_job_id
 from core.jobs.routing import Router
 from core.jobs.workers import WorkerRegistry
 from core.models.catalog import BackendKind, get_model
@@ -83,6 +84,7 @@ class ImagineService:
         self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
         self.admission = Admission(redis, settings, moderator)
         self.canceller = Canceller(redis, self.admission.quotas)
+        self.presses = PressWindow(redis, self.queue)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -116,7 +118,7 @@ class ImagineService:
                 width, height = fit_aspect(options.model, upload.width, upload.height)
         request = request_from_options(
             options, request_id, requester, reply_to or {}, source, width, height
-        ).model_copy(update={"image_policy": policy.nsfw})
+        ).model_copy(update={"image_policy": policy.nsfw, "notes": options.notes})
         submission = await self.submit(request, upload=upload)
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
@@ -189,19 +191,19 @@ class ImagineService:
             raise
         # Not queued means a concurrent twin won the race; its reservation is this one (same id): keep it.
         await self.queue.remember(owner, request.request_id)
-        position = await self.queue.position(request.request_id, route.queue)
-        eta = None
-        if position:
-            alive = len(await self.workers.serving(route.queue))
-            eta = await self.queue.eta(route.queue, position, workers=alive)
+        slots = await self.workers.slots(route.queue)
+        standing = await self.queue.standing(request.request_id, route.queue, slots, request)
         log.info(
-            "request %s queued on %s (position %s, fallback %s)",
+            "request %s queued on %s (position %s, about %s s, fallback %s)",
             request.request_id,
             route.queue,
-            position,
+            standing.position,
+            standing.eta_s,
             route.fallback,
         )
-        return Submission(request.request_id, route.queue, position, eta, duplicate=not queued)
+        return Submission(
+            request.request_id, route.queue, standing.position, standing.eta_s, duplicate=not queued
+        )
 
     async def vary(
         self,
@@ -308,7 +310,8 @@ class ImagineService:
     ) -> Pressed:
         """Any result button, on any front end: U shows an image, every other action queues a job.
 
-        A double click of one button by one user is queued once (core.commands.buttons.press_source_id).
+        A double tap of one button by one user queues one job, and so does a press while the job it queued is
+        still waiting or running; after that job ended a press is new work (core.commands.presses).
         """
         index = button.index if button.index is not None else 0
         if button.action == c.ACTION_UPSCALE:
@@ -316,9 +319,31 @@ class ImagineService:
         action = _PRESS_ACTIONS.get(button.action)
         if action is None:
             raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
-        source_id = press_source_id(button.encode(), requester.user_id, time.time() if now is None else now)
-        submission = await action(self, button, index, requester, source_id, reply_to or {})
+        now = time.time() if now is None else now
+        owner, button_id = owner_id(requester), button.encode()
+        source_id = f"{button_id}:{requester.user_id}:{now:.6f}"
+        request_id = scoped_request_id(requester, source_id)
+        claimed = await self.presses.claim(owner, button_id, request_id, now)
+        if claimed != request_id:
+            return Pressed(button, submission=await self._repeat(claimed))
+        try:
+            submission = await action(self, button, index, requester, source_id, reply_to or {})
+        except BaseException:
+            await self.presses.release(owner, button_id, request_id, now)
+            raise
         return Pressed(button, submission=submission)
+
+    async def _repeat(self, request_id: str) -> Submission:
+        """A press that repeats an earlier one: that request, where it stands now."""
+        for queue, job_id in (
+            (c.QUEUE_GPU, request_id),
+            (c.QUEUE_CLOUD, request_id),
+            (c.QUEUE_CLOUD, cloud_job_id(request_id)),
+        ):
+            position = await self.queue.position(job_id, queue)
+            if position is not None:
+                return Submission(request_id, queue, position, None, duplicate=True)
+        return Submission(request_id, None, None, None, duplicate=True)
 
     async def image(self, request_id: str, index: int, requester: Requester) -> StoredImage:
         """U1–U4: one finished image at full size, for whoever may press the result's buttons."""

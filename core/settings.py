@@ -115,6 +115,9 @@ class StorageSettings(Group):
     local_dir: Path = Path("imagebot-data/storage")
     # Base URL the images are reachable at: a CDN in front of the bucket, or the local HTTP server.
     public_base_url: HttpUrlText | None = None
+    # Local storage without a public_base_url: the bots serve the images on 127.0.0.1 at this port (0: any free
+    # port; a fixed one keeps the links in old messages working after a restart).
+    serve_port: int = Field(default=8780, ge=0, lt=65536)
     s3_bucket: str | None = None
     s3_prefix: str = ""
     # Defaults to AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (MinIO, R2, moto); None means AWS itself.

@@ -105,7 +105,7 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
             message += " (Today's budget for the paid image service is used up, so it couldn't stand in.)"
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
-    await deps.queue.record_duration(deps.queue_name, time.monotonic() - started)
+    await deps.queue.record_duration(deps.queue_name, time.monotonic() - started, request)
     if shareable(request, event):
         await deps.cache.put(request, event)
     await _finish(deps, request, event)

@@ -72,7 +72,9 @@ def build_worker(
         worker_id = settings.worker.name or default_worker_id(queue)
         heartbeat = Heartbeat(
             WorkerRegistry(ctx["redis"]),
-            WorkerInfo(worker_id, queue, models, 0.0),
+            WorkerInfo(
+                worker_id, queue, models, 0.0, max_jobs=settings.worker.max_jobs if gpu else CLOUD_MAX_JOBS
+            ),
             settings.worker.heartbeat_interval_s,
         )
         await heartbeat.start()

@@ -85,5 +85,7 @@ DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this wind
 
 
 def press_source_id(button_id: str, user_id: str, now: float) -> str:
-    """The source id of a button press: a double click is queued once, a deliberate later press again."""
+    """The source id of a button press in fixed 30-second buckets. Superseded by ImagineService.press, whose
+    sliding window (core.commands.presses) neither queues a double click across a bucket edge twice nor refuses
+    a deliberate second press; kept only until both front ends call press()."""
     return f"{button_id}:{user_id}:{int(now // DOUBLE_CLICK_WINDOW_S)}"

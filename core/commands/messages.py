@@ -6,7 +6,7 @@ import logging
 
 from core.errors import ImagebotError, UserError
 from core.jobs.queue import Submission
-from core.models.request import GenerationRequest
+from core.models.request import GenerationRequest, Mode
 from core.models.result import ResultEvent
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,18 @@ def error_message(exc: BaseException, request_id: str | None = None) -> str:
     return f"Sorry — something went wrong on our side{ref}. Please try again in a moment."
 
 
+def human_duration(seconds: float) -> str:
+    """An estimate as people say it: "a few seconds", "about 40 s", "about 3 min", "about 1 h 20 min"."""
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 55:
+        return f"about {round(seconds / 10) * 10} s"
+    if seconds < 3570:
+        return f"about {max(1, round(seconds / 60))} min"
+    hours, minutes = divmod(round(seconds / 600) * 10, 60)
+    return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
+
+
 def queued_message(submission: Submission) -> str:
     if submission.cached:
         return "Found these in the cache — here they come."
@@ -34,7 +46,7 @@ def queued_message(submission: Submission) -> str:
     if submission.position:
         parts.append(f"position {submission.position}")
     if submission.eta_s is not None:
-        parts.append(f"about {max(1, round(submission.eta_s))} s")
+        parts.append(human_duration(submission.eta_s))
     text = " — ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
     for note in submission.notes:
         text += f"\nNote: {note}"
@@ -67,14 +79,35 @@ def shorten(text: str, limit: int) -> str:
     return "".join(kept).rstrip() + "…"
 
 
+def origin_label(request: GenerationRequest | None) -> str | None:
+    """What a result was made from, when not from a prompt alone: "Variation of image 1", "Reroll"…"""
+    if request is None:
+        return None
+    number = "" if request.parent_index is None else f" of image {request.parent_index + 1}"
+    if request.mode is Mode.VARIATION:
+        return f"Variation{number}"
+    if request.mode is Mode.UPSCALE:
+        return f"Upscale{number}"
+    if request.mode is Mode.REROLL:
+        return "Reroll"
+    if request.mode is Mode.IMG2IMG:
+        return "From your image"
+    return None
+
+
 def result_caption(request: GenerationRequest | None, event: ResultEvent, limit: int = CAPTION_LIMIT) -> str:
-    """Prompt (shortened to fit), seed(s) and model, plus any note — at most `limit` UTF-16 units."""
+    """Prompt (shortened to fit); what it was made from, seed(s) and model; the request's notes and the
+    worker's — at most `limit` UTF-16 units."""
     seeds = ", ".join(str(image.seed) for image in event.images if image.seed is not None)
-    tail = f"\nseed {seeds} · {event.model}"
+    origin = origin_label(request)
+    tail = f"\n{origin} · " if origin else "\n"
+    tail += f"seed {seeds} · {event.model}"
     if event.cached:
         tail += " · cached"
     if event.fallback:
         tail += " · made by OpenAI (local generator unavailable)"
+    for note in request.notes if request else ():
+        tail += f"\nNote: {note}"
     if event.message:
         tail += f"\n{event.message}"
     tail = shorten(tail, limit // 2)

@@ -8,17 +8,25 @@ The guarantee is at-least-once delivery to the handler with duplicates suppresse
 set right after the handler returns, so only a crash inside that tiny window can repeat a reply. While a terminal
 event is being delivered a lease keeps other consumers off it, even one that claimed the entry because the send
 was slow (a 429 storm); a lease outlives a dead holder by at most `lease_ms`.
+
+The consumer rides out Redis itself going away: connection errors are retried with backoff (0.5 s doubling to
+30 s), and a group that vanished (Redis restarted without persistence, FLUSHALL, a failover to a replica that had
+not yet got the group) is recreated with MKSTREAM, from the last entry this consumer saw when that entry is still
+on the stream, else from the stream's start; the delivered markers keep a replayed result to one reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import constants as c
 from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS_STREAM, LEASE_SUFFIX
@@ -28,6 +36,8 @@ from core.models.result import ResultEvent
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[ResultEvent], Awaitable[None]]
+RETRY_FIRST_S = 0.5  # first wait after Redis failed; it doubles up to RETRY_MAX_S while Redis stays away
+RETRY_MAX_S = 30.0
 # Drop a lease only if this consumer still holds it (it may have expired and been taken by another).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -89,21 +99,44 @@ class EventConsumer:
         self.dead_stream = DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
+        self._last_seen: str | None = None  # the newest entry this consumer read, to resume a lost group
 
     async def ensure_group(self) -> None:
         if self._group_ready:
             return
+        await self._create_group("0")
+        self._group_ready = True
+
+    async def _create_group(self, start_id: str) -> None:
         try:
-            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            await self.redis.xgroup_create(self.stream, self.group, id=start_id, mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _recreate_group(self) -> None:
+        """The group is gone: make it again, resuming after the last entry seen when the stream still has it
+        (a failover, a destroyed group), or from the start of a stream that was lost with it (FLUSHALL, a
+        restart without persistence), so that nothing published since is missed."""
+        start_id = "0"
+        if self._last_seen is not None:
+            first = await self.redis.xrange(self.stream, min=self._last_seen, max=self._last_seen, count=1)
+            if first:
+                start_id = self._last_seen
+        await self._create_group(start_id)
+        log.warning(
+            "consumer group %s on %s was missing (Redis restarted or flushed?); recreated from %s",
+            self.group,
+            self.stream,
+            start_id,
+        )
         self._group_ready = True
 
     def _marker(self, event: ResultEvent) -> str:
         return DELIVERED_KEY.format(platform=self.platform, event_id=f"{event.request_id}:{event.kind}")
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], handler: EventHandler) -> bool:
+        self._last_seen = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         try:
             event = ResultEvent.model_validate_json(fields[b"event"])
         except (KeyError, ValueError):
@@ -196,8 +229,19 @@ class EventConsumer:
             await pipe.execute()
 
     async def read_once(self, handler: EventHandler, block_ms: int = 1000, count: int = 20) -> int:
-        """Deliver this consumer's backlog (first call), abandoned entries, then new ones. Returns how many."""
+        """Deliver this consumer's backlog (first call), abandoned entries, then new ones. Returns how many.
+
+        A missing group is recreated (and 0 returned); connection errors propagate to the caller."""
         await self.ensure_group()
+        try:
+            return await self._read(handler, block_ms, count)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._recreate_group()
+            return 0
+
+    async def _read(self, handler: EventHandler, block_ms: int, count: int) -> int:
         handled = 0
         if not self._backlog_done:
             response = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=1000)
@@ -216,15 +260,30 @@ class EventConsumer:
         return handled
 
     async def run(self, handler: EventHandler, stop: asyncio.Event, block_ms: int = 1000) -> None:
-        """Deliver events until `stop` is set. Redis hiccups are logged and retried."""
+        """Deliver events until `stop` is set. While Redis is unreachable, retry with backoff (logged once per
+        outage, and when it is back); other failures are logged with their traceback and retried the same way."""
+        delay = 0.0
         while not stop.is_set():
             try:
                 await self.read_once(handler, block_ms=block_ms)
             except asyncio.CancelledError:
                 raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if not delay:
+                    log.warning(
+                        "Redis is unreachable while reading %s (%s); retrying with backoff", self.stream, exc
+                    )
+                delay = min(RETRY_MAX_S, delay * 2 or RETRY_FIRST_S)
             except Exception:
-                log.exception("reading %s failed; retrying in 1 s", self.stream)
-                await asyncio.sleep(1.0)
+                log.exception("reading %s failed; retrying", self.stream)
+                delay = min(RETRY_MAX_S, delay * 2 or RETRY_FIRST_S)
+            else:
+                if delay:
+                    log.warning("reading %s again after Redis came back", self.stream)
+                delay = 0.0
+                continue
+            with contextlib.suppress(TimeoutError):  # a stop request cuts the wait short
+                await asyncio.wait_for(stop.wait(), delay)
 
 
 async def follow(

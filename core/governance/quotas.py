@@ -122,16 +122,20 @@ class QuotaStatus:
     community_used_today: int | None
     community_limit: int | None
     resets_in_s: float  # until the daily counters reset
+    hour_resets_in_s: float | None = None  # until the hourly counter resets
 
     def describe(self) -> str:
         def part(used: int, limit: int | None, label: str) -> str:
             return f"{used} {label}" if limit is None else f"{used} of {limit} {label}"
 
+        hour_reset = ""
+        if self.hour_resets_in_s is not None and self.limits.images_per_hour is not None:
+            hour_reset = f" (resets in {format_duration(self.hour_resets_in_s)})"
         lines = [
             f"Tier: {self.tier}",
             f"Today: {part(self.used_today, self.limits.images_per_day, 'images')}"
             f" (resets in {format_duration(self.resets_in_s)})",
-            f"This hour: {part(self.used_this_hour, self.limits.images_per_hour, 'images')}",
+            f"This hour: {part(self.used_this_hour, self.limits.images_per_hour, 'images')}{hour_reset}",
             f"Running now: {part(self.in_flight, self.limits.jobs_in_flight, 'jobs')}",
         ]
         if self.community_limit is not None and self.community_used_today is not None:
@@ -339,6 +343,7 @@ class QuotaService:
             community_used,
             community_limit,
             self.seconds_to_midnight(),
+            self.seconds_to_next_hour(),
         )
 
     def _refusal(self, which: str, tier: str, used: int, limit: int, asked: int) -> QuotaExceeded:

@@ -4,28 +4,47 @@ Each user has a virtual finish tag; a new job starts at max(the queue's virtual 
 costs images × 1000 / tier weight. arq takes the lowest score first, so one user's twenty 4-image batches are
 interleaved with everyone else's jobs instead of running first, and a heavier tier gets a proportionally larger
 share. The tags live in their own virtual time far below the wall clock, so arq always sees them as due; the
-clock advances to the tag of each job a worker starts. A job's queue position (its rank) stays truthful, though
-a newcomer may still be placed ahead of a flooder's later jobs — that is the point.
+clock advances to the tag of each job a worker starts.
+
+Equal tags are common (everyone idle starts at the clock: a hundred users asking at once all tie), and a sorted
+set orders equal scores by member, i.e. by random job id, so a later job would jump ahead of an earlier one. So
+every score is unique and whole (arq keeps integer milliseconds): a job whose tag is taken gets the next free
+one, after every job that came before it with the same tag. Ties are thus broken by arrival, each step costing
+a thousandth of an image of virtual time, and a job's rank is the order workers will take it in. A newcomer
+may still be placed ahead of a flooder's later jobs — that is the point.
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from core.keys import FAIR_FINISH_KEY, FAIR_FINISH_TTL_S, FAIR_VCLOCK_KEY
+from core.keys import FAIR_FINISH_KEY, FAIR_FINISH_TTL_S, FAIR_TAKEN_KEY, FAIR_VCLOCK_KEY
 
 COST_PER_IMAGE = 1000.0  # virtual ms per image at weight 1
 # Scores at or above this are wall-clock times (arq's own retries, deferred jobs), not virtual tags: they must
 # never move the virtual clock, or every later tag would lie in the future and wait for the wall clock.
 VIRTUAL_LIMIT = 1e12
 
-# KEYS: vclock, the user's finish tag. ARGV: cost, the tag's TTL. Returns the job's start tag (its arq score).
+# KEYS: vclock, the user's finish tag, the taken scores. ARGV: cost, the TTL of the tag and of the taken set.
+# Returns the job's score: its start tag, or
+# the first free whole score after it. Scores below the clock are never asked for again, so they are dropped.
 _TAG = """
 local vclock = tonumber(redis.call('GET', KEYS[1]) or '1')
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local start = math.max(vclock, last)
-redis.call('SET', KEYS[2], tostring(start + tonumber(ARGV[1])), 'EX', ARGV[2])  -- idle users start afresh
-return tostring(start)
+local score = math.ceil(math.max(vclock, last))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. vclock)
+while true do
+  local taken = redis.call('ZRANGEBYSCORE', KEYS[3], score, '+inf', 'LIMIT', 0, 512)
+  for _, member in ipairs(taken) do
+    local value = tonumber(member)
+    if value == score then score = score + 1 elseif value > score then break end
+  end
+  if #taken < 512 or tonumber(taken[#taken]) > score then break end  -- else all taken: read on
+end
+redis.call('ZADD', KEYS[3], score, string.format('%d', score))
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[2], tostring(score + tonumber(ARGV[1])), 'EX', ARGV[2])  -- idle users start afresh
+return string.format('%d', score)
 """
 
 # KEYS: vclock. ARGV: started job's score. The clock only moves forward.
@@ -44,7 +63,11 @@ class FairScheduler:
 
     async def score(self, queue: str, owner: str, images: int, weight: float) -> float:
         cost = images * COST_PER_IMAGE / max(weight, 0.01)
-        keys = [FAIR_VCLOCK_KEY.format(queue=queue), FAIR_FINISH_KEY.format(queue=queue, owner=owner)]
+        keys = [
+            FAIR_VCLOCK_KEY.format(queue=queue),
+            FAIR_FINISH_KEY.format(queue=queue, owner=owner),
+            FAIR_TAKEN_KEY.format(queue=queue),
+        ]
         return float(await self._tag(keys=keys, args=[f"{cost:.3f}", FAIR_FINISH_TTL_S]))
 
     async def started(self, queue: str, score: float) -> None:

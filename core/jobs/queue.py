@@ -16,6 +16,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 
 from core import constants as c
 from core.errors import NotFound
+from core.jobs.estimate import CLOUD_SUFFIX, QueueEstimator, Standing, request_units
 from core.keys import CANCELLED_KEY, DURATIONS_KEY, RECENT_KEY, REQUEST_KEY, REQUEST_TTL_S
 from core.models.request import GenerationRequest
 
@@ -38,8 +39,8 @@ return 1
 class Submission:
     request_id: str
     queue: str | None  # None when served from the result cache
-    position: int | None  # 1-based place in its queue, None when not waiting
-    eta_s: float | None  # seconds until the result, from recent job durations
+    position: int | None  # 1-based place among the jobs not yet started, None when not waiting
+    eta_s: float | None  # seconds until the result, from the work ahead (core.jobs.estimate)
     duplicate: bool = False  # the same request id was already queued or done
     cached: bool = False
     notes: tuple[str, ...] = ()  # grammar notes to show the user (snapped sizes…)
@@ -47,7 +48,7 @@ class Submission:
 
 def cloud_job_id(request_id: str) -> str:
     """The job id of a request handed from a local worker to OpenAI (its first job id is still taken)."""
-    return f"{request_id}:cloud"
+    return f"{request_id}{CLOUD_SUFFIX}"
 
 
 class CancelOutcome(StrEnum):
@@ -60,6 +61,7 @@ class JobQueue:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._cancel = redis.register_script(_CANCEL_SCRIPT)
+        self.estimator = QueueEstimator(redis)
 
     async def store(self, request: GenerationRequest) -> None:
         key = REQUEST_KEY.format(request_id=request.request_id)
@@ -107,34 +109,41 @@ class JobQueue:
         return [value.decode() for value in raw]
 
     async def position(self, job_id: str, queue: str) -> int | None:
-        if await self.redis.exists(in_progress_key_prefix + job_id):
-            return None
-        rank = await self.redis.zrank(queue, job_id)
-        return None if rank is None else int(rank) + 1
+        """1-based place among the jobs on `queue` not yet started (None when running or gone)."""
+        return (await self.estimator.standing(job_id, queue, slots=1)).position
+
+    async def standing(
+        self, job_id: str, queue: str, slots: int, request: GenerationRequest | None = None
+    ) -> Standing:
+        """Its position, and the estimated seconds until its result with `slots` jobs served at once."""
+        own = request_units(request) if request is not None else None
+        return await self.estimator.standing(job_id, queue, slots=slots, own_units=own)
+
+    async def pending(self, job_id: str) -> bool:
+        """Whether the job is queued or running (arq drops its job key when it ends)."""
+        return bool(await self.redis.exists(job_key_prefix + job_id))
 
     async def depth(self, queue: str) -> int:
         return int(await self.redis.zcard(queue))
 
-    async def record_duration(self, queue: str, seconds: float) -> None:
+    async def record_duration(
+        self, queue: str, seconds: float, request: GenerationRequest | None = None
+    ) -> None:
+        """A job ended after `seconds` (start to end); with its request, it also teaches the wait estimate."""
         key = DURATIONS_KEY.format(queue=queue)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, f"{seconds:.3f}")
             pipe.ltrim(key, 0, c.DURATIONS_KEPT - 1)
             await pipe.execute()
+        if request is not None:
+            await self.estimator.record(queue, seconds, request)
 
     async def typical_duration(self, queue: str) -> float | None:
+        """The median wall time of the recent jobs on `queue`, whatever their size (for operators)."""
         raw: list[bytes] = await self.redis.lrange(DURATIONS_KEY.format(queue=queue), 0, -1)  # type: ignore[misc]
         if not raw:
             return None
         return statistics.median(float(value) for value in raw)
-
-    async def eta(self, queue: str, position: int, workers: int = 1) -> float | None:
-        """Seconds until a job at `position` finishes: the median recent duration times the jobs ahead of it."""
-        typical = await self.typical_duration(queue)
-        if typical is None:
-            return None
-        rounds = -(-position // max(1, workers))  # ceil: jobs ahead share the workers
-        return round(typical * rounds, 1)
 
     async def cancel(self, job_id: str, queue: str, request_id: str | None = None) -> CancelOutcome:
         """Remove a job that has not started; running jobs are left to finish."""

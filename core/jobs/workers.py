@@ -21,9 +21,11 @@ from core.keys import WORKER_HEARTBEAT_TTL_S, WORKER_KEY, WORKER_KEY_PATTERN
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@dataclass(frozen=True, config=ConfigDict(extra="ignore"))
 class WorkerInfo:
-    """A worker's heartbeat, stored as JSON under WORKER_KEY (a pydantic dataclass: built positionally too)."""
+    """A worker's heartbeat, stored as JSON under WORKER_KEY (a pydantic dataclass: built positionally too).
+
+    Unknown fields are ignored: a newer worker may announce more than this process knows."""
 
     worker_id: str
     queue: str
@@ -31,6 +33,7 @@ class WorkerInfo:
     started_at: float
     jobs_done: int = 0
     seen_at: float = 0.0
+    max_jobs: int = 1  # jobs it runs at once (arq's max_jobs), for the queue's wait estimate
 
 
 _WORKER_INFO: TypeAdapter[WorkerInfo] = TypeAdapter(WorkerInfo)
@@ -80,3 +83,7 @@ class WorkerRegistry:
             for worker in await self.alive()
             if worker.queue == queue and (model is None or model in worker.models)
         ]
+
+    async def slots(self, queue: str) -> int:
+        """How many jobs the live workers on `queue` run at once, together (at least 1)."""
+        return max(1, sum(max(1, worker.max_jobs) for worker in await self.serving(queue)))

@@ -67,6 +67,7 @@ class GenerationRequest(Frozen):
     image_policy: NsfwPolicy | None = (
         None  # the community's NSFW policy at submit time; None: the bot's setting
     )
+    notes: tuple[str, ...] = ()  # what the grammar changed and said (a snapped size…), shown with the result
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")

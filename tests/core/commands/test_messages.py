@@ -5,10 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.commands.messages import error_message, queued_message, result_caption, text_length
+from core.commands.messages import (
+    error_message,
+    human_duration,
+    queued_message,
+    result_caption,
+    text_length,
+)
 from core.errors import InvalidRequest
 from core.jobs.queue import Submission
-from core.models.request import GenerationRequest, Platform, Requester
+from core.models.request import GenerationRequest, Mode, Platform, Requester
 from core.models.result import EventKind, ResultEvent, StoredImage
 
 REQUESTER = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="1")
@@ -59,7 +65,9 @@ def test_every_caption_fits(prompt: str, note: str | None) -> None:
 
 
 def test_queue_and_error_messages() -> None:
-    assert queued_message(Submission("r", "q", 3, 41.6)) == "Queued — position 3, about 42 s"
+    assert queued_message(Submission("r", "q", 3, 41.6)) == "Queued — position 3, about 40 s"
+    assert queued_message(Submission("r", "q", 100, 170.0)) == "Queued — position 100, about 3 min"
+    assert queued_message(Submission("r", "q", 1, 4.0)) == "Queued — position 1, a few seconds"
     assert queued_message(Submission("r", None, None, 0.0, cached=True)).startswith(
         "Found these in the cache"
     )
@@ -67,3 +75,27 @@ def test_queue_and_error_messages() -> None:
     assert error_message(RuntimeError("secret internals"), "abcd") == (
         "Sorry — something went wrong on our side (reference abcd). Please try again in a moment."
     )
+
+
+def test_estimates_read_as_people_say_them() -> None:
+    said = [human_duration(s) for s in (3, 38, 170, 2819, 4800)]
+    assert said == ["a few seconds", "about 40 s", "about 3 min", "about 47 min", "about 1 h 20 min"]
+
+
+def test_a_caption_says_what_a_result_was_made_from() -> None:
+    parent = request("a lighthouse")
+    variation = parent.model_copy(
+        update={"mode": Mode.VARIATION, "parent_id": "p", "parent_index": 0, "source_image": "images/a.png"}
+    )
+    upscale = parent.model_copy(
+        update={"mode": Mode.UPSCALE, "parent_id": "p", "parent_index": 1, "source_image": "images/a.png"}
+    )
+    reroll = parent.model_copy(update={"mode": Mode.REROLL, "parent_id": "p"})
+    assert result_caption(variation, done()) == "a lighthouse\nVariation of image 1 · seed 7 · tiny"
+    assert result_caption(upscale, done()) == "a lighthouse\nUpscale of image 2 · seed 7 · tiny"
+    assert result_caption(reroll, done()) == "a lighthouse\nReroll · seed 7 · tiny"
+
+
+def test_a_caption_keeps_the_notes_the_user_was_given_when_queued() -> None:
+    noted = request("a harbour").model_copy(update={"notes": ("16:9 became 88x48 for tiny.",)})
+    assert result_caption(noted, done()) == "a harbour\nseed 7 · tiny\nNote: 16:9 became 88x48 for tiny."

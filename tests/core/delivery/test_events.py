@@ -22,12 +22,14 @@ class Recorder:
     def __init__(self, fail_times: int = 0) -> None:
         self.seen: list[tuple[str, EventKind]] = []
         self.fail_times = fail_times
+        self.arrived = asyncio.Event()
 
     async def __call__(self, event: ResultEvent) -> None:
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionError("platform down")
         self.seen.append((event.request_id, event.kind))
+        self.arrived.set()
 
 
 async def test_events_published_while_the_bot_was_down_are_delivered_once(redis: aioredis.Redis) -> None:
@@ -142,3 +144,67 @@ async def test_a_slow_delivery_claimed_by_a_second_consumer_is_still_sent_once(r
     assert (await redis.xpending(first.stream, first.group))["pending"] == 0
     await second.read_once(fast, block_ms=10)
     assert sent == ["tg-1"]
+
+
+async def _delivered(recorder: Recorder, request_id: str, within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while (request_id, EventKind.DONE) not in recorder.seen:
+            recorder.arrived.clear()
+            await recorder.arrived.wait()
+
+
+async def test_a_running_consumer_delivers_again_after_flushall(redis: aioredis.Redis) -> None:
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    publisher = EventPublisher(redis)
+    recorder, stop = Recorder(), asyncio.Event()
+    running = asyncio.create_task(consumer.run(recorder, stop, block_ms=50))
+    try:
+        await publisher.publish(_event("hhhhhhhhhhhhhhhh"))
+        await _delivered(recorder, "hhhhhhhhhhhhhhhh")
+        await redis.flushall()  # the stream and its consumer group are gone
+        await asyncio.sleep(0.2)
+        await publisher.publish(_event("iiiiiiiiiiiiiiii"))
+        await _delivered(recorder, "iiiiiiiiiiiiiiii")
+        assert recorder.seen == [("hhhhhhhhhhhhhhhh", EventKind.DONE), ("iiiiiiiiiiiiiiii", EventKind.DONE)]
+        assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+    finally:
+        stop.set()
+        await running
+
+
+async def test_a_lost_group_resumes_after_the_last_entry_seen(redis: aioredis.Redis) -> None:
+    """A failover to a replica that has the stream but not the group: nothing already delivered is replayed."""
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    publisher = EventPublisher(redis)
+    await consumer.ensure_group()
+    await publisher.publish(_event("jjjjjjjjjjjjjjjj", EventKind.PROGRESS))
+    recorder = Recorder()
+    await consumer.read_once(recorder, block_ms=10)
+    await redis.xgroup_destroy(consumer.stream, consumer.group)
+    await publisher.publish(_event("kkkkkkkkkkkkkkkk"))
+    for _ in range(3):
+        await consumer.read_once(recorder, block_ms=10)
+    assert recorder.seen == [("jjjjjjjjjjjjjjjj", EventKind.PROGRESS), ("kkkkkkkkkkkkkkkk", EventKind.DONE)]
+
+
+async def test_a_consumer_rides_out_a_redis_restart_without_persistence() -> None:
+    from cli.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis().start()
+    client = aioredis.Redis.from_url(server.url)
+    stop, recorder = asyncio.Event(), Recorder()
+    consumer = EventConsumer(client, Platform.TELEGRAM, "tg-1")
+    running = asyncio.create_task(consumer.run(recorder, stop, block_ms=50))
+    try:
+        await EventPublisher(client).publish(_event("llllllllllllllll"))
+        await _delivered(recorder, "llllllllllllllll")
+        server.stop()  # nothing persisted: the stream and the group are gone for good
+        await asyncio.sleep(1.0)  # the consumer meets refused connections meanwhile
+        server.start()  # same port
+        await EventPublisher(client).publish(_event("mmmmmmmmmmmmmmmm"))
+        await _delivered(recorder, "mmmmmmmmmmmmmmmm", within=15)
+    finally:
+        stop.set()
+        await running
+        await client.aclose()
+        server.stop()

@@ -1,0 +1,96 @@
+"""`imagebot telegram --with-worker` as an operator runs it, against the Telegram Bot API emulator.
+
+A message that waited while the bot was down is answered once the in-process worker serves (not refused while it
+loads its models), and the result's "Full size" link opens the stored image over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from cli.bots import run_bot, serve_local_images
+from core.settings import Settings, StorageSettings, TelegramSettings
+from core.storage.factory import build_store
+from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
+from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
+
+ALICE = User(2001, "Alice", "alice")
+
+
+def local_storage(settings: Settings, **changes: object) -> Settings:
+    storage = settings.storage.model_copy(update={"serve_port": 0, **changes})
+    return settings.model_copy(update={"storage": storage})
+
+
+async def fetch(url: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.read()
+
+
+async def test_a_message_sent_while_the_bot_was_down_is_served_by_the_starting_worker(
+    telegram_emulator: TelegramEmulator, settings: Settings, redis: aioredis.Redis
+) -> None:
+    emulator = telegram_emulator
+    telegram = TelegramSettings(
+        token=SecretStr(emulator.token), base_url=emulator.base_url, base_file_url=emulator.base_file_url
+    )
+    bot_settings = local_storage(settings).model_copy(update={"telegram": telegram})
+    asked = await emulator.user_message(Chat(ALICE.id), ALICE, "/imagine a lighthouse at dusk --n 2")
+    running = asyncio.create_task(run_bot("telegram", bot_settings, with_worker=True))
+    try:
+
+        def outcome() -> Sent | None:
+            """The result's photo, or the refusal the status message showed instead."""
+            photos = emulator.in_chat(ALICE.id, "sendPhoto")
+            refused = [
+                s for s in emulator.in_chat(ALICE.id) if any("No image generator" in h for h in s.history)
+            ]
+            return next(iter(photos or refused), None)
+
+        photo = await emulator.wait_for(outcome, 240)
+        assert photo.method == "sendPhoto", photo.history
+        status = next(
+            s for s in emulator.in_chat(ALICE.id, "sendMessage") if s.reply_to == asked["message_id"]
+        )
+        assert any(shown.startswith("Queued — position 1") for shown in status.history), status.history
+        links = [button["url"] for button in photo.buttons() if button.get("text") == "Full size"]
+        assert links and links[0].startswith("http://127.0.0.1:"), photo.buttons()
+        status_code, body = await fetch(links[0])
+        assert status_code == 200 and body.startswith(b"\x89PNG")
+        key = links[0].split("/", 3)[3]
+        assert body == (Path(bot_settings.storage.local_dir) / key).read_bytes()
+    finally:
+        await emulator.release_polls()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def test_local_images_get_http_links_that_serve_them(settings: Settings) -> None:
+    async with AsyncExitStack() as stack:
+        served = await serve_local_images(local_storage(settings), stack)
+        store = build_store(served)
+        key = await store.put(b"\x89PNG\r\n\x1a\n a stored image", "image/png")
+        url = await store.url(key)
+        assert url.startswith("http://127.0.0.1:")
+        assert await fetch(url) == (200, b"\x89PNG\r\n\x1a\n a stored image")
+        quarantined = await store.put(b"\x89PNG\r\n\x1a\n refused", "image/png", prefix="quarantine")
+        assert (await fetch(f"{served.storage.public_base_url}/{quarantined}"))[0] == 404
+    with pytest.raises(aiohttp.ClientConnectionError):  # the server stopped with the bot
+        await fetch(url)
+
+
+async def test_no_server_when_someone_else_serves_the_images(settings: Settings) -> None:
+    cdn = local_storage(settings, public_base_url="https://cdn.example/imagebot")
+    s3 = settings.model_copy(update={"storage": StorageSettings(backend="s3", s3_bucket="images")})
+    async with AsyncExitStack() as stack:
+        assert await serve_local_images(cdn, stack) is cdn
+        assert await serve_local_images(s3, stack) is s3
