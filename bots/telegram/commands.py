@@ -1,6 +1,6 @@
 """Commands and messages: parse Telegram input into core calls and acknowledge at once.
 
-/quota shows the user's usage and limits; /admin is in admin_commands.py.
+/quota shows the user's usage and limits; /admin is in admin.py.
 
 /imagine (alias /img), a plain message in a private chat, and a photo captioned /imagine (or /imagine in
 reply to a photo) all become `service.imagine`. The user gets a "Queued…" reply straight away; it is edited
@@ -16,9 +16,9 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
-from bots.telegram.deps import BotDeps
+from bots.telegram.context import BotContext
 from bots.telegram.help_text import START_TEXT, help_text
-from bots.telegram.replies import report_error, send_text
+from bots.telegram.replies import edit_advisory, report_error, send_text
 from core.commands.messages import queued_message
 from core.errors import NotAllowed
 from core.jobs.queue import CancelOutcome
@@ -61,8 +61,8 @@ def _photo_of(message: Message) -> PhotoSize | None:
 
 
 class Commands:
-    def __init__(self, deps: BotDeps) -> None:
-        self.deps = deps
+    def __init__(self, imagebot: BotContext) -> None:
+        self.imagebot = imagebot
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/imagine and /img; also a photo whose caption is /imagine …"""
@@ -82,18 +82,18 @@ class Commands:
         await self._imagine(message, message.text.strip(), context)
 
     async def _imagine(self, message: Message, text: str, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user, chat, bot, pacer = message.from_user, message.chat, context.bot, self.deps.pacer
+        user, chat, bot = message.from_user, message.chat, context.bot
         if user is None:
             return
-        prefs = await self.deps.prefs.get(Platform.TELEGRAM, str(user.id))
+        prefs = await self.imagebot.preferences.get(Platform.TELEGRAM, str(user.id))
         # "Private replies" in /settings: a request made in a group is answered in the user's private chat.
         target = user.id if prefs.private and chat.type != ChatType.PRIVATE else chat.id
         asked_here = message.message_id if target == chat.id else None
         try:
-            placeholder = await send_text(pacer, bot, target, PLACEHOLDER, reply_to=asked_here)
+            placeholder = await send_text(bot, target, PLACEHOLDER, reply_to=asked_here)
         except Forbidden:
             await report_error(
-                NotAllowed(PRIVATE_CHAT_CLOSED), pacer, bot, chat_id=chat.id, reply_to=message.message_id
+                NotAllowed(PRIVATE_CHAT_CLOSED), bot, chat_id=chat.id, reply_to=message.message_id
             )
             return
         reply_to = {"chat_id": str(target), "status_message_id": str(placeholder.message_id)}
@@ -103,11 +103,11 @@ class Commands:
             photo = _photo_of(message)
             source_image = None
             if photo is not None:
-                telegram_file = await pacer.retry(photo.get_file)
+                telegram_file = await photo.get_file()
                 source_image = bytes(await telegram_file.download_as_bytearray())
-            submission = await self.deps.service.imagine(
+            submission = await self.imagebot.service.imagine(
                 text,
-                await self.deps.requester(bot, user, chat),
+                await self.imagebot.requester(bot, user, chat),
                 source_id=f"{chat.id}:{message.message_id}",
                 reply_to=reply_to,
                 defaults=prefs.defaults(),
@@ -115,22 +115,17 @@ class Commands:
             )
         except Exception as exc:
             await report_error(
-                exc, pacer, bot, chat_id=target, status_message_id=placeholder.message_id, reply_to=asked_here
+                exc, bot, chat_id=target, status_message_id=placeholder.message_id, reply_to=asked_here
             )
             return
         log.info("request %s from telegram user %s in chat %s", submission.request_id, user.id, chat.id)
+        if not submission.cached:  # a cached result is on its way and replaces the placeholder itself
+            # The result may have replaced the placeholder already: then the edit fails, and that's fine.
+            await edit_advisory(bot, target, placeholder.message_id, queued_message(submission))
         try:
-            if not submission.cached:  # a cached result is on its way and replaces the placeholder itself
-                await pacer.send(
-                    target,
-                    lambda: bot.edit_message_text(
-                        queued_message(submission), chat_id=target, message_id=placeholder.message_id
-                    ),
-                    retry=False,
-                )
             await bot.send_chat_action(target, ChatAction.UPLOAD_PHOTO)
-        except TelegramError as exc:  # the result may already have replaced the placeholder
-            log.debug("request %s: acknowledging failed (%s)", submission.request_id, exc)
+        except TelegramError as exc:
+            log.debug("request %s: chat action not shown (%s)", submission.request_id, exc)
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, context, START_TEXT)
@@ -144,14 +139,12 @@ class Commands:
         if message is None or user is None:
             return
         try:
-            requester = await self.deps.requester(context.bot, user, message.chat)
-            status = await self.deps.service.admission.quotas.status(requester)
+            requester = await self.imagebot.requester(context.bot, user, message.chat)
+            status = await self.imagebot.service.admission.quotas.status(requester)
         except Exception as exc:
-            await report_error(
-                exc, self.deps.pacer, context.bot, chat_id=message.chat.id, reply_to=message.message_id
-            )
+            await report_error(exc, context.bot, chat_id=message.chat.id, reply_to=message.message_id)
             return
-        if not self.deps.settings.quotas.enabled:
+        if not self.imagebot.settings.quotas.enabled:
             text = "There are no limits on this bot: quotas are turned off."
         else:
             text = "Your usage and limits:\n" + status.describe()
@@ -164,13 +157,12 @@ class Commands:
             return
         request_id: str | None = None
         try:
-            requester = await self.deps.requester(context.bot, user, message.chat)
-            request_id = await self.deps.service.last_request(requester)
-            outcome = await self.deps.service.cancel(request_id, requester)
+            requester = await self.imagebot.requester(context.bot, user, message.chat)
+            request_id = await self.imagebot.service.last_request(requester)
+            outcome = await self.imagebot.service.cancel(request_id, requester)
         except Exception as exc:
             await report_error(
                 exc,
-                self.deps.pacer,
                 context.bot,
                 chat_id=message.chat.id,
                 reply_to=message.message_id,
@@ -182,4 +174,4 @@ class Commands:
     async def _reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
         message = update.effective_message
         if message is not None:
-            await send_text(self.deps.pacer, context.bot, message.chat.id, text, reply_to=message.message_id)
+            await send_text(context.bot, message.chat.id, text, reply_to=message.message_id)

@@ -7,20 +7,23 @@ action, and the status message edited at most once per `progress_interval_s` per
 moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
-waited out by the pacer. A chat that blocked the bot (403) or no longer exists can never be reached, so that
-result is dropped with a warning. A group upgraded to a supergroup (ChatMigrated) gets the result in the
-supergroup, as a message of its own: the status and asking messages stayed behind in the old group.
+waited out by the bot's rate limiter. A chat that blocked the bot (403) or no longer exists can never be
+reached, so that result is dropped with a warning. A group upgraded to a supergroup (ChatMigrated) gets the
+result in the supergroup, as a message of its own: the status and asking messages stayed behind in the old
+group.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from telegram import Bot, InputFile, Message
+from telegram import InputFile, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.ext import ExtBot
 
-from bots.telegram.deps import BotDeps
-from bots.telegram.keyboards import grid_keyboard
+from bots.telegram.context import BotContext
+from bots.telegram.markup import grid_keyboard
 from bots.telegram.progress import ProgressDisplay
 from bots.telegram.replies import edit_or_send, reply_parameters, send_text
 from core.commands.messages import result_caption
@@ -51,10 +54,10 @@ async def record_delivery(deliveries: DeliveryLog, request_id: str, sent: Messag
 
 
 class Delivery:
-    def __init__(self, deps: BotDeps, bot: Bot) -> None:
-        self.deps = deps
+    def __init__(self, imagebot: BotContext, bot: ExtBot[Any]) -> None:
+        self.imagebot = imagebot
         self.bot = bot
-        self.progress = ProgressDisplay(bot, deps.pacer, deps.tuning.progress_interval_s)
+        self.progress = ProgressDisplay(bot, imagebot.tuning.progress_interval_s)
 
     async def close(self) -> None:
         """Drop progress held back for later (the bot is stopping); results are never held."""
@@ -104,7 +107,7 @@ class Delivery:
         if not event.message:
             log.warning("notice %s has no text; dropped", event.request_id)
             return
-        await send_text(self.deps.pacer, self.bot, chat_id, event.message)
+        await send_text(self.bot, chat_id, event.message)
         log.info("notice %s posted to chat %s", event.request_id, chat_id)
 
     async def _done(self, chat_id: int, event: ResultEvent) -> None:
@@ -127,32 +130,29 @@ class Delivery:
             await self._ended(chat_id, event.model_copy(update={"kind": EventKind.FAILED, "message": None}))
 
     async def _send_result(self, chat_id: int, event: ResultEvent, picture: StoredImage) -> None:
-        data = await self.deps.service.store.get(picture.key)
+        data = await self.imagebot.service.store.get(picture.key)
         try:
-            request = await self.deps.service.queue.load(event.request_id)
+            request = await self.imagebot.service.queue.load(event.request_id)
         except NotFound:
             request = None
         caption = result_caption(request, event)
         spoiler = picture.spoiler or any(image.spoiler for image in event.images)
         extension = "png" if picture.content_type == "image/png" else "jpg"
         reply = event.reply_to.get("message_id")
-        sent = await self.deps.pacer.send(
+        sent = await self.bot.send_photo(
             chat_id,
-            lambda: self.bot.send_photo(
-                chat_id,
-                InputFile(data, filename=f"{event.request_id}.{extension}"),
-                caption=caption,
-                reply_markup=grid_keyboard(event),
-                has_spoiler=spoiler,
-                reply_parameters=reply_parameters(reply),
-            ),
+            InputFile(data, filename=f"{event.request_id}.{extension}"),
+            caption=caption,
+            reply_markup=grid_keyboard(event),
+            has_spoiler=spoiler,
+            reply_parameters=reply_parameters(reply),
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
-        await record_delivery(self.deps.deliveries, event.request_id, sent)
+        await record_delivery(self.imagebot.deliveries, event.request_id, sent)
         status = event.reply_to.get("status_message_id")
         if status:
             try:  # the result is out; a status message left behind is only untidy
-                await self.deps.pacer.send(chat_id, lambda: self.bot.delete_message(chat_id, int(status)))
+                await self.bot.delete_message(chat_id, int(status))
             except TelegramError as exc:
                 log.debug("request %s: status message not deleted (%s)", event.request_id, exc)
 
@@ -162,7 +162,6 @@ class Delivery:
         if event.kind is EventKind.FAILED and event.message and event.request_id not in text:
             text = f"{text} (reference {event.request_id})"
         await edit_or_send(
-            self.deps.pacer,
             self.bot,
             chat_id,
             event.reply_to.get("status_message_id"),

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from bots.telegram import Tuning, run_telegram_bot
-from bots.telegram.pacing import PacingLimits
+from bots.telegram.rate_limiter import RateLimits
 from core import constants as c
 from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.models.request import Platform, Requester
@@ -24,7 +24,7 @@ from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: 
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 
 FAST = Tuning(
-    pacing=PacingLimits(min_interval_s=0.0, group_per_minute=1000),
+    rate_limits=RateLimits(min_interval_s=0.0, group_per_minute=1000),
     progress_interval_s=0.0,
     poll_timeout_s=1,
     event_block_ms=100,
@@ -52,7 +52,12 @@ class TelegramBot:
         commands_set = self.emulator.count("setMyCommands")
         self.task = asyncio.create_task(
             run_telegram_bot(
-                self.settings, runtime.service, runtime.redis, consumer_name="tg-test", tuning=self.tuning
+                self.settings,
+                runtime.service,
+                runtime.redis,
+                admin=runtime.admin,
+                consumer_name="tg-test",
+                tuning=self.tuning,
             )
         )
         await self.emulator.wait_for(lambda: self.emulator.count("setMyCommands") > commands_set, 10)

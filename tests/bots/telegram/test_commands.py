@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
-from bots.telegram.privilege import CHAT_ADMINS_KEY
+from bots.telegram.requester import CHAT_ADMINS_KEY
 from core import constants as c
 from core.errors import ConfigError
 from core.governance.preferences import PreferenceStore
@@ -156,7 +156,7 @@ async def test_a_missing_token_is_a_config_error(telegram_bot: TelegramBot) -> N
     settings = telegram_bot.settings.model_copy(update={"telegram": TelegramSettings(token=SecretStr(" "))})
     runtime = telegram_bot.pipeline.runtime
     with pytest.raises(ConfigError, match=r"^IMAGEBOT_TELEGRAM__TOKEN: "):
-        await run_telegram_bot(settings, runtime.service, runtime.redis)
+        await run_telegram_bot(settings, runtime.service, runtime.redis, admin=runtime.admin)
 
 
 async def test_private_replies_move_a_group_request_to_the_users_chat(telegram_bot: TelegramBot) -> None:
