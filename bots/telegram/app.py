@@ -89,6 +89,7 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
     application.add_handler(CommandHandler("settings", menu.show))
     application.add_handler(CallbackQueryHandler(buttons.on_press, pattern=rf"^{BUTTON_PREFIX}:"))
     application.add_handler(CallbackQueryHandler(menu.on_choice, pattern=CALLBACK_PATTERN))
+    application.add_handler(CallbackQueryHandler(buttons.on_unknown))  # every query is answered
     application.add_handler(
         OnMessage(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, commands.plain_text)
     )

@@ -28,6 +28,7 @@ from core.service import Pressed
 log = logging.getLogger(__name__)
 
 TOO_OLD = "That message is too old; please run /imagine again."
+UNKNOWN = "That button isn't one I know; please run /imagine again."
 
 
 class Buttons:
@@ -60,6 +61,14 @@ class Buttons:
             await context.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
         except TelegramError as exc:
             log.debug("chat action failed: %s", exc)
+
+    async def on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Any other callback query (no prefix of ours, random bytes, an old bot's buttons): answered, so the
+        button stops spinning, with what to do instead."""
+        query = update.callback_query
+        if query is not None:
+            log.info("unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
+            await query.answer(UNKNOWN, show_alert=True)
 
     async def _send_image(
         self, query: CallbackQuery, pressed: Pressed, image: StoredImage, context: ContextTypes.DEFAULT_TYPE
