@@ -29,7 +29,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bots.telegram.context import BotContext
-from bots.telegram.replies import report_error, send_text
+from bots.telegram.replies import report_error, send_text, unmentioned
 from bots.telegram.requester import requester_for
 from core.commands.buttons import decode_button
 from core.errors import InvalidRequest, NotFound
@@ -183,7 +183,7 @@ class AdminCommands:
                 f"\nI couldn't remove {unremoved} posted message(s): Telegram lets bots delete messages for "
                 "48 hours only, so please delete them by hand."
             )
-        for piece in split_message(text):
+        for piece in split_message(unmentioned(text)):  # the joiners count towards the limit
             await send_text(bot, chat.id, piece, reply_to=message.message_id)
 
     async def _arguments(self, command: str, args: list[str], message: Message, bot: Bot) -> list[str]:

@@ -25,8 +25,7 @@ from telegram.ext import ExtBot
 from bots.telegram.context import BotContext
 from bots.telegram.markup import grid_keyboard
 from bots.telegram.progress import ProgressDisplay
-from bots.telegram.replies import edit_or_send, reply_parameters, send_text
-from core.commands.messages import result_caption
+from bots.telegram.replies import caption_for, edit_or_send, reply_parameters, send_text
 from core.delivery.delivery_log import DeliveryLog
 from core.errors import NotFound, StorageError
 from core.models.request import Platform
@@ -135,7 +134,7 @@ class Delivery:
             request = await self.imagebot.service.queue.load(event.request_id)
         except NotFound:
             request = None
-        caption = result_caption(request, event)
+        caption = caption_for(request, event)
         spoiler = picture.spoiler or any(image.spoiler for image in event.images)
         extension = "png" if picture.content_type == "image/png" else "jpg"
         reply = event.reply_to.get("message_id")

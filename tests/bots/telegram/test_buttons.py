@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import io
 import secrets
-from typing import Any
 
 from PIL import Image
 
-from core import constants as c
-from core.models.catalog import BackendKind
-from core.models.request import GenerationRequest
-from core.storage.factory import build_store
-from moderation.factory import build_image_moderator
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, TelegramBot, last_request, request_id_of
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, TelegramBot, last_request, render, request_id_of
 from tests.drawings import figure
 from tests.emulators.telegram_api import Sent
-from worker.backend import GeneratedImage, Generation, ProgressCallback
-from worker.context import WorkerContext
-from worker.jobs import generate
 
 UNKNOWN_BUTTON = "That button isn't one I know; please run /imagine again."
 # Four pictures the image check tells apart: the second is exposed (withheld), the others dressed, each on
@@ -27,40 +18,9 @@ UNKNOWN_BUTTON = "That button isn't one I know; please run /imagine again."
 BACKGROUNDS = [(200, 40, 40), (90, 120, 160), (40, 160, 60), (230, 200, 40)]
 
 
-class FourFigures:
-    """A backend that draws figure i on background i; figure 2 undressed."""
-
-    name = "diffusers"
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        source: Image.Image | None,
-        on_progress: ProgressCallback | None = None,
-    ) -> Generation:
-        images = tuple(
-            GeneratedImage(figure(index != 1, BACKGROUNDS[index]), seed)
-            for index, seed in enumerate(request.seeds)
-        )
-        return Generation(images=images, model="tiny", backend="diffusers")
-
-    async def close(self) -> None:
-        pass
-
-
-async def render_with_image_2_withheld(bot: TelegramBot, request_id: str) -> None:
-    """Run the queued request's job on the four figures, through the real image check."""
-    settings = bot.pipeline.settings
-    worker = WorkerContext(
-        settings=settings,
-        queue_name=c.QUEUE_GPU,
-        redis=bot.pipeline.runtime.redis,
-        store=build_store(settings),
-        backends={BackendKind.DIFFUSERS: FourFigures()},
-        image_moderator=build_image_moderator(settings),
-    )
-    context: dict[str, Any] = {"imagebot": worker, "job_try": 1}
-    assert await generate(context, request_id) == "done"
+def four_figures() -> list[Image.Image]:
+    """Figure i on background i; figure 2 undressed (the image check withholds it)."""
+    return [figure(index != 1, colour) for index, colour in enumerate(BACKGROUNDS)]
 
 
 def background(image: Image.Image, x: int, y: int) -> tuple[int, int, int]:
@@ -103,7 +63,7 @@ async def test_with_image_2_withheld_the_buttons_the_grid_and_u3_agree(telegram_
     asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine four friends on a beach --n 4 --seed 3")
     await bot.reply_to(ALICE_DM, asked, prefix="Queued — position")
     request_id = await last_request(bot, ALICE)
-    await render_with_image_2_withheld(bot, request_id)
+    await render(bot, request_id, *four_figures())
 
     photo = await bot.photo_reply(ALICE_DM, asked)
     assert request_id_of(photo) == request_id
