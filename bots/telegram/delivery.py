@@ -1,9 +1,10 @@
 """Result events → Telegram messages.
 
 DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; where
-it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted.
+it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted (or, when
+Telegram won't delete it any more, edited to say the images are below).
 FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS go to progress.py (the chat
-action, and the status message edited at most once per `progress_interval_s` per chat). NOTICE (a message for
+action, and the status message edited at most once per `progress_interval_s`). NOTICE (a message for
 moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
@@ -33,6 +34,7 @@ from core.models.result import EventKind, ResultEvent, StoredImage
 
 log = logging.getLogger(__name__)
 
+DELIVERED = "Done — the images are in the reply below."
 APOLOGY = "Sorry — something went wrong on our side (reference {request_id}). Please try again in a moment."
 
 
@@ -148,12 +150,27 @@ class Delivery:
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
         await record_delivery(self.imagebot.deliveries, event.request_id, sent)
+        await self._retire_status(chat_id, event)
+
+    async def _retire_status(self, chat_id: int, event: ResultEvent) -> None:
+        """The result is out: its status message goes. Where Telegram won't delete it (a bot may delete only
+        messages under 48 hours old, as after a long outage), it is edited to say so, never left "Queued"."""
         status = event.reply_to.get("status_message_id")
-        if status:
-            try:  # the result is out; a status message left behind is only untidy
-                await self.bot.delete_message(chat_id, int(status))
-            except TelegramError as exc:
-                log.debug("request %s: status message not deleted (%s)", event.request_id, exc)
+        if not status:
+            return
+        try:
+            await self.bot.delete_message(chat_id, int(status))
+            return
+        except TelegramError as exc:
+            if "not found" in exc.message.lower():
+                return  # gone already
+            log.info(
+                "request %s: status message not deleted (%s); marking it done", event.request_id, exc.message
+            )
+        try:
+            await self.bot.edit_message_text(DELIVERED, chat_id=chat_id, message_id=int(status))
+        except TelegramError as exc:
+            log.info("request %s: status message left as it was (%s)", event.request_id, exc.message)
 
     async def _ended(self, chat_id: int, event: ResultEvent) -> None:
         """FAILED, REFUSED, CANCELLED: the event's own words in the status message (or a reply)."""
