@@ -3,26 +3,30 @@
 /quota shows the user's usage and limits; /admin is in admin.py.
 
 /imagine (alias /img), a plain message in a private chat, and a photo captioned /imagine (or /imagine in
-reply to a photo) all become `service.imagine`. The user gets a "Queued…" reply straight away; it is edited
-with the queue position, then with progress, and replaced by the result (see delivery.py).
+reply to a photo) all become `service.imagine`. What can be refused at once (a ban, a paused group, a bad flag,
+a refused prompt) is refused before anything else is shown, and before a photo is fetched. Otherwise the user
+gets a "Queued…" reply straight away; it is edited with the queue position, then with progress, and replaced by
+the result (see delivery.py).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from telegram import Message, PhotoSize, Update
+from telegram import Bot, Message, PhotoSize, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import Forbidden, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import ContextTypes, ExtBot
 
 from bots.telegram.context import BotContext
 from bots.telegram.help_text import START_TEXT, help_text
 from bots.telegram.replies import edit_advisory, report_error, send_text
-from core.commands.messages import queued_message
+from core.commands.grammar import UserDefaults, parse_imagine
+from core.commands.messages import error_message, queued_message
 from core.errors import NotAllowed
-from core.jobs.queue import CancelOutcome
-from core.models.request import Platform
+from core.jobs.queue import CancelOutcome, Submission
+from core.models.request import Platform, Requester
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,12 @@ class Commands:
         target = user.id if prefs.private and chat.type != ChatType.PRIVATE else chat.id
         asked_here = message.message_id if target == chat.id else None
         try:
+            requester = await self.imagebot.requester(bot, user, chat)
+            await self._precheck(text, requester, prefs.defaults())
+        except Exception as exc:  # refused before anything was shown: no "Queued…" first
+            await self._refuse(exc, bot, message, target)
+            return
+        try:
             placeholder = await send_text(bot, target, PLACEHOLDER, reply_to=asked_here)
         except Forbidden:
             await report_error(
@@ -102,26 +112,52 @@ class Commands:
         try:
             photo = _photo_of(message)
             source_image = None
-            if photo is not None:
+            if photo is not None:  # fetched only once the request passed the checks
                 telegram_file = await photo.get_file()
                 source_image = bytes(await telegram_file.download_as_bytearray())
             submission = await self.imagebot.service.imagine(
                 text,
-                await self.imagebot.requester(bot, user, chat),
+                requester,
                 source_id=f"{chat.id}:{message.message_id}",
                 reply_to=reply_to,
                 defaults=prefs.defaults(),
                 source_image=source_image,
             )
-        except Exception as exc:
+        except Exception as exc:  # what only queueing can tell: the quota, a missing worker, the upload
             await report_error(
                 exc, bot, chat_id=target, status_message_id=placeholder.message_id, reply_to=asked_here
             )
             return
         log.info("request %s from telegram user %s in chat %s", submission.request_id, user.id, chat.id)
+        await self._acknowledge(bot, target, placeholder.message_id, submission)
+
+    async def _precheck(self, text: str, requester: Requester, defaults: UserDefaults) -> None:
+        """What can be refused before anything is shown: a ban or a paused group, the command's grammar, and
+        the prompt check — core's own checks, which `imagine` repeats."""
+        service, settings = self.imagebot.service, self.imagebot.settings
+        policy = await service.admission.admit(requester)
+        default_model = policy.default_model or settings.default_model
+        options = parse_imagine(text, default_model=default_model, limits=settings.limits, defaults=defaults)
+        await service.check_prompt(options.prompt, options.negative_prompt, requester)
+
+    async def _refuse(self, exc: Exception, bot: Bot, message: Message, target: int) -> None:
+        """Say why a command was refused: replying to it, or in the private chat for private replies."""
+        if target == message.chat.id:
+            await report_error(exc, bot, chat_id=target, reply_to=message.message_id)
+            return
+        try:
+            await send_text(bot, target, error_message(exc))
+        except Forbidden:
+            await report_error(
+                NotAllowed(PRIVATE_CHAT_CLOSED), bot, chat_id=message.chat.id, reply_to=message.message_id
+            )
+
+    async def _acknowledge(
+        self, bot: ExtBot[Any], target: int, status_id: int, submission: Submission
+    ) -> None:
         if not submission.cached:  # a cached result is on its way and replaces the placeholder itself
             # The result may have replaced the placeholder already: then the edit fails, and that's fine.
-            await edit_advisory(bot, target, placeholder.message_id, queued_message(submission))
+            await edit_advisory(bot, target, status_id, queued_message(submission))
         try:
             await bot.send_chat_action(target, ChatAction.UPLOAD_PHOTO)
         except TelegramError as exc:
