@@ -14,6 +14,7 @@ Telegram only:
 preferences.py   /settings and its "st:" buttons
 webhook.py       webhook mode: an aiohttp listener that checks the secret-token header
 rate_limiter.py  flood control at PTB's seam: per-chat turns and pacing, 429 retry_after, bounded state
+update_processor.py  updates of different chats at once, each chat's in order (PTB's update processor)
 help_text.py     the /start and /help texts
 """
 

@@ -36,6 +36,7 @@ from bots.telegram.delivery import Delivery
 from bots.telegram.preferences import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.rate_limiter import ChatRateLimiter
 from bots.telegram.replies import report_error
+from bots.telegram.update_processor import ChatOrderedProcessor
 from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.commands.buttons import PREFIX as BUTTON_PREFIX
 from core.delivery.events import EventConsumer
@@ -72,7 +73,7 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
         .rate_limiter(ChatRateLimiter(imagebot.tuning.rate_limits))
-        .concurrent_updates(8)
+        .concurrent_updates(ChatOrderedProcessor(imagebot.tuning.concurrent_chats))
         .build()
     )
     commands, buttons, menu = Commands(imagebot), Buttons(imagebot), PreferencesMenu(imagebot)

@@ -27,6 +27,7 @@ class Tuning:
     poll_timeout_s: int = 10  # getUpdates long-poll
     event_block_ms: int = 1000  # how long one read of the result stream waits (and a stop may wait)
     stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish
+    concurrent_chats: int = 256  # chats whose updates are handled at once (each chat's one at a time)
 
 
 @dataclass

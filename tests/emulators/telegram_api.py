@@ -11,7 +11,8 @@ Bodies may be empty, form-urlencoded, JSON or multipart (PTB sends JSON-encoded 
 files as multipart parts). Everything the bot sends is kept as a `Sent` message per chat, with its current
 text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`.
 
-Tests play users with `user_message`, `user_photo` and `press` (a callback query), and wait for the bot with
+Tests play users with `user_message`, `user_photo`, `burst` (many messages in one getUpdates batch) and `press`
+(a callback query), and wait for the bot with
 `await emulator.wait_for(predicate, timeout)`. `make_admin(chat, user, creator=…, can_promote_members=…)` sets who
 administers a group (getChatAdministrators/getChatMember answer from it); `bot_message(sent)` is a bot message as
 Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
@@ -119,6 +120,7 @@ class Sent:
     deleted: bool = False
     history: list[str] = field(default_factory=list)  # every text/caption it has shown, in order
     entities: list[dict[str, Any]] = field(default_factory=list)  # as Telegram parsed the text or caption
+    at: float = field(default_factory=time.monotonic)  # when it was sent
 
     def pings(self) -> list[str]:
         """Who this message notifies: "@username" for mentions, "id:<n>" for links to a user."""
@@ -238,6 +240,7 @@ class TelegramEmulator:
         self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope ("default", "chat:<id>", …) → list
         self.chat_admins: dict[int, dict[int, dict[str, Any]]] = {}  # chat id → user id → ChatMember
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
+        self.batches: list[int] = []  # how many updates each getUpdates answer carried (empty ones left out)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -457,6 +460,13 @@ class TelegramEmulator:
         await self._push("message", message)
         return message
 
+    async def burst(self, messages: list[tuple[Chat, User, str]]) -> list[dict[str, Any]]:
+        """Users write all these at once: the bot's next getUpdates returns them in one batch. Returns them."""
+        composed = [self.compose(chat, user, text) for chat, user, text in messages]
+        self._updates += [{"update_id": next(self._update_ids), "message": message} for message in composed]
+        await self._notify()
+        return composed
+
     def compose(
         self,
         chat: Chat,
@@ -626,7 +636,10 @@ class TelegramEmulator:
             while not self._updates and time.monotonic() < deadline and not self._polls_released:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-        return self._updates[:limit]
+        batch = self._updates[:limit]
+        if batch:
+            self.batches.append(len(batch))
+        return batch
 
     def _chat(self, params: dict[str, Any]) -> int:
         if "chat_id" not in params:
