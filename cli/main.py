@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from cli.redaction import Redactor, install, mask_uncaught
 from core.commands.uploads import limit_decoding
 from core.errors import ConfigError, ImagebotError
 from core.settings import Settings, load_settings
@@ -15,12 +16,18 @@ from core.settings import Settings, load_settings
 QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "botocore", "diffusers", "transformers", "arq.worker")
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, settings: Settings) -> Redactor:
+    """Log to stderr at `level`, with every secret in `settings` masked in every record and traceback
+    (cli/redaction.py); returns the redactor, for anything printed to stderr directly."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:  # httpx logs full URLs at INFO, and Telegram URLs contain the bot token
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    redactor = Redactor.from_settings(settings)
+    install(redactor)
+    mask_uncaught(redactor)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    return redactor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,15 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"imagebot: {exc.message}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level if args.command != "imagine" else "WARNING")
+    redactor = configure_logging(settings.log_level if args.command != "imagine" else "WARNING", settings)
     limit_decoding(settings.limits.max_upload_pixels)  # Pillow refuses bombs wherever an image is decoded
     try:
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:
-        print(f"imagebot: {exc.message}", file=sys.stderr)
+        print(f"imagebot: {redactor.redact(exc.message)}", file=sys.stderr)
         return 2
     except ImagebotError as exc:
-        print(f"imagebot: {exc.message}", file=sys.stderr)
+        print(f"imagebot: {redactor.redact(exc.message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

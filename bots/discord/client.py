@@ -21,7 +21,6 @@ from bots.discord.buttons import CoreButton
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
-from bots.discord.redaction import protect_secrets
 from core.delivery.events import EventConsumer
 from core.errors import ConfigError
 from core.governance.admin import AdminService
@@ -140,7 +139,6 @@ async def run_discord_bot(
     `service` (as cli/runtime.py does).
     """
     token = bot_token(settings)
-    protect_secrets(token)
     context = BotContext(
         settings,
         service,

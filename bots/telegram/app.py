@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from arq.connections import ArqRedis
 from telegram import (
@@ -30,14 +28,15 @@ from telegram.ext import (
 )
 from telegram.ext import MessageHandler as OnMessage
 
-from bots.telegram.admin_commands import AdminCommands
-from bots.telegram.callbacks import Callbacks
+from bots.telegram.admin import AdminCommands
+from bots.telegram.buttons import Buttons
 from bots.telegram.commands import Commands
+from bots.telegram.context import BotContext, Tuning
 from bots.telegram.delivery import Delivery
-from bots.telegram.deps import BotDeps, Tuning
-from bots.telegram.preferences_menu import CALLBACK_PATTERN, PreferencesMenu
-from bots.telegram.redaction import protect_token
+from bots.telegram.preferences import CALLBACK_PATTERN, PreferencesMenu
+from bots.telegram.rate_limiter import ChatRateLimiter
 from bots.telegram.replies import report_error
+from bots.telegram.update_processor import ChatOrderedProcessor
 from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.commands.buttons import PREFIX as BUTTON_PREFIX
 from core.delivery.events import EventConsumer
@@ -62,7 +61,7 @@ ADMIN_COMMANDS = [*BOT_COMMANDS, BotCommand("admin", "moderators' commands: ban,
 IMAGINE_CAPTION = r"^/(imagine|img)(@\w+)?(\s|$)"
 
 
-def build_application(settings: Settings, deps: BotDeps) -> Application:
+def build_application(settings: Settings, imagebot: BotContext) -> Application:
     token = settings.telegram.token
     if token is None or not token.get_secret_value().strip():
         raise ConfigError(
@@ -73,11 +72,12 @@ def build_application(settings: Settings, deps: BotDeps) -> Application:
         .token(token.get_secret_value().strip())
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
-        .concurrent_updates(8)
+        .rate_limiter(ChatRateLimiter(imagebot.tuning.rate_limits))
+        .concurrent_updates(ChatOrderedProcessor(imagebot.tuning.concurrent_chats))
         .build()
     )
-    commands, callbacks, menu = Commands(deps), Callbacks(deps), PreferencesMenu(deps)
-    admin = AdminCommands(deps)
+    commands, buttons, menu = Commands(imagebot), Buttons(imagebot), PreferencesMenu(imagebot)
+    admin = AdminCommands(imagebot)
     application.add_handler(CommandHandler(["imagine", "img"], commands.imagine))
     application.add_handler(
         OnMessage(filters.PHOTO & filters.CaptionRegex(IMAGINE_CAPTION), commands.imagine)
@@ -88,57 +88,49 @@ def build_application(settings: Settings, deps: BotDeps) -> Application:
     application.add_handler(CommandHandler("quota", commands.quota))
     application.add_handler(CommandHandler("admin", admin.admin))
     application.add_handler(CommandHandler("settings", menu.show))
-    application.add_handler(CallbackQueryHandler(callbacks.on_button, pattern=rf"^{BUTTON_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(buttons.on_press, pattern=rf"^{BUTTON_PREFIX}:"))
     application.add_handler(CallbackQueryHandler(menu.on_choice, pattern=CALLBACK_PATTERN))
+    application.add_handler(CallbackQueryHandler(buttons.on_unknown))  # every query is answered
     application.add_handler(
         OnMessage(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, commands.plain_text)
     )
-    application.add_error_handler(_on_error_for(deps))
+    application.add_error_handler(_on_error)
     return application
 
 
-def _on_error_for(deps: BotDeps) -> Callable[[object, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Anything a handler let through: the user still hears back, the log has the traceback."""
-        error = context.error or RuntimeError("unknown error")
-        if not isinstance(update, Update):
-            log.error("Telegram update processing failed", exc_info=error)
-            return
-        message = update.effective_message
-        await report_error(
-            error,
-            deps.pacer,
-            context.bot,
-            query=update.callback_query,
-            chat_id=message.chat.id if message else None,
-            reply_to=message.message_id if message else None,
-        )
-
-    return on_error
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Anything a handler let through: the user still hears back, the log has the traceback."""
+    error = context.error or RuntimeError("unknown error")
+    if not isinstance(update, Update):
+        log.error("Telegram update processing failed", exc_info=error)
+        return
+    message = update.effective_message
+    await report_error(
+        error,
+        context.bot,
+        query=update.callback_query,
+        chat_id=message.chat.id if message else None,
+        reply_to=message.message_id if message else None,
+    )
 
 
-async def _set_commands(bot: Bot, deps: BotDeps) -> None:
+async def _set_commands(bot: Bot, settings: Settings) -> None:
     """The command menu: everyone's commands, plus /admin for chat administrators and the configured ids.
 
     A configured user who never opened a private chat with the bot can't get a per-chat menu; that is
     logged and skipped.
     """
-    pacer = deps.pacer
-    await pacer.retry(
-        lambda: bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeAllChatAdministrators())
-    )
-    configured = deps.settings.privileges
+    await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeAllChatAdministrators())
+    configured = settings.privileges
     prefix = f"{Platform.TELEGRAM.value}:"
-    ids = [owner.removeprefix(prefix) for owner in deps.settings.owners if owner.startswith(prefix)]
+    ids = [owner.removeprefix(prefix) for owner in settings.owners if owner.startswith(prefix)]
     ids += [*configured.telegram_admins, *configured.telegram_mods]
     for user_id in dict.fromkeys(i for i in ids if i.lstrip("-").isdigit()):
         try:
-            await pacer.retry(
-                lambda: bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(int(user_id)))  # noqa: B023
-            )
+            await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(int(user_id)))
         except TelegramError as exc:
             log.info("no /admin menu in the private chat of %s (%s)", user_id, exc.message)
-    await pacer.retry(lambda: bot.set_my_commands(BOT_COMMANDS, scope=BotCommandScopeDefault()))
+    await bot.set_my_commands(BOT_COMMANDS, scope=BotCommandScopeDefault())
 
 
 def _webhook_listener(application: Application, settings: Settings) -> WebhookListener | None:
@@ -171,27 +163,27 @@ async def run_telegram_bot(
     service: ImagineService,
     redis: ArqRedis,
     *,
+    admin: AdminService,
     consumer_name: str = "telegram-1",
     tuning: Tuning | None = None,
-    admin: AdminService | None = None,
 ) -> None:
     """Run the Telegram bot until cancelled: updates in, result events out; a clean shutdown on cancel.
 
-    `admin` runs /admin (None: one is built over `service`'s store and quotas, as cli/runtime.py does).
-    Raises ConfigError("IMAGEBOT_TELEGRAM__TOKEN: …") without a token.
+    `admin` runs /admin (cli/runtime.py builds it over the same Redis, store and quotas as `service`).
+    Raises ConfigError("IMAGEBOT_TELEGRAM__TOKEN: …") without a token. Secrets are kept out of the logs by
+    the process's root log handlers (cli/redaction.py), not here.
     """
-    tuning = tuning or Tuning()
-    deps = BotDeps.build(settings, service, redis, tuning, admin)
-    application = build_application(settings, deps)
+    imagebot = BotContext(settings, service, redis, admin, tuning or Tuning())
+    tuning = imagebot.tuning
+    application = build_application(settings, imagebot)
     webhook = _webhook_listener(application, settings)  # checks the secret before anything starts
-    protect_token(application.bot.token, *([webhook.secret] if webhook else []))
-    delivery = Delivery(deps, application.bot)
+    delivery = Delivery(imagebot, application.bot)
     consumer = EventConsumer(redis, Platform.TELEGRAM, consumer_name)
     stop = asyncio.Event()
     consuming: asyncio.Task[None] | None = None
     await application.initialize()
     try:
-        await _set_commands(application.bot, deps)
+        await _set_commands(application.bot, settings)
         await application.start()
         await _start_updates(application, tuning, webhook)
         log.info("Telegram bot @%s is up", application.bot.username)

@@ -1,29 +1,32 @@
 """Result events → Telegram messages.
 
 DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; where
-it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted.
+it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted (or, when
+Telegram won't delete it any more, edited to say the images are below).
 FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS go to progress.py (the chat
-action, and the status message edited at most once per `progress_interval_s` per chat). NOTICE (a message for
+action, and the status message edited at most once per `progress_interval_s`). NOTICE (a message for
 moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
-waited out by the pacer. A chat that blocked the bot (403) or no longer exists can never be reached, so that
-result is dropped with a warning. A group upgraded to a supergroup (ChatMigrated) gets the result in the
-supergroup, as a message of its own: the status and asking messages stayed behind in the old group.
+waited out by the bot's rate limiter. A chat that blocked the bot (403) or no longer exists can never be
+reached, so that result is dropped with a warning. A group upgraded to a supergroup (ChatMigrated) gets the
+result in the supergroup, as a message of its own: the status and asking messages stayed behind in the old
+group.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from telegram import Bot, InputFile, Message
+from telegram import InputFile, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.ext import ExtBot
 
-from bots.telegram.deps import BotDeps
-from bots.telegram.keyboards import grid_keyboard
+from bots.telegram.context import BotContext
+from bots.telegram.markup import grid_keyboard
 from bots.telegram.progress import ProgressDisplay
-from bots.telegram.replies import edit_or_send, reply_parameters, send_text
-from core.commands.messages import result_caption
+from bots.telegram.replies import caption_for, edit_or_send, reply_parameters, send_text
 from core.delivery.delivery_log import DeliveryLog
 from core.errors import NotFound, StorageError
 from core.models.request import Platform
@@ -31,6 +34,7 @@ from core.models.result import EventKind, ResultEvent, StoredImage
 
 log = logging.getLogger(__name__)
 
+DELIVERED = "Done — the images are in the reply below."
 APOLOGY = "Sorry — something went wrong on our side (reference {request_id}). Please try again in a moment."
 
 
@@ -51,10 +55,10 @@ async def record_delivery(deliveries: DeliveryLog, request_id: str, sent: Messag
 
 
 class Delivery:
-    def __init__(self, deps: BotDeps, bot: Bot) -> None:
-        self.deps = deps
+    def __init__(self, imagebot: BotContext, bot: ExtBot[Any]) -> None:
+        self.imagebot = imagebot
         self.bot = bot
-        self.progress = ProgressDisplay(bot, deps.pacer, deps.tuning.progress_interval_s)
+        self.progress = ProgressDisplay(bot, imagebot.tuning.progress_interval_s)
 
     async def close(self) -> None:
         """Drop progress held back for later (the bot is stopping); results are never held."""
@@ -104,7 +108,7 @@ class Delivery:
         if not event.message:
             log.warning("notice %s has no text; dropped", event.request_id)
             return
-        await send_text(self.deps.pacer, self.bot, chat_id, event.message)
+        await send_text(self.bot, chat_id, event.message)
         log.info("notice %s posted to chat %s", event.request_id, chat_id)
 
     async def _done(self, chat_id: int, event: ResultEvent) -> None:
@@ -127,34 +131,46 @@ class Delivery:
             await self._ended(chat_id, event.model_copy(update={"kind": EventKind.FAILED, "message": None}))
 
     async def _send_result(self, chat_id: int, event: ResultEvent, picture: StoredImage) -> None:
-        data = await self.deps.service.store.get(picture.key)
+        data = await self.imagebot.service.store.get(picture.key)
         try:
-            request = await self.deps.service.queue.load(event.request_id)
+            request = await self.imagebot.service.queue.load(event.request_id)
         except NotFound:
             request = None
-        caption = result_caption(request, event)
+        caption = caption_for(request, event)
         spoiler = picture.spoiler or any(image.spoiler for image in event.images)
         extension = "png" if picture.content_type == "image/png" else "jpg"
         reply = event.reply_to.get("message_id")
-        sent = await self.deps.pacer.send(
+        sent = await self.bot.send_photo(
             chat_id,
-            lambda: self.bot.send_photo(
-                chat_id,
-                InputFile(data, filename=f"{event.request_id}.{extension}"),
-                caption=caption,
-                reply_markup=grid_keyboard(event),
-                has_spoiler=spoiler,
-                reply_parameters=reply_parameters(reply),
-            ),
+            InputFile(data, filename=f"{event.request_id}.{extension}"),
+            caption=caption,
+            reply_markup=grid_keyboard(event),
+            has_spoiler=spoiler,
+            reply_parameters=reply_parameters(reply),
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
-        await record_delivery(self.deps.deliveries, event.request_id, sent)
+        await record_delivery(self.imagebot.deliveries, event.request_id, sent)
+        await self._retire_status(chat_id, event)
+
+    async def _retire_status(self, chat_id: int, event: ResultEvent) -> None:
+        """The result is out: its status message goes. Where Telegram won't delete it (a bot may delete only
+        messages under 48 hours old, as after a long outage), it is edited to say so, never left "Queued"."""
         status = event.reply_to.get("status_message_id")
-        if status:
-            try:  # the result is out; a status message left behind is only untidy
-                await self.deps.pacer.send(chat_id, lambda: self.bot.delete_message(chat_id, int(status)))
-            except TelegramError as exc:
-                log.debug("request %s: status message not deleted (%s)", event.request_id, exc)
+        if not status:
+            return
+        try:
+            await self.bot.delete_message(chat_id, int(status))
+            return
+        except TelegramError as exc:
+            if "not found" in exc.message.lower():
+                return  # gone already
+            log.info(
+                "request %s: status message not deleted (%s); marking it done", event.request_id, exc.message
+            )
+        try:
+            await self.bot.edit_message_text(DELIVERED, chat_id=chat_id, message_id=int(status))
+        except TelegramError as exc:
+            log.info("request %s: status message left as it was (%s)", event.request_id, exc.message)
 
     async def _ended(self, chat_id: int, event: ResultEvent) -> None:
         """FAILED, REFUSED, CANCELLED: the event's own words in the status message (or a reply)."""
@@ -162,7 +178,6 @@ class Delivery:
         if event.kind is EventKind.FAILED and event.message and event.request_id not in text:
             text = f"{text} (reference {event.request_id})"
         await edit_or_send(
-            self.deps.pacer,
             self.bot,
             chat_id,
             event.reply_to.get("status_message_id"),

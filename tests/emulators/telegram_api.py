@@ -11,7 +11,8 @@ Bodies may be empty, form-urlencoded, JSON or multipart (PTB sends JSON-encoded 
 files as multipart parts). Everything the bot sends is kept as a `Sent` message per chat, with its current
 text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`.
 
-Tests play users with `user_message`, `user_photo` and `press` (a callback query), and wait for the bot with
+Tests play users with `user_message`, `user_photo`, `burst` (many messages in one getUpdates batch) and `press`
+(a callback query), and wait for the bot with
 `await emulator.wait_for(predicate, timeout)`. `make_admin(chat, user, creator=…, can_promote_members=…)` sets who
 administers a group (getChatAdministrators/getChatMember answer from it, and getChatMember knows every user
 who wrote); `bot_message(sent)` is a bot message as
@@ -19,7 +20,12 @@ Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, re
 next `count` calls of a method with Telegram's 429 body. `block(chat_id)` plays a user who blocked the bot (or
 a group that removed it): every call into that chat is answered 403 Forbidden (or another error given).
 `migrate(chat_id, new_chat_id)` plays a group upgraded to a supergroup: every call into the old id is
-answered 400 with parameters.migrate_to_chat_id, as Telegram does.
+answered 400 with parameters.migrate_to_chat_id, as Telegram does. `fail_next(method, count, status,
+description)` answers the next `count` calls of a method with that error (e.g. a message too old to delete).
+
+What the bot sends is parsed as Telegram would: `parse_mode` (HTML or Markdown user links become text_mention
+entities), explicit `entities`/`caption_entities`, and @username mentions found in the text. `Sent.entities`
+holds the result and `Sent.pings()` who would be notified by it.
 
 `webhook` is the webhook as setWebhook left it ({"url", "secret_token", "allowed_updates"}; None after
 deleteWebhook); while one is set, getUpdates is refused with 409 Conflict, as Telegram does.
@@ -57,8 +63,17 @@ _JSON_FIELDS = {
     "allowed_updates",
     "scope",
     "link_preview_options",
+    "entities",
+    "caption_entities",
 }
 _BOOL_FIELDS = {"has_spoiler", "show_alert", "disable_notification", "drop_pending_updates"}
+# Telegram links an @username (5-32 letters, digits, underscores, starting with a letter) not inside a word.
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_]{4,31})(?![\w@])")
+_USER_LINKS = {
+    "HTML": re.compile(r'<a href="tg://user\?id=(\d+)">(.*?)</a>'),
+    "Markdown": re.compile(r"\[(.*?)\]\(tg://user\?id=(\d+)\)"),
+    "MarkdownV2": re.compile(r"\[(.*?)\]\(tg://user\?id=(\d+)\)"),
+}
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -105,6 +120,20 @@ class Sent:
     has_spoiler: bool = False
     deleted: bool = False
     history: list[str] = field(default_factory=list)  # every text/caption it has shown, in order
+    entities: list[dict[str, Any]] = field(default_factory=list)  # as Telegram parsed the text or caption
+    at: float = field(default_factory=time.monotonic)  # when it was sent
+
+    def pings(self) -> list[str]:
+        """Who this message notifies: "@username" for mentions, "id:<n>" for links to a user."""
+        shown = self.shown.encode("utf-16-le")
+        pinged = []
+        for entity in self.entities:
+            if entity["type"] == "mention":
+                start, end = 2 * entity["offset"], 2 * (entity["offset"] + entity["length"])
+                pinged.append(shown[start:end].decode("utf-16-le"))
+            elif entity["type"] == "text_mention":
+                pinged.append(f"id:{entity['user']['id']}")
+        return pinged
 
     @property
     def shown(self) -> str:
@@ -162,6 +191,34 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
     return [{"type": "bot_command", "offset": 0, "length": _utf16_len(text.split(maxsplit=1)[0])}]
 
 
+def as_telegram_parses(
+    text: str, params: dict[str, Any], entities_field: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The text as shown and its entities, as Telegram makes them from parse_mode, entities and @mentions."""
+    entities: list[dict[str, Any]] = list(params.get(entities_field) or [])
+    links = _USER_LINKS.get(str(params.get("parse_mode") or ""))
+    if links is not None and not entities:
+        shown, cursor = "", 0
+        for match in links.finditer(text):
+            user_id, label = (match[1], match[2]) if links is _USER_LINKS["HTML"] else (match[2], match[1])
+            shown += text[cursor : match.start()]
+            entities.append(
+                {
+                    "type": "text_mention",
+                    "offset": _utf16_len(shown),
+                    "length": _utf16_len(label),
+                    "user": {"id": int(user_id), "is_bot": False, "first_name": label},
+                }
+            )
+            shown += label
+            cursor = match.end()
+        text = shown + text[cursor:]
+    for match in _MENTION.finditer(text):
+        offset = _utf16_len(text[: match.start()])
+        entities.append({"type": "mention", "offset": offset, "length": _utf16_len(match[0])})
+    return text, entities
+
+
 class ApiError(Exception):
     def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
         super().__init__(description)
@@ -185,12 +242,14 @@ class TelegramEmulator:
         self.chat_admins: dict[int, dict[int, dict[str, Any]]] = {}  # chat id → user id → ChatMember
         self.users: dict[int, dict[str, Any]] = {}  # every user who wrote something, for getChatMember
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, bytes)
+        self.batches: list[int] = []  # how many updates each getUpdates answer carried (empty ones left out)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._callback_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._rate_limits: dict[str, tuple[int, int]] = {}  # method → (calls left, retry_after)
+        self._failures: dict[str, tuple[int, int, str]] = {}  # method → (calls left, status, description)
         self._polls_released = False  # getUpdates answers at once (a bot is stopping)
         self.webhook: dict[str, Any] | None = None
         self.blocked: dict[int, tuple[int, str]] = {}  # chat → the error every call into it gets
@@ -250,6 +309,7 @@ class TelegramEmulator:
         status = 200
         try:
             self._maybe_rate_limit(method)
+            self._maybe_fail(method)
             self._maybe_forbid(params)
             handler = getattr(self, f"_m_{method}", None)
             if handler is None:
@@ -279,6 +339,12 @@ class TelegramEmulator:
             self._rate_limits[method] = (left - 1, retry_after)
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
 
+    def _maybe_fail(self, method: str) -> None:
+        left, status, description = self._failures.get(method, (0, 0, ""))
+        if left > 0:
+            self._failures[method] = (left - 1, status, description)
+            raise ApiError(status, description)
+
     def _maybe_forbid(self, params: dict[str, Any]) -> None:
         chat = _coerce("chat_id", params.get("chat_id"))
         if isinstance(chat, int) and chat in self.blocked:
@@ -304,6 +370,11 @@ class TelegramEmulator:
     def rate_limit_next(self, method: str, count: int, retry_after: int = 1) -> None:
         """Answer the next `count` calls of `method` with 429 and parameters.retry_after."""
         self._rate_limits[method] = (count, retry_after)
+
+    def fail_next(self, method: str, count: int, status: int, description: str) -> None:
+        """Answer the next `count` calls of `method` with `status` and `description` (e.g. 400 "Bad Request:
+        message can't be deleted for everyone", as Telegram answers for a message older than 48 hours)."""
+        self._failures[method] = (count, status, description)
 
     def block(
         self, chat_id: int, status: int = 403, description: str = "Forbidden: bot was blocked by the user"
@@ -391,6 +462,13 @@ class TelegramEmulator:
         message = self.compose(chat, user, text, reply_to, mentions)
         await self._push("message", message)
         return message
+
+    async def burst(self, messages: list[tuple[Chat, User, str]]) -> list[dict[str, Any]]:
+        """Users write all these at once: the bot's next getUpdates returns them in one batch. Returns them."""
+        composed = [self.compose(chat, user, text) for chat, user, text in messages]
+        self._updates += [{"update_id": next(self._update_ids), "message": message} for message in composed]
+        await self._notify()
+        return composed
 
     def compose(
         self,
@@ -561,7 +639,10 @@ class TelegramEmulator:
             while not self._updates and time.monotonic() < deadline and not self._polls_released:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-        return self._updates[:limit]
+        batch = self._updates[:limit]
+        if batch:
+            self.batches.append(len(batch))
+        return batch
 
     def _chat(self, params: dict[str, Any]) -> int:
         if "chat_id" not in params:
@@ -579,6 +660,8 @@ class TelegramEmulator:
             message["text"] = sent.text
         if sent.caption is not None:
             message["caption"] = sent.caption
+        if sent.entities:
+            message["entities" if sent.text is not None else "caption_entities"] = sent.entities
         if sent.reply_markup:
             message["reply_markup"] = sent.reply_markup
         return message
@@ -620,17 +703,21 @@ class TelegramEmulator:
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > 4096:
             raise ApiError(400, "Bad Request: message is too long")
-        return self._bot_message(await self._send("sendMessage", params, text=text))
+        text, entities = as_telegram_parses(text, params, "entities")
+        return self._bot_message(await self._send("sendMessage", params, text=text, entities=entities))
 
     async def _m_sendPhoto(self, params: dict[str, Any]) -> Any:
         file_name, data = self._upload(params, "photo")
-        caption = params.get("caption")
+        caption, entities = params.get("caption"), []
         if caption and len(caption) > 1024:
             raise ApiError(400, "Bad Request: message caption is too long")
+        if caption:
+            caption, entities = as_telegram_parses(caption, params, "caption_entities")
         sent = await self._send(
             "sendPhoto",
             params,
             caption=caption,
+            entities=entities,
             file=data,
             file_name=file_name,
             has_spoiler=bool(params.get("has_spoiler")),
@@ -641,8 +728,11 @@ class TelegramEmulator:
 
     async def _m_sendDocument(self, params: dict[str, Any]) -> Any:
         file_name, data = self._upload(params, "document")
+        caption, entities = params.get("caption"), []
+        if caption:
+            caption, entities = as_telegram_parses(caption, params, "caption_entities")
         sent = await self._send(
-            "sendDocument", params, caption=params.get("caption"), file=data, file_name=file_name
+            "sendDocument", params, caption=caption, entities=entities, file=data, file_name=file_name
         )
         file_id = self.add_file(data, (file_name or "file.bin").rsplit(".", 1)[-1])
         message = self._bot_message(sent)
@@ -679,11 +769,13 @@ class TelegramEmulator:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         if not params.get("text"):
             raise ApiError(400, "Bad Request: message text is empty")
-        return await self._edit(sent, params, text=params["text"])
+        text, entities = as_telegram_parses(params["text"], params, "entities")
+        return await self._edit(sent, params, text=text, entities=entities)
 
     async def _m_editMessageCaption(self, params: dict[str, Any]) -> Any:
         sent = self._target(params)
-        return await self._edit(sent, params, caption=params.get("caption"))
+        caption, entities = as_telegram_parses(params.get("caption") or "", params, "caption_entities")
+        return await self._edit(sent, params, caption=caption or None, entities=entities)
 
     async def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
         sent = self._target(params)

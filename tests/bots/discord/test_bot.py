@@ -13,6 +13,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from bots.discord import run_discord_bot
+from cli.redaction import Redactor, install
 from core import constants as c
 from core.delivery.events import stream_key
 from core.errors import ConfigError
@@ -258,6 +259,7 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = discord_settings(bots.pipeline.settings, discord_emulator)
+    install(Redactor.from_settings(settings), [caplog.handler])  # as `imagebot discord` does
     runtime = bots.pipeline.runtime
 
     await asyncio.wait_for(run_discord_bot(settings, runtime.service, runtime.redis, sync=True), 10)
@@ -351,6 +353,8 @@ async def test_interaction_tokens_never_reach_the_logs(
     from tests.bots.discord.conftest import announce_worker
 
     caplog.set_level(logging.DEBUG)
+    settings = discord_settings(bots.pipeline.settings, discord_emulator)
+    install(Redactor.from_settings(settings), [caplog.handler])  # as `imagebot discord` does
     await announce_worker(bots.pipeline.runtime.redis)
     await bots.start()
     command = await discord_emulator.slash("imagine", {"prompt": "a quiet harbour"}, user_id=USER)

@@ -11,20 +11,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from PIL import Image
 from pydantic import SecretStr
 
 from bots.telegram import Tuning, run_telegram_bot
-from bots.telegram.pacing import PacingLimits
+from bots.telegram.rate_limiter import RateLimits
 from core import constants as c
 from core.jobs.workers import WorkerInfo, WorkerRegistry
-from core.models.request import Platform, Requester
+from core.models.catalog import BackendKind
+from core.models.request import GenerationRequest, Platform, Requester
 from core.settings import Settings, TelegramSettings
+from core.storage.factory import build_store
+from moderation.factory import build_image_moderator
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
+from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.context import WorkerContext
+from worker.jobs import generate
 
 FAST = Tuning(
-    pacing=PacingLimits(min_interval_s=0.0, group_per_minute=1000),
+    rate_limits=RateLimits(min_interval_s=0.0, group_per_minute=1000),
     progress_interval_s=0.0,
     poll_timeout_s=1,
     event_block_ms=100,
@@ -52,7 +59,12 @@ class TelegramBot:
         commands_set = self.emulator.count("setMyCommands")
         self.task = asyncio.create_task(
             run_telegram_bot(
-                self.settings, runtime.service, runtime.redis, consumer_name="tg-test", tuning=self.tuning
+                self.settings,
+                runtime.service,
+                runtime.redis,
+                admin=runtime.admin,
+                consumer_name="tg-test",
+                tuning=self.tuning,
             )
         )
         await self.emulator.wait_for(lambda: self.emulator.count("setMyCommands") > commands_set, 10)
@@ -101,6 +113,41 @@ class TelegramBot:
             ),
             within,
         )
+
+
+class Pictures:
+    """A backend that draws given pictures (one per seed), so a test knows what each image is."""
+
+    name = "diffusers"
+
+    def __init__(self, *pictures: Image.Image) -> None:
+        self.pictures = pictures
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        source: Image.Image | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation:
+        images = tuple(GeneratedImage(p, seed) for p, seed in zip(self.pictures, request.seeds, strict=True))
+        return Generation(images=images, model="tiny", backend="diffusers")
+
+    async def close(self) -> None:
+        pass
+
+
+async def render(bot: TelegramBot, request_id: str, *pictures: Image.Image) -> None:
+    """Run a queued request's job as a worker would (image check, storage, result event), drawing `pictures`."""
+    settings = bot.pipeline.settings
+    worker = WorkerContext(
+        settings=settings,
+        queue_name=c.QUEUE_GPU,
+        redis=bot.pipeline.runtime.redis,
+        store=build_store(settings),
+        backends={BackendKind.DIFFUSERS: Pictures(*pictures)},
+        image_moderator=build_image_moderator(settings),
+    )
+    assert await generate({"imagebot": worker, "job_try": 1}, request_id) == "done"
 
 
 async def last_request(bot: TelegramBot, user: User, chat: Chat | None = None) -> str:

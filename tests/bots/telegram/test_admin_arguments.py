@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from telegram import ChatMember, MessageEntity, User
 
-from bots.telegram.admin_commands import (
+from bots.telegram.admin import (
     NO_REPLY,
     NO_USERNAMES,
     WHO,
@@ -13,7 +13,7 @@ from bots.telegram.admin_commands import (
     split_message,
     with_mention_ids,
 )
-from bots.telegram.privilege import member_level
+from bots.telegram.requester import member_level
 from core.errors import InvalidRequest
 from core.models.privileges import Privilege
 

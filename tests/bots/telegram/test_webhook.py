@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
+from cli.redaction import MASK, Redactor, install
 from core.errors import ConfigError
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings
 from tests.emulators.telegram_api import TelegramEmulator
@@ -78,6 +79,7 @@ async def test_a_generated_secret_is_the_one_given_to_telegram_and_polling_delet
     caplog.set_level(logging.DEBUG)
     emulator, port = telegram_emulator, free_port()
     bot = webhook_bot(emulator, pipeline, port, None)
+    install(Redactor.from_settings(bot.settings), [caplog.handler])  # as `imagebot telegram` does
     await bot.start()
     try:
         webhook = await emulator.wait_for(lambda: emulator.webhook)
@@ -93,6 +95,8 @@ async def test_a_generated_secret_is_the_one_given_to_telegram_and_polling_delet
     assert emulator.webhook is not None  # left set: another instance may still serve it
     leaks = [r for r in caplog.records if secret in r.getMessage() or secret in (r.exc_text or "")]
     assert not leaks
+    logged = [r.getMessage() for r in caplog.records if "setWebhook" in r.getMessage()]
+    assert any(f"'secret_token': '{MASK}'" in message for message in logged)  # PTB logged it, masked
 
     # Back to long polling: the webhook is deleted first, then updates come by getUpdates.
     polling = TelegramBot(emulator, pipeline, bot_settings(emulator, pipeline))
@@ -111,5 +115,5 @@ async def test_a_secret_telegram_would_refuse_stops_the_bot_before_it_starts(
     settings = webhook_bot(telegram_emulator, pipeline, free_port(), "has spaces").settings
     runtime = pipeline.runtime
     with pytest.raises(ConfigError, match="IMAGEBOT_TELEGRAM__WEBHOOK_SECRET"):
-        await run_telegram_bot(settings, runtime.service, runtime.redis, tuning=FAST)
+        await run_telegram_bot(settings, runtime.service, runtime.redis, admin=runtime.admin, tuning=FAST)
     assert telegram_emulator.calls == []

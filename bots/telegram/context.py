@@ -1,4 +1,5 @@
-"""What every Telegram handler needs, built once at start-up and shared."""
+"""What every handler of the Telegram bot shares, built once at start-up: core's services, the user's defaults,
+privileges, and the timings operators rarely change."""
 
 from __future__ import annotations
 
@@ -7,61 +8,40 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 from telegram import Bot, Chat, User
 
-from bots.telegram.pacing import Pacer, PacingLimits
-from bots.telegram.privilege import Privileges
-from bots.telegram.requester import requester_for
+from bots.telegram.rate_limiter import RateLimits
+from bots.telegram.requester import Privileges, requester_for
 from core.delivery.delivery_log import DeliveryLog
 from core.governance.admin import AdminService
 from core.governance.preferences import PreferenceStore
 from core.models.request import Requester
 from core.service import ImagineService
 from core.settings import Settings
-from moderation.factory import build_admin
 
 
 @dataclass(frozen=True)
 class Tuning:
     """Timings operators rarely change and tests shorten."""
 
-    pacing: PacingLimits = field(default_factory=PacingLimits)
-    progress_interval_s: float = 4.0  # at most one progress edit per chat this often
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    progress_interval_s: float = 4.0  # at most one progress edit per status message this often
     poll_timeout_s: int = 10  # getUpdates long-poll
     event_block_ms: int = 1000  # how long one read of the result stream waits (and a stop may wait)
     stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish
+    concurrent_chats: int = 256  # chats whose updates are handled at once (each chat's one at a time)
 
 
 @dataclass
-class BotDeps:
+class BotContext:
     settings: Settings
     service: ImagineService
     redis: ArqRedis
-    tuning: Tuning
-    pacer: Pacer
-    prefs: PreferenceStore
     admin: AdminService
-    privileges: Privileges
-    deliveries: DeliveryLog
+    tuning: Tuning = field(default_factory=Tuning)
 
-    @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        service: ImagineService,
-        redis: ArqRedis,
-        tuning: Tuning,
-        admin: AdminService | None = None,
-    ) -> BotDeps:
-        return cls(
-            settings,
-            service,
-            redis,
-            tuning,
-            Pacer(tuning.pacing),
-            PreferenceStore(redis),
-            admin or build_admin(settings, service, redis),
-            Privileges(settings, redis),
-            DeliveryLog(redis),
-        )
+    def __post_init__(self) -> None:
+        self.preferences = PreferenceStore(self.redis)
+        self.privileges = Privileges(self.settings, self.redis)
+        self.deliveries = DeliveryLog(self.redis)
 
     async def requester(self, bot: Bot, user: User, chat: Chat) -> Requester:
         """The Requester for an update, with the user's privilege in this chat."""

@@ -8,6 +8,7 @@ import logging
 import pytest
 from PIL import Image
 
+from cli.redaction import MASK, Redactor, install
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, TelegramBot, request_id_of
 
 
@@ -15,6 +16,7 @@ async def test_imagine_then_vary_then_upscale(
     telegram_bot: TelegramBot, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    install(Redactor.from_settings(telegram_bot.settings), [caplog.handler])  # as `imagebot telegram` does
     bot, emulator = telegram_bot, telegram_bot.emulator
     await bot.pipeline.start_worker()
     service = bot.pipeline.runtime.service
@@ -70,3 +72,4 @@ async def test_imagine_then_vary_then_upscale(
         r for r in caplog.records if emulator.token in r.getMessage() or emulator.token in (r.exc_text or "")
     ]
     assert not leaks
+    assert any(f"/bot{MASK}/sendPhoto" in r.getMessage() for r in caplog.records)  # httpx logged it, masked

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 from pydantic import SecretStr
 
 from bots.telegram import run_telegram_bot
@@ -47,7 +50,7 @@ async def test_a_bad_flag_gets_a_message_naming_it(telegram_bot: TelegramBot) ->
         )
     )
     assert status.shown == "--ar must be two whole numbers with a colon, like 16:9 (you wrote 99)."
-    assert status.history[0] == "Queued…"  # the placeholder now says what to fix
+    assert status.history == [status.shown]  # said at once, with no "Queued…" first (defect 36)
 
     unknown = await emulator.user_message(ALICE_DM, ALICE, "a fox --colour red")  # plain text works in DMs
     reply = await emulator.wait_for(
@@ -62,6 +65,43 @@ async def test_a_bad_flag_gets_a_message_naming_it(telegram_bot: TelegramBot) ->
     )
     assert reply.shown.startswith("I don't know the flag --colour. The flags are: --ar, --size")
     assert await telegram_bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
+
+
+async def test_a_refused_command_never_shows_queued_first(telegram_bot: TelegramBot) -> None:
+    """Defect 36: a refused command first flashed "Queued…", then the refusal."""
+    bot, emulator = telegram_bot, telegram_bot.emulator
+    emulator.make_admin(GROUP, MONA)
+    await bot.announce_idle_worker()
+    await bot.command(GROUP, MONA, "/admin block add dragon")
+    await bot.command(GROUP, MONA, f"/admin ban {BOB.id} for 1h spamming")
+    refusals = [
+        (
+            ALICE,
+            "/imagine a red dragon",
+            "Sorry, your prompt uses a word or phrase this community has blocked.",
+        ),
+        (ALICE, "/imagine a fox --steps 0", "--steps"),
+        (BOB, "/imagine a kitten", "You've been banned from using this bot (spamming)"),
+    ]
+    for user, text, words in refusals:
+        reply = await bot.command(GROUP, user, text)
+        assert words in reply.shown, (text, reply.shown)
+        assert reply.history == [reply.shown]  # the first thing shown is the refusal
+    photo = await emulator.user_photo(GROUP, BOB, png(32, 32), caption="/imagine as a sketch")
+    assert "banned" in (await bot.reply_to(GROUP, photo)).shown
+    assert emulator.count("getFile") == 0  # a banned user's photo is not even fetched
+    assert all("Queued…" not in sent.history for sent in emulator.in_chat(GROUP.id))
+    assert await bot.pipeline.runtime.redis.zcard(c.QUEUE_GPU) == 0
+
+    queued = await bot.command(GROUP, ALICE, "/imagine a red fox")  # what passes is queued as before
+    assert queued.history[0] == "Queued…"
+    await emulator.wait_for(lambda: queued.shown.startswith("Queued — position 1"))
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 async def test_someone_elses_button_gets_an_alert_and_no_job(telegram_bot: TelegramBot) -> None:
@@ -156,7 +196,7 @@ async def test_a_missing_token_is_a_config_error(telegram_bot: TelegramBot) -> N
     settings = telegram_bot.settings.model_copy(update={"telegram": TelegramSettings(token=SecretStr(" "))})
     runtime = telegram_bot.pipeline.runtime
     with pytest.raises(ConfigError, match=r"^IMAGEBOT_TELEGRAM__TOKEN: "):
-        await run_telegram_bot(settings, runtime.service, runtime.redis)
+        await run_telegram_bot(settings, runtime.service, runtime.redis, admin=runtime.admin)
 
 
 async def test_private_replies_move_a_group_request_to_the_users_chat(telegram_bot: TelegramBot) -> None:

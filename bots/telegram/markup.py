@@ -1,4 +1,4 @@
-"""Inline keyboards under results: core's button ids as callback_data, plus a link to the full-size grid."""
+"""Inline keyboards (reply markup) under results: core's button ids as callback_data, and links to full-size images."""
 
 from __future__ import annotations
 

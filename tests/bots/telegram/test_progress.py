@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -108,9 +109,10 @@ async def test_progress_held_back_never_overwrites_the_end_of_its_request(paced_
     )
     await emulator.wait_for(lambda: first.shown == "Cancelled — nothing was drawn.")
 
-    # The second request's progress is held in the same chat and shown when the interval ends — by then the
-    # first request's held progress would have been shown too, had it not been dropped.
+    # Another request's progress in the same chat is shown as usual, and once the first request's interval
+    # has passed its held 75% would have been shown too, had it not been dropped at its end.
     await publisher.publish(event(second_events, EventKind.PROGRESS, step=1, total_steps=4))
     await emulator.wait_for(lambda: second.shown == "Rendering… 25%", timeout=5 * INTERVAL_S)
+    await asyncio.sleep(1.5 * INTERVAL_S)
     assert first.shown == "Cancelled — nothing was drawn."
     assert "Rendering… 75%" not in first.history

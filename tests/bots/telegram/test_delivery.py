@@ -9,11 +9,21 @@ import logging
 import pytest
 from PIL import Image
 
+from bots.telegram.delivery import DELIVERED
 from core.delivery.events import EventPublisher
 from core.models.ids import new_request_id
 from core.models.request import Mode, Platform, Requester
 from core.models.result import EventKind, ResultEvent
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, TelegramBot, last_request, request_id_of
+from tests.bots.telegram.conftest import (
+    ALICE,
+    ALICE_DM,
+    BOB,
+    GROUP,
+    TelegramBot,
+    last_request,
+    render,
+    request_id_of,
+)
 from tests.emulators.telegram_api import Chat
 
 
@@ -48,6 +58,29 @@ async def test_a_result_finished_while_the_bot_was_down_arrives_once(telegram_bo
     await asyncio.sleep(0.5)
     assert len(emulator.in_chat(ALICE_DM.id, "sendPhoto")) == 1
     assert [s.history[0] for s in emulator.in_chat(ALICE_DM.id, "sendMessage")] == ["Queued…"]  # asked once
+
+
+async def test_a_status_message_telegram_wont_delete_is_marked_done_not_left_queued(
+    telegram_bot: TelegramBot,
+) -> None:
+    """Defect 30: after a restart, the result came as a new message and "Queued — position 1" stayed forever."""
+    emulator = telegram_bot.emulator
+    await telegram_bot.announce_idle_worker()
+    asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine a lantern in fog --n 1")
+    status = await telegram_bot.reply_to(ALICE_DM, asked, prefix="Queued — position 1")
+    request_id = await last_request(telegram_bot, ALICE)
+
+    await telegram_bot.stop()
+    await render(telegram_bot, request_id, Image.new("RGB", (64, 64), (40, 60, 80)))  # while the bot is down
+    # Two days later: a bot may delete only messages younger than 48 hours.
+    emulator.fail_next("deleteMessage", 1, 400, "Bad Request: message can't be deleted for everyone")
+    await telegram_bot.start()
+
+    photo = await telegram_bot.photo_reply(ALICE_DM, asked)
+    assert request_id_of(photo) == request_id
+    await emulator.wait_for(lambda: status.shown == DELIVERED)
+    assert not status.deleted and "Queued — position 1" in status.history
+    assert [c.status for c in emulator.calls if c.method == "deleteMessage"] == [400]
 
 
 async def test_every_reply_arrives_through_a_429_storm(telegram_bot: TelegramBot) -> None:

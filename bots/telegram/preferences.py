@@ -12,7 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bots.telegram.deps import BotDeps
+from bots.telegram.context import BotContext
 from bots.telegram.replies import reply_parameters, report_error, send_text
 from core.errors import InvalidRequest
 from core.governance.preferences import ASPECTS, UserPrefs
@@ -76,25 +76,20 @@ def parse_choice(data: str) -> dict[str, object]:
 
 
 class PreferencesMenu:
-    def __init__(self, deps: BotDeps) -> None:
-        self.deps = deps
+    def __init__(self, imagebot: BotContext) -> None:
+        self.imagebot = imagebot
 
     async def show(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
-        prefs = await self.deps.prefs.get(Platform.TELEGRAM, str(user.id))
+        prefs = await self.imagebot.preferences.get(Platform.TELEGRAM, str(user.id))
         chat_id = message.chat.id
-        await self.deps.pacer.send(
+        await context.bot.send_message(
             chat_id,
-            lambda: context.bot.send_message(
-                chat_id,
-                menu_text(prefs),
-                reply_markup=menu_keyboard(prefs),
-                reply_parameters=None
-                if message.chat.type == "private"
-                else reply_parameters(message.message_id),
-            ),
+            menu_text(prefs),
+            reply_markup=menu_keyboard(prefs),
+            reply_parameters=None if message.chat.type == "private" else reply_parameters(message.message_id),
         )
 
     async def on_choice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -102,26 +97,23 @@ class PreferencesMenu:
         if query is None or query.data is None:
             return
         try:
-            prefs = await self.deps.prefs.update(
+            prefs = await self.imagebot.preferences.update(
                 Platform.TELEGRAM, str(query.from_user.id), **parse_choice(query.data)
             )
         except Exception as exc:
-            await report_error(exc, self.deps.pacer, context.bot, query=query)
+            await report_error(exc, context.bot, query=query)
             return
-        await self.deps.pacer.retry(lambda: query.answer("Saved."))
+        await query.answer("Saved.")
         if query.message is None:
             return
         chat_id = query.message.chat.id
         try:
-            await self.deps.pacer.send(
-                chat_id,
-                lambda: context.bot.edit_message_text(
-                    menu_text(prefs),
-                    chat_id=chat_id,
-                    message_id=query.message.message_id,  # type: ignore[union-attr]
-                    reply_markup=menu_keyboard(prefs),
-                ),
+            await context.bot.edit_message_text(
+                menu_text(prefs),
+                chat_id=chat_id,
+                message_id=query.message.message_id,
+                reply_markup=menu_keyboard(prefs),
             )
         except BadRequest as exc:  # unchanged, or the menu is too old to edit: show a fresh one
             if "not modified" not in exc.message:
-                await send_text(self.deps.pacer, context.bot, chat_id, menu_text(prefs))
+                await send_text(context.bot, chat_id, menu_text(prefs))

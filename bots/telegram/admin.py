@@ -9,7 +9,7 @@ Telegram messages carry no user ids in plain text, so a user argument is one of:
 A reply to a result with `/admin delete` or `/admin cancel` (no id) acts on that result's request.
 @usernames can't be looked up through the Bot API, so they are refused with a hint.
 
-Privilege (bots/telegram/privilege.py): a chat administrator's rank counts in that chat only, and never reaches
+Privilege (bots/telegram/requester.py): a chat administrator's rank counts in that chat only, and never reaches
 OWNER, so `tier` and `quota` (an owner's: they change a user's limits everywhere) stay with the bot's owners by
 core's own check. `cancel` and `delete` accept the chat rank only for requests made in this chat; elsewhere the
 actor's bot-wide level counts. Refused attempts are audited (by core).
@@ -30,8 +30,8 @@ from telegram import Bot, Chat, Message, MessageEntity, Update, User
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bots.telegram.deps import BotDeps
-from bots.telegram.replies import report_error, send_text
+from bots.telegram.context import BotContext
+from bots.telegram.replies import report_error, send_text, unmentioned
 from bots.telegram.requester import GROUP_TYPES, requester_for
 from core.commands.buttons import decode_button
 from core.errors import InvalidRequest, NotFound
@@ -156,8 +156,8 @@ def result_request_id(message: Message) -> str | None:
 
 
 class AdminCommands:
-    def __init__(self, deps: BotDeps) -> None:
-        self.deps = deps
+    def __init__(self, imagebot: BotContext) -> None:
+        self.imagebot = imagebot
 
     async def admin(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
@@ -166,7 +166,7 @@ class AdminCommands:
         chat, bot = message.chat, context.bot
         command = ""
         try:
-            standing = await self.deps.privileges.standing(bot, user, chat)
+            standing = await self.imagebot.privileges.standing(bot, user, chat)
             text = with_mention_ids(message.text, message.entities)
             words = text.split()[1:]
             command = words[0].lower() if words else ""
@@ -174,7 +174,7 @@ class AdminCommands:
             actor = requester_for(user, chat, standing.here)  # core scopes it to requests made here
             reply = await self._run(command, args, actor, bot, chat)
         except Exception as exc:  # core audits refused admin commands itself
-            await report_error(exc, self.deps.pacer, bot, chat_id=chat.id, reply_to=message.message_id)
+            await report_error(exc, bot, chat_id=chat.id, reply_to=message.message_id)
             return
         text = reply.text
         if command in ("", "help") and actor.privilege >= Privilege.MOD:
@@ -185,8 +185,8 @@ class AdminCommands:
                 f"\nI couldn't remove {unremoved} posted message(s): Telegram lets bots delete messages for "
                 "48 hours only, so please delete them by hand."
             )
-        for piece in split_message(text):
-            await send_text(self.deps.pacer, bot, chat.id, piece, reply_to=message.message_id)
+        for piece in split_message(unmentioned(text)):  # the joiners count towards the limit
+            await send_text(bot, chat.id, piece, reply_to=message.message_id)
 
     async def _arguments(self, command: str, args: list[str], message: Message, bot: Bot) -> list[str]:
         reply = _replied_to(message)
@@ -203,14 +203,14 @@ class AdminCommands:
 
     async def _asker(self, request_id: str) -> str | None:
         try:
-            asker = (await self.deps.service.queue.load(request_id)).requester
+            asker = (await self.imagebot.service.queue.load(request_id)).requester
         except NotFound:
             return None
         return asker.user_id if asker.platform == Platform.TELEGRAM else None
 
     async def _run(self, command: str, args: list[str], actor: Requester, bot: Bot, chat: Chat) -> AdminReply:
         lookup = functools.partial(self._target, bot, chat)
-        return await self.deps.admin.execute(" ".join([command, *args]), actor, lookup)
+        return await self.imagebot.admin.execute(" ".join([command, *args]), actor, lookup)
 
     async def _target(self, bot: Bot, chat: Chat, user_id: str) -> Requester:
         """The user a command names, as this chat sees them: their name (getChatMember) and rank here."""
@@ -218,7 +218,7 @@ class AdminCommands:
         if chat.type in GROUP_TYPES:
             with contextlib.suppress(TelegramError):  # not in the group: a plain user here, by id
                 user = (await bot.get_chat_member(chat.id, int(user_id))).user
-        standing = await self.deps.privileges.standing(bot, user, chat)
+        standing = await self.imagebot.privileges.standing(bot, user, chat)
         return requester_for(user, chat, standing.here)
 
     async def _delete_messages(self, bot: Bot, reply: AdminReply) -> int:
@@ -229,7 +229,7 @@ class AdminCommands:
                 continue
             chat_id, message_id = int(location["chat_id"]), int(location["message_id"])
             try:
-                await self.deps.pacer.send(chat_id, lambda: bot.delete_message(chat_id, message_id))  # noqa: B023
+                await bot.delete_message(chat_id, message_id)
             except TelegramError as exc:
                 log.info("message %s in chat %s not deleted (%s)", message_id, chat_id, exc.message)
                 failed += 1

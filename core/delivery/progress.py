@@ -1,0 +1,95 @@
+"""When a progress message is worth editing, for every front end: pure logic, no clock and no timers of its own.
+
+Workers report progress often; chat platforms allow few edits. For each message (keyed by whatever the front end
+edits: a request id, a message id) the coalescer lets the first update through at once, then at most one per
+`interval_s`. Updates that arrive inside the interval are held, a newer one replacing an older one, so when the
+interval ends the latest step is shown. Once a message's request has ended (`end`), nothing more is shown for
+it, so "Rendering… 80%" never overwrites a result or an error.
+
+The caller owns time: it passes `now` in, shows what `offer` returns, and at `next_due()` calls `due(now)` and
+shows what that returns. Memory is bounded: a key is forgotten once its interval has passed with nothing held,
+and only the last `ended_remembered` ended keys are kept.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+ENDED_REMEMBERED = 4096
+
+
+@dataclass
+class _Slot(Generic[T]):
+    shown_at: float  # when the last update for this key was let through
+    held: T | None = None  # the latest update waiting for the interval to end
+
+
+class ProgressCoalescer(Generic[K, T]):
+    def __init__(self, interval_s: float, *, ended_remembered: int = ENDED_REMEMBERED) -> None:
+        if interval_s < 0:
+            raise ValueError("interval_s must be 0 or more")
+        self.interval_s = interval_s
+        self.ended_remembered = ended_remembered
+        self._slots: OrderedDict[K, _Slot[T]] = OrderedDict()  # oldest shown first
+        self._ended: OrderedDict[K, None] = OrderedDict()
+
+    def offer(self, key: K, update: T, now: float) -> T | None:
+        """The update to show now, or None: held until the interval ends, or dropped (the request ended)."""
+        if key in self._ended:
+            return None
+        self._forget_idle(now)
+        slot = self._slots.get(key)
+        if slot is None or now >= slot.shown_at + self.interval_s:
+            self._mark_shown(key, now)
+            return update
+        slot.held = update  # a newer update replaces an older one held
+        return None
+
+    def due(self, now: float) -> list[tuple[K, T]]:
+        """The held updates whose interval has ended, oldest first; each counts as shown at `now`."""
+        ready = [
+            (key, slot.held)
+            for key, slot in self._slots.items()
+            if slot.held is not None and now >= slot.shown_at + self.interval_s
+        ]
+        for key, _ in ready:
+            self._mark_shown(key, now)
+        return ready
+
+    def next_due(self) -> float | None:
+        """When the earliest held update falls due (None: nothing is held)."""
+        times = [slot.shown_at + self.interval_s for slot in self._slots.values() if slot.held is not None]
+        return min(times, default=None)
+
+    def end(self, key: K) -> None:
+        """The request behind `key` has ended: drop what is held and ignore anything that comes later."""
+        self._slots.pop(key, None)
+        self._ended[key] = None
+        self._ended.move_to_end(key)
+        while len(self._ended) > self.ended_remembered:
+            self._ended.popitem(last=False)
+
+    def ended(self, key: K) -> bool:
+        return key in self._ended
+
+    def __len__(self) -> int:
+        """How many keys are remembered (shown recently or holding an update)."""
+        return len(self._slots)
+
+    def _mark_shown(self, key: K, now: float) -> None:
+        self._slots[key] = _Slot(now)
+        self._slots.move_to_end(key)
+
+    def _forget_idle(self, now: float) -> None:
+        """Forget keys whose interval has passed with nothing held: they no longer limit anything."""
+        while self._slots:
+            key, slot = next(iter(self._slots.items()))
+            if slot.held is not None or now < slot.shown_at + self.interval_s:
+                return
+            del self._slots[key]
