@@ -18,7 +18,7 @@ from bots.discord.admin import build_admin_group
 from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
-from bots.discord.replies import send_error, submit_and_show
+from bots.discord.replies import respond, send_error, show_queued
 from bots.discord.requester import requester_of
 from core.commands.grammar import FLAG_EXAMPLES
 from core.commands.uploads import UPLOAD_MAX_BYTES
@@ -122,7 +122,10 @@ async def _imagine(
             source_image=image,
         )
 
-    await submit_and_show(interaction, submit, ephemeral=prefs.private)
+    async def show(submission: Submission) -> None:
+        await show_queued(interaction, submission)
+
+    await respond(interaction, submit, show, ephemeral=prefs.private)
 
 
 async def _download(attachment: discord.Attachment) -> bytes:

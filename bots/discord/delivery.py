@@ -6,27 +6,23 @@ token and mentions the user, unless the reply was private (reply_to["ephemeral"]
 DMs, and when they take none it is dropped with a warning, never shown in the channel. Where a result was
 posted goes to core's DeliveryLog (location.py), so `/admin delete` can remove the message. A terminal event
 whose delivery fails raises, so the EventConsumer retries it; discord.py itself waits out 429s (retry_after)
-on every path. STARTED/PROGRESS are advisory: at most one edit per `progress_interval_s` per reply (the first
-at once, the newest of a burst when the interval is over, so the reply never stays behind), none once the
-result is in (the last `FINISHED_MEMORY` finished requests are remembered, as a render can outlive its job's
-timeout and report progress after the error), and dropped on any failure.
+on every path. STARTED/PROGRESS are advisory and throttled (progress.py), and dropped on any failure.
 NOTICE events (automatic bans…) go to the community's log channel with the bot token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import discord
 
+from bots.discord.buttons import result_view
 from bots.discord.context import BotContext
 from bots.discord.location import location, remember
+from bots.discord.markup import full_size_url
 from bots.discord.picture import Picture, picture
-from bots.discord.views import button_view, full_size_url
+from bots.discord.progress import ProgressThrottle
 from core.commands.buttons import grid_buttons
 from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
@@ -37,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024
-FINISHED_MEMORY = 4096  # finished request ids kept to drop their late progress
 _WEBHOOK_GONE = (10008, 10015, 50027)  # unknown message, unknown webhook, invalid webhook token
 _FALLBACK_TEXT = {
     EventKind.FAILED: "Sorry — something went wrong while drawing this (reference {id}). Please try again.",
@@ -46,22 +41,11 @@ _FALLBACK_TEXT = {
 }
 
 
-@dataclass
-class _Progress:
-    """One reply's progress edits: when the last went out, and the newest event still to show."""
-
-    last_at: float = float("-inf")
-    pending: ResultEvent | None = None
-    task: asyncio.Task[None] | None = None  # shows `pending` once the interval is over
-    editing: bool = False  # the task's edit is on its way: a result waits for it rather than cancel it
-
-
 class Delivery:
     def __init__(self, client: discord.Client, context: BotContext) -> None:
         self.client = client
         self.context = context
-        self._progress_of: dict[str, _Progress] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self.progress = ProgressThrottle(context.progress_interval_s, self._edit_progress)
 
     async def handle(self, event: ResultEvent) -> None:
         target = event.reply_to
@@ -72,11 +56,10 @@ class Delivery:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
         if not event.terminal:
-            if event.request_id not in self._finished:
-                await self._progress(event, target)
+            await self._progress(event, target)
             return
-        self._finish(event.request_id)
-        await self._end_progress(target["token"])
+        self.progress.finish(event.request_id)
+        await self.progress.end(target["token"])
         await self.context.acks.wait(target["token"])
         if event.kind is EventKind.DONE:
             await self._done(event, target)
@@ -99,13 +82,6 @@ class Delivery:
         except (discord.Forbidden, discord.NotFound):
             log.warning("notice %s: channel %s refused it or is gone", event.request_id, channel_id)
 
-    def _finish(self, request_id: str) -> None:
-        """Remember that the request is over, so its late progress never overwrites the result."""
-        self._finished[request_id] = None
-        self._finished.move_to_end(request_id)
-        while len(self._finished) > FINISHED_MEMORY:
-            self._finished.popitem(last=False)
-
     def _expired(self, target: dict[str, str]) -> bool:
         return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
 
@@ -113,32 +89,9 @@ class Delivery:
         token = target["token"]
         if self._expired(target) or self.context.acks.pending(token) or "message_id" not in target:
             return
-        state = self._progress_of.setdefault(token, _Progress())
-        if state.task is None and time.monotonic() - state.last_at >= self.context.progress_interval_s:
-            await self._edit_progress(state, event, target)
-            return
-        state.pending = event  # the newest wins; shown when the interval is over
-        if state.task is None:
-            state.task = asyncio.create_task(self._trailing_progress(state, target))
+        await self.progress.show(token, event, target)
 
-    async def _trailing_progress(self, state: _Progress, target: dict[str, str]) -> None:
-        try:
-            while state.pending is not None:
-                await asyncio.sleep(state.last_at + self.context.progress_interval_s - time.monotonic())
-                event, state.pending = state.pending, None
-                if event is None:
-                    break
-                state.editing = True
-                await self._edit_progress(state, event, target)
-                state.editing = False
-        except Exception:
-            log.warning("progress edit of message %s failed", target.get("message_id"), exc_info=True)
-        finally:
-            state.editing = False
-            state.task = None
-
-    async def _edit_progress(self, state: _Progress, event: ResultEvent, target: dict[str, str]) -> None:
-        state.last_at = time.monotonic()
+    async def _edit_progress(self, event: ResultEvent, target: dict[str, str]) -> None:
         try:
             await self._webhook(target).edit_message(
                 int(target["message_id"]), content=progress_message(event)
@@ -147,23 +100,7 @@ class Delivery:
             log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)
 
     async def close(self) -> None:
-        """Drop the progress edits still waiting for their interval."""
-        tasks = [state.task for state in self._progress_of.values() if state.task is not None]
-        self._progress_of.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-
-    async def _end_progress(self, token: str) -> None:
-        """No progress edit after this: a waiting one is dropped, one on its way is let land first."""
-        state = self._progress_of.pop(token, None)
-        if state is None or state.task is None:
-            return
-        state.pending = None
-        if not state.editing:
-            state.task.cancel()
-        await asyncio.wait([state.task])
+        await self.progress.close()
 
     async def _done(self, event: ResultEvent, target: dict[str, str]) -> None:
         request = await self._request(event.request_id)
@@ -180,7 +117,7 @@ class Delivery:
         caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
         if shown.note:
             caption += "\n" + shown.note
-        view = button_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
+        view = result_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
         where = await self._reply(event, target, caption, shown, view)
         if where is not None:
             await remember(self.context, event.request_id, where)

@@ -1,7 +1,9 @@
-"""Answering an interaction: acknowledge within Discord's 3 s, show the queue position, and show errors.
+"""Answering an interaction: acknowledge within Discord's 3 s, act, show what came of it, and show errors.
 
-`send_error` is the one place where exceptions become what the user reads (core.commands.messages.error_message):
-always ephemeral, so a mistake is seen only by the person who made it.
+`respond` is the shape of every answer that queues work or shows an image: defer with "thinking…", run one
+core call with the reply target (requester.reply_target), then show its outcome in the same reply. `send_error`
+is the one place where exceptions become what the user reads (core.commands.messages.error_message): always
+ephemeral, so a mistake is seen only by the person who made it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import discord
 
@@ -19,7 +22,9 @@ from core.jobs.queue import Submission
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[dict[str, str]], Awaitable[Submission]]
+T = TypeVar("T")
+Act = Callable[[dict[str, str]], Awaitable[T]]  # reply_to → what core did
+Show = Callable[[T], Awaitable[None]]
 
 
 async def send_error(
@@ -57,27 +62,37 @@ async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool = Fal
         return None  # delivery then posts to the channel
 
 
-async def submit_and_show(
-    interaction: discord.Interaction, submit: Submit, *, ephemeral: bool = False
+async def respond(
+    interaction: discord.Interaction, act: Act[T], show: Show[T], *, ephemeral: bool = False
 ) -> None:
-    """Acknowledge, run `submit(reply_to)` against core, then edit the reply with the queue position.
+    """Acknowledge, run `act(reply_to)` against core, then `show` its outcome in the reply.
 
-    The result arrives later from the event stream and edits the same reply (bots.discord.delivery).
+    A queued request's result arrives later from the event stream and edits the same reply
+    (bots.discord.delivery), after the edit made here has landed (context.acks).
     """
     context = context_of(interaction)
     message_id = await acknowledge(interaction, ephemeral=ephemeral)
     token = interaction.token
     context.acks.begin(token)
     try:
-        submission = await submit(reply_target(interaction, message_id, ephemeral=ephemeral))
+        outcome = await act(reply_target(interaction, message_id, ephemeral=ephemeral))
     except Exception as exc:
         context.acks.end(token)
         await send_error(interaction, exc)
         return
     try:
-        log.info("request %s submitted from interaction %s", submission.request_id, interaction.id)
+        await show(outcome)
+    except Exception as exc:
+        log.warning("interaction %s: could not show its outcome", interaction.id, exc_info=True)
+        await send_error(interaction, exc)
+    finally:
+        context.acks.end(token)
+
+
+async def show_queued(interaction: discord.Interaction, submission: Submission) -> None:
+    """Edit the reply with the queue position (a failure only loses that line: the result still comes)."""
+    log.info("request %s submitted from interaction %s", submission.request_id, interaction.id)
+    try:
         await interaction.edit_original_response(content=queued_message(submission))
     except discord.HTTPException:
         log.warning("request %s: could not show the queue position", submission.request_id, exc_info=True)
-    finally:
-        context.acks.end(token)

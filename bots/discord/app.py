@@ -1,4 +1,4 @@
-"""The Discord client: endpoints from settings, commands and persistent buttons, and the result consumer.
+"""The Discord app: the client, its endpoints, commands and persistent buttons, and the result consumer.
 
 `run_discord_bot` is what `imagebot discord` calls. REST goes to `settings.discord.api_base` (a Discord REST
 proxy, or an emulator in tests) and the gateway to `settings.discord.gateway_url` when set; both are process-
