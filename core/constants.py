@@ -25,6 +25,7 @@ RECENT_KEY: Final = f"{KEY_PREFIX}:recent:{{owner}}"  # a user's latest request 
 MESSAGES_KEY: Final = f"{KEY_PREFIX}:messages:{{request_id}}"  # where a front end delivered a result
 RECENT_KEPT: Final = 20
 CANCELLED_KEY: Final = f"{KEY_PREFIX}:cancelled:{{request_id}}"
+DISCORD_TOKEN_KEY: Final = f"{KEY_PREFIX}:discord:token:{{interaction_id}}"  # an interaction's token, 15 min
 
 # Result events: one stream per platform, read through a consumer group.
 EVENTS_STREAM: Final = f"{KEY_PREFIX}:events:{{platform}}"

@@ -22,6 +22,7 @@ from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
 from bots.discord.redaction import protect_secrets
+from bots.discord.replies import NO_MENTIONS
 from core.delivery.events import EventConsumer
 from core.errors import ConfigError
 from core.governance.admin import AdminService
@@ -79,7 +80,7 @@ class ImagebotClient(discord.Client):
     """The plain client; ShardedImagebotClient puts AutoShardedClient under the same hooks."""
 
     def __init__(self, context: BotContext, **options: Any) -> None:
-        super().__init__(intents=intents(), **options)
+        super().__init__(intents=intents(), allowed_mentions=NO_MENTIONS, **options)
         self.imagebot = context
         self.lifecycle = _Lifecycle(self, context)
         self.tree: ImagebotTree = build_tree(self, context.settings)

@@ -26,7 +26,7 @@ from bots.discord.context import context_of
 from bots.discord.location import location, remember
 from bots.discord.markup import button_view, is_public_url
 from bots.discord.picture import picture
-from bots.discord.replies import respond, send_error, show_queued
+from bots.discord.replies import NO_MENTIONS, respond, send_error, show_queued
 from bots.discord.requester import requester_of
 from core import constants as c
 from core.commands.buttons import PREFIX, Button, button_label, decode_button, single_buttons
@@ -113,12 +113,13 @@ async def _show_image(interaction: discord.Interaction, button: Button, image: S
         attachments=[shown.file] if shown.file else [],
         embeds=[shown.embed] if shown.embed else [],
         view=view,
+        allowed_mentions=NO_MENTIONS,
     )
     where = location(
         message.channel.id,
         message.id,
         application_id=interaction.application_id,
-        token=interaction.token,
+        interaction_id=interaction.id,
         created_at=interaction.created_at.timestamp(),
     )
     await remember(context, request_id, where)

@@ -13,16 +13,16 @@ NOTICE events (automatic bans…) go to the community's log channel with the bot
 from __future__ import annotations
 
 import logging
-import time
 
 import discord
 
 from bots.discord.buttons import result_view
 from bots.discord.context import BotContext
-from bots.discord.location import location, remember
+from bots.discord.location import location, remember, reply_webhook
 from bots.discord.markup import full_size_url
 from bots.discord.picture import Picture, picture
 from bots.discord.progress import ProgressThrottle
+from bots.discord.replies import NO_MENTIONS, mention_only
 from core.commands.buttons import grid_buttons
 from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
@@ -52,21 +52,26 @@ class Delivery:
         if event.kind is EventKind.NOTICE:
             await self._notice(event, target)
             return
-        if "token" not in target or "channel_id" not in target:
+        if "interaction_id" not in target or "channel_id" not in target:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
+        interaction_id = target["interaction_id"]
         if not event.terminal:
-            await self._progress(event, target)
+            if "message_id" in target and not self.context.acks.pending(interaction_id):
+                await self.progress.show(interaction_id, event, target)
             return
         self.progress.finish(event.request_id)
-        await self.progress.end(target["token"])
-        await self.context.acks.wait(target["token"])
+        await self.progress.end(interaction_id)
+        await self.context.acks.wait(interaction_id)
         if event.kind is EventKind.DONE:
             await self._done(event, target)
         else:
             text = event.message or _FALLBACK_TEXT[event.kind].format(id=event.request_id)
             await self._reply(event, target, text[:MESSAGE_LIMIT], Picture(), None)
         log.info("request %s: %s delivered", event.request_id, event.kind)
+
+    async def close(self) -> None:
+        await self.progress.close()
 
     async def _notice(self, event: ResultEvent, target: dict[str, str]) -> None:
         """A notice for moderators (an automatic ban…), posted to the community's log channel."""
@@ -76,31 +81,20 @@ class Delivery:
             return
         channel = self.client.get_partial_messageable(int(channel_id))
         try:
-            await channel.send(
-                content=event.message[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()
-            )
+            await channel.send(content=event.message[:MESSAGE_LIMIT], allowed_mentions=NO_MENTIONS)
         except (discord.Forbidden, discord.NotFound):
             log.warning("notice %s: channel %s refused it or is gone", event.request_id, channel_id)
 
-    def _expired(self, target: dict[str, str]) -> bool:
-        return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
-
-    async def _progress(self, event: ResultEvent, target: dict[str, str]) -> None:
-        token = target["token"]
-        if self._expired(target) or self.context.acks.pending(token) or "message_id" not in target:
-            return
-        await self.progress.show(token, event, target)
-
     async def _edit_progress(self, event: ResultEvent, target: dict[str, str]) -> None:
+        webhook = await reply_webhook(self.client, self.context, target)
+        if webhook is None:
+            return
         try:
-            await self._webhook(target).edit_message(
-                int(target["message_id"]), content=progress_message(event)
+            await webhook.edit_message(
+                int(target["message_id"]), content=progress_message(event), allowed_mentions=NO_MENTIONS
             )
         except discord.HTTPException as exc:
             log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)
-
-    async def close(self) -> None:
-        await self.progress.close()
 
     async def _done(self, event: ResultEvent, target: dict[str, str]) -> None:
         request = await self._request(event.request_id)
@@ -134,20 +128,22 @@ class Delivery:
         when a private result could not be sent to the user's DMs."""
         files = [shown.file] if shown.file else []
         embeds = [shown.embed] if shown.embed else []
-        if not self._expired(target) and "message_id" in target:
+        webhook = await reply_webhook(self.client, self.context, target) if "message_id" in target else None
+        if webhook is not None:
             try:
-                await self._webhook(target).edit_message(
+                await webhook.edit_message(
                     int(target["message_id"]),
                     content=text,
                     attachments=files,
                     embeds=embeds,
                     view=view if view is not None else discord.utils.MISSING,
+                    allowed_mentions=NO_MENTIONS,
                 )
                 return location(
                     target["channel_id"],
                     target["message_id"],
                     application_id=target["application_id"],
-                    token=target["token"],
+                    interaction_id=target["interaction_id"],
                     created_at=target.get("created_at"),
                 )
             except discord.HTTPException as exc:
@@ -159,15 +155,30 @@ class Delivery:
         if target.get("ephemeral") == "1":
             return await self._direct(event, target, text, files, embeds, view)
         channel = self.client.get_partial_messageable(int(target["channel_id"]))
-        mention = f"<@{target['user_id']}> " if target.get("user_id") else ""
+        user_id = target.get("user_id", "")
         message = await channel.send(
-            content=(mention + text)[:MESSAGE_LIMIT],
+            content=((f"<@{user_id}> " if user_id else "") + text)[:MESSAGE_LIMIT],
             files=files,
             embeds=embeds,
             view=view if view is not None else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
+            allowed_mentions=mention_only(user_id),
         )
+        if webhook is None:
+            await self._remove_stale(event, target)
         return location(message.channel.id, message.id)
+
+    async def _remove_stale(self, event: ResultEvent, target: dict[str, str]) -> None:
+        """The command's reply ("Queued — position 1") once the result was posted anew: the interaction's
+        token is gone, so it goes with the bot token (the bot is its author)."""
+        if "message_id" not in target:
+            return
+        channel = self.client.get_partial_messageable(int(target["channel_id"]))
+        try:
+            await channel.get_partial_message(int(target["message_id"])).delete()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.info("request %s: could not remove the stale reply (%s)", event.request_id, exc.status)
 
     async def _direct(
         self,
@@ -186,6 +197,7 @@ class Delivery:
                 files=files,
                 embeds=embeds,
                 view=view if view is not None else discord.utils.MISSING,
+                allowed_mentions=NO_MENTIONS,
             )
         except discord.Forbidden:
             log.warning(
@@ -195,9 +207,6 @@ class Delivery:
             )
             return None
         return location(message.channel.id, message.id)
-
-    def _webhook(self, target: dict[str, str]) -> discord.Webhook:
-        return discord.Webhook.partial(int(target["application_id"]), target["token"], client=self.client)
 
     async def _request(self, request_id: str) -> GenerationRequest | None:
         try:

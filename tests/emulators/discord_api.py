@@ -23,7 +23,8 @@ on shard (guild_id >> 22) % shards, as on Discord). `drop_gateway` closes the bo
 Each user has a DM channel (`dm_messages`); sending to one in `closed_dms` is refused (403, code 50007).
 
 Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
-as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
+as the bot left them, so a test can await what a user would see (`wait_for`), including whom a message
+notified (`Message.pinged`, from its mentions and `allowed_mentions`). `rate_limit` answers the next
 matching calls with 429 and the headers discord.py reads (retry_after, Via, X-RateLimit-*). Replies carry
 content-type exactly `application/json`, as discord.py requires.
 """
@@ -109,6 +110,7 @@ class Message:
     token: str | None = None  # the interaction whose response or follow-up this is
     deleted: bool = False
     edits: int = 0
+    pinged: set[str] = field(default_factory=set)  # "user:<id>", "role:<id>", "everyone": who was notified
 
     @property
     def ephemeral(self) -> bool:
@@ -832,8 +834,31 @@ class DiscordEmulator:
             self._changed.notify_all()
 
 
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+_EVERYONE = re.compile(r"@(?:everyone|here)\b")
+
+
+def _pings(content: str, allowed: dict[str, Any] | None) -> set[str]:
+    """Who a message's content notifies, as Discord decides it: with no `allowed_mentions`, every mention
+    pings; with one, only the kinds in its `parse` list and the users and roles it names."""
+    parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse", []))
+    named_users = {str(user) for user in (allowed or {}).get("users", [])}
+    named_roles = {str(role) for role in (allowed or {}).get("roles", [])}
+    pinged = {f"user:{u}" for u in _USER_MENTION.findall(content) if "users" in parse or u in named_users}
+    pinged |= {f"role:{r}" for r in _ROLE_MENTION.findall(content) if "roles" in parse or r in named_roles}
+    if "everyone" in parse and _EVERYONE.search(content):
+        pinged.add("everyone")
+    return pinged
+
+
 def _apply(message: Message, data: dict[str, Any], files: list[Upload]) -> None:
-    """Apply a create/edit payload the way Discord does: given fields replace, `attachments` keeps or drops."""
+    """Apply a create/edit payload the way Discord does: given fields replace, `attachments` keeps or drops.
+
+    Mentions in new content are counted as pings on edits too (stricter than Discord, which notifies only for
+    a message's first content), so a test sees any mention the bot let through."""
+    if data.get("content"):
+        message.pinged |= _pings(str(data["content"]), data.get("allowed_mentions"))
     for name in ("content", "embeds", "components", "flags"):
         if name in data and data[name] is not None:
             setattr(message, name, data[name])
