@@ -17,7 +17,7 @@ import yarl
 from arq.connections import ArqRedis
 from discord.gateway import DiscordWebSocket
 
-from bots.discord.buttons import CoreButton
+from bots.discord.buttons import CoreButton, answer_unclaimed
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
@@ -87,6 +87,10 @@ class ImagebotClient(discord.Client):
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Every interaction passes here too: a press no button takes is answered (buttons.py)."""
+        await answer_unclaimed(interaction)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         await self.lifecycle.before_identify(initial)

@@ -372,9 +372,12 @@ class DiscordEmulator:
         user_id: int,
         roles: tuple[int, ...] = (),
         overwrite: int = 0,
+        forged: bool = False,
     ) -> Interaction:
-        """Press a button on a message the bot sent (`roles` and `overwrite` as for `slash`)."""
-        assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
+        """Press a button on a message the bot sent (`roles` and `overwrite` as for `slash`).
+
+        With `forged`, the custom_id need not be on the message (a modified client, or a stale one)."""
+        assert forged or custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._dispatch_interaction(
             MESSAGE_COMPONENT,
