@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
 import mimetypes
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from PIL import Image
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -337,6 +339,7 @@ class DiscordEmulator:
                 "url": url,
                 "proxy_url": url,
                 "content_type": upload.content_type,
+                **_image_size(upload),
             }
             opts.append({"name": option, "type": 11, "value": str(attachment_id)})
         for part in reversed((subcommand or "").split()):
@@ -889,6 +892,17 @@ def _member(user: dict[str, Any] | None, roles: tuple[int, ...], permissions: in
     if user is not None:
         member["user"] = user
     return member
+
+
+def _image_size(upload: Upload) -> dict[str, int]:
+    """An image attachment's width and height, as Discord reports them; nothing for other files."""
+    if not upload.content_type.startswith("image/"):
+        return {}
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            return {"width": image.width, "height": image.height}
+    except OSError:
+        return {}
 
 
 def _option_type(value: Any) -> int:

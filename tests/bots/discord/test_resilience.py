@@ -185,8 +185,9 @@ async def test_global_rate_limits_on_the_callback_and_follow_up_lose_no_reply(
     assert [call.payload["type"] for call in emulator.calls_for(command.token, "callback")] == [5]
 
     emulator.rate_limit("followup", times=2, retry_after=0.2, is_global=True)
-    invalid = await emulator.slash("imagine", {"prompt": "a cat", "steps": 999}, user_id=USER)
+    # Refused after the reply was deferred (no worker draws sd15): the notice is a follow-up.
+    invalid = await emulator.slash("imagine", {"prompt": "a cat", "model": "sd15"}, user_id=USER)
     notice = await answer(emulator, invalid)
-    assert notice.ephemeral and "--steps" in notice.content
+    assert notice.ephemeral and "sd15" in notice.content
     assert [call.route for call in emulator.rejected] == ["callback", "followup", "followup"]
     assert len(emulator.followups(invalid.token)) == 1
