@@ -52,17 +52,18 @@ class Delivery:
         if event.kind is EventKind.NOTICE:
             await self._notice(event, target)
             return
-        if "interaction_id" not in target or "channel_id" not in target:
+        if "channel_id" not in target:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
-        interaction_id = target["interaction_id"]
+        # A request stored before interaction ids were kept has none: its result is posted anew.
+        reply = target.get("interaction_id") or event.request_id
         if not event.terminal:
-            if "message_id" in target and not self.context.acks.pending(interaction_id):
-                await self.progress.show(interaction_id, event, target)
+            if "message_id" in target and not self.context.acks.pending(reply):
+                await self.progress.show(reply, event, target)
             return
         self.progress.finish(event.request_id)
-        await self.progress.end(interaction_id)
-        await self.context.acks.wait(interaction_id)
+        await self.progress.end(reply)
+        await self.context.acks.wait(reply)
         if event.kind is EventKind.DONE:
             await self._done(event, target)
         else:

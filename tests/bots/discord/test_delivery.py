@@ -129,3 +129,23 @@ async def test_echoed_prompts_ping_nobody_but_the_requester(
     assert anew.content.startswith(f"<@{USER}> a portrait of <@{OTHER}>")
     assert anew.pinged == {f"user:{USER}"}
     assert all(m.pinged <= {f"user:{USER}"} for m in emulator.messages.values())
+
+
+async def test_a_result_of_a_request_stored_with_its_token_is_still_delivered(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    """Requests queued before tokens moved to their own key carry the token in reply_to: their results are
+    posted anew (the token is never read back from stored data), not dropped."""
+    emulator, runtime = discord_emulator, bots.pipeline.runtime
+    await announce_worker(runtime.redis)
+    await bots.start()
+    command = await emulator.slash("imagine", {"prompt": "an old mill", "count": 1}, user_id=USER)
+    request = await queued(bots, command)
+    legacy = {k: v for k, v in request.reply_to.items() if k != "interaction_id"} | {"token": command.token}
+
+    event = (await done(runtime.service, request)).model_copy(update={"reply_to": legacy})
+    await EventPublisher(runtime.redis).publish(event)
+    posted = await emulator.wait_for(lambda: emulator.channel_messages(emulator.channel_id), within_s=20)
+
+    assert posted[0].content.startswith(f"<@{USER}> an old mill") and posted[0].files
+    await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.deleted, 10)
