@@ -81,7 +81,7 @@ def claimed(interaction: discord.Interaction) -> bool:
     dispatches a DynamicItem (template, the id on the pressed message) and core decodes the id."""
     custom_id = _custom_id(interaction)
     message = interaction.message
-    if not isinstance(custom_id, str) or message is None or _TEMPLATE.fullmatch(custom_id) is None:
+    if custom_id is None or message is None or _TEMPLATE.fullmatch(custom_id) is None:
         return False
     try:
         decode_button(custom_id)
@@ -119,11 +119,10 @@ async def press(interaction: discord.Interaction, button: Button) -> None:
     requester = requester_of(interaction)
     try:
         await context.service.check_owner(button.request_id, requester)
+        private = await _private(interaction)
     except Exception as exc:
         await send_error(interaction, exc, button.request_id)
         return
-
-    private = await _private(interaction)
 
     async def act(reply_to: dict[str, str]) -> Pressed:
         return await context.service.press(button, requester, reply_to=reply_to)

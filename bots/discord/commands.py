@@ -30,7 +30,9 @@ from core.commands.grammar import (
     FLAG_EXAMPLES,
     MAX_GUIDANCE,
     MAX_SEED,
+    MAX_STRENGTH,
     MIN_GUIDANCE,
+    MIN_STRENGTH,
     ImagineOptions,
     parse_imagine,
 )
@@ -52,6 +54,7 @@ Seed = app_commands.Range[int, 0, MAX_SEED]
 Steps = app_commands.Range[int, 1, max(spec.max_steps for spec in CATALOG)]
 Guidance = app_commands.Range[float, MIN_GUIDANCE, MAX_GUIDANCE]
 Count = app_commands.Range[int, 1, MAX_COUNT]
+Strength = app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH]
 VARY_MENU = "Vary this image"
 UPSCALE_PROMPT = "high detail, sharp focus"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -205,7 +208,7 @@ def _require_image(attachment: discord.Attachment) -> None:
     strength="How far to move away from the picture (0.05–1)",
 )
 async def vary(
-    interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
+    interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: Strength | None = None
 ) -> None:
     _require_image(image)
     await _imagine(interaction, with_flags(prompt, {"strength": strength, "count": 1}), image)

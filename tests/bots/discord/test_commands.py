@@ -9,7 +9,7 @@ from arq.connections import ArqRedis
 
 from bots.discord import run_discord_bot
 from core import constants as c
-from core.commands.grammar import MAX_GUIDANCE, MAX_SEED
+from core.commands.grammar import MAX_GUIDANCE, MAX_SEED, MAX_STRENGTH, MIN_STRENGTH
 from core.jobs.workers import WorkerInfo, WorkerRegistry
 from tests.bots.discord.conftest import (
     BotRunner,
@@ -71,6 +71,9 @@ async def test_typed_options_are_checked_like_flags_and_declare_their_ranges(
     ranges = {o["name"]: (o.get("min_value"), o.get("max_value")) for o in imagine["options"]}
     assert ranges["count"] == (1, 4) and ranges["seed"] == (0, MAX_SEED)
     assert ranges["steps"][0] == 1 and ranges["guidance"] == (0, MAX_GUIDANCE)
+    vary = next(command for command in emulator.commands["global"] if command["name"] == "vary")
+    strength = next(option for option in vary["options"] if option["name"] == "strength")
+    assert (strength["min_value"], strength["max_value"]) == (MIN_STRENGTH, MAX_STRENGTH)
 
     await announce_worker(runtime.redis)
     await bots.start()
