@@ -261,6 +261,13 @@ COMMUNITY_AUDIT_MAXLEN: Final = 100_000
 
 # -- front ends --------------------------------------------------------------------------------------------
 
+DISCORD_TOKEN_KEY: Final = _key(
+    "discord:token:{interaction_id}",
+    "string",
+    Expiry.TTL,
+    "an interaction's token, kept only while Discord accepts it (15 minutes)",
+)
+
 TELEGRAM_CHAT_ADMINS_KEY: Final = _key(
     "tg:admins:{chat_id}",
     "string",

@@ -1,5 +1,5 @@
 """The Discord front end (discord.py): slash commands, persistent buttons, results delivered from the stream."""
 
-from bots.discord.client import run_discord_bot
+from bots.discord.app import run_discord_bot
 
 __all__ = ["run_discord_bot"]

@@ -20,6 +20,7 @@ from discord import app_commands
 from bots.discord.choices import AUTOCOMPLETE_LIMIT, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.location import remove
+from bots.discord.replies import NO_MENTIONS
 from bots.discord.requester import requester_from, requester_of
 from core.errors import InvalidRequest
 from core.governance.admin import TargetLookup, UserRef, parse_duration
@@ -50,7 +51,7 @@ async def run(interaction: discord.Interaction, words: list[str]) -> None:
         text += f" Removed {removed} of {total} message(s) showing it."
     if len(text) > MESSAGE_LIMIT:
         text = text[: MESSAGE_LIMIT - 1] + "…"
-    await interaction.edit_original_response(content=text, allowed_mentions=discord.AllowedMentions.none())
+    await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
 
 
 def mention(user: UserRef) -> str:

@@ -1,21 +1,52 @@
-"""Persistent buttons: a DynamicItem that parses core's button ids, so buttons work after restarts.
+"""The buttons under a result, and what a press does.
 
 A custom_id is core's id ("ib:v:<request id>:2", at most 24 characters): it carries all the state, and the
-template below routes any such id to `CoreButton` with no in-memory view. What a press does is in actions.py.
+template below routes any such id to `CoreButton` (a DynamicItem) with no in-memory view, so buttons work on
+old messages and after restarts.
+
+A press is decode → check → press → render, with no per-action branching here:
+- decode: `CoreButton.from_custom_id` parses the id with core's `decode_button`;
+- check: core says whether the presser may use the result's buttons (service.check_owner: its owner, or anyone
+  where the community allows), before anything is shown, so a refusal is one ephemeral notice and no job;
+- press: core's one dispatch, `ImagineService.press`, does what the button stands for;
+- render: what came back is either a finished image (U<i>: shown at full size in the reply, with the buttons
+  for one image) or a queued request (V<i>, 🔄 and the buttons under one image: the reply shows its queue
+  position, and its result later edits the same reply, delivered like a command's).
+
+The answer to a press is private (ephemeral) when the pressed message was, or when the presser asked for
+private replies (/settings): a private result's children never show up in the channel.
+
+Every press is answered. discord.py runs a DynamicItem only for an id that matches its template, decodes and is
+on the pressed message; the client hands every other component interaction (a garbled or forged id, an
+image index out of range, an id the message does not carry) to `answer_unclaimed`, which says so ephemerally.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import discord
 
+from bots.discord.context import context_of
+from bots.discord.location import location, remember
+from bots.discord.markup import button_view, is_public_url
+from bots.discord.picture import picture
+from bots.discord.replies import NO_MENTIONS, respond, send_error, show_queued
+from bots.discord.requester import requester_of
 from core import constants as c
-from core.commands.buttons import PREFIX, Button, button_label, decode_button
+from core.commands.buttons import PREFIX, Button, button_label, decode_button, single_buttons
+from core.errors import InvalidRequest
+from core.models.result import StoredImage
+from core.service import Pressed
+
+log = logging.getLogger(__name__)
 
 TEMPLATE = rf"{PREFIX}:(?P<action>[a-z0-9]{{1,2}}):(?P<request_id>[a-z2-7]{{16}})(?::(?P<index>[0-3]))?"
+_TEMPLATE = re.compile(TEMPLATE)
 CUSTOM_ID_LIMIT = 100
+UNKNOWN_BUTTON = "That button isn't one I know; please run /imagine again."
 
 _STYLES = {c.ACTION_REROLL: discord.ButtonStyle.primary}
 
@@ -42,6 +73,105 @@ class CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
         return cls(decode_button(match.group(0)))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from bots.discord.actions import press
-
         await press(interaction, self.button)
+
+
+def claimed(interaction: discord.Interaction) -> bool:
+    """Whether a CoreButton handles this component interaction: the conditions under which discord.py
+    dispatches a DynamicItem (template, the id on the pressed message) and core decodes the id."""
+    custom_id = _custom_id(interaction)
+    message = interaction.message
+    if custom_id is None or message is None or _TEMPLATE.fullmatch(custom_id) is None:
+        return False
+    try:
+        decode_button(custom_id)
+    except InvalidRequest:
+        return False
+    return any(
+        getattr(component, "custom_id", None) == custom_id
+        for row in message.components
+        for component in getattr(row, "children", [])
+    )
+
+
+def _custom_id(interaction: discord.Interaction) -> str | None:
+    data: dict[str, Any] = dict(interaction.data or {})
+    value = data.get("custom_id")
+    return value if isinstance(value, str) else None
+
+
+async def answer_unclaimed(interaction: discord.Interaction) -> None:
+    """Answer a press no CoreButton takes, so no press is left spinning ("This interaction failed")."""
+    if interaction.type is not discord.InteractionType.component or claimed(interaction):
+        return
+    custom_id = _custom_id(interaction) or ""
+    log.info("interaction %s: a press of an unknown button id %r", interaction.id, custom_id[:100])
+    await send_error(interaction, InvalidRequest("button", UNKNOWN_BUTTON))
+
+
+def result_view(rows: list[list[Button]], link_url: str | None = None) -> discord.ui.View:
+    """Core's button rows as CoreButtons (markup.py lays them out), plus a link to the original."""
+    return button_view(rows, CoreButton, link_url)
+
+
+async def press(interaction: discord.Interaction, button: Button) -> None:
+    context = context_of(interaction)
+    requester = requester_of(interaction)
+    try:
+        await context.service.check_owner(button.request_id, requester)
+        private = await _private(interaction)
+    except Exception as exc:
+        await send_error(interaction, exc, button.request_id)
+        return
+
+    async def act(reply_to: dict[str, str]) -> Pressed:
+        return await context.service.press(button, requester, reply_to=reply_to)
+
+    async def render(pressed: Pressed) -> None:
+        if pressed.image is not None:
+            await _show_image(interaction, pressed.button, pressed.image)
+        elif pressed.submission is not None:
+            await show_queued(interaction, pressed.submission)
+
+    await respond(interaction, act, render, ephemeral=private)
+
+
+async def _private(interaction: discord.Interaction) -> bool:
+    """Answer privately under a private result, or when the presser wants private replies."""
+    if interaction.message is not None and interaction.message.flags.ephemeral:
+        return True
+    prefs = await context_of(interaction).preferences.get("discord", str(interaction.user.id))
+    return prefs.private
+
+
+async def _show_image(interaction: discord.Interaction, button: Button, image: StoredImage) -> None:
+    """One image of a finished grid at full size, in the reply, with the buttons for one image."""
+    context = context_of(interaction)
+    request_id = button.request_id
+    index = image.index if image.index is not None else (button.index or 0)
+    shown = await picture(
+        context.service.store,
+        [image],
+        interaction.filesize_limit,
+        stem=f"{request_id}-{index + 1}",
+        spoiler=image.spoiler,
+    )
+    text = f"Image {index + 1} · {image.width}×{image.height} · seed {image.seed}"
+    if shown.note:
+        text += "\n" + shown.note
+    view = result_view(single_buttons(request_id, index), image.url if is_public_url(image.url) else None)
+    message = await interaction.edit_original_response(
+        content=text,
+        attachments=[shown.file] if shown.file else [],
+        embeds=[shown.embed] if shown.embed else [],
+        view=view,
+        allowed_mentions=NO_MENTIONS,
+    )
+    where = location(
+        message.channel.id,
+        message.id,
+        application_id=interaction.application_id,
+        interaction_id=interaction.id,
+        created_at=interaction.created_at.timestamp(),
+    )
+    await remember(context, request_id, where)

@@ -1,15 +1,20 @@
 """The application commands: /imagine, /vary, /upscale, /settings, /cancel, /quota, /help, "Vary this image",
 and the /admin group (admin.py).
 
-Each handler turns its options into one core call: typed options become grammar flags (flags.py), uploads
-become img2img source bytes. Errors raised anywhere reach `ImagebotTree.on_error` or `send_error`, the one
-place they become messages.
+Each handler turns its options into one core call: typed options become grammar flags (flags.py), so they are
+checked by the same grammar as flags typed in the prompt, and uploads become img2img source bytes. Numeric
+options also declare the widest range any model takes (`app_commands.Range`), so Discord's client refuses what
+no model could draw before sending it; the grammar applies the model's own limits. Whatever core would refuse
+at once (a ban or a pause, a bad value, a refused prompt, a file too large) is refused before the public
+"thinking…" (`_precheck`), so only the person who asked sees it. Errors raised anywhere reach
+`ImagebotTree.on_error` or `send_error`, the one place they become messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -19,20 +24,37 @@ from bots.discord.admin import build_admin_group
 from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
-from bots.discord.replies import send_error, submit_and_show
+from bots.discord.replies import respond, send_error, show_queued
 from bots.discord.requester import requester_of
-from core.commands.grammar import FLAG_EXAMPLES
+from core.commands.grammar import (
+    FLAG_EXAMPLES,
+    MAX_GUIDANCE,
+    MAX_SEED,
+    MAX_STRENGTH,
+    MIN_GUIDANCE,
+    MIN_STRENGTH,
+    ImagineOptions,
+    parse_imagine,
+)
 from core.commands.uploads import UPLOAD_MAX_BYTES
 from core.errors import InvalidRequest, NotFound
 from core.governance.preferences import UserPrefs
 from core.jobs.queue import CancelOutcome, Submission
-from core.models.catalog import get_model
+from core.models.catalog import CATALOG, get_model
 from core.models.privileges import Privilege
+from core.models.request import Requester
 from core.service import UPSCALE_STRENGTH
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+PRECHECK_S = 1.5  # of Discord's 3 s to answer: a prompt check that takes longer goes on after "thinking…"
+MAX_COUNT = 4  # the most images any server allows (LimitsSettings.max_images)
+Seed = app_commands.Range[int, 0, MAX_SEED]
+Steps = app_commands.Range[int, 1, max(spec.max_steps for spec in CATALOG)]
+Guidance = app_commands.Range[float, MIN_GUIDANCE, MAX_GUIDANCE]
+Count = app_commands.Range[int, 1, MAX_COUNT]
+Strength = app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH]
 VARY_MENU = "Vary this image"
 UPSCALE_PROMPT = "high detail, sharp focus"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -82,12 +104,12 @@ async def imagine(
     interaction: discord.Interaction,
     prompt: str,
     aspect: str | None = None,
-    seed: int | None = None,
+    seed: Seed | None = None,
     negative: str | None = None,
-    steps: int | None = None,
-    guidance: float | None = None,
+    steps: Steps | None = None,
+    guidance: Guidance | None = None,
     model: str | None = None,
-    count: int | None = None,
+    count: Count | None = None,
 ) -> None:
     text = with_flags(
         prompt,
@@ -105,15 +127,25 @@ async def imagine(
 
 
 async def _imagine(
-    interaction: discord.Interaction, text: str, source: discord.Attachment | bytes | None
+    interaction: discord.Interaction,
+    text: str,
+    source: discord.Attachment | bytes | None,
+    *,
+    finish: Callable[[ImagineOptions], str] | None = None,
 ) -> None:
-    """The shared path of /imagine, /vary, /upscale and the context menu."""
+    """The shared path of /imagine, /vary, /upscale and the context menu. `finish` completes the command
+    from what the grammar made of it (the model it picked) before it is submitted."""
     context = context_of(interaction)
     prefs = await _prefs(interaction)
     requester = requester_of(interaction)
+    options = await _precheck(interaction, text, requester, prefs, source)
+    if finish is not None:
+        text = finish(options)
 
     async def submit(reply_to: dict[str, str]) -> Submission:
-        image = partial(_download, source) if isinstance(source, discord.Attachment) else source
+        image = (
+            source.read if isinstance(source, discord.Attachment) else source
+        )  # a fetcher: read when asked
         return await context.service.imagine(
             text,
             requester,
@@ -123,17 +155,41 @@ async def _imagine(
             source_image=image,  # an attachment is downloaded only once the command passed every check
         )
 
-    await submit_and_show(interaction, submit, ephemeral=prefs.private)
+    async def show(submission: Submission) -> None:
+        await show_queued(interaction, submission)
+
+    await respond(interaction, submit, show, ephemeral=prefs.private)
 
 
-async def _download(attachment: discord.Attachment) -> bytes:
-    if attachment.size > UPLOAD_MAX_BYTES:
+async def _precheck(
+    interaction: discord.Interaction,
+    text: str,
+    requester: Requester,
+    prefs: UserPrefs,
+    source: discord.Attachment | bytes | None,
+) -> ImagineOptions:
+    """What core would refuse at once, refused before anything is shown: a ban or a pause, a value the grammar
+    refuses, a refused prompt, an upload too large. Core checks it all again when the command is submitted."""
+    context = context_of(interaction)
+    if isinstance(source, discord.Attachment) and source.size > UPLOAD_MAX_BYTES:
         raise InvalidRequest(
             "image",
-            f"That file is {attachment.size / 1e6:.1f} MB; please upload one under "
+            f"That file is {source.size / 1e6:.1f} MB; please upload one under "
             f"{UPLOAD_MAX_BYTES // 1_000_000} MB.",
         )
-    return await attachment.read()
+    policy = await context.service.admission.admit(requester)
+    options = parse_imagine(
+        text,
+        default_model=policy.default_model or context.settings.default_model,
+        limits=context.settings.limits,
+        defaults=prefs.defaults(),
+    )
+    try:
+        async with asyncio.timeout(PRECHECK_S):
+            await context.service.check_prompt(options.prompt, options.negative_prompt, requester)
+    except TimeoutError:
+        log.info("interaction %s: the prompt check goes on after acknowledging", interaction.id)
+    return options
 
 
 def _is_image(attachment: discord.Attachment) -> bool:
@@ -154,7 +210,7 @@ def _require_image(attachment: discord.Attachment) -> None:
     strength="How far to move away from the picture (0.05–1)",
 )
 async def vary(
-    interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
+    interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: Strength | None = None
 ) -> None:
     _require_image(image)
     await _imagine(interaction, with_flags(prompt, {"strength": strength, "count": 1}), image)
@@ -170,21 +226,29 @@ async def upscale(
         raise InvalidRequest(
             "image", "I couldn't read that picture's size; please upload a PNG, JPEG or WebP."
         )
-    prefs = await _prefs(interaction)
-    spec = get_model(prefs.model or context_of(interaction).settings.default_model)
+    text = with_flags(prompt or UPSCALE_PROMPT, {"strength": UPSCALE_STRENGTH, "count": 1})
+    shown = f"{image.width}×{image.height}"
     width, height = image.width * 2, image.height * 2
-    if max(width, height) > spec.max_side:
-        raise InvalidRequest(
-            "image",
-            f"That picture is {image.width}×{image.height}; twice that is more than "
-            f"{spec.name} can draw ({spec.max_side} px a side). Please upload a smaller one.",
-        )
-    options: dict[str, object | None] = {
-        "strength": UPSCALE_STRENGTH,
-        "count": 1,
-        "size": f"{width}x{height}",
-    }
-    await _imagine(interaction, with_flags(prompt or UPSCALE_PROMPT, options), image)
+
+    def twice_the_size(options: ImagineOptions) -> str:
+        """The model the grammar picked (the user's, the server's policy, or the bot's default) must draw
+        twice the picture's size; the grammar checks the --size again when the command is submitted."""
+        spec = get_model(options.model)
+        if max(width, height) > spec.max_side:
+            raise InvalidRequest(
+                "image",
+                f"That picture is {shown}; twice that is more than "
+                f"{spec.name} can draw ({spec.max_side} px a side). Please upload a smaller one.",
+            )
+        if min(width, height) < spec.min_side:
+            raise InvalidRequest(
+                "image",
+                f"That picture is {shown}; twice that is still less than "
+                f"{spec.name} draws ({spec.min_side} px a side at least). Please upload a larger one.",
+            )
+        return with_flags(text, {"size": f"{width}x{height}"})
+
+    await _imagine(interaction, text, image, finish=twice_the_size)
 
 
 @app_commands.context_menu(name=VARY_MENU)
@@ -231,7 +295,7 @@ async def settings(
     interaction: discord.Interaction,
     aspect: str | None = None,
     model: str | None = None,
-    count: int | None = None,
+    count: Count | None = None,
     private: bool | None = None,
     reset: bool = False,
 ) -> None:

@@ -21,24 +21,24 @@ ACK_WAIT_S = 5.0  # how long a result waits for the "queued" edit of its own com
 
 
 class Acknowledgements:
-    """Interaction tokens whose "queued" edit is still in flight, so a fast result never lands before it."""
+    """Interactions (by id) whose "queued" edit is still in flight, so a fast result never lands before it."""
 
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Event] = {}
 
-    def begin(self, token: str) -> None:
-        self._pending.setdefault(token, asyncio.Event())
+    def begin(self, interaction_id: str) -> None:
+        self._pending.setdefault(interaction_id, asyncio.Event())
 
-    def end(self, token: str) -> None:
-        event = self._pending.pop(token, None)
+    def end(self, interaction_id: str) -> None:
+        event = self._pending.pop(interaction_id, None)
         if event is not None:
             event.set()
 
-    def pending(self, token: str) -> bool:
-        return token in self._pending
+    def pending(self, interaction_id: str) -> bool:
+        return interaction_id in self._pending
 
-    async def wait(self, token: str, within_s: float = ACK_WAIT_S) -> None:
-        event = self._pending.get(token)
+    async def wait(self, interaction_id: str, within_s: float = ACK_WAIT_S) -> None:
+        event = self._pending.get(interaction_id)
         if event is not None:
             try:
                 async with asyncio.timeout(within_s):

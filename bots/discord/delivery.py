@@ -6,27 +6,23 @@ token and mentions the user, unless the reply was private (reply_to["ephemeral"]
 DMs, and when they take none it is dropped with a warning, never shown in the channel. Where a result was
 posted goes to core's DeliveryLog (location.py), so `/admin delete` can remove the message. A terminal event
 whose delivery fails raises, so the EventConsumer retries it; discord.py itself waits out 429s (retry_after)
-on every path. STARTED/PROGRESS are advisory: at most one edit per `progress_interval_s` per reply (the first
-at once, the newest of a burst when the interval is over, so the reply never stays behind), none once the
-result is in (the last `FINISHED_MEMORY` finished requests are remembered, as a render can outlive its job's
-timeout and report progress after the error), and dropped on any failure.
+on every path. STARTED/PROGRESS are advisory and throttled (progress.py), and dropped on any failure.
 NOTICE events (automatic bans…) go to the community's log channel with the bot token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import discord
 
+from bots.discord.buttons import result_view
 from bots.discord.context import BotContext
-from bots.discord.location import location, remember
+from bots.discord.location import location, remember, reply_webhook
+from bots.discord.markup import full_size_url
 from bots.discord.picture import Picture, picture
-from bots.discord.views import button_view, full_size_url
+from bots.discord.progress import ProgressThrottle
+from bots.discord.replies import NO_MENTIONS, mention_only
 from core.commands.buttons import grid_buttons
 from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
@@ -37,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024
-FINISHED_MEMORY = 4096  # finished request ids kept to drop their late progress
 _WEBHOOK_GONE = (10008, 10015, 50027)  # unknown message, unknown webhook, invalid webhook token
 _FALLBACK_TEXT = {
     EventKind.FAILED: "Sorry — something went wrong while drawing this (reference {id}). Please try again.",
@@ -46,44 +41,38 @@ _FALLBACK_TEXT = {
 }
 
 
-@dataclass
-class _Progress:
-    """One reply's progress edits: when the last went out, and the newest event still to show."""
-
-    last_at: float = float("-inf")
-    pending: ResultEvent | None = None
-    task: asyncio.Task[None] | None = None  # shows `pending` once the interval is over
-    editing: bool = False  # the task's edit is on its way: a result waits for it rather than cancel it
-
-
 class Delivery:
     def __init__(self, client: discord.Client, context: BotContext) -> None:
         self.client = client
         self.context = context
-        self._progress_of: dict[str, _Progress] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self.progress = ProgressThrottle(context.progress_interval_s, self._edit_progress)
 
     async def handle(self, event: ResultEvent) -> None:
         target = event.reply_to
         if event.kind is EventKind.NOTICE:
             await self._notice(event, target)
             return
-        if "token" not in target or "channel_id" not in target:
+        if "channel_id" not in target:
             log.warning("request %s: no Discord reply target; dropping %s", event.request_id, event.kind)
             return
+        # A request stored before interaction ids were kept has none: its result is posted anew.
+        reply = target.get("interaction_id") or event.request_id
         if not event.terminal:
-            if event.request_id not in self._finished:
-                await self._progress(event, target)
+            if "message_id" in target and not self.context.acks.pending(reply):
+                await self.progress.show(reply, event, target)
             return
-        self._finish(event.request_id)
-        await self._end_progress(target["token"])
-        await self.context.acks.wait(target["token"])
+        self.progress.finish(event.request_id)
+        await self.progress.end(reply)
+        await self.context.acks.wait(reply)
         if event.kind is EventKind.DONE:
             await self._done(event, target)
         else:
             text = event.message or _FALLBACK_TEXT[event.kind].format(id=event.request_id)
             await self._reply(event, target, text[:MESSAGE_LIMIT], Picture(), None)
         log.info("request %s: %s delivered", event.request_id, event.kind)
+
+    async def close(self) -> None:
+        await self.progress.close()
 
     async def _notice(self, event: ResultEvent, target: dict[str, str]) -> None:
         """A notice for moderators (an automatic ban…), posted to the community's log channel."""
@@ -93,77 +82,20 @@ class Delivery:
             return
         channel = self.client.get_partial_messageable(int(channel_id))
         try:
-            await channel.send(
-                content=event.message[:MESSAGE_LIMIT], allowed_mentions=discord.AllowedMentions.none()
-            )
+            await channel.send(content=event.message[:MESSAGE_LIMIT], allowed_mentions=NO_MENTIONS)
         except (discord.Forbidden, discord.NotFound):
             log.warning("notice %s: channel %s refused it or is gone", event.request_id, channel_id)
 
-    def _finish(self, request_id: str) -> None:
-        """Remember that the request is over, so its late progress never overwrites the result."""
-        self._finished[request_id] = None
-        self._finished.move_to_end(request_id)
-        while len(self._finished) > FINISHED_MEMORY:
-            self._finished.popitem(last=False)
-
-    def _expired(self, target: dict[str, str]) -> bool:
-        return time.time() - float(target.get("created_at", "0")) > self.context.token_lifetime_s
-
-    async def _progress(self, event: ResultEvent, target: dict[str, str]) -> None:
-        token = target["token"]
-        if self._expired(target) or self.context.acks.pending(token) or "message_id" not in target:
+    async def _edit_progress(self, event: ResultEvent, target: dict[str, str]) -> None:
+        webhook = await reply_webhook(self.client, self.context, target)
+        if webhook is None:
             return
-        state = self._progress_of.setdefault(token, _Progress())
-        if state.task is None and time.monotonic() - state.last_at >= self.context.progress_interval_s:
-            await self._edit_progress(state, event, target)
-            return
-        state.pending = event  # the newest wins; shown when the interval is over
-        if state.task is None:
-            state.task = asyncio.create_task(self._trailing_progress(state, target))
-
-    async def _trailing_progress(self, state: _Progress, target: dict[str, str]) -> None:
         try:
-            while state.pending is not None:
-                await asyncio.sleep(state.last_at + self.context.progress_interval_s - time.monotonic())
-                event, state.pending = state.pending, None
-                if event is None:
-                    break
-                state.editing = True
-                await self._edit_progress(state, event, target)
-                state.editing = False
-        except Exception:
-            log.warning("progress edit of message %s failed", target.get("message_id"), exc_info=True)
-        finally:
-            state.editing = False
-            state.task = None
-
-    async def _edit_progress(self, state: _Progress, event: ResultEvent, target: dict[str, str]) -> None:
-        state.last_at = time.monotonic()
-        try:
-            await self._webhook(target).edit_message(
-                int(target["message_id"]), content=progress_message(event)
+            await webhook.edit_message(
+                int(target["message_id"]), content=progress_message(event), allowed_mentions=NO_MENTIONS
             )
         except discord.HTTPException as exc:
             log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)
-
-    async def close(self) -> None:
-        """Drop the progress edits still waiting for their interval."""
-        tasks = [state.task for state in self._progress_of.values() if state.task is not None]
-        self._progress_of.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-
-    async def _end_progress(self, token: str) -> None:
-        """No progress edit after this: a waiting one is dropped, one on its way is let land first."""
-        state = self._progress_of.pop(token, None)
-        if state is None or state.task is None:
-            return
-        state.pending = None
-        if not state.editing:
-            state.task.cancel()
-        await asyncio.wait([state.task])
 
     async def _done(self, event: ResultEvent, target: dict[str, str]) -> None:
         request = await self._request(event.request_id)
@@ -180,7 +112,7 @@ class Delivery:
         caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
         if shown.note:
             caption += "\n" + shown.note
-        view = button_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
+        view = result_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
         where = await self._reply(event, target, caption, shown, view)
         if where is not None:
             await remember(self.context, event.request_id, where)
@@ -197,20 +129,22 @@ class Delivery:
         when a private result could not be sent to the user's DMs."""
         files = [shown.file] if shown.file else []
         embeds = [shown.embed] if shown.embed else []
-        if not self._expired(target) and "message_id" in target:
+        webhook = await reply_webhook(self.client, self.context, target) if "message_id" in target else None
+        if webhook is not None:
             try:
-                await self._webhook(target).edit_message(
+                await webhook.edit_message(
                     int(target["message_id"]),
                     content=text,
                     attachments=files,
                     embeds=embeds,
                     view=view if view is not None else discord.utils.MISSING,
+                    allowed_mentions=NO_MENTIONS,
                 )
                 return location(
                     target["channel_id"],
                     target["message_id"],
                     application_id=target["application_id"],
-                    token=target["token"],
+                    interaction_id=target["interaction_id"],
                     created_at=target.get("created_at"),
                 )
             except discord.HTTPException as exc:
@@ -222,15 +156,30 @@ class Delivery:
         if target.get("ephemeral") == "1":
             return await self._direct(event, target, text, files, embeds, view)
         channel = self.client.get_partial_messageable(int(target["channel_id"]))
-        mention = f"<@{target['user_id']}> " if target.get("user_id") else ""
+        user_id = target.get("user_id", "")
         message = await channel.send(
-            content=(mention + text)[:MESSAGE_LIMIT],
+            content=((f"<@{user_id}> " if user_id else "") + text)[:MESSAGE_LIMIT],
             files=files,
             embeds=embeds,
             view=view if view is not None else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
+            allowed_mentions=mention_only(user_id),
         )
+        if webhook is None:
+            await self._remove_stale(event, target)
         return location(message.channel.id, message.id)
+
+    async def _remove_stale(self, event: ResultEvent, target: dict[str, str]) -> None:
+        """The command's reply ("Queued — position 1") once the result was posted anew: the interaction's
+        token is gone, so it goes with the bot token (the bot is its author)."""
+        if "message_id" not in target:
+            return
+        channel = self.client.get_partial_messageable(int(target["channel_id"]))
+        try:
+            await channel.get_partial_message(int(target["message_id"])).delete()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.info("request %s: could not remove the stale reply (%s)", event.request_id, exc.status)
 
     async def _direct(
         self,
@@ -249,6 +198,7 @@ class Delivery:
                 files=files,
                 embeds=embeds,
                 view=view if view is not None else discord.utils.MISSING,
+                allowed_mentions=NO_MENTIONS,
             )
         except discord.Forbidden:
             log.warning(
@@ -258,9 +208,6 @@ class Delivery:
             )
             return None
         return location(message.channel.id, message.id)
-
-    def _webhook(self, target: dict[str, str]) -> discord.Webhook:
-        return discord.Webhook.partial(int(target["application_id"]), target["token"], client=self.client)
 
     async def _request(self, request_id: str) -> GenerationRequest | None:
         try:

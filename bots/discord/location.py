@@ -1,14 +1,19 @@
-"""Where a result was posted on Discord, kept in core's DeliveryLog so that `/admin delete` removes it.
+"""Where a reply is on Discord, and how to reach it: the channel and message, and the interaction webhook while
+its token lives.
 
-A location is a flat mapping of strings:
+A location (also the shape of a request's reply_to) is a flat mapping of strings:
 
     {"channel_id", "message_id"}                                     always
-    {"application_id", "interaction_token", "created_at"}            also, when the message belongs to an
+    {"application_id", "interaction_id", "created_at"}               also, when the message belongs to an
                                                                      interaction (its edited original response
                                                                      or a follow-up)
 
-Removal goes through the interaction webhook while its token lives (the only way to delete an ephemeral
-reply), and otherwise through the channel with the bot token (the bot is the author of what it posted).
+An interaction's token is a credential (whoever holds it can post as the bot in that channel for 15 minutes),
+so it is never part of a location: it lives under its own key (core.keys.DISCORD_TOKEN_KEY) only as long
+as Discord honours it, and `reply_webhook` looks it up. Locations go to core's DeliveryLog so that
+`/admin delete` removes the messages; removal goes through the interaction webhook while the token lives (the
+only way to delete an ephemeral reply), and otherwise through the channel with the bot token (the bot is the
+author of what it posted).
 """
 
 from __future__ import annotations
@@ -17,11 +22,33 @@ import logging
 import time
 
 import discord
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bots.discord.context import BotContext
+from core.keys import DISCORD_TOKEN_KEY
 
 log = logging.getLogger(__name__)
+
+TOKEN_TTL_S = 15 * 60  # Discord honours an interaction's token for 15 minutes after the interaction
+
+
+class InteractionTokens:
+    """Interaction tokens, each under its own key until it expires, so no stored request, result or cache
+    entry ever holds one."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def keep(self, interaction: discord.Interaction) -> None:
+        left = int(TOKEN_TTL_S - (time.time() - interaction.created_at.timestamp()))
+        if left > 0:
+            key = DISCORD_TOKEN_KEY.format(interaction_id=interaction.id)
+            await self.redis.set(key, interaction.token, ex=left)
+
+    async def get(self, interaction_id: str) -> str | None:
+        token = await self.redis.get(DISCORD_TOKEN_KEY.format(interaction_id=interaction_id))
+        return token.decode() if isinstance(token, bytes) else token
 
 
 def location(
@@ -29,17 +56,31 @@ def location(
     message_id: int | str,
     *,
     application_id: int | str | None = None,
-    token: str | None = None,
+    interaction_id: int | str | None = None,
     created_at: float | str | None = None,
 ) -> dict[str, str]:
     where = {"channel_id": str(channel_id), "message_id": str(message_id)}
-    if application_id is not None and token is not None:
+    if application_id is not None and interaction_id is not None:
         where |= {
             "application_id": str(application_id),
-            "interaction_token": token,
+            "interaction_id": str(interaction_id),
             "created_at": str(created_at if created_at is not None else time.time()),
         }
     return where
+
+
+async def reply_webhook(
+    client: discord.Client, context: BotContext, where: dict[str, str]
+) -> discord.Webhook | None:
+    """The interaction webhook that can edit or delete the message at `where`, while its token lives."""
+    if "application_id" not in where or "interaction_id" not in where:
+        return None
+    if time.time() - float(where.get("created_at") or 0) > context.token_lifetime_s:
+        return None
+    token = await InteractionTokens(context.redis).get(where["interaction_id"])
+    if token is None:
+        return None
+    return discord.Webhook.partial(int(where["application_id"]), token, client=client)
 
 
 async def remember(context: BotContext, request_id: str, where: dict[str, str]) -> None:
@@ -54,10 +95,8 @@ async def remember(context: BotContext, request_id: str, where: dict[str, str]) 
 async def remove(client: discord.Client, context: BotContext, where: dict[str, str]) -> bool:
     """Delete a posted message; True when it is gone (already deleted counts), False when Discord refused."""
     try:
-        token = where.get("interaction_token")
-        fresh = time.time() - float(where.get("created_at") or 0) < context.token_lifetime_s
-        if token and where.get("application_id") and fresh:
-            webhook = discord.Webhook.partial(int(where["application_id"]), token, client=client)
+        webhook = await reply_webhook(client, context, where)
+        if webhook is not None:
             await webhook.delete_message(int(where["message_id"]))
         else:
             channel = client.get_partial_messageable(int(where["channel_id"]))

@@ -92,11 +92,12 @@ def requester_from(
 def reply_target(
     interaction: discord.Interaction, message_id: int | None, *, ephemeral: bool = False
 ) -> dict[str, str]:
-    """What delivery needs later: the interaction webhook (token and its age), the channel and the user, and
-    whether the reply is private (then a result that outlives the token goes to the user's DMs)."""
+    """What delivery needs later: the interaction (its id, to look up its token while it lives, and its age),
+    the channel and the user, and whether the reply is private (then a result that outlives the token goes to
+    the user's DMs). Never the token itself: this is stored with the request for days (location.py)."""
     target = {
         "application_id": str(interaction.application_id),
-        "token": interaction.token,
+        "interaction_id": str(interaction.id),
         "created_at": f"{interaction.created_at.timestamp():.3f}",
         "channel_id": str(interaction.channel_id),
         "user_id": str(interaction.user.id),

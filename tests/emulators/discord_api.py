@@ -23,7 +23,8 @@ on shard (guild_id >> 22) % shards, as on Discord). `drop_gateway` closes the bo
 Each user has a DM channel (`dm_messages`); sending to one in `closed_dms` is refused (403, code 50007).
 
 Every REST call the bot makes is recorded as a `Call` (uploaded files keep their bytes) and messages are kept
-as the bot left them, so a test can await what a user would see (`wait_for`). `rate_limit` answers the next
+as the bot left them, so a test can await what a user would see (`wait_for`), including whom a message
+notified (`Message.pinged`, from its mentions and `allowed_mentions`). `rate_limit` answers the next
 matching calls with 429 and the headers discord.py reads (retry_after, Via, X-RateLimit-*). Replies carry
 content-type exactly `application/json`, as discord.py requires.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
 import mimetypes
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from PIL import Image
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -110,6 +113,7 @@ class Message:
     token: str | None = None  # the interaction whose response or follow-up this is
     deleted: bool = False
     edits: int = 0
+    pinged: set[str] = field(default_factory=set)  # "user:<id>", "role:<id>", "everyone": who was notified
 
     @property
     def ephemeral(self) -> bool:
@@ -337,6 +341,7 @@ class DiscordEmulator:
                 "url": url,
                 "proxy_url": url,
                 "content_type": upload.content_type,
+                **_image_size(upload),
             }
             opts.append({"name": option, "type": 11, "value": str(attachment_id)})
         for part in reversed((subcommand or "").split()):
@@ -372,9 +377,12 @@ class DiscordEmulator:
         user_id: int,
         roles: tuple[int, ...] = (),
         overwrite: int = 0,
+        forged: bool = False,
     ) -> Interaction:
-        """Press a button on a message the bot sent (`roles` and `overwrite` as for `slash`)."""
-        assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
+        """Press a button on a message the bot sent (`roles` and `overwrite` as for `slash`).
+
+        With `forged`, the custom_id need not be on the message (a modified client, or a stale one)."""
+        assert forged or custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._dispatch_interaction(
             MESSAGE_COMPONENT,
@@ -834,8 +842,31 @@ class DiscordEmulator:
             self._changed.notify_all()
 
 
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+_EVERYONE = re.compile(r"@(?:everyone|here)\b")
+
+
+def _pings(content: str, allowed: dict[str, Any] | None) -> set[str]:
+    """Who a message's content notifies, as Discord decides it: with no `allowed_mentions`, every mention
+    pings; with one, only the kinds in its `parse` list and the users and roles it names."""
+    parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse", []))
+    named_users = {str(user) for user in (allowed or {}).get("users", [])}
+    named_roles = {str(role) for role in (allowed or {}).get("roles", [])}
+    pinged = {f"user:{u}" for u in _USER_MENTION.findall(content) if "users" in parse or u in named_users}
+    pinged |= {f"role:{r}" for r in _ROLE_MENTION.findall(content) if "roles" in parse or r in named_roles}
+    if "everyone" in parse and _EVERYONE.search(content):
+        pinged.add("everyone")
+    return pinged
+
+
 def _apply(message: Message, data: dict[str, Any], files: list[Upload]) -> None:
-    """Apply a create/edit payload the way Discord does: given fields replace, `attachments` keeps or drops."""
+    """Apply a create/edit payload the way Discord does: given fields replace, `attachments` keeps or drops.
+
+    Mentions in new content are counted as pings on edits too (stricter than Discord, which notifies only for
+    a message's first content), so a test sees any mention the bot let through."""
+    if data.get("content"):
+        message.pinged |= _pings(str(data["content"]), data.get("allowed_mentions"))
     for name in ("content", "embeds", "components", "flags"):
         if name in data and data[name] is not None:
             setattr(message, name, data[name])
@@ -863,6 +894,17 @@ def _member(user: dict[str, Any] | None, roles: tuple[int, ...], permissions: in
     if user is not None:
         member["user"] = user
     return member
+
+
+def _image_size(upload: Upload) -> dict[str, int]:
+    """An image attachment's width and height, as Discord reports them; nothing for other files."""
+    if not upload.content_type.startswith("image/"):
+        return {}
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            return {"width": image.width, "height": image.height}
+    except OSError:
+        return {}
 
 
 def _option_type(value: Any) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from PIL import Image
 from pydantic import SecretStr
 
 from bots.discord import run_discord_bot
@@ -17,8 +19,11 @@ from cli.runtime import Runtime
 from core import constants as c
 from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.keys import REQUEST_KEY
+from core.models.request import GenerationRequest
+from core.models.result import EventKind, ResultEvent, StoredImage
+from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
-from tests.emulators.discord_api import BOT_TOKEN, DiscordEmulator, Interaction, Message
+from tests.emulators.discord_api import BOT_TOKEN, Call, DiscordEmulator, Interaction, Message
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 
@@ -109,3 +114,47 @@ async def queue_depth(redis: ArqRedis) -> int:
 async def request_ids(redis: ArqRedis) -> set[str]:
     keys = await redis.keys(REQUEST_KEY.format(request_id="*"))
     return {key.decode().rsplit(":", 1)[-1] for key in keys}
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 90, 160)).save(out, "PNG")
+    return out.getvalue()
+
+
+def edits(emulator: DiscordEmulator, token: str) -> list[Call]:
+    return [call for call in emulator.calls_for(token, "original") if call.method == "PATCH"]
+
+
+async def queued(bots: BotRunner, command: Interaction) -> GenerationRequest:
+    """Wait until the command's reply shows its queue position; returns the stored request."""
+    emulator = bots.emulator
+    await emulator.wait_for(
+        lambda: any(
+            c.payload.get("content", "").startswith("Queued") for c in edits(emulator, command.token)
+        ),
+        within_s=20,
+    )
+    service = bots.pipeline.runtime.service
+    for request_id in await request_ids(bots.pipeline.runtime.redis):
+        request = await service.queue.load(request_id)
+        if request.reply_to.get("interaction_id") == str(command.id):
+            return request
+    raise AssertionError(f"no stored request for interaction {command.id}")
+
+
+async def done(service: ImagineService, request: GenerationRequest) -> ResultEvent:
+    """The DONE event a worker would publish: one 64×64 image in the store."""
+    key = await service.store.put(png(64, 64), "image/png")
+    image = StoredImage(
+        key=key, url=await service.store.url(key), width=64, height=64, seed=request.seeds[0], index=0
+    )
+    return ResultEvent(
+        kind=EventKind.DONE,
+        request_id=request.request_id,
+        requester=request.requester,
+        reply_to=request.reply_to,
+        model=request.model,
+        backend="diffusers",
+        images=(image,),
+    )

@@ -237,11 +237,11 @@ async def test_buttons_for_everyone_let_another_member_vary_and_upscale(
     vary = await emulator.click(grid, f"ib:v:{request_id}:0", user_id=OTHER)
     variation = await emulator.wait_for(lambda: (m := emulator.original(vary.token)) and m.files and m, 30)
     upscale = await emulator.click(grid, f"ib:u:{request_id}:0", user_id=OTHER)
-    single = await emulator.wait_for(lambda: emulator.followups(upscale.token), 20)
+    single = await emulator.wait_for(lambda: (m := emulator.original(upscale.token)) and m.files and m, 20)
 
     stored = await bots.pipeline.runtime.service.queue.load(variation.files[0].filename.removesuffix(".png"))
     assert (stored.requester.user_id, stored.parent_id, stored.mode) == (str(OTHER), request_id, "variation")
-    assert single[0].files and single[0].content.startswith("Image 1")
+    assert single.files and single.content.startswith("Image 1")
 
 
 async def test_a_moderator_cancels_a_queued_job_and_deletes_a_result(
@@ -265,7 +265,7 @@ async def test_a_moderator_cancels_a_queued_job_and_deletes_a_result(
     grid = await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.files and m, 30)
     request_id = grid.files[0].filename.removesuffix(".png")
     full_size = await emulator.click(grid, f"ib:u:{request_id}:0", user_id=USER)
-    (shown,) = await emulator.wait_for(lambda: emulator.followups(full_size.token), 20)
+    shown = await emulator.wait_for(lambda: (m := emulator.original(full_size.token)) and m.files and m, 20)
     result = await service.result(request_id)
     keys = [image.key for image in (*result.images, result.grid, result.preview) if image is not None]
 

@@ -7,65 +7,26 @@ test publishes the worker's events itself (core.delivery.events.EventPublisher) 
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 
 from arq.connections import ArqRedis
-from PIL import Image
 
 from core import constants as c
 from core.delivery.events import EventPublisher, stream_key
 from core.models.request import GenerationRequest, Platform
-from core.models.result import EventKind, ResultEvent, StoredImage
-from core.service import ImagineService
-from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
-from tests.emulators.discord_api import Call, DiscordEmulator, Interaction, Message
+from core.models.result import EventKind, ResultEvent
+from tests.bots.discord.conftest import (
+    BotRunner,
+    announce_worker,
+    answer,
+    done,
+    edits,
+    queue_depth,
+    queued,
+)
+from tests.emulators.discord_api import DiscordEmulator, Message
 
 USER = 4242
-
-
-def png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 90, 160)).save(out, "PNG")
-    return out.getvalue()
-
-
-def edits(emulator: DiscordEmulator, token: str) -> list[Call]:
-    return [call for call in emulator.calls_for(token, "original") if call.method == "PATCH"]
-
-
-async def queued(bots: BotRunner, command: Interaction) -> GenerationRequest:
-    """Wait until the command's reply shows its queue position; returns the stored request."""
-    emulator = bots.emulator
-    await emulator.wait_for(
-        lambda: any(
-            c.payload.get("content", "").startswith("Queued") for c in edits(emulator, command.token)
-        ),
-        within_s=20,
-    )
-    service = bots.pipeline.runtime.service
-    for request_id in await request_ids(bots.pipeline.runtime.redis):
-        request = await service.queue.load(request_id)
-        if request.reply_to.get("token") == command.token:
-            return request
-    raise AssertionError(f"no stored request for interaction {command.id}")
-
-
-async def done(service: ImagineService, request: GenerationRequest) -> ResultEvent:
-    """The DONE event a worker would publish: one 64×64 image in the store."""
-    key = await service.store.put(png(64, 64), "image/png")
-    image = StoredImage(
-        key=key, url=await service.store.url(key), width=64, height=64, seed=request.seeds[0], index=0
-    )
-    return ResultEvent(
-        kind=EventKind.DONE,
-        request_id=request.request_id,
-        requester=request.requester,
-        reply_to=request.reply_to,
-        model=request.model,
-        backend="diffusers",
-        images=(image,),
-    )
 
 
 def progress(request: GenerationRequest, step: int, total: int) -> ResultEvent:
@@ -224,8 +185,9 @@ async def test_global_rate_limits_on_the_callback_and_follow_up_lose_no_reply(
     assert [call.payload["type"] for call in emulator.calls_for(command.token, "callback")] == [5]
 
     emulator.rate_limit("followup", times=2, retry_after=0.2, is_global=True)
-    invalid = await emulator.slash("imagine", {"prompt": "a cat", "steps": 999}, user_id=USER)
+    # Refused after the reply was deferred (no worker draws sd15): the notice is a follow-up.
+    invalid = await emulator.slash("imagine", {"prompt": "a cat", "model": "sd15"}, user_id=USER)
     notice = await answer(emulator, invalid)
-    assert notice.ephemeral and "--steps" in notice.content
+    assert notice.ephemeral and "sd15" in notice.content
     assert [call.route for call in emulator.rejected] == ["callback", "followup", "followup"]
     assert len(emulator.followups(invalid.token)) == 1

@@ -1,4 +1,4 @@
-"""The Discord client: endpoints from settings, commands and persistent buttons, and the result consumer.
+"""The Discord app: the client, its endpoints, commands and persistent buttons, and the result consumer.
 
 `run_discord_bot` is what `imagebot discord` calls. REST goes to `settings.discord.api_base` (a Discord REST
 proxy, or an emulator in tests) and the gateway to `settings.discord.gateway_url` when set; both are process-
@@ -17,10 +17,11 @@ import yarl
 from arq.connections import ArqRedis
 from discord.gateway import DiscordWebSocket
 
-from bots.discord.buttons import CoreButton
+from bots.discord.buttons import CoreButton, answer_unclaimed
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
+from bots.discord.replies import NO_MENTIONS
 from core.delivery.events import EventConsumer
 from core.errors import ConfigError
 from core.governance.admin import AdminService
@@ -78,13 +79,17 @@ class ImagebotClient(discord.Client):
     """The plain client; ShardedImagebotClient puts AutoShardedClient under the same hooks."""
 
     def __init__(self, context: BotContext, **options: Any) -> None:
-        super().__init__(intents=intents(), **options)
+        super().__init__(intents=intents(), allowed_mentions=NO_MENTIONS, **options)
         self.imagebot = context
         self.lifecycle = _Lifecycle(self, context)
         self.tree: ImagebotTree = build_tree(self, context.settings)
 
     async def setup_hook(self) -> None:
         await self.lifecycle.setup()
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Every interaction passes here too: a press no button takes is answered (buttons.py)."""
+        await answer_unclaimed(interaction)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         await self.lifecycle.before_identify(initial)

@@ -1,12 +1,17 @@
-"""Rows of buttons under a result: core's button rows as CoreButtons (≤ 5 a row), plus a link to the original."""
+"""The rows of buttons under a result: core's button rows laid out for Discord (≤ 5 a row, ≤ 5 rows), plus a
+link button to the full-size original when it has a public URL.
+
+The items themselves come from `item` (buttons.CoreButton, the DynamicItem that also handles their presses),
+so this module knows only the layout and imports nothing else of the bot.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import discord
 
-from bots.discord.buttons import CoreButton
 from core.commands.buttons import Button
 from core.models.result import ResultEvent
 
@@ -14,8 +19,10 @@ ROW_LIMIT = 5
 ROWS_LIMIT = 5
 FULL_SIZE_LABEL = "Full size"
 
+ItemFactory = Callable[[Button, int], discord.ui.Item[Any]]  # (core button, row) → the Discord item
 
-def button_view(rows: list[list[Button]], link_url: str | None = None) -> discord.ui.View:
+
+def button_view(rows: list[list[Button]], item: ItemFactory, link_url: str | None = None) -> discord.ui.View:
     """A persistent view (no timeout) of core button rows, split so no row holds more than five."""
     view = discord.ui.View(timeout=None)
     row_index = 0
@@ -24,7 +31,7 @@ def button_view(rows: list[list[Button]], link_url: str | None = None) -> discor
         for start in range(0, len(row), ROW_LIMIT):
             chunk = row[start : start + ROW_LIMIT]
             for button in chunk:
-                view.add_item(CoreButton(button, row=row_index))
+                view.add_item(item(button, row_index))
             sizes.append(len(chunk))
             row_index += 1
     if link_url and is_public_url(link_url):
