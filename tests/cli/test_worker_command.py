@@ -31,7 +31,6 @@ NAME = "subprocess-worker"
 LONG = (
     "a lighthouse --steps 20 --n 1"  # the tiny model takes a second or more: long enough to stop it mid-job
 )
-LONGER = "a lighthouse --steps 50 --n 1"  # outlasts starting a second worker
 
 
 class WorkerProcess:
@@ -182,26 +181,32 @@ async def test_a_killed_workers_job_is_retried_within_a_lease_and_says_so(
     worker = start()
     redis = pipeline.runtime.redis
     await worker.serving(WorkerRegistry(redis))
-    request_id = (await pipeline.runtime.service.imagine(LONGER, ALICE)).request_id
+    request_id = (await pipeline.runtime.service.imagine(LONG, ALICE)).request_id
     await first(pipeline, request_id, EventKind.STARTED)
-    lease_ms = await redis.pttl(in_progress_key_prefix + request_id)
-    assert 0 < lease_ms <= 3000  # three heartbeats, not arq's job timeout + 10 s (255 s by default)
-    await standby(pipeline)  # the job stays claimed by the subprocess meanwhile
+    lease = in_progress_key_prefix + request_id
+    # three heartbeats, not arq's job timeout + 10 s (255 s by default)
+    assert 0 < await redis.pttl(lease) <= 3000
+    worker.process.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    async with asyncio.timeout(60):
+        while True:
+            if not await redis.exists(lease):
+                break
+            await asyncio.sleep(0.05)
+    waited = time.monotonic() - killed
+    print(f"a killed worker's job could be taken again after {waited:.1f} s")
+    assert waited <= 3 + 2  # one lease (and a little for a loaded machine)
+    assert await redis.zscore(c.QUEUE_GPU, request_id) is not None
     assert not [event for event in await events_of(pipeline, request_id) if event.terminal], (
         "rendered too fast"
     )
-    worker.process.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    retried: ResultEvent | None = None
-    async with asyncio.timeout(60):
-        async for event in follow(redis, Platform.CLI):
-            if event.request_id == request_id and event.kind is EventKind.STARTED and event.message:
-                retried = event
-                break
-    waited = time.monotonic() - killed
-    print(f"killed worker's job started again after {waited:.1f} s")
-    assert retried is not None and retried.message == RETRY_MESSAGE
-    assert waited < 3 + 5  # a lease and a few polls
+
+    await standby(pipeline)
     done = await first(pipeline, request_id, EventKind.DONE)
     assert len(done.images) == 1
     assert await used_today(pipeline) == 1
+    started = [event for event in await events_of(pipeline, request_id) if event.kind is EventKind.STARTED]
+    assert [event.message for event in started] == [
+        None,
+        RETRY_MESSAGE,
+    ]  # the bots show this instead of "18%"
