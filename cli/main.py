@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from cli.redaction import Redactor, install, mask_uncaught
 from core.commands.uploads import limit_decoding
@@ -35,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     imagine = commands.add_parser("imagine", help="make images from a prompt, right here (no tokens needed)")
     imagine.add_argument("prompt", help='e.g. "a lighthouse at dusk --ar 16:9 --seed 7 --model tiny"')
-    worker = commands.add_parser("worker", help="run a worker against IMAGEBOT_REDIS_URL")
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker against IMAGEBOT_REDIS_URL (SIGTERM: finish or hand back jobs, then exit)",
+    )
     worker.add_argument("--queue", choices=("gpu", "cloud", "all"), default="all")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     telegram = commands.add_parser("telegram", help="run the Telegram bot")
@@ -52,19 +56,30 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return await imagine(settings, args.prompt)
     if args.command == "worker":
-        from worker.main import queues_for, run_workers
+        from worker.main import queues_for, run_worker_process
 
         if not settings.redis_url:
             raise ConfigError(
                 "IMAGEBOT_REDIS_URL: a standalone worker needs the bots' Redis (redis://host:6379/0)"
             )
-        await run_workers(settings, queues_for(settings, args.queue), burst=args.burst)
+        handed_back = await run_worker_process(settings, queues_for(settings, args.queue), burst=args.burst)
+        if handed_back:
+            _exit_now(0)
         return 0
     from cli.bots import run_bot
 
     return await run_bot(
         args.command, settings, sync=getattr(args, "sync", False), with_worker=args.with_worker
     )
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without waiting for render threads, which cannot be interrupted: their jobs are back in the queue
+    already, and a normal exit would wait for each thread to finish its render."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

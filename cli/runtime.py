@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 
 from cli.redis_server import EmbeddedRedis
 from core.governance.admin import AdminService
+from core.jobs.connection import create_queue_pool
 from core.service import ImagineService
 from core.settings import Settings
 from core.storage.factory import build_store
@@ -32,7 +33,7 @@ def with_redis(settings: Settings, stack: AsyncExitStack) -> Settings:
         return settings
     server = EmbeddedRedis(data_dir=settings.data_dir / "redis").start()
     stack.callback(server.stop)
-    log.info("IMAGEBOT_REDIS_URL is not set: using an embedded Redis at %s", server.url)
+    log.info("IMAGEBOT_REDIS_URL is not set: using an embedded Redis on 127.0.0.1:%d", server.port)
     return settings.model_copy(update={"redis_url": server.url})
 
 
@@ -41,7 +42,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
         settings = with_redis(settings, stack)
         assert settings.redis_url is not None
-        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        redis = await create_queue_pool(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         store = build_store(settings)
         stack.push_async_callback(store.close)

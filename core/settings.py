@@ -153,7 +153,8 @@ class WorkerSettings(Group):
     poll_delay_s: float = Field(default=0.1, gt=0, le=5)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)  # a killed worker's jobs go back after 3 of these
+    drain_s: float = Field(default=8.0, ge=0, le=3600)  # on SIGTERM, running jobs get this long, then go back
     model_cache_dir: Path = Path("imagebot-data/models")  # the built-in tiny model; real weights use HF_HOME
     preview_max_side: int = Field(default=1024, ge=64)
     preview_format: Literal["jpeg", "webp"] = "jpeg"

@@ -1,4 +1,8 @@
-"""Shared fixtures: a real Redis server on a free port, a real S3 server (moto), settings for tests."""
+"""Shared fixtures: a real Redis server on a free port, a real S3 server (moto), settings for tests.
+
+The tests' Redis has no password (the embedded one a user runs has a random one); the `redis` client speaks the
+workers' JSON job format, like every pool the program opens.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,23 @@ import pytest
 import redis.asyncio as aioredis
 
 from cli.redis_server import EmbeddedRedis
+from core.jobs.connection import queue_client
 from core.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
+    with EmbeddedRedis(protected=False) as server:
         yield server
 
 
 @pytest.fixture
 async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
     """A client to the session's Redis server, flushed before each test."""
-    client = aioredis.Redis.from_url(redis_server.url)
+    client = queue_client(aioredis.ConnectionPool.from_url(redis_server.url))
     await client.flushall()
     yield client
-    await client.aclose()
+    await client.aclose(close_connection_pool=True)
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 Failure paths: a user error (refused output, unsupported option) → REFUSED/FAILED with its message; a backend
 failure → retried while tries remain, then handed to OpenAI when that is configured and can do it, else FAILED
-with an apology and the request id; a worker killed mid-job → arq retries after the in-progress key expires, and
-the try past our limit reports FAILED instead of vanishing.
+with an apology and the request id; a worker killed mid-job → arq retries once the job's lease lapses (three
+heartbeats, see worker/heartbeat.py), the retry tells the user so, and the try past our limit reports FAILED
+instead of vanishing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from worker.render import generate_images, progress_reporter, store_outputs
 log = logging.getLogger(__name__)
 
 NO_GENERATOR = "No image generator can take this right now. Please try again in a few minutes."
+RETRY_MESSAGE = "A generator stopped while making this; trying again…"
 STALE_MESSAGE = (
     "Sorry — your request waited too long for a free generator, so I've dropped it rather than surprise you "
     "hours later. Please ask again."
@@ -70,15 +72,7 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
     if "score" in ctx:
         await deps.fair.started(deps.queue_name, float(ctx["score"]))
     started = time.monotonic()
-    await deps.events.publish(
-        ResultEvent(
-            kind=EventKind.STARTED,
-            request_id=request_id,
-            requester=request.requester,
-            reply_to=request.reply_to,
-            model=request.model,
-        )
-    )
+    await _announce(deps, request, job_try)
     try:
         async with asyncio.timeout(deps.job_timeout_s):
             timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
@@ -113,6 +107,22 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         "request %s: done in %.2f s (%d images)", request_id, time.monotonic() - started, len(event.images)
     )
     return "done"
+
+
+async def _announce(deps: WorkerContext, request: GenerationRequest, job_try: int) -> None:
+    """STARTED; on a retry it says so, replacing the progress the user saw stop (a killed worker's "18%")."""
+    if job_try > 1:
+        log.info("request %s: try %d starting", request.request_id, job_try)
+    await deps.events.publish(
+        ResultEvent(
+            kind=EventKind.STARTED,
+            request_id=request.request_id,
+            requester=request.requester,
+            reply_to=request.reply_to,
+            model=request.model,
+            message=RETRY_MESSAGE if job_try > 1 else None,
+        )
+    )
 
 
 def shareable(request: GenerationRequest, event: ResultEvent) -> bool:

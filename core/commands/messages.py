@@ -56,7 +56,7 @@ def queued_message(submission: Submission) -> str:
 def progress_message(event: ResultEvent) -> str:
     if event.step and event.total_steps:
         return f"Rendering… {round(100 * event.step / event.total_steps)}%"
-    return "Rendering…"
+    return event.message or "Rendering…"  # a retry says so
 
 
 def text_length(text: str) -> int:

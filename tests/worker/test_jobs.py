@@ -14,11 +14,13 @@ from PIL import Image
 from pydantic import SecretStr
 
 from core import constants as c
+from core.commands.messages import progress_message
+from core.delivery.events import stream_key
 from core.errors import GenerationFailed
 from core.keys import REQUEST_KEY
 from core.models.catalog import BackendKind
 from core.models.request import GenerationRequest, Platform, Requester
-from core.models.result import EventKind
+from core.models.result import EventKind, ResultEvent
 from core.models.verdict import AllowAll
 from core.settings import Settings
 from core.storage.factory import build_store
@@ -26,7 +28,7 @@ from core.storage.protocol import ImageStore
 from tests.pipeline_fixture import Pipeline
 from worker.backend import Generation, ProgressCallback
 from worker.context import WorkerContext
-from worker.jobs import generate
+from worker.jobs import RETRY_MESSAGE, generate
 
 ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c")
 
@@ -99,6 +101,23 @@ async def test_a_failing_backend_is_retried_then_reported_with_the_quota_refunde
     result = await pipeline.runtime.service.result(request_id)
     assert result.message and request_id in result.message and "GPU" not in result.message
     assert (await quotas.status(ALICE)).used_today == 0
+
+
+async def test_a_retry_tells_the_user_the_job_is_being_tried_again(pipeline: Pipeline) -> None:
+    deps = context(pipeline, pipeline.settings, build_store(pipeline.settings), BrokenBackend())
+    request_id = await queued(pipeline)
+    with pytest.raises(Retry):
+        await generate({"imagebot": deps, "job_try": 1}, request_id)
+    await generate({"imagebot": deps, "job_try": 2}, request_id)  # e.g. after the first worker was killed
+
+    entries = await pipeline.runtime.redis.xrange(stream_key(Platform.CLI))
+    events = [ResultEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+    started = [
+        event for event in events if event.request_id == request_id and event.kind is EventKind.STARTED
+    ]
+    assert [event.message for event in started] == [None, RETRY_MESSAGE]
+    # what both bots show in place of the progress that stopped
+    assert progress_message(started[1]) == "A generator stopped while making this; trying again…"
 
 
 async def test_a_final_local_failure_goes_to_openai_when_configured(pipeline: Pipeline) -> None:
