@@ -6,7 +6,8 @@
     │   ├── PromptRejected        moderation refused the prompt (.categories, .reason_code)
     │   ├── QuotaExceeded         a limit is used up (.retry_after seconds until it resets)
     │   ├── NotAllowed            the user may not do this (someone else's job, a banned user)
-    │   └── NotFound              an unknown or expired request id
+    │   ├── NotFound              an unknown or expired request id
+    │   └── TimeLimitExceeded     a render ran past its time limit and was stopped (.limit_s); not retried
     └── SystemFailure             our side failed; users see an apology with the request id
         ├── ConfigError           bad settings, raised at start-up naming the variable
         ├── BackendUnavailable    no generator can serve the request
@@ -69,6 +70,17 @@ class NotAllowed(UserError):
 
 class NotFound(UserError):
     reason_code = "not_found"
+
+
+class TimeLimitExceeded(UserError):
+    """The render was stopped at its time limit: the same request would run out of time again, so it is not
+    retried; the user can ask for less work (fewer images or steps, a smaller size)."""
+
+    reason_code = "time_limit"
+
+    def __init__(self, message: str, limit_s: float) -> None:
+        super().__init__(message)
+        self.limit_s = limit_s
 
 
 class SystemFailure(ImagebotError):

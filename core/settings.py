@@ -247,19 +247,31 @@ class LimitsSettings(Group):
 
 
 class TierLimits(Group):
-    """One tier's limits; None means unlimited. `weight` is its share of the GPU under contention."""
+    """One tier's limits; None means unlimited. `weight` is its share of the GPU under contention.
+
+    `max_request_cost` caps the work of one request in megapixel-steps (width × height × sampler steps that
+    run × images / 10⁶), so no single request holds a GPU for minutes. The free default, 128, admits the
+    default request of every model in the catalog (the largest: SDXL, 4 images × 1024×1024 × 30 steps =
+    125.8) and little more: 4 images at 1024×1024 take at most 30 steps, 1 image at most 122.
+    """
 
     images_per_day: int | None = Field(default=60, ge=0)
     images_per_hour: int | None = Field(default=24, ge=0)
     jobs_in_flight: int | None = Field(default=2, ge=0)
     weight: float = Field(default=1.0, gt=0, le=100)
+    max_request_cost: float | None = Field(default=128.0, gt=0)
 
 
 def _default_tiers() -> dict[str, TierLimits]:
     return {
         "free": TierLimits(),
-        "supporter": TierLimits(images_per_day=240, images_per_hour=80, jobs_in_flight=4, weight=2.0),
-        "unlimited": TierLimits(images_per_day=None, images_per_hour=None, jobs_in_flight=None, weight=4.0),
+        # 4× the free tier: e.g. 4 images at 1536×1536 × 50 steps (472), or 4 at 1024×1024 × 120 steps.
+        "supporter": TierLimits(
+            images_per_day=240, images_per_hour=80, jobs_in_flight=4, weight=2.0, max_request_cost=512.0
+        ),
+        "unlimited": TierLimits(
+            images_per_day=None, images_per_hour=None, jobs_in_flight=None, weight=4.0, max_request_cost=None
+        ),
     }
 
 

@@ -37,7 +37,9 @@ class ImageBackend(Protocol):
     """Renders a request. `source` is the input image for img2img, variation and upscale (already decoded).
 
     txt2img when source is None; otherwise the source is resized (Lanczos) to request.width × request.height
-    and refined at request.strength. Raises core.errors.GenerationFailed / BackendUnavailable.
+    and refined at request.strength. Raises core.errors.GenerationFailed / BackendUnavailable, and
+    TimeLimitExceeded when a render runs past the worker's time limit (it stops at the next step: a job is
+    never left holding the device, and is not retried, since the same request would run out of time again).
     """
 
     name: str

@@ -1,14 +1,23 @@
-"""Where models run and in which precision, from WorkerSettings.device and .dtype.
+"""Where models run, in which precision, and one model call at a time on the device.
 
-The choices are pure functions of the settings and of what the machine has, so they are tested without one;
-`detect_device` and `torch_dtype` are the two thin calls into torch.
+The choices (WorkerSettings.device and .dtype) are pure functions of the settings and of what the machine has,
+so they are tested without one; `detect_device` and `torch_dtype` are the two thin calls into torch.
+
+`DeviceGuard` runs the blocking model calls in a thread, one at a time, each with an `Interruption` that its
+thread reads at every sampler step: stop when the call's time limit has passed, or when nobody awaits the
+result any more. A thread cannot be stopped from outside, so the device stays held until the thread has really
+returned: a new job's model call never starts on a device an earlier call still uses.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from core.errors import ConfigError
+from core.errors import ConfigError, TimeLimitExceeded
 from core.models.catalog import Family
 from core.settings import WorkerSettings
 
@@ -17,6 +26,7 @@ if TYPE_CHECKING:
 
 DeviceName = Literal["cpu", "cuda", "mps"]
 DtypeName = Literal["float16", "bfloat16", "float32"]
+T = TypeVar("T")
 
 
 def pick_device(requested: str, cuda_available: bool, mps_available: bool) -> DeviceName:
@@ -81,3 +91,88 @@ def torch_dtype(name: DtypeName) -> torch.dtype:
         "float32": torch.float32,
     }
     return dtypes[name]
+
+
+class RenderInterrupted(Exception):
+    """Raised in a model call's thread when the job awaiting it was cancelled (arq's timeout, a shutdown).
+
+    Nobody reads it: it only ends the thread early, so the device is free sooner.
+    """
+
+
+def time_limit_message(limit_s: float) -> str:
+    return (
+        f"Your request took longer than the {limit_s:g} s limit, so I stopped it. You haven't been charged. "
+        "Please ask for fewer images (--n), fewer steps (--steps) or a smaller size (--size)."
+    )
+
+
+class Interruption:
+    """What a running model call is asked from outside its thread: read by `check()` at every sampler step.
+
+    The deadline is `limit_s` from the moment the call got the device (a wait behind another job's call does
+    not count); `cancel()` comes from the event loop when the job awaiting the call is cancelled.
+    """
+
+    def __init__(self, limit_s: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s = limit_s
+        self.clock = clock
+        self.deadline = None if limit_s is None else clock() + limit_s
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def check(self) -> None:
+        """Raise RenderInterrupted or TimeLimitExceeded when the call must stop; cheap and thread-safe."""
+        if self._cancelled.is_set():
+            raise RenderInterrupted("the job awaiting this model call was cancelled")
+        if self.deadline is not None and self.limit_s is not None and self.clock() >= self.deadline:
+            raise TimeLimitExceeded(time_limit_message(self.limit_s), self.limit_s)
+
+
+class DeviceGuard:
+    """One blocking model call at a time on a device, held until that call's thread has really ended."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """True while a model call's thread runs (even one whose job has already given up on it)."""
+        return self._lock.locked()
+
+    async def run(self, call: Callable[[Interruption], T], limit_s: float | None = None) -> T:
+        """Wait for the device, then run `call(interruption)` in a thread and return what it returns.
+
+        If the caller is cancelled, the call is asked to stop at its next step and the device stays held
+        until its thread returns; the cancellation then reaches the caller at once.
+        """
+        await self._lock.acquire()
+        try:
+            interruption = Interruption(limit_s)  # the clock starts once the device is ours
+
+            def guarded() -> T:
+                interruption.check()  # the job may have been cancelled before this thread started
+                return call(interruption)
+
+            running = asyncio.ensure_future(asyncio.to_thread(guarded))
+        except BaseException:
+            self._lock.release()
+            raise
+        running.add_done_callback(self._release)
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            interruption.cancel()
+            raise
+
+    def _release(self, running: asyncio.Future[T]) -> None:
+        self._lock.release()
+        if not running.cancelled():
+            # Retrieved here, so a call whose caller was cancelled logs no "exception never retrieved".
+            running.exception()

@@ -3,23 +3,25 @@
 One pipeline call per request renders the whole batch, with one seeded generator per image, so image i
 depends only on seed i. txt2img when there is no source image; otherwise img2img from the source resized
 to the request's size: that one path serves img2img, variations and upscales (the job sets sizes and
-strength). The call runs in a thread behind a lock, one model call at a time on the device, so the event
-loop stays free for heartbeats, uploads and the next job's bookkeeping.
+strength). The call runs in a thread behind a DeviceGuard, one model call at a time on the device, so the
+event loop stays free for heartbeats, uploads and the next job's bookkeeping; its step callback stops the
+pipeline at the first step past the time limit (or once the job awaiting it is cancelled).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from PIL import Image
 
-from core.errors import GenerationFailed, ImagebotError, InvalidRequest
+from core.errors import GenerationFailed, ImagebotError, InvalidRequest, TimeLimitExceeded
 from core.models.catalog import Family, ModelSpec
 from core.models.request import GenerationRequest, Mode
 from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.device import DeviceGuard, Interruption, RenderInterrupted
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
 
 logger = logging.getLogger(__name__)
@@ -83,14 +85,19 @@ def validate(request: GenerationRequest, source: Image.Image | None) -> ModelSpe
 
 
 class DiffusersBackend:
-    """ImageBackend on local diffusers models, kept warm by a ModelRegistry."""
+    """ImageBackend on local diffusers models, kept warm by a ModelRegistry.
+
+    Each model call may take `time_limit_s` once it has the device (WorkerSettings.job_timeout_s by default):
+    the step callback stops the pipeline at the first step past it, and the job fails with TimeLimitExceeded.
+    """
 
     name = "diffusers"
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, time_limit_s: float | None = None) -> None:
         self.registry = registry
+        self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
-        self._lock = asyncio.Lock()
+        self.device = DeviceGuard()
 
     async def generate(
         self,
@@ -99,23 +106,12 @@ class DiffusersBackend:
         on_progress: ProgressCallback | None = None,
     ) -> Generation:
         spec = validate(request, source)
-        await self._lock.acquire()
-        try:
-            loaded = self.registry.get(spec.name)
-            if loaded is None:
-                loaded = await asyncio.to_thread(self.registry.load, spec.name)
-            started = time.perf_counter()
-            rendering = asyncio.ensure_future(
-                asyncio.to_thread(self._render, loaded, request, source, on_progress)
-            )
-        except BaseException:
-            self._lock.release()
-            raise
-        # A thread cannot be stopped: if this job is cancelled (a timeout), the device stays locked until the
-        # pipeline call really ends, so the next job never runs the same pipeline concurrently.
-        rendering.add_done_callback(self._release)
-        images = await asyncio.shield(rendering)
-        compute_s = time.perf_counter() - started
+        loaded = self.registry.get(spec.name)
+        if loaded is None:
+            loaded = await self.device.run(lambda _: self.registry.load(spec.name))
+        images, compute_s = await self.device.run(
+            partial(self._render, loaded, request, source, on_progress), self.time_limit_s
+        )
         logger.info(
             "request %s: %d image(s) %dx%d with %s in %.2fs",
             request.request_id,
@@ -135,15 +131,8 @@ class DiffusersBackend:
             compute_s=compute_s,
         )
 
-    def _release(self, rendering: asyncio.Future[list[Image.Image]]) -> None:
-        self._lock.release()
-        if not rendering.cancelled():
-            # Retrieved here, so a render whose caller was cancelled logs no "exception never retrieved".
-            rendering.exception()
-
     async def close(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self.registry.close)
+        await self.device.run(lambda _: self.registry.close())
 
     def _render(
         self,
@@ -151,10 +140,12 @@ class DiffusersBackend:
         request: GenerationRequest,
         source: Image.Image | None,
         on_progress: ProgressCallback | None,
-    ) -> list[Image.Image]:
-        """The blocking pipeline call (runs in a worker thread)."""
+        interruption: Interruption,
+    ) -> tuple[list[Image.Image], float]:
+        """The blocking pipeline call (runs in the device's thread); returns the images and its seconds."""
         import torch
 
+        started = time.perf_counter()
         spec = loaded.spec
         logger.debug(
             "request %s: prompt %r, negative %r", request.request_id, request.prompt, request.negative_prompt
@@ -180,21 +171,33 @@ class DiffusersBackend:
             if spec.family is Family.FLUX:
                 arguments.update(width=request.width, height=request.height)
             total = min(int(steps * strength), steps)
-        if on_progress is not None:
-            progress = on_progress
+        done = [0]
 
-            def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-                progress(step + 1, int(getattr(pipe, "num_timesteps", total) or total))
-                return tensors
+        def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            done[0] = step + 1
+            if on_progress is not None:
+                on_progress(step + 1, int(getattr(pipe, "num_timesteps", total) or total))
+            interruption.check()  # past the time limit, or nobody waits any more: stop before the next step
+            return tensors
 
-            arguments["callback_on_step_end"] = on_step_end
+        arguments["callback_on_step_end"] = on_step_end
         arguments["generator"] = [
             torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in request.seeds
         ]
         try:
             with torch.inference_mode():
                 output = pipeline(**arguments)
-        except ImagebotError:
+        except TimeLimitExceeded:
+            logger.warning(
+                "request %s: stopped after step %d of %d, past the %g s limit (%.2f s)",
+                request.request_id,
+                done[0],
+                total,
+                self.time_limit_s,
+                time.perf_counter() - started,
+            )
+            raise
+        except (ImagebotError, RenderInterrupted):
             raise  # e.g. a cancellation raised by the progress callback: the job knows what it means
         except torch.OutOfMemoryError as exc:
             if loaded.device == "cuda":
@@ -213,4 +216,4 @@ class DiffusersBackend:
             raise GenerationFailed(
                 f"The {spec.name} model returned {len(images)} images instead of {request.n}."
             )
-        return images
+        return images, time.perf_counter() - started

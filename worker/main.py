@@ -142,9 +142,7 @@ class ImagebotWorker(Worker):
         worker_id = settings.worker.name or default_worker_id(queue)
         self.heartbeat = Heartbeat(
             WorkerRegistry(ctx["redis"]),
-            WorkerInfo(
-                worker_id, queue, models, 0.0, max_jobs=settings.worker.max_jobs if gpu else CLOUD_MAX_JOBS
-            ),
+            WorkerInfo(worker_id, queue, models, 0.0, max_jobs=self.max_jobs),
             settings.worker.heartbeat_interval_s,
             running=self.running_jobs,
         )

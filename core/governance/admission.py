@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from core import constants as c
 from core.delivery.events import EventPublisher
-from core.errors import NotAllowed, PromptRejected, QuotaExceeded
+from core.errors import InvalidRequest, NotAllowed, PromptRejected, QuotaExceeded
 from core.governance.audit import AuditAction, AuditEntry, AuditLog
 from core.governance.bans import BanList, scope_of
 from core.governance.community import CommunityPolicy, CommunityStore, community_key
@@ -167,21 +167,18 @@ class Admission:
             raise
 
     async def reserve(self, request: GenerationRequest, queue: str) -> float:
-        """Reserve the quota (and the paid budget for the cloud queue); returns the fair-queue score."""
+        """Refuse a request over its tier's work limit, then reserve the quota (and the paid budget for the
+        cloud queue); returns the fair-queue score."""
         cost = request.n * self.settings.openai.cost_per_image_usd if queue == c.QUEUE_CLOUD else 0.0
         try:
-            await self.quotas.reserve(request.request_id, request.requester, request.n, cost)
+            await self.quotas.check_cost(request)
+            await self.quotas.reserve(request.request_id, request.requester, request.n, cost, request.cost)
         except QuotaExceeded as exc:
-            await self.audit.record(
-                AuditEntry(
-                    actor="system",
-                    action=AuditAction.QUOTA_REFUSED,
-                    target=owner_id(request.requester),
-                    reason=exc.message,
-                    community=community_of(request.requester),
-                    target_name=request.requester.display_name,
-                )
-            )
+            await self._refused(request, AuditAction.QUOTA_REFUSED, exc.message)
+            raise
+        except InvalidRequest as exc:
+            if exc.field == "cost":
+                await self._refused(request, AuditAction.COST_REFUSED, exc.message)
             raise
         try:
             weight = await self.quotas.weight_of(request.requester)
@@ -189,3 +186,15 @@ class Admission:
         except BaseException:
             await self.quotas.refund(request.request_id)
             raise
+
+    async def _refused(self, request: GenerationRequest, action: AuditAction, message: str) -> None:
+        await self.audit.record(
+            AuditEntry(
+                actor="system",
+                action=action,
+                target=owner_id(request.requester),
+                reason=message,
+                community=community_of(request.requester),
+                target_name=request.requester.display_name,
+            )
+        )

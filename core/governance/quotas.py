@@ -1,7 +1,8 @@
 """Quotas: reserved atomically before a job is queued, committed when it delivers, refunded otherwise.
 
-Limits (per tier, None = unlimited): images per day and per hour, jobs in flight; per community images per day;
-for the whole bot a daily budget for paid (OpenAI) images. Days and hours are UTC.
+Limits (per tier, None = unlimited): images per day and per hour, jobs in flight, and the work of one request
+(megapixel-steps, checked before anything is reserved); per community images per day; for the whole bot a
+daily budget for paid (OpenAI) images. Days and hours are UTC.
 
 One Lua script checks every limit and takes the reservation in one step, so 100 concurrent requests against 10
 remaining images admit exactly 10. A reservation is a hash keyed by request id and moves reserved → committed or
@@ -11,6 +12,7 @@ request id again (a redelivered command) charges nothing.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from core.keys import (
     USAGE_HOUR_KEY,
     USAGE_HOUR_TTL_S,
 )
-from core.models.request import Requester
+from core.models.request import GenerationRequest, Requester
 from core.settings import QuotaSettings, TierLimits
 
 # A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
@@ -43,7 +45,8 @@ _LIMIT_NAMES = {1: "day", 2: "hour", 3: "in_flight", 4: "community", 5: "budget"
 
 # KEYS: user_day, user_hour, inflight, community_day, budget_day, reservation
 # ARGV: images, request_id, lim_day, lim_hour, lim_inflight, lim_community, lim_budget_cents, cost_cents,
-#       ttl_day, ttl_hour, now, when this job's in-flight slot lapses (a slot never outlives its job)
+#       ttl_day, ttl_hour, now, when this job's in-flight slot lapses (a slot never outlives its job),
+#       the request's work in megapixel-steps (kept for operators; no limit counts it)
 # Returns {0, …} reserved (or already charged), {code, used, limit} over a limit, {6, 0, 0} already ended.
 _RESERVE = """
 local state = redis.call('HGET', KEYS[6], 'state')
@@ -72,8 +75,8 @@ redis.call('INCRBY', KEYS[2], n); redis.call('EXPIRE', KEYS[2], ARGV[10])
 redis.call('INCRBY', KEYS[4], n); redis.call('EXPIRE', KEYS[4], ARGV[9])
 if cost > 0 then redis.call('INCRBY', KEYS[5], cost); redis.call('EXPIRE', KEYS[5], ARGV[9]) end
 redis.call('ZADD', KEYS[3], ARGV[12], ARGV[2]); redis.call('EXPIRE', KEYS[3], ARGV[9])
-redis.call('HSET', KEYS[6], 'state', 'reserved', 'images', n, 'cost', cost, 'user_day', KEYS[1],
-  'user_hour', KEYS[2], 'inflight', KEYS[3], 'community_day', KEYS[4], 'budget', KEYS[5])
+redis.call('HSET', KEYS[6], 'state', 'reserved', 'images', n, 'cost', cost, 'work', ARGV[13],
+  'user_day', KEYS[1], 'user_hour', KEYS[2], 'inflight', KEYS[3], 'community_day', KEYS[4], 'budget', KEYS[5])
 redis.call('EXPIRE', KEYS[6], ARGV[9])
 return {0, 1, 0}
 """
@@ -138,6 +141,11 @@ class QuotaStatus:
             f"This hour: {part(self.used_this_hour, self.limits.images_per_hour, 'images')}{hour_reset}",
             f"Running now: {part(self.in_flight, self.limits.jobs_in_flight, 'jobs')}",
         ]
+        if self.limits.max_request_cost is not None:
+            lines.append(
+                f"Per request: up to {self.limits.max_request_cost:g} megapixel-steps "
+                "(images × width × height × steps / 1,000,000)"
+            )
         if self.community_limit is not None and self.community_used_today is not None:
             lines.append(
                 f"This community today: {self.community_used_today} of {self.community_limit} images"
@@ -161,6 +169,29 @@ def format_duration(seconds: float) -> str:
 
 def owner_id(requester: Requester) -> str:
     return f"{requester.platform}:{requester.user_id}"
+
+
+def cost_refusal(request: GenerationRequest, tier: str, limit: float) -> InvalidRequest:
+    """Why a request is too much work for one go, and what would fit."""
+    images = f"{request.n} image{'s' if request.n != 1 else ''}"
+    steps = f"{request.denoising_steps} step{'s' if request.denoising_steps != 1 else ''}"
+    if request.denoising_steps != request.steps:
+        steps += f" (of {request.steps}, at strength {request.strength:g})"
+    hints = []
+    per_image = request.cost / request.n
+    if request.n > 1 and per_image <= limit:
+        hints.append(f"--n {math.floor(limit / per_image)}")
+    steps_that_fit = math.floor(limit * 1_000_000 / (request.width * request.height * request.n))
+    if request.denoising_steps == request.steps and steps_that_fit >= 1:
+        hints.append(f"--steps {steps_that_fit}")
+    example = f" For example, {' or '.join(hints)} would fit." if hints else ""
+    return InvalidRequest(
+        "cost",
+        f"That's more work than one request may take on the {tier} tier: {images} × "
+        f"{request.width}×{request.height} × {steps} = {request.cost:.1f} megapixel-steps, over the limit of "
+        f"{limit:g}. Please ask for fewer images (--n), fewer steps (--steps) or a smaller size (--size)."
+        f"{example}",
+    )
 
 
 class QuotaService:
@@ -240,10 +271,27 @@ class QuotaService:
 
     # -- reserve / commit / refund ---------------------------------------------------------------------------
 
+    async def check_cost(self, request: GenerationRequest) -> None:
+        """Refuse (InvalidRequest "cost") a request whose work is over its owner's per-request limit.
+
+        Called before `reserve`, so a refused request takes nothing."""
+        if not self.settings.enabled:
+            return
+        tier, limits = await self.limits_for(request.requester)
+        if limits.max_request_cost is not None and request.cost > limits.max_request_cost:
+            raise cost_refusal(request, tier, limits.max_request_cost)
+
     async def reserve(
-        self, request_id: str, requester: Requester, images: int, cost_usd: float = 0.0
+        self,
+        request_id: str,
+        requester: Requester,
+        images: int,
+        cost_usd: float = 0.0,
+        work: float = 0.0,
     ) -> None:
-        """Take `images` from every limit that applies, or raise QuotaExceeded saying which and until when."""
+        """Take `images` from every limit that applies, or raise QuotaExceeded saying which and until when.
+
+        `work` (the request's megapixel-steps) is kept in the reservation for operators; no limit counts it."""
         if not self.settings.enabled:
             return
         tier, limits = await self.limits_for(requester)
@@ -265,7 +313,7 @@ class QuotaService:
             images, request_id,
             _limit(limits.images_per_day), _limit(limits.images_per_hour), _limit(limits.jobs_in_flight),
             _limit(community_limit), budget_cents, round(cost_usd * 100),
-            USAGE_DAY_TTL_S, USAGE_HOUR_TTL_S, self.now(), self.now() + INFLIGHT_LAPSE_S,
+            USAGE_DAY_TTL_S, USAGE_HOUR_TTL_S, self.now(), self.now() + INFLIGHT_LAPSE_S, round(work, 3),
         ]  # fmt: skip
         code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
         if code == 6:

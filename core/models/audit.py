@@ -32,6 +32,7 @@ class AuditAction(StrEnum):
     PROMPT_REFUSED = "prompt_refused"
     PROMPT_UNCHECKED = "prompt_unchecked"  # the prompt check itself failed
     QUOTA_REFUSED = "quota_refused"
+    COST_REFUSED = "cost_refused"  # a request over its tier's per-request cost limit
     BANNED_USER_REFUSED = "banned_user_refused"
     AUTO_BAN = "auto_ban"
     IMAGE_REFUSED = "image_refused"  # the image check withheld images
@@ -49,6 +50,7 @@ USER_TARGETS = frozenset(
         AuditAction.PROMPT_REFUSED,
         AuditAction.PROMPT_UNCHECKED,
         AuditAction.QUOTA_REFUSED,
+        AuditAction.COST_REFUSED,
     }
 )
 

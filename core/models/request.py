@@ -85,6 +85,19 @@ class GenerationRequest(Frozen):
     def n(self) -> int:
         return len(self.seeds)
 
+    @property
+    def denoising_steps(self) -> int:
+        """The sampler steps that run: starting from an image skips the noisiest (1 - strength) of them, but
+        at least one runs (the worker stretches the schedule for that)."""
+        if self.source_image is None or self.strength is None:
+            return self.steps
+        return max(1, int(self.steps * self.strength))
+
+    @property
+    def cost(self) -> float:
+        """The work asked of a GPU, in megapixel-steps: width × height × steps that run × images / 10⁶."""
+        return self.width * self.height * self.denoising_steps * self.n / 1_000_000
+
     def to_json(self) -> str:
         return self.model_dump_json()
 

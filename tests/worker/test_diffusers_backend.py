@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import BackendUnavailable, ConfigError, GenerationFailed, InvalidRequest, NotAllowed
+from core.errors import (
+    BackendUnavailable,
+    ConfigError,
+    GenerationFailed,
+    InvalidRequest,
+    NotAllowed,
+    TimeLimitExceeded,
+)
 from core.models.catalog import Family
 from core.models.request import GenerationRequest, Mode
 from core.settings import Settings, WorkerSettings
@@ -120,7 +127,7 @@ async def test_concurrent_requests_are_rendered_one_at_a_time_with_the_same_resu
     assert [generation.images[0].image.tobytes() for generation in together] == alone
 
 
-async def test_a_cancelled_job_keeps_the_device_until_its_render_really_ends(
+async def test_a_cancelled_job_stops_its_render_at_the_next_step_and_only_then_frees_the_device(
     tiny_backend: DiffusersBackend, make_request: RequestFactory
 ) -> None:
     events: list[str] = []
@@ -132,19 +139,51 @@ async def test_a_cancelled_job_keeps_the_device_until_its_render_really_ends(
         loop.call_soon_threadsafe(first_started.set)
 
     first = asyncio.create_task(
-        tiny_backend.generate(make_request(steps=4, seeds=(1, 2, 3, 4)), None, first_progress)
+        tiny_backend.generate(make_request(steps=20, seeds=(1, 2, 3, 4)), None, first_progress)
     )
     await first_started.wait()
-    first.cancel()  # what a job timeout does; the pipeline thread cannot be interrupted
+    first.cancel()  # what arq's job timeout or a shutdown does
     with pytest.raises(asyncio.CancelledError):
         await first
+    asked_after = len(events)  # the render has been asked to stop by now
+    busy_after_cancel = tiny_backend.device.busy
 
     second = await tiny_backend.generate(
         make_request(steps=2), None, lambda step, total: events.append(f"second {step}/{total}")
     )
 
-    assert events == ["first 1/4", "first 2/4", "first 3/4", "first 4/4", "second 1/2", "second 2/2"]
+    firsts = [event for event in events if event.startswith("first")]
+    assert busy_after_cancel  # the cancelled job's thread still had the device
+    assert len(firsts) <= asked_after + 1 < 20  # it stopped at the end of the step it was in
+    assert events == [*firsts, "second 1/2", "second 2/2"]  # and the next render started only after that
     assert second.images[0].image.size == (64, 64)
+
+
+async def test_a_render_past_its_time_limit_stops_at_the_next_step_and_the_next_job_renders(
+    tiny_registry: ModelRegistry, make_request: RequestFactory
+) -> None:
+    backend = DiffusersBackend(tiny_registry, time_limit_s=1.0)
+    steps: list[float] = []
+
+    started = time.monotonic()
+    with pytest.raises(TimeLimitExceeded, match=r"took longer than the 1 s limit") as exceeded:
+        await backend.generate(
+            make_request(steps=50, seeds=(1, 2, 3, 4)),
+            None,
+            lambda step, total: steps.append(time.monotonic()),
+        )
+    stopped = time.monotonic()
+
+    durations = [later - earlier for earlier, later in zip([started, *steps], steps, strict=False)]
+    assert exceeded.value.limit_s == 1.0
+    assert len(steps) < 50
+    assert steps[-1] - started >= 0.95  # the step it stopped at ended at (or just past) the limit…
+    assert len(steps) == 1 or steps[-2] - started < 1.0 + 0.5  # …and the one before within it (+ set-up)
+    assert stopped - started < 1.0 + max(durations) + 3  # so within about one step of the limit
+    assert not backend.device.busy
+    backend.time_limit_s = 600  # the next job on this device, with room for a loaded test machine
+    generation = await backend.generate(make_request(), None)
+    assert len(generation.images) == 1
 
 
 def test_it_satisfies_the_backend_protocol(tiny_backend: DiffusersBackend) -> None:

@@ -94,3 +94,53 @@ async def test_varying_a_cloud_result_fits_the_local_models_sizes(pipeline: Pipe
     )
     child = await service.queue.load((await service.vary(parent.request_id, 0, ALICE)).request_id)
     assert (child.model, child.width, child.height) == ("tiny", 88, 48)
+
+
+# --- the per-request cost limit (megapixel-steps) ---------------------------------------------------------------
+
+
+async def test_a_request_over_its_tiers_cost_limit_is_refused_at_submit_and_nothing_is_reserved(
+    pipeline: Pipeline,
+) -> None:
+    from core import constants as c
+    from core.errors import InvalidRequest
+    from core.governance.audit import AuditLog
+    from core.governance.quotas import RESERVATION_KEY
+    from core.jobs.workers import WorkerInfo, WorkerRegistry
+
+    redis, service = pipeline.runtime.redis, pipeline.runtime.service
+    await WorkerRegistry(redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("sd15",), 0.0))
+
+    with pytest.raises(InvalidRequest) as refused:
+        await service.imagine("a castle --model sd15 --size 1024x1024 --steps 50 --n 4", ALICE)
+
+    assert refused.value.field == "cost"
+    message = refused.value.message
+    assert "4 images × 1024×1024 × 50 steps = 209.7 megapixel-steps" in message
+    assert "limit of 128" in message and "free tier" in message
+    assert "fewer images (--n), fewer steps (--steps) or a smaller size (--size)" in message
+    assert "--n 2 or --steps 30 would fit" in message
+    status = await service.admission.quotas.status(ALICE)
+    assert (status.used_today, status.used_this_hour, status.in_flight) == (0, 0, 0)
+    assert await redis.keys(RESERVATION_KEY.format(request_id="*")) == []
+    assert await redis.zcard(c.QUEUE_GPU) == 0
+    assert [entry.action for entry in await AuditLog(redis).read(user="telegram:1")] == ["cost_refused"]
+
+    # What the message suggests fits: 4 × 1024×1024 × 30 steps is 125.8 megapixel-steps.
+    accepted = await service.imagine("a castle --model sd15 --size 1024x1024 --steps 30 --n 4", ALICE)
+    work = await redis.hget(RESERVATION_KEY.format(request_id=accepted.request_id), "work")
+    assert float(work or 0) == 125.829
+    assert (await service.admission.quotas.status(ALICE)).used_today == 4
+
+
+async def test_the_cost_limit_is_per_tier(pipeline: Pipeline) -> None:
+    from core import constants as c
+    from core.jobs.workers import WorkerInfo, WorkerRegistry
+
+    service = pipeline.runtime.service
+    await WorkerRegistry(pipeline.runtime.redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("sd15",), 0.0))
+    await service.admission.quotas.set_tier("telegram:1", "supporter")  # up to 512 megapixel-steps
+
+    queued = await service.imagine("a castle --model sd15 --size 1024x1024 --steps 50 --n 4", ALICE)
+
+    assert queued.position == 1

@@ -146,3 +146,65 @@ async def test_a_request_that_already_ended_is_not_charged_or_queued_again(redis
     with pytest.raises(InvalidRequest, match="already ended"):
         await quotas.reserve("once", ALICE, 2)
     assert (await quotas.status(ALICE)).used_today == 0
+
+
+async def test_every_models_default_request_fits_the_free_tiers_cost_limit() -> None:
+    from core.models.catalog import CATALOG
+    from core.models.request import GenerationRequest
+    from core.settings import LimitsSettings
+
+    images = LimitsSettings().default_images
+    limit = TierLimits().max_request_cost
+    assert limit is not None
+    for spec in CATALOG:
+        request = GenerationRequest(
+            request_id="r",
+            prompt="a lighthouse",
+            width=spec.native_width,
+            height=spec.native_height,
+            steps=spec.default_steps,
+            guidance=spec.default_guidance,
+            seeds=tuple(range(images)),
+            model=spec.name,
+            requester=ALICE,
+        )
+        assert request.cost <= limit, spec.name
+    # …and the largest of them (SDXL: 4 × 1024×1024 × 30 steps) leaves little room to spare.
+    assert limit < 4 * 1024 * 1024 * 31 / 1e6
+
+
+async def test_a_refined_image_costs_only_the_steps_that_run_and_the_refusal_says_so(
+    redis: aioredis.Redis,
+) -> None:
+    from core.errors import InvalidRequest
+    from core.models.request import GenerationRequest, Mode
+
+    quotas = QuotaService(
+        redis, QuotaSettings(tiers={"free": TierLimits(images_per_day=None, max_request_cost=20)})
+    )
+    upscale = GenerationRequest(
+        request_id="u",
+        prompt="a lighthouse",
+        width=2048,
+        height=2048,
+        steps=30,
+        guidance=5.0,
+        seeds=(1,),
+        model="sdxl",
+        mode=Mode.UPSCALE,
+        source_image="public/abc.png",
+        strength=0.3,
+        requester=ALICE,
+    )
+    assert upscale.denoising_steps == 9
+    assert upscale.cost == pytest.approx(37.75, abs=0.01)
+
+    with pytest.raises(InvalidRequest) as refused:
+        await quotas.check_cost(upscale)
+
+    assert "1 image × 2048×2048 × 9 steps (of 30, at strength 0.3) = 37.7 megapixel-steps" in (
+        refused.value.message
+    )
+    assert "over the limit of 20" in refused.value.message
+    await quotas.check_cost(upscale.model_copy(update={"width": 1024, "height": 1024}))  # 9.4: fits
+    assert "Per request: up to 20 megapixel-steps" in (await quotas.status(ALICE)).describe()
