@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
+from cli.health import health_endpoints, redis_check
 from cli.runtime import Runtime, open_runtime
 from core.errors import StorageError
 from core.jobs.workers import WorkerRegistry
@@ -81,6 +82,9 @@ async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with
         if not sync:
             settings = await serve_local_images(settings, stack)
         runtime = await stack.enter_async_context(open_runtime(settings))
+        await stack.enter_async_context(
+            health_endpoints(runtime.settings, {"redis": redis_check(runtime.redis)})
+        )
         tasks: list[asyncio.Future[None]] = []
         try:
             if with_worker and not sync:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from core.jobs.workers import WorkerRegistry
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +100,33 @@ def redis_check(redis: object) -> ReadinessCheck:
         return None
 
     return check
+
+
+def workers_check(redis: Redis, worker_ids: Collection[str]) -> ReadinessCheck:
+    """Ready while every worker of this process announces itself: Redis reached and its models loaded (a worker
+    beats only then), and not draining (a draining worker leaves the list)."""
+
+    async def check() -> str | None:
+        alive = {worker.worker_id for worker in await WorkerRegistry(redis).alive()}
+        missing = sorted(set(worker_ids) - alive)
+        return f"not serving yet: {', '.join(missing)}" if missing else None
+
+    return check
+
+
+@asynccontextmanager
+async def health_endpoints(
+    settings: Settings, checks: dict[str, ReadinessCheck]
+) -> AsyncIterator[HealthServer | None]:
+    """Serve /metrics, /healthz and /readyz while the block runs, when IMAGEBOT_OPS__HEALTH_PORT is set."""
+    if settings.ops.health_port is None:
+        yield None
+        return
+    server = HealthServer(settings.ops.health_host, settings.ops.health_port)
+    for name, check in checks.items():
+        server.add_check(name, check)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import NoReturn
 
 from cli.redaction import Redactor, install, mask_uncaught
@@ -62,7 +64,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(
                 "IMAGEBOT_REDIS_URL: a standalone worker needs the bots' Redis (redis://host:6379/0)"
             )
-        handed_back = await run_worker_process(settings, queues_for(settings, args.queue), burst=args.burst)
+        queues = queues_for(settings, args.queue)
+        async with _worker_health(settings, queues):
+            handed_back = await run_worker_process(settings, queues, burst=args.burst)
         if handed_back:
             _exit_now(0)
         return 0
@@ -71,6 +75,26 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return await run_bot(
         args.command, settings, sync=getattr(args, "sync", False), with_worker=args.with_worker
     )
+
+
+@asynccontextmanager
+async def _worker_health(settings: Settings, queues: list[str]) -> AsyncIterator[None]:
+    """/metrics, /healthz and /readyz for a worker process: ready while Redis answers and its workers serve."""
+    from redis.asyncio import Redis
+
+    from cli.health import health_endpoints, redis_check, workers_check
+    from worker.heartbeat import default_worker_id
+
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    ids = [settings.worker.name or default_worker_id(queue) for queue in queues]
+    try:
+        async with health_endpoints(
+            settings, {"redis": redis_check(redis), "workers": workers_check(redis, ids)}
+        ):
+            yield
+    finally:
+        await redis.aclose()
 
 
 def _exit_now(code: int) -> NoReturn:

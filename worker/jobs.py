@@ -17,6 +17,7 @@ from typing import Any
 from arq import Retry
 
 from core import constants as c
+from core import metrics
 from core.errors import (
     BackendUnavailable,
     GenerationFailed,
@@ -152,6 +153,16 @@ async def _finish(deps: WorkerContext, request: GenerationRequest, event: Result
         await deps.quotas.refund(request.request_id)
     await deps.results.save(event)
     await deps.events.publish(event)
+    _count(deps.queue_name, event)
+
+
+def _count(queue: str, event: ResultEvent) -> None:
+    """The job's outcome and where its time went, for /metrics."""
+    metrics.JOBS.labels(queue=queue, outcome=event.kind.value, reason=event.reason_code or "").inc()
+    for stage, key in (("queue_wait", "queued"), ("model", "model"), ("store", "store")):
+        if key in event.timings:
+            metrics.STAGE_SECONDS.labels(stage=stage).observe(event.timings[key])
+    metrics.DEVICE_BUSY_SECONDS.inc(event.timings.get("model", 0.0))
 
 
 async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> str:

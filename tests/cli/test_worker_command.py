@@ -19,6 +19,7 @@ from arq.constants import in_progress_key_prefix
 from core import constants as c
 from core.delivery.events import follow, stream_key
 from core.jobs.workers import WorkerRegistry
+from core.keys import WORKER_KEY
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
@@ -145,7 +146,7 @@ async def test_sigterm_lets_the_running_job_finish_then_exits_0(
     assert await worker.exit_code(within_s=300) == 0, worker.output
     kinds = [event.kind for event in await events_of(pipeline, request_id)]
     assert kinds.count(EventKind.DONE) == 1, worker.output
-    assert not await redis.exists(c.WORKER_KEY.format(worker_id=NAME))  # its heartbeat went with it
+    assert not await redis.exists(WORKER_KEY.format(worker_id=NAME))  # its heartbeat went with it
     assert await redis.zcard(c.QUEUE_GPU) == 0
     assert await used_today(pipeline) == 1
 
@@ -164,7 +165,7 @@ async def test_sigterm_past_the_drain_deadline_hands_the_job_back(
     # back in the queue at once, for any worker: no lease to wait for, no heartbeat left behind
     assert await redis.zscore(c.QUEUE_GPU, request_id) is not None
     assert not await redis.exists(in_progress_key_prefix + request_id)
-    assert not await redis.exists(c.WORKER_KEY.format(worker_id=NAME))
+    assert not await redis.exists(WORKER_KEY.format(worker_id=NAME))
     assert not [event for event in await events_of(pipeline, request_id) if event.terminal]
 
     await standby(pipeline)
@@ -210,3 +211,36 @@ async def test_a_killed_workers_job_is_retried_within_a_lease_and_says_so(
         None,
         RETRY_MESSAGE,
     ]  # the bots show this instead of "18%"
+
+
+async def test_a_worker_process_serves_health_readiness_and_metrics(
+    pipeline: Pipeline, start: type[WorkerProcess]
+) -> None:
+    import aiohttp
+
+    from cli.redis_server import _free_port
+
+    port = _free_port()
+    worker = start(IMAGEBOT_OPS__HEALTH_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        async with asyncio.timeout(
+            120
+        ):  # alive first; ready once its model is loaded and it announced itself
+            while True:
+                assert worker.process.poll() is None, worker.output
+                try:
+                    async with session.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            break
+                        assert response.status == 503
+                        assert "not serving yet" in await response.text()
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        async with session.get(f"{base}/healthz") as response:
+            assert response.status == 200
+        async with session.get(f"{base}/metrics") as response:
+            assert response.status == 200 and "imagebot_jobs_total" in await response.text()
+    worker.process.send_signal(signal.SIGTERM)
+    assert await worker.exit_code(60) == 0
