@@ -150,27 +150,7 @@ class DiffusersBackend:
         logger.debug(
             "request %s: prompt %r, negative %r", request.request_id, request.prompt, request.negative_prompt
         )
-        arguments: dict[str, Any] = {
-            "prompt": request.prompt,
-            "num_images_per_prompt": request.n,
-            "guidance_scale": request.guidance,
-            "output_type": "pil",
-        }
-        if request.negative_prompt and spec.supports_negative:
-            arguments["negative_prompt"] = request.negative_prompt
-        if source is None:
-            pipeline = loaded.text2img
-            arguments.update(num_inference_steps=request.steps, width=request.width, height=request.height)
-            total = request.steps
-        else:
-            pipeline = loaded.img2img
-            strength = float(request.strength or 1.0)
-            steps = img2img_steps(request.steps, strength)
-            resized = source.convert("RGB").resize((request.width, request.height), Image.Resampling.LANCZOS)
-            arguments.update(image=resized, strength=strength, num_inference_steps=steps)
-            if spec.family is Family.FLUX:
-                arguments.update(width=request.width, height=request.height)
-            total = min(int(steps * strength), steps)
+        pipeline, arguments, total = _call_for(loaded, request, source)
         done = [0]
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -217,3 +197,28 @@ class DiffusersBackend:
                 f"The {spec.name} model returned {len(images)} images instead of {request.n}."
             )
         return images, time.perf_counter() - started
+
+
+def _call_for(
+    loaded: LoadedModel, request: GenerationRequest, source: Image.Image | None
+) -> tuple[Any, dict[str, Any], int]:
+    """The pipeline to call (text-to-image, or image-to-image from `source`), its arguments, and its step count."""
+    spec = loaded.spec
+    arguments: dict[str, Any] = {
+        "prompt": request.prompt,
+        "num_images_per_prompt": request.n,
+        "guidance_scale": request.guidance,
+        "output_type": "pil",
+    }
+    if request.negative_prompt and spec.supports_negative:
+        arguments["negative_prompt"] = request.negative_prompt
+    if source is None:
+        arguments.update(num_inference_steps=request.steps, width=request.width, height=request.height)
+        return loaded.text2img, arguments, request.steps
+    strength = float(request.strength or 1.0)
+    steps = img2img_steps(request.steps, strength)
+    resized = source.convert("RGB").resize((request.width, request.height), Image.Resampling.LANCZOS)
+    arguments.update(image=resized, strength=strength, num_inference_steps=steps)
+    if spec.family is Family.FLUX:
+        arguments.update(width=request.width, height=request.height)
+    return loaded.img2img, arguments, min(int(steps * strength), steps)

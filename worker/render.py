@@ -153,25 +153,7 @@ async def store_outputs(
     shown = [item for item in checked if item.action is not ImageAction.QUARANTINE]
     withheld = [item for item in checked if item.action is ImageAction.QUARANTINE]
     if withheld:
-        quarantined: list[str] = []
-        if ctx.settings.moderation.quarantine:
-            quarantined = await asyncio.gather(
-                *(ctx.store.put(item.png, "image/png", prefix=QUARANTINE_PREFIX) for item in withheld)
-            )
-        await ctx.audit.record(
-            AuditEntry(
-                actor="system",
-                action=AuditAction.IMAGE_REFUSED,
-                target=request.request_id,
-                reason=",".join(sorted({category for item in withheld for category in item.categories})),
-                community=community_of(request.requester),
-                details={
-                    "user": owner_id(request.requester),
-                    "images": str(len(withheld)),
-                    "quarantine": " ".join(quarantined),
-                },
-            )
-        )
+        await _quarantine(ctx, request, withheld)
     if not shown:
         raise PromptRejected(
             "The images didn't pass the safety check, so I haven't posted them. You haven't been charged; "
@@ -194,25 +176,8 @@ async def store_outputs(
             for item in shown
         )
     )
-    grid_image = await asyncio.to_thread(make_grid, [item.marked for item in shown])
     claim = Claim(generation.model, f"{request.request_id}.png", parent)
-    spoiler = any(image.spoiler for image in images)
-    grid = None
-    if len(shown) > 1:
-        grid_png = await asyncio.to_thread(encode_png, grid_image, {"software": "imagebot"})
-        signed_grid = await asyncio.to_thread(ctx.provenance.sign, grid_png, "image/png", claim)
-        grid = await _store(
-            ctx, signed_grid, "image/png", grid_image.size, spoiler=spoiler, key_basis=grid_png
-        )
-    fmt = ctx.settings.worker.preview_format
-    preview_bytes = await asyncio.to_thread(
-        make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt
-    )
-    preview_size = await asyncio.to_thread(_size_of, preview_bytes)
-    signed_preview = await asyncio.to_thread(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
-    preview = await _store(
-        ctx, signed_preview, f"image/{fmt}", preview_size, spoiler=spoiler, key_basis=preview_bytes
-    )
+    grid, preview = await _grid_and_preview(ctx, shown, claim, spoiler=any(image.spoiler for image in images))
     notes = [generation.note] if generation.note else []
     if withheld:
         numbers = ", ".join(str(item.index + 1) for item in withheld)
@@ -234,6 +199,54 @@ async def store_outputs(
         duration_s=round(time.monotonic() - started, 3),
         timings=timings | {"store": round(time.monotonic() - mark, 4)},
     )
+
+
+async def _quarantine(ctx: WorkerContext, request: GenerationRequest, withheld: list[_Checked]) -> None:
+    """Keep withheld images under the private prefix (when configured) and audit the refusal."""
+    quarantined: list[str] = []
+    if ctx.settings.moderation.quarantine:
+        quarantined = await asyncio.gather(
+            *(ctx.store.put(item.png, "image/png", prefix=QUARANTINE_PREFIX) for item in withheld)
+        )
+    await ctx.audit.record(
+        AuditEntry(
+            actor="system",
+            action=AuditAction.IMAGE_REFUSED,
+            target=request.request_id,
+            reason=",".join(sorted({category for item in withheld for category in item.categories})),
+            community=community_of(request.requester),
+            details={
+                "user": owner_id(request.requester),
+                "images": str(len(withheld)),
+                "quarantine": " ".join(quarantined),
+            },
+        )
+    )
+
+
+async def _grid_and_preview(
+    ctx: WorkerContext, shown: list[_Checked], claim: Claim, *, spoiler: bool
+) -> tuple[StoredImage | None, StoredImage]:
+    """The grid of the shown (watermarked) images, when there is more than one, and the chat-sized preview, both
+    signed and stored under the key of their unsigned encoding."""
+    grid_image = await asyncio.to_thread(make_grid, [item.marked for item in shown])
+    grid = None
+    if len(shown) > 1:
+        grid_png = await asyncio.to_thread(encode_png, grid_image, {"software": "imagebot"})
+        signed_grid = await asyncio.to_thread(ctx.provenance.sign, grid_png, "image/png", claim)
+        grid = await _store(
+            ctx, signed_grid, "image/png", grid_image.size, spoiler=spoiler, key_basis=grid_png
+        )
+    fmt = ctx.settings.worker.preview_format
+    preview_bytes = await asyncio.to_thread(
+        make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt
+    )
+    preview_size = await asyncio.to_thread(_size_of, preview_bytes)
+    signed_preview = await asyncio.to_thread(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
+    preview = await _store(
+        ctx, signed_preview, f"image/{fmt}", preview_size, spoiler=spoiler, key_basis=preview_bytes
+    )
+    return grid, preview
 
 
 def _size_of(data: bytes) -> tuple[int, int]:

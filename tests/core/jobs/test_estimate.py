@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Worker
-from arq.connections import RedisSettings
 from arq.worker import func
 
 from core import constants as c
+from core.jobs.connection import dump_job, load_job, redis_settings
 from core.jobs.estimate import request_units
 from core.jobs.fairness import FairScheduler
 from core.jobs.queue import JobQueue, Submission
@@ -54,7 +54,9 @@ class Device:
         worker = Worker(
             functions=[func(self.job, name=c.JOB_GENERATE)],
             queue_name=c.QUEUE_GPU,
-            redis_settings=RedisSettings.from_dsn(pipeline.settings.redis_url or ""),
+            redis_settings=redis_settings(pipeline.settings.redis_url or ""),
+            job_serializer=dump_job,
+            job_deserializer=load_job,
             burst=True,
             max_burst_jobs=1 if one else -1,
             max_jobs=max_jobs,
