@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
@@ -78,6 +79,32 @@ async def _start_worker(runtime: Runtime) -> asyncio.Future[None]:
 
 
 async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with_worker: bool = False) -> int:
+    """Run a front end (and, with `with_worker`, a worker) until it ends or SIGTERM stops it: then the bot stops
+    taking messages, lets the delivery in hand finish (its grace period), and returns 0; a result not delivered
+    yet stays pending on the stream for the next start, which delivers it once."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    terminated = asyncio.Event()
+
+    def on_sigterm() -> None:
+        log.info("SIGTERM: stopping — no new messages; deliveries in hand finish first")
+        terminated.set()
+        if task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await _run_bot(platform, settings, sync=sync, with_worker=with_worker)
+    except asyncio.CancelledError:
+        if not terminated.is_set():
+            raise
+        return 0
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_bot(platform: str, settings: Settings, *, sync: bool, with_worker: bool) -> int:
     async with AsyncExitStack() as stack:
         if not sync:
             settings = await serve_local_images(settings, stack)

@@ -22,6 +22,8 @@ from core.storage.factory import build_store
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 
+ROOT = Path(__file__).resolve().parents[2]
+
 ALICE = User(2001, "Alice", "alice")
 
 
@@ -94,3 +96,51 @@ async def test_no_server_when_someone_else_serves_the_images(settings: Settings)
     async with AsyncExitStack() as stack:
         assert await serve_local_images(cdn, stack) is cdn
         assert await serve_local_images(s3, stack) is s3
+
+
+async def test_sigterm_stops_a_bot_cleanly(settings: Settings, telegram_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A deploy's SIGTERM: the bot stops polling and exits 0 (before, the process died of the signal)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEBOT_", "OPENAI_"))}
+    environment |= {
+        "PYTHONPATH": str(ROOT),
+        "IMAGEBOT_REDIS_URL": str(settings.redis_url),
+        "IMAGEBOT_DATA_DIR": str(tmp_path),
+        "IMAGEBOT_STORAGE__LOCAL_DIR": str(tmp_path / "storage"),
+        "IMAGEBOT_STORAGE__SERVE_PORT": "0",
+        "IMAGEBOT_TELEGRAM__TOKEN": telegram_emulator.token,
+        "IMAGEBOT_TELEGRAM__BASE_URL": telegram_emulator.base_url,
+        "IMAGEBOT_TELEGRAM__BASE_FILE_URL": telegram_emulator.base_file_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        "telegram",
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output = b""
+    try:
+        async with asyncio.timeout(120):
+            while b"polling for updates" not in output:
+                line = await process.stdout.readline()
+                assert line, output.decode()
+                output += line
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            output += await process.stdout.read()
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, output.decode()
+    assert b"SIGTERM: stopping" in output
