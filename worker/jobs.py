@@ -58,6 +58,10 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
     except NotFound:
         log.error("request %s: not found in Redis; dropping the job", request_id)
         return "missing"
+    if await deps.results.exists(request_id):
+        # a job run again after it had ended (handed back while it was finishing, a lease that lapsed late)
+        log.info("request %s: already ended; not rendered again", request_id)
+        return "done"
     if await deps.queue.was_cancelled(request_id):
         log.info("request %s: cancelled before it started", request_id)
         await deps.quotas.refund(request_id)  # idempotent: the cancel already refunded

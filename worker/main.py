@@ -162,7 +162,7 @@ class ImagebotWorker(Worker):
             # arq counted this run as a try; a job handed back at shutdown did not fail, so it gets the try back
             with contextlib.suppress(*REDIS_LOST):
                 await self.pool.decr(retry_key_prefix + job_id)
-            log.warning("job %s handed back to the queue for another worker", job_id)
+            log.info("job %s handed back to the queue for another worker", job_id)
 
     async def _after_job(self, ctx: dict[str, Any]) -> None:
         if self.heartbeat is not None:

@@ -50,6 +50,10 @@ class ResultStore:
                 pipe.expire(refs, RESULT_TTL_S)  # outlives every result that shows the file
             await pipe.execute()
 
+    async def exists(self, request_id: str) -> bool:
+        """Whether the request already ended (a result of any kind is stored)."""
+        return bool(await self.redis.exists(RESULT_KEY.format(request_id=request_id)))
+
     async def load(self, request_id: str) -> ResultEvent:
         raw = await self.redis.get(RESULT_KEY.format(request_id=request_id))
         if raw is None:

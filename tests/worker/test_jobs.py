@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.storage.factory import build_store
 from core.storage.protocol import ImageStore
 from tests.pipeline_fixture import Pipeline
+from tests.worker.test_pipeline import wait_for_result
 from worker.backend import Generation, ProgressCallback
 from worker.context import WorkerContext
 from worker.jobs import RETRY_MESSAGE, generate
@@ -179,3 +180,25 @@ async def test_a_job_that_waited_too_long_is_reported_not_rendered(pipeline: Pip
     result = await pipeline.runtime.service.result(request_id)
     assert result.reason_code == "stale" and "waited too long" in (result.message or "")
     assert (await pipeline.runtime.service.admission.quotas.status(ALICE)).used_today == 0
+
+
+async def test_a_job_run_again_after_its_request_ended_renders_nothing(pipeline: Pipeline) -> None:
+    """A job handed back while it was finishing (or whose lease lapsed late) comes round again: it must not
+    render, charge or reply a second time."""
+    await pipeline.start_worker()
+    service = pipeline.runtime.service
+    submission = await service.imagine("a fox --n 1 --seed 3", ALICE)
+    first = await wait_for_result(pipeline, submission.request_id)
+    assert first.kind is EventKind.DONE
+    await pipeline.stop_workers()
+    deps = WorkerContext(
+        settings=pipeline.settings,
+        queue_name=c.QUEUE_GPU,
+        redis=pipeline.runtime.redis,
+        store=service.store,
+        backends={},  # no backend at all: rendering would fail loudly
+        image_moderator=AllowAll(),
+    )
+    before = await pipeline.runtime.redis.xlen(stream_key(Platform.CLI))
+    assert await generate({"imagebot": deps, "job_try": 1}, submission.request_id) == "done"
+    assert await pipeline.runtime.redis.xlen(stream_key(Platform.CLI)) == before  # no new event
