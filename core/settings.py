@@ -5,9 +5,10 @@ The ecosystem's own variables work too, below every IMAGEBOT_ one: OPENAI_API_KE
 AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) are read by a settings source of their own (`EcosystemVariables`);
 the other AWS_* (credentials, region) are boto3's to read. Tests build Settings(...) explicitly.
 
-Settings validate themselves, so no other module checks them again: URLs are checked where they are read (each
-URL field takes only its schemes and keeps the text as written: no trailing slash is added), an S3 bucket name
-follows S3's rules, and `load_settings` names the variable of every bad value.
+Settings validate themselves, so no other module checks them again: every URL field is parsed by pydantic's
+AnyUrl and takes only its own schemes (http(s), ws(s), redis/rediss/unix), keeping the text as written (no
+trailing slash added); an S3 bucket name follows S3's rules; and `load_settings` names the variable of every
+bad value, the ecosystem's own when that is where the value came from.
 """
 
 from __future__ import annotations
