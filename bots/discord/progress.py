@@ -1,103 +1,89 @@
 """STARTED/PROGRESS events → edits of the command's reply, throttled.
 
-At most one edit per `interval_s` per reply: the first at once, and the newest of a burst when the interval is
-over, so the reply never stays behind. None once the request is over (`finish`: the last `FINISHED_MEMORY`
-finished requests are remembered, as a render can outlive its job's timeout and report progress after the
-error). Progress is advisory: a failed edit is logged and dropped, never retried.
+When to edit is core's decision (core/delivery/progress.py, shared with the Telegram bot): at most one edit per
+`interval_s` per request, the first at once and the newest of a burst when the interval is over, so the reply never
+stays behind; nothing once the request is over (`finish`), as a render can report progress after its job ended.
+This module only does the edits: a timer shows held updates when they fall due, and `end` lets an edit already on
+its way land before the result replaces it. Progress is advisory: a failed edit is logged and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+from core.delivery.progress import ProgressCoalescer
 from core.models.result import ResultEvent
 
 log = logging.getLogger(__name__)
 
-FINISHED_MEMORY = 4096  # finished request ids kept to drop their late progress
-
 Edit = Callable[[ResultEvent, dict[str, str]], Awaitable[None]]  # show one event in the reply of `target`
-
-
-@dataclass
-class _Reply:
-    """One reply's progress edits: when the last went out, and the newest event still to show."""
-
-    last_at: float = float("-inf")
-    pending: ResultEvent | None = None
-    task: asyncio.Task[None] | None = None  # shows `pending` once the interval is over
-    editing: bool = False  # the task's edit is on its way: a result waits for it rather than cancel it
 
 
 class ProgressThrottle:
     def __init__(self, interval_s: float, edit: Edit) -> None:
         self.interval_s = interval_s
         self._edit = edit
-        self._replies: dict[str, _Reply] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        # keyed by request: each request has its own reply
+        self._coalescer: ProgressCoalescer[str, tuple[ResultEvent, dict[str, str]]] = ProgressCoalescer(
+            interval_s
+        )
+        self._on_the_way: dict[str, asyncio.Task[None]] = {}  # reply → the edit being sent
+        self._replies: dict[str, str] = {}  # request id → its reply key, for `end`
+        self._timer: asyncio.Task[None] | None = None
 
     def finished(self, request_id: str) -> bool:
-        return request_id in self._finished
+        return self._coalescer.ended(request_id)
 
     def finish(self, request_id: str) -> None:
         """Remember that the request is over, so its late progress never overwrites the result."""
-        self._finished[request_id] = None
-        self._finished.move_to_end(request_id)
-        while len(self._finished) > FINISHED_MEMORY:
-            self._finished.popitem(last=False)
+        self._coalescer.end(request_id)
 
     async def show(self, reply: str, event: ResultEvent, target: dict[str, str]) -> None:
         """Show `event` in `reply` (any key naming one reply) now, or when its interval is over."""
-        if self.finished(event.request_id):
-            return
-        state = self._replies.setdefault(reply, _Reply())
-        if state.task is None and time.monotonic() - state.last_at >= self.interval_s:
-            await self._edit_now(state, event, target)
-            return
-        state.pending = event  # the newest wins; shown when the interval is over
-        if state.task is None:
-            state.task = asyncio.create_task(self._trailing(state, target))
+        self._replies[event.request_id] = reply
+        ready = self._coalescer.offer(event.request_id, (event, target), time.monotonic())
+        if ready is not None:
+            await self._send(reply, *ready)
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._show_held(), name="discord-progress")
 
     async def end(self, reply: str) -> None:
-        """No progress edit of `reply` after this: a waiting one is dropped, one on its way is let land first."""
-        state = self._replies.pop(reply, None)
-        if state is None or state.task is None:
-            return
-        state.pending = None
-        if not state.editing:
-            state.task.cancel()
-        await asyncio.wait([state.task])
+        """No progress edit of `reply` after this: a held one is dropped (`finish`), one on its way lands first."""
+        for request_id in [key for key, value in self._replies.items() if value == reply]:
+            del self._replies[request_id]
+        on_the_way = self._on_the_way.get(reply)
+        if on_the_way is not None:
+            await asyncio.wait([on_the_way])
 
     async def close(self) -> None:
         """Drop the progress edits still waiting for their interval."""
-        tasks = [state.task for state in self._replies.values() if state.task is not None]
-        self._replies.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
 
-    async def _trailing(self, state: _Reply, target: dict[str, str]) -> None:
+    async def _show_held(self) -> None:
+        while (due_at := self._coalescer.next_due()) is not None:
+            await asyncio.sleep(max(0.0, due_at - time.monotonic()))
+            for request_id, (event, target) in self._coalescer.due(time.monotonic()):
+                reply = self._replies.get(request_id)
+                if reply is not None and not self._coalescer.ended(request_id):
+                    await self._send(reply, event, target)
+
+    async def _send(self, reply: str, event: ResultEvent, target: dict[str, str]) -> None:
+        task = asyncio.ensure_future(self._edit(event, target))
+        self._on_the_way[reply] = task
         try:
-            while state.pending is not None:
-                await asyncio.sleep(state.last_at + self.interval_s - time.monotonic())
-                event, state.pending = state.pending, None
-                if event is None:
-                    break
-                state.editing = True
-                await self._edit_now(state, event, target)
-                state.editing = False
-        except Exception:
-            log.warning("progress edit of message %s failed", target.get("message_id"), exc_info=True)
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.warning(
+                    "progress edit of message %s failed", target.get("message_id"), exc_info=task.exception()
+                )
         finally:
-            state.editing = False
-            state.task = None
-
-    async def _edit_now(self, state: _Reply, event: ResultEvent, target: dict[str, str]) -> None:
-        state.last_at = time.monotonic()
-        await self._edit(event, target)
+            if self._on_the_way.get(reply) is task:
+                del self._on_the_way[reply]
