@@ -398,21 +398,60 @@ class ImagineService:
 
 _PressAction = Callable[[ImagineService, Button, int, Requester, str, dict[str, str]], Awaitable[Submission]]
 
+
+async def _vary_strong(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.vary(
+        button.request_id, index, who, strong=True, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _vary_subtle(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.vary(
+        button.request_id, index, who, strong=False, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _upscale(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.upscale(button.request_id, index, who, source_id=source_id, reply_to=reply_to)
+
+
+async def _reroll(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.reroll(button.request_id, who, source_id=source_id, reply_to=reply_to)
+
+
 # Every queued button action → the service call it stands for; the front ends hold no per-action branching.
 _PRESS_ACTIONS: dict[str, _PressAction] = {
-    c.ACTION_VARY: lambda service, button, index, requester, source_id, reply_to: service.vary(
-        button.request_id, index, requester, strong=True, source_id=source_id, reply_to=reply_to
-    ),
-    c.ACTION_VARY_STRONG: lambda service, button, index, requester, source_id, reply_to: service.vary(
-        button.request_id, index, requester, strong=True, source_id=source_id, reply_to=reply_to
-    ),
-    c.ACTION_VARY_SUBTLE: lambda service, button, index, requester, source_id, reply_to: service.vary(
-        button.request_id, index, requester, strong=False, source_id=source_id, reply_to=reply_to
-    ),
-    c.ACTION_UPSCALE_2X: lambda service, button, index, requester, source_id, reply_to: service.upscale(
-        button.request_id, index, requester, source_id=source_id, reply_to=reply_to
-    ),
-    c.ACTION_REROLL: lambda service, button, index, requester, source_id, reply_to: service.reroll(
-        button.request_id, requester, source_id=source_id, reply_to=reply_to
-    ),
+    c.ACTION_VARY: _vary_strong,  # V<i> is a strong variation
+    c.ACTION_VARY_STRONG: _vary_strong,
+    c.ACTION_VARY_SUBTLE: _vary_subtle,
+    c.ACTION_UPSCALE_2X: _upscale,
+    c.ACTION_REROLL: _reroll,
 }

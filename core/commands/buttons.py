@@ -79,13 +79,3 @@ def button_label(button: Button) -> str:
         c.ACTION_VARY_SUBTLE: "Vary (subtle)",
         c.ACTION_UPSCALE_2X: "Upscale 2×",
     }[button.action]
-
-
-DOUBLE_CLICK_WINDOW_S = 30  # presses of one button by one user within this window are queued once
-
-
-def press_source_id(button_id: str, user_id: str, now: float) -> str:
-    """The source id of a button press in fixed 30-second buckets. Superseded by ImagineService.press, whose
-    sliding window (core.commands.presses) neither queues a double click across a bucket edge twice nor refuses
-    a deliberate second press; kept only until both front ends call press()."""
-    return f"{button_id}:{user_id}:{int(now // DOUBLE_CLICK_WINDOW_S)}"
