@@ -33,7 +33,7 @@ from core.jobs.routing import CLOUD_MODES
 from core.models.request import GenerationRequest
 from core.models.result import EventKind, ResultEvent
 from worker.context import WorkerContext
-from worker.render import generate_images, progress_reporter, store_outputs
+from worker.render import generate_images, load_source, progress_reporter, store_outputs
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
     try:
         async with asyncio.timeout(deps.job_timeout_s):
             timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
-            generation = await generate_images(deps, request, progress_reporter(deps, request), timings)
-            event = await store_outputs(deps, request, generation, started, timings)
+            source = await load_source(deps, request, timings)
+            reporter = progress_reporter(deps, request)
+            generation = await generate_images(deps, request, source, reporter, timings)
+            event = await store_outputs(deps, request, generation, source, started, timings)
     except UserError as exc:
         refused = isinstance(exc, PromptRejected)
         kind = EventKind.REFUSED if refused else EventKind.FAILED

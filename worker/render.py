@@ -52,23 +52,30 @@ def png_parameters(request: GenerationRequest, generation: Generation, seed: int
     return parameters
 
 
+async def load_source(
+    ctx: WorkerContext, request: GenerationRequest, timings: dict[str, float]
+) -> bytes | None:
+    """The stored bytes of the request's source image (None without one); records "source" seconds. Read once:
+    the backend renders from it and the outputs' Content Credentials name it as their parent."""
+    mark = time.monotonic()
+    data = await ctx.store.get(request.source_image) if request.source_image else None
+    timings["source"] = round(time.monotonic() - mark, 4)
+    return data
+
+
 async def generate_images(
     ctx: WorkerContext,
     request: GenerationRequest,
+    source_data: bytes | None,
     on_progress: ProgressCallback | None,
     timings: dict[str, float],
 ) -> Generation:
-    """Load the source image (if any) and run the backend; records "source" and "model" seconds."""
+    """Run the backend, from `source_data` when the request starts from an image; records "model" seconds."""
     kind = BackendKind.OPENAI if ctx.is_cloud else get_model(request.model).backend
     backend = ctx.backends.get(kind)
     if backend is None:
         raise RuntimeError(f"worker on {ctx.queue_name} has no {kind} backend")
-    source: Image.Image | None = None
-    mark = time.monotonic()
-    if request.source_image:
-        data = await ctx.store.get(request.source_image)
-        source = await asyncio.to_thread(_decode, data)
-    timings["source"] = round(time.monotonic() - mark, 4)
+    source = await asyncio.to_thread(_decode, source_data) if source_data is not None else None
     mark = time.monotonic()
     generation = await backend.generate(request, source, on_progress)
     elapsed = time.monotonic() - mark
@@ -138,12 +145,13 @@ async def store_outputs(
     ctx: WorkerContext,
     request: GenerationRequest,
     generation: Generation,
+    parent: bytes | None,
     started: float,
     timings: dict[str, float],
 ) -> ResultEvent:
-    """Check, encode and store every image, then the grid and the chat preview; build the DONE event."""
+    """Check, encode and store every image, then the grid and the chat preview; build the DONE event. `parent` is
+    the source image the request started from, named in the outputs' Content Credentials."""
     mark = time.monotonic()
-    parent = await ctx.store.get(request.source_image) if request.source_image else None
     checked = await asyncio.gather(
         *(
             _check(ctx, request, generation, index, generated, parent)
