@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from core.delivery.progress import ProgressCoalescer
+from core.delivery.progress import ProgressCoalescer, show_held
 from core.models.result import ResultEvent
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ class ProgressThrottle:
         if ready is not None:
             await self._send(reply, *ready)
         elif self._timer is None or self._timer.done():
-            self._timer = asyncio.create_task(self._show_held(), name="discord-progress")
+            self._timer = asyncio.create_task(
+                show_held(self._coalescer, self._show_due), name="discord-progress"
+            )
 
     async def end(self, reply: str) -> None:
         """No progress edit of `reply` after this: a held one is dropped (`finish`), one on its way lands first."""
@@ -67,13 +69,10 @@ class ProgressThrottle:
                 await self._timer
             self._timer = None
 
-    async def _show_held(self) -> None:
-        while (due_at := self._coalescer.next_due()) is not None:
-            await asyncio.sleep(max(0.0, due_at - time.monotonic()))
-            for request_id, (event, target) in self._coalescer.due(time.monotonic()):
-                reply = self._replies.get(request_id)
-                if reply is not None and not self._coalescer.ended(request_id):
-                    await self._send(reply, event, target)
+    async def _show_due(self, request_id: str, held: tuple[ResultEvent, dict[str, str]]) -> None:
+        reply = self._replies.get(request_id)
+        if reply is not None and not self._coalescer.ended(request_id):
+            await self._send(reply, *held)
 
     async def _send(self, reply: str, event: ResultEvent, target: dict[str, str]) -> None:
         task = asyncio.ensure_future(self._edit(event, target))

@@ -21,7 +21,7 @@ from telegram.ext import ExtBot
 
 from bots.telegram.replies import edit_advisory
 from core.commands.messages import progress_message
-from core.delivery.progress import ProgressCoalescer
+from core.delivery.progress import ProgressCoalescer, show_held
 from core.models.result import EventKind, ResultEvent
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class ProgressDisplay:
         if ready is not None:
             await self._edit(ready)
         elif self._timer is None or self._timer.done():
-            self._timer = asyncio.create_task(self._show_held(), name="telegram-progress")
+            self._timer = asyncio.create_task(
+                show_held(self.coalescer, lambda _, held: self._edit(held)), name="telegram-progress"
+            )
 
     def end(self, request_id: str) -> None:
         """The request has ended (its result is being delivered): none of its progress is shown any more."""
@@ -56,12 +58,6 @@ class ProgressDisplay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
             self._timer = None
-
-    async def _show_held(self) -> None:
-        while (due_at := self.coalescer.next_due()) is not None:
-            await asyncio.sleep(max(0.0, due_at - time.monotonic()))
-            for _, event in self.coalescer.due(time.monotonic()):
-                await self._edit(event)
 
     async def _chat_action(self, chat_id: int, event: ResultEvent) -> None:
         try:

@@ -7,14 +7,17 @@ interval ends the latest step is shown. Once a message's request has ended (`end
 it, so "Rendering… 80%" never overwrites a result or an error.
 
 The caller owns time: it passes `now` in, shows what `offer` returns, and at `next_due()` calls `due(now)` and
-shows what that returns. Memory is bounded: a key is forgotten once its interval has passed with nothing held,
-and only the last `ended_remembered` ended keys are kept.
+shows what that returns — `show_held` is that loop, for front ends that run it as a task. Memory is bounded:
+a key is forgotten once its interval has passed with nothing held, and only the last `ended_remembered` ended
+keys are kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -93,3 +96,11 @@ class ProgressCoalescer(Generic[K, T]):
             if slot.held is not None or now < slot.shown_at + self.interval_s:
                 return
             del self._slots[key]
+
+
+async def show_held(coalescer: ProgressCoalescer[K, T], show: Callable[[K, T], Awaitable[None]]) -> None:
+    """Sleep until each held update falls due and `show` it, until nothing is held (run it as a task)."""
+    while (due_at := coalescer.next_due()) is not None:
+        await asyncio.sleep(max(0.0, due_at - time.monotonic()))
+        for key, update in coalescer.due(time.monotonic()):
+            await show(key, update)
