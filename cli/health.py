@@ -48,11 +48,8 @@ class HealthServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0 and site._server is not None:  # a free port was asked for: learn which
-            sockets = getattr(site._server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1] if sockets else self.port
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])  # the port bound (a free one when 0 was asked for)
         log.info("health and metrics on http://%s:%d (%s)", self.host, self.port, ", ".join(ROUTES))
 
     async def close(self) -> None:
