@@ -11,12 +11,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 python3
     && rm -rf /var/lib/apt/lists/* && ln -sf /usr/bin/python3 /usr/local/bin/python
 
 FROM base-${VARIANT}
-ARG TORCH_VERSION=2.13.0
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 HF_HOME=/data/hf IMAGEBOT_DATA_DIR=/data VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv && pip install --no-cache-dir --upgrade pip
-# torch first, from the index for the chosen variant, so nothing pulls another build
-RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
+# torch and torchvision first, from the index for the chosen variant, so nothing pulls another build
+RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" --index-url "${TORCH_INDEX}"
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY core core

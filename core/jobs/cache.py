@@ -34,6 +34,12 @@ def cache_digest(request: GenerationRequest) -> str:
         "source": request.source_image,
         "strength": None if request.strength is None else round(request.strength, 4),
         "cloud": request.prefer_cloud,
+        "mask": request.mask_image,
+        "canvas": None if request.canvas is None else request.canvas.model_dump(mode="json"),
+        "factor": request.upscale_factor,
+        "loras": [[lora.name, round(lora.weight, 4)] for lora in request.loras],
+        "control": None if request.control is None else request.control.model_dump(mode="json"),
+        "sampler": request.sampler,
     }
     canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
