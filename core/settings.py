@@ -162,6 +162,33 @@ class WorkerSettings(Group):
     name: str | None = None  # worker id in heartbeats; defaults to host:pid
 
 
+class UpscalerSettings(Group):
+    """The super-resolution model behind Upscale (Subtle) and (Creative), and the limits on what they make.
+
+    `model` is a local file (.pth, .safetensors, .ckpt) of any architecture spandrel reads (ESRGAN / Real-ESRGAN,
+    4x-UltraSharp, SwinIR, HAT, …) or a Hugging Face Hub path "owner/repo/filename"; None: no upscaler, and
+    upscales fall back to a plain Lanczos resize plus a light img2img pass, and say so in the reply.
+    Large images are upscaled in overlapping tiles of `tile` input pixels (each tile's outer `tile_overlap // 2`
+    pixels are cut away), so memory stays bounded whatever the image size.
+    """
+
+    model: str | None = None
+    tile: int = Field(default=512, ge=32, le=4096)  # input pixels per tile side
+    tile_overlap: int = Field(default=32, ge=0)  # input pixels shared by neighbouring tiles
+    max_output_side: int = Field(default=4096, ge=64)
+    max_output_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    detail_overlap: int = Field(default=64, ge=0)  # pixels the Creative detail pass's tiles share, blended
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> UpscalerSettings:
+        if self.tile_overlap * 2 > self.tile:
+            raise ValueError(
+                f"IMAGEBOT_UPSCALER__TILE_OVERLAP ({self.tile_overlap}) must be at most half the tile "
+                f"({self.tile})"
+            )
+        return self
+
+
 class OpenAISettings(Group):
     api_key: SecretStr | None = None  # or OPENAI_API_KEY
     base_url: HttpUrlText | None = None  # or OPENAI_BASE_URL
@@ -323,6 +350,7 @@ class Settings(BaseSettings):
     owners: list[str] = Field(default_factory=list)  # "platform:user_id", e.g. "telegram:1234"
     storage: StorageSettings = StorageSettings()
     worker: WorkerSettings = WorkerSettings()
+    upscaler: UpscalerSettings = UpscalerSettings()
     openai: OpenAISettings = OpenAISettings()
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()

@@ -45,6 +45,9 @@ class ModelSpec:
     supports_img2img: bool = True
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
+    # A dedicated inpainting checkpoint of the same family (Hub repo or folder) whose UNet inpaints and outpaints
+    # in place of the text-to-image one; None: the text-to-image weights inpaint through diffusers' from_pipe.
+    inpaint_repo_id: str | None = None
 
     @property
     def native_area(self) -> int:
@@ -79,6 +82,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         max_side=1024,
         description="Stable Diffusion 1.5",
         aliases=("sd1.5", "sd-1.5"),
+        inpaint_repo_id="stable-diffusion-v1-5/stable-diffusion-inpainting",
     ),
     ModelSpec(
         "sd21",
@@ -121,6 +125,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         min_side=512,
         max_side=2048,
         description="Stable Diffusion XL 1.0",
+        inpaint_repo_id="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
     ),
     ModelSpec(
         "sdxl-turbo",
