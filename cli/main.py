@@ -80,13 +80,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _worker_health(settings: Settings, queues: list[str]) -> AsyncIterator[None]:
     """/metrics, /healthz and /readyz for a worker process: ready while Redis answers and its workers serve."""
-    from redis.asyncio import Redis
-
     from cli.health import health_endpoints, redis_check, workers_check
+    from core.jobs.connection import connect
     from worker.heartbeat import default_worker_id
 
     assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    redis = connect(settings.redis_url, socket_connect_timeout=2)
     ids = [settings.worker.name or default_worker_id(queue) for queue in queues]
     try:
         async with health_endpoints(

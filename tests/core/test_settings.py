@@ -9,7 +9,14 @@ import pytest
 
 from core.errors import ConfigError
 from core.models.policy import NsfwPolicy
-from core.settings import OpenAISettings, Settings, load_settings
+from core.settings import (
+    OpenAISettings,
+    SentinelAddress,
+    Settings,
+    load_settings,
+    redacted_url,
+    sentinel_address,
+)
 
 ECOSYSTEM = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
@@ -30,6 +37,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "start with redis:// or rediss:// or unix://",
         ),
         ({"redis_url": "redis://cache:99999/0"}, "IMAGEBOT_REDIS_URL", "invalid port number"),
+        ({"redis_url": "redis+sentinel://s1:26379,s2:26379"}, "IMAGEBOT_REDIS_URL", "names no master"),
+        ({"redis_url": "redis+sentinel://s1:x/mymaster"}, "IMAGEBOT_REDIS_URL", "'x' is not a port"),
+        ({"redis_url": "redis+sentinel://:pw@s1/mymaster/zero"}, "IMAGEBOT_REDIS_URL", "must be a number"),
         ({"telegram": {"base_url": "api.telegram.org/bot"}}, "IMAGEBOT_TELEGRAM__BASE_URL", "https://api."),
         ({"telegram": {"webhook_url": "ftp://bot.example"}}, "IMAGEBOT_TELEGRAM__WEBHOOK_URL", "https://"),
         (
@@ -149,3 +159,17 @@ def test_the_nsfw_policy_is_typed_and_keeps_its_spelling(monkeypatch: pytest.Mon
     settings = load_settings()
     assert settings.moderation.nsfw_policy is NsfwPolicy.SPOILER
     assert settings.moderation.model_dump(mode="json")["nsfw_policy"] == "spoiler"
+
+
+def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database() -> None:
+    url = "redis+sentinel://:p%40ss@sentinel-1:26380,sentinel-2,10.0.0.3:26381/imagebot/2"
+    settings = load_settings(redis_url=url)
+    assert settings.redis_url == url
+    assert sentinel_address(url) == SentinelAddress(
+        sentinels=(("sentinel-1", 26380), ("sentinel-2", 26379), ("10.0.0.3", 26381)),
+        master="imagebot",
+        db=2,
+        password="p@ss",
+    )
+    assert sentinel_address("redis://cache:6379/0") is None
+    assert redacted_url(url) == "redis+sentinel://sentinel-1:26380,sentinel-2,10.0.0.3:26381/imagebot/2"
