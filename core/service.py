@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from core import constants as c
+from core.commands.adapters import check_allowed
 from core.commands.buttons import Button
 from core.commands.derivation import (
     IMG2IMG_STRENGTH,
@@ -46,7 +47,7 @@ from core.jobs.routing import Router
 from core.jobs.workers import WorkerRegistry
 from core.models.catalog import BackendKind, get_model
 from core.models.privileges import Privilege
-from core.models.request import GenerationRequest, Mode, Requester
+from core.models.request import ControlRef, GenerationRequest, Mode, Requester
 from core.models.result import EventKind, ResultEvent, StoredImage
 from core.models.verdict import PromptModerator
 from core.settings import Settings
@@ -98,7 +99,8 @@ class ImagineService:
         defaults: UserDefaults | None = None,
         source_image: bytes | SourceFetcher | None = None,
     ) -> Submission:
-        """/imagine: check, then queue. `source_image` (an upload, or a fetcher of one) makes it img2img.
+        """/imagine: check, then queue. `source_image` (an upload, or a fetcher of one) makes it img2img, or, with
+        --control, is the picture the ControlNet reads.
 
         Everything `precheck` checks comes first, so a fetcher is called only for a request that may go ahead;
         the upload is stored only once the request is sure to be queued. `source_id` identifies the platform
@@ -109,15 +111,18 @@ class ImagineService:
         options, policy = await self._admit_command(text, requester, defaults, with_image, request_id)
         source = Source()
         width, height = options.width, options.height
-        upload = None
+        upload, control = None, None
         if source_image is not None:
             data = source_image if isinstance(source_image, bytes) else await source_image()
             upload = read_upload(data, self.settings.limits.max_upload_pixels)
-            source = Source(Mode.IMG2IMG, upload.key, options.strength or IMG2IMG_STRENGTH)
+            if options.control is not None:
+                control = ControlRef(kind=options.control, image=upload.key, weight=options.control_weight)
+            else:
+                source = Source(Mode.IMG2IMG, upload.key, options.strength or IMG2IMG_STRENGTH)
             if not has_size_flag(text):
                 width, height = fit_aspect(options.model, upload.width, upload.height)
         request = request_from_options(
-            options, request_id, requester, reply_to or {}, source, width, height
+            options, request_id, requester, reply_to or {}, source, width, height, control
         ).model_copy(update={"image_policy": policy.nsfw, "notes": options.notes})
         submission = await self.submit(request, upload=upload)
         return Submission(**{**submission.__dict__, "notes": options.notes})
@@ -154,10 +159,19 @@ class ImagineService:
             default_model=policy.default_model or self.settings.default_model,
             limits=self.settings.limits,
             defaults=defaults,
+            adapters=self.settings.adapters,
         )
-        if with_image and not get_model(options.model).supports_img2img:
+        check_allowed(options.loras, policy.denied_loras)
+        if options.control is not None and not with_image:
+            raise InvalidRequest(
+                "control",
+                f"--control {options.control} reads a picture: attach one to the command (on Telegram, send the "
+                "photo with the command as its caption).",
+            )
+        starts_from_image = with_image and options.control is None
+        if starts_from_image and not get_model(options.model).supports_img2img:
             raise InvalidRequest("model", f"{options.model} can't start from an image; pick a local model.")
-        if not with_image and options.strength is not None:
+        if not starts_from_image and options.strength is not None:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
         await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
         if request_id is None or not await self.queue.known(request_id):  # a redelivery is not charged again

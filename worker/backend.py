@@ -31,13 +31,16 @@ class Generation:
     revised_prompt: str | None = None  # OpenAI rewrites prompts; we keep what it used
     note: str | None = None  # shown to users, e.g. "smoke-test model: random weights"
     compute_s: float | None = None  # time in the model call itself, without waiting for the device
+    control_image: Image.Image | None = None  # the control map a ControlNet followed (--control), to show
 
 
 class ImageBackend(Protocol):
     """Renders a request. `source` is the input image for img2img, variation and upscale (already decoded).
 
     txt2img when source is None; otherwise the source is resized (Lanczos) to request.width × request.height
-    and refined at request.strength. Raises core.errors.GenerationFailed / BackendUnavailable, and
+    and refined at request.strength. `control` is the user's picture for request.control (--control), which
+    the backend turns into the control map it follows and returns in `Generation.control_image`.
+    Raises core.errors.GenerationFailed / BackendUnavailable, and
     TimeLimitExceeded when a render runs past the worker's time limit (it stops at the next step: a job is
     never left holding the device, and is not retried, since the same request would run out of time again).
     """
@@ -49,6 +52,8 @@ class ImageBackend(Protocol):
         request: GenerationRequest,
         source: Image.Image | None,
         on_progress: ProgressCallback | None = None,
+        *,
+        control: Image.Image | None = None,
     ) -> Generation: ...
 
     async def close(self) -> None: ...

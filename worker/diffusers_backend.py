@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
@@ -20,9 +21,13 @@ from PIL import Image
 from core.errors import GenerationFailed, ImagebotError, InvalidRequest, TimeLimitExceeded
 from core.models.catalog import Family, ModelSpec
 from core.models.request import GenerationRequest, Mode
+from core.settings import AdapterSettings
+from worker.adapters import LoraAdapters
 from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
+from worker.samplers import sampler_for
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,8 @@ def validate(request: GenerationRequest, source: Image.Image | None) -> ModelSpe
             raise InvalidRequest("model", f"{spec.name} cannot start from an image; choose another model.")
         if request.strength is None:
             raise InvalidRequest("strength", "Starting from an image needs a strength between 0 and 1.")
+    if request.control is not None and source is not None:
+        raise InvalidRequest("control", "--control starts from text, not from an image; drop one of the two.")
     if request.negative_prompt and not spec.supports_negative:
         raise InvalidRequest(
             "negative_prompt", f"{spec.name} ignores negative prompts; remove --no or choose another model."
@@ -93,8 +100,16 @@ class DiffusersBackend:
 
     name = "diffusers"
 
-    def __init__(self, registry: ModelRegistry, time_limit_s: float | None = None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        time_limit_s: float | None = None,
+        adapters: AdapterSettings | None = None,
+    ) -> None:
         self.registry = registry
+        self.adapter_settings = adapters or AdapterSettings()
+        self.loras: dict[str, LoraAdapters] = {}  # per model: the LoRAs loaded into it
+        self.controls = ControlNets(self.adapter_settings.control, registry.device)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
         self.device = DeviceGuard()
@@ -104,13 +119,19 @@ class DiffusersBackend:
         request: GenerationRequest,
         source: Image.Image | None,
         on_progress: ProgressCallback | None = None,
+        *,
+        control: Image.Image | None = None,
     ) -> Generation:
         spec = validate(request, source)
+        if (request.control is None) != (control is None):
+            raise InvalidRequest(
+                "control", "--control needs its picture, and a picture for control needs --control."
+            )
         loaded = self.registry.get(spec.name)
         if loaded is None:
             loaded = await self.device.run(lambda _: self.registry.load(spec.name))
-        images, compute_s = await self.device.run(
-            partial(self._render, loaded, request, source, on_progress), self.time_limit_s
+        images, control_map, compute_s = await self.device.run(
+            partial(self._render, loaded, request, source, control, on_progress), self.time_limit_s
         )
         logger.info(
             "request %s: %d image(s) %dx%d with %s in %.2fs",
@@ -129,20 +150,27 @@ class DiffusersBackend:
             backend=self.name,
             note=TINY_NOTE if spec.family is Family.TINY else None,
             compute_s=compute_s,
+            control_image=control_map,
         )
 
     async def close(self) -> None:
-        await self.device.run(lambda _: self.registry.close())
+        def close(_: Interruption) -> None:
+            self.controls.close()
+            self.registry.close()
+
+        await self.device.run(close)
 
     def _render(
         self,
         loaded: LoadedModel,
         request: GenerationRequest,
         source: Image.Image | None,
+        control: Image.Image | None,
         on_progress: ProgressCallback | None,
         interruption: Interruption,
-    ) -> tuple[list[Image.Image], float]:
-        """The blocking pipeline call (runs in the device's thread); returns the images and its seconds."""
+    ) -> tuple[list[Image.Image], Image.Image | None, float]:
+        """The blocking pipeline call (runs in the device's thread); returns the images, the control map it
+        followed (--control) and its seconds."""
         import torch
 
         started = time.perf_counter()
@@ -151,6 +179,12 @@ class DiffusersBackend:
             "request %s: prompt %r, negative %r", request.request_id, request.prompt, request.negative_prompt
         )
         pipeline, arguments, total = _call_for(loaded, request, source)
+        control_map = None
+        if request.control is not None and control is not None:
+            kind = request.control.kind
+            control_map = self.controls.control_map(kind, control, request.width, request.height)
+            pipeline = self.controls.pipeline(loaded, kind)
+            arguments.update(image=control_map, controlnet_conditioning_scale=request.control.weight)
         done = [0]
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -164,8 +198,12 @@ class DiffusersBackend:
         arguments["generator"] = [
             torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in request.seeds
         ]
+        loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
         try:
-            with torch.inference_mode():
+            with ExitStack() as scope, torch.inference_mode():
+                # the request's sampler and LoRAs, for this call only: the model's own come back after it
+                scope.enter_context(sampler_for(pipeline, request.sampler))
+                scope.enter_context(loras.applied(loaded.text2img, request.loras, request.request_id))
                 output = pipeline(**arguments)
         except TimeLimitExceeded:
             logger.warning(
@@ -196,7 +234,7 @@ class DiffusersBackend:
             raise GenerationFailed(
                 f"The {spec.name} model returned {len(images)} images instead of {request.n}."
             )
-        return images, time.perf_counter() - started
+        return images, control_map, time.perf_counter() - started
 
 
 def _call_for(

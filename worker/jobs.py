@@ -29,7 +29,7 @@ from core.errors import (
 )
 from core.governance.quotas import owner_id
 from core.jobs.queue import cloud_job_id
-from core.jobs.routing import CLOUD_MODES
+from core.jobs.routing import cloud_capable
 from core.models.request import GenerationRequest
 from core.models.result import EventKind, ResultEvent
 from worker.context import WorkerContext
@@ -176,7 +176,7 @@ async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> str:
 
     Returns "handed", "over_budget" or "unavailable".
     """
-    if deps.is_cloud or not deps.cloud_enabled or request.mode not in CLOUD_MODES:
+    if deps.is_cloud or not deps.cloud_enabled or not cloud_capable(request):
         return "unavailable"
     cost = request.n * deps.settings.openai.cost_per_image_usd
     if not await deps.quotas.charge_fallback(request.request_id, cost):

@@ -79,7 +79,7 @@ def _backends(settings: Settings, queue: str) -> tuple[dict[BackendKind, ImageBa
     models = tuple(get_model(name).name for name in settings.worker.models)
     for name in models:
         registry.load(name)
-    return {BackendKind.DIFFUSERS: DiffusersBackend(registry)}, models
+    return {BackendKind.DIFFUSERS: DiffusersBackend(registry, adapters=settings.adapters)}, models
 
 
 class ImagebotWorker(Worker):

@@ -135,8 +135,10 @@ class OpenAIBackend:
         request: GenerationRequest,
         source: Image.Image | None,
         on_progress: ProgressCallback | None = None,
+        *,
+        control: Image.Image | None = None,
     ) -> Generation:
-        if source is not None or request.mode not in (Mode.TXT2IMG, Mode.REROLL):
+        if source is not None or control is not None or request.mode not in (Mode.TXT2IMG, Mode.REROLL):
             raise InvalidRequest(
                 "mode",
                 "The OpenAI models can only draw from a prompt: variations, upscales and image-to-image are "

@@ -76,8 +76,11 @@ async def generate_images(
     if backend is None:
         raise RuntimeError(f"worker on {ctx.queue_name} has no {kind} backend")
     source = await asyncio.to_thread(_decode, source_data) if source_data is not None else None
+    extra = {}
+    if request.control is not None:  # the user's picture; the backend draws the control map from it
+        extra["control"] = await asyncio.to_thread(_decode, await ctx.store.get(request.control.image))
     mark = time.monotonic()
-    generation = await backend.generate(request, source, on_progress)
+    generation = await backend.generate(request, source, on_progress, **extra)
     elapsed = time.monotonic() - mark
     compute = elapsed if generation.compute_s is None else generation.compute_s
     timings["model"] = round(compute, 4)
@@ -186,6 +189,7 @@ async def store_outputs(
     )
     claim = Claim(generation.model, f"{request.request_id}.png", parent)
     grid, preview = await _grid_and_preview(ctx, shown, claim, spoiler=any(image.spoiler for image in images))
+    control = await _control_map(ctx, request, generation)
     notes = [generation.note] if generation.note else []
     if withheld:
         numbers = ", ".join(str(item.index + 1) for item in withheld)
@@ -200,6 +204,7 @@ async def store_outputs(
         images=tuple(images),
         grid=grid,
         preview=preview,
+        control=control,
         revised_prompt=generation.revised_prompt,
         fallback=generation.backend == BackendKind.OPENAI
         and get_model(request.model).backend is not BackendKind.OPENAI,
@@ -207,6 +212,24 @@ async def store_outputs(
         duration_s=round(time.monotonic() - started, 3),
         timings=timings | {"store": round(time.monotonic() - mark, 4)},
     )
+
+
+async def _control_map(
+    ctx: WorkerContext, request: GenerationRequest, generation: Generation
+) -> StoredImage | None:
+    """The control map the ControlNet followed, checked like any image and stored to show with the result."""
+    if generation.control_image is None or request.control is None:
+        return None
+    parameters = {"software": "imagebot", "control": request.control.kind}
+    png = await asyncio.to_thread(encode_png, generation.control_image, parameters)
+    verdict = await ctx.image_moderator.check_image(png)
+    policy = ImagePolicy.from_settings(ctx.settings.moderation)
+    if policy.decide(verdict, request.requester.age_restricted) is not ImageAction.DELIVER:
+        log.info(
+            "request %s: the control map is not shown (%s)", request.request_id, ",".join(verdict.categories)
+        )
+        return None
+    return await _store(ctx, png, "image/png", generation.control_image.size)
 
 
 async def _quarantine(ctx: WorkerContext, request: GenerationRequest, withheld: list[_Checked]) -> None:

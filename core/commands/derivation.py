@@ -15,7 +15,7 @@ from core.errors import InvalidRequest
 from core.models.catalog import get_model
 from core.models.ids import new_request_id
 from core.models.policy import NsfwPolicy
-from core.models.request import GenerationRequest, Mode, Requester
+from core.models.request import ControlRef, GenerationRequest, Mode, Requester
 from core.models.result import ResultEvent, StoredImage
 
 SEED_LIMIT = 2**32
@@ -51,6 +51,7 @@ def request_from_options(
     source: Source,
     width: int,
     height: int,
+    control: ControlRef | None = None,
 ) -> GenerationRequest:
     seeds = (
         tuple((options.seed + i) % SEED_LIMIT for i in range(options.n))
@@ -72,6 +73,9 @@ def request_from_options(
         source_image=source.key,
         strength=source.strength,
         prefer_cloud=options.prefer_cloud,
+        loras=options.loras,
+        sampler=options.sampler,
+        control=control,
         requester=requester,
         reply_to=reply_to,
     )
@@ -117,6 +121,10 @@ def child_request(
         strength=derivation.strength,
         parent_id=parent.request_id,
         parent_index=derivation.index,
+        # the same look: a variation keeps the parent's LoRAs and sampler (not its control image: it starts
+        # from one of the parent's pictures instead)
+        loras=parent.loras if model == parent.model else (),
+        sampler=parent.sampler if model == parent.model else None,
         requester=requester,
         reply_to=reply_to,
         image_policy=image_policy,  # where it will be shown, now

@@ -17,7 +17,14 @@ FLAG_ALIASES: dict[str, str] = {
     "model": "model",
     "strength": "strength",
     "cloud": "cloud",
+    "lora": "lora",
+    "sampler": "sampler",
+    "scheduler": "sampler",
+    "control": "control",
+    "cw": "cw",
 }
+# Flags that may be given more than once (each adds one).
+REPEATABLE = frozenset({"lora"})
 FLAG_EXAMPLES: dict[str, str] = {
     "ar": "--ar 16:9",
     "size": "--size 768x512",
@@ -29,6 +36,10 @@ FLAG_EXAMPLES: dict[str, str] = {
     "model": "--model sdxl",
     "strength": "--strength 0.6",
     "cloud": "--cloud",
+    "lora": "--lora pixel-art:0.7",
+    "sampler": "--sampler DPM++ 2M Karras",
+    "control": "--control canny",
+    "cw": "--cw 0.8",
 }
 
 _SHOWN_CHARS = 40

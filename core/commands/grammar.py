@@ -13,13 +13,15 @@ Lexical rules:
 - A dash glued to the word before it is prose (`state—of—the—art`, `well--lit`), except that `dusk--ar 16:9`
   (`--` right after text, then a known flag name) is refused with a hint to add a space: it is almost
   certainly a flag the user meant, and dropping it silently would be worse.
-- `--no` takes everything up to the next flag; `--cloud` takes no value; every other flag takes one word
-  (`--size 768 x 512` and `--ar 16 : 9` are read whole). `--flag=value` works too. Words after a flag's value
-  go back into the prompt.
+- `--no` takes everything up to the next flag; `--cloud` takes no value; `--sampler` takes the longest sampler
+  name that follows (`--sampler DPM++ 2M Karras`); every other flag takes one word
+  (`--size 768 x 512` and `--ar 16 : 9` are read whole). `--lora` may be given up to three times.
+  `--flag=value` works too. Words after a flag's value go back into the prompt.
 
 Every problem is an `InvalidRequest` whose `.field` is the flag's canonical name (`ar`, `size`, `seed`, `no`,
-`steps`, `cfg`, `n`, `model`, `strength`, `cloud`), the unknown name for an unknown flag, or `prompt`; its
-message names the flag as the user wrote it, the value, and what is allowed. Nothing is clamped silently.
+`steps`, `cfg`, `n`, `model`, `strength`, `cloud`, `lora`, `sampler`, `control`, `cw`), the unknown name for
+an unknown flag, or `prompt`; its message names the flag as the user wrote it, the value, and what is allowed.
+Nothing is clamped silently.
 Characters no command may hold, and prompts with nothing visible, are refused first (core.commands.text).
 """
 
@@ -29,13 +31,23 @@ import logging
 import re
 from dataclasses import dataclass
 
-from core.commands.flags import FLAG_ALIASES, FLAG_EXAMPLES
+from core.commands.adapters import (
+    MAX_CONTROL_WEIGHT,
+    MIN_CONTROL_WEIGHT,
+    parse_control,
+    parse_loras,
+    parse_sampler,
+    with_triggers,
+)
+from core.commands.flags import FLAG_ALIASES, FLAG_EXAMPLES, REPEATABLE
 from core.commands.flags import shown as _shown
 from core.commands.sizes import aspect_size, explicit_size, size_for_aspect
 from core.commands.text import check_characters, check_prompt_text
 from core.errors import InvalidRequest
 from core.models.catalog import BackendKind, ModelSpec, get_model, model_names
-from core.settings import LimitsSettings
+from core.models.request import LoraRef
+from core.models.sampler import longest_sampler_prefix
+from core.settings import AdapterSettings, LimitsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +90,10 @@ class ImagineOptions:
     strength: float | None  # --strength, for img2img; None when not given
     prefer_cloud: bool  # --cloud
     notes: tuple[str, ...]  # things to tell the user, e.g. a size that was snapped
+    loras: tuple[LoraRef, ...] = ()  # --lora, checked against the catalog and the model's family
+    sampler: str | None = None  # --sampler, canonical (core.models.sampler)
+    control: str | None = None  # --control kind; the picture comes with the command
+    control_weight: float = 1.0  # --cw
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,10 @@ def _take_value(name: str, tail: str) -> tuple[str, str]:
     if name == "cloud" and not explicit:
         return "", tail
     stripped = tail.lstrip()
+    if name == "sampler":  # a sampler's name may hold spaces: --sampler DPM++ 2M Karras
+        found = longest_sampler_prefix(stripped)
+        if found is not None:
+            return found
     pair = {"ar": _AR_VALUE, "size": _SIZE_VALUE}.get(name)
     match = pair.match(stripped) if pair else None
     if match:
@@ -225,7 +245,7 @@ def _collect(flags: list[_Flag]) -> dict[str, _Flag]:
     given: dict[str, _Flag] = {}
     for flag in flags:
         earlier = given.get(flag.name)
-        if earlier is not None:
+        if earlier is not None and flag.name not in REPEATABLE:
             also = "" if earlier.written == flag.written else f" (as {earlier.label} and {flag.label})"
             raise InvalidRequest(flag.name, f"{flag.label} was given twice{also}: please keep only one.")
         given[flag.name] = flag
@@ -308,8 +328,26 @@ def _image_size(
     return spec.native_width, spec.native_height, None
 
 
+def _control(given: dict[str, _Flag], spec: ModelSpec, adapters: AdapterSettings) -> tuple[str | None, float]:
+    """--control's kind (None without it) and --cw's weight (only with --control)."""
+    if "control" not in given:
+        if "cw" in given:
+            raise InvalidRequest(
+                "cw", f"{given['cw'].label} sets --control's weight: add --control too, or remove it."
+            )
+        return None, 1.0
+    kind = parse_control(given["control"].label, given["control"].value, spec, adapters)
+    weight = _parse_float(given["cw"], MIN_CONTROL_WEIGHT, MAX_CONTROL_WEIGHT) if "cw" in given else 1.0
+    return kind, weight
+
+
 def parse_imagine(
-    text: str, *, default_model: str, limits: LimitsSettings, defaults: UserDefaults | None = None
+    text: str,
+    *,
+    default_model: str,
+    limits: LimitsSettings,
+    defaults: UserDefaults | None = None,
+    adapters: AdapterSettings | None = None,
 ) -> ImagineOptions:
     """Validate an /imagine command; flags override the user's defaults, which override the server's."""
     defaults = defaults or UserDefaults()
@@ -353,9 +391,15 @@ def parse_imagine(
     if note:
         notes.append(note)
     check_prompt_text(prompt, limits)
+    adapters = adapters or AdapterSettings()
+    loras = parse_loras([(f.label, f.value) for f in flags if f.name == "lora"], spec, adapters)
+    sampler = (
+        parse_sampler(given["sampler"].label, given["sampler"].value, spec) if "sampler" in given else None
+    )
+    control = _control(given, spec, adapters)
 
     options = ImagineOptions(
-        prompt=prompt,
+        prompt=with_triggers(prompt, loras, adapters),
         negative_prompt=negative,
         model=spec.name,
         width=width,
@@ -367,6 +411,10 @@ def parse_imagine(
         strength=strength,
         prefer_cloud="cloud" in given,
         notes=tuple(notes),
+        loras=loras,
+        sampler=sampler,
+        control=control[0],
+        control_weight=control[1],
     )
     logger.debug("parsed imagine command: %r", options)
     return options

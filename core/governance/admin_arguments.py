@@ -37,6 +37,7 @@ USAGE = {
     "policy": "policy nsfw <refuse|spoiler|allow|default> | buttons <owner|everyone> | model <name> "
     "| logchannel <here|off>",
     "delete": "delete <request id> [image number]",
+    "lora": "lora deny <name> | lora allow <name> | lora list",
     "audit": "audit [user <user>] [action <action>] [since <duration>]",
 }
 

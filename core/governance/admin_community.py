@@ -184,6 +184,30 @@ class CommunityAdmin:
             f"“{term}” is no longer blocked here." if removed else f"“{term}” wasn't blocked here."
         )
 
+    async def _lora(self, args: list[str], actor: Requester, *_: object) -> AdminReply:
+        """Turn a LoRA of the bot's catalog off (or back on) here; `list` shows which are off."""
+        community = self._community(actor, "lora")
+        self._args(args, "lora", 1)
+        action = args[0].lower()
+        if action == "list":
+            denied = (await self.communities.policy(community)).denied_loras
+            return AdminReply.of(
+                "LoRAs turned off here: " + ", ".join(denied) if denied else "Every LoRA is allowed here."
+            )
+        if action not in ("deny", "allow") or len(args) != 2:
+            raise InvalidRequest("lora", f"Usage: /admin {USAGE['lora']}")
+        name = args[1].lower()
+        known = sorted(self.settings.adapters.loras)
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            raise InvalidRequest("lora", f"I don't know the LoRA “{name}”. The LoRAs on this bot: {listed}.")
+        await self.communities.set_lora(community, name, allowed=action == "allow")
+        audited = AuditAction.LORA_ALLOW if action == "allow" else AuditAction.LORA_DENY
+        await self._record(actor, audited, name)
+        if action == "allow":
+            return AdminReply.of(f"The LoRA “{name}” is allowed here again.")
+        return AdminReply.of(f"The LoRA “{name}” is turned off here: --lora {name} is refused.")
+
     async def _policy(self, args: list[str], actor: Requester, *_: object) -> AdminReply:
         community = self._community(actor, "policy")
         self._args(args, "policy", 2)

@@ -24,6 +24,7 @@ class CommunityPolicy(Frozen):
     buttons: Literal["owner", "everyone"] = "owner"  # who may press a result's buttons
     default_model: str | None = None
     log_channel: str | None = None  # chat/channel id where moderators get notices (automatic bans)
+    denied_loras: tuple[str, ...] = ()  # LoRAs of the bot's catalog the community's moderators turned off
 
 
 def community_key(platform: str, community_id: str) -> str:
@@ -60,6 +61,18 @@ class CommunityStore:
             policy = policy.model_copy(update={"log_channel": None if value in ("off", "none") else value})
         else:
             raise InvalidRequest("policy", "Policies you can set: nsfw, buttons, model, logchannel.")
+        await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json())
+        return policy
+
+    async def set_lora(self, community: str, name: str, allowed: bool) -> CommunityPolicy:
+        """Turn one LoRA off (or back on) for a community."""
+        policy = await self.policy(community)
+        denied = set(policy.denied_loras)
+        if allowed:
+            denied.discard(name)
+        else:
+            denied.add(name)
+        policy = policy.model_copy(update={"denied_loras": tuple(sorted(denied))})
         await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json())
         return policy
 

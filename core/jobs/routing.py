@@ -18,6 +18,16 @@ from core.models.request import GenerationRequest, Mode
 CLOUD_MODES = (Mode.TXT2IMG, Mode.REROLL)
 
 
+def cloud_capable(request: GenerationRequest) -> bool:
+    """OpenAI can make it: a new image from text alone, with no LoRA, ControlNet or sampler of ours to honour."""
+    return (
+        request.mode in CLOUD_MODES
+        and not request.loras
+        and request.control is None
+        and request.sampler is None
+    )
+
+
 @dataclass(frozen=True)
 class Route:
     queue: str
@@ -40,16 +50,16 @@ class Router:
                     f"{spec.name if not request.prefer_cloud else 'The cloud generator'} "
                     "isn't set up on this bot (no OpenAI key). Please pick a local model.",
                 )
-            if request.mode not in CLOUD_MODES:
+            if not cloud_capable(request):
                 raise InvalidRequest(
                     "model",
-                    "OpenAI models can only make new images here; variations and "
-                    "upscales need a local model.",
+                    "OpenAI models can only make new images from text here; variations, upscales, LoRAs, "
+                    "--control and --sampler need a local model.",
                 )
             return Route(c.QUEUE_CLOUD, fallback=spec.backend is not BackendKind.OPENAI)
         if await self.workers.serving(c.QUEUE_GPU, spec.name):
             return Route(c.QUEUE_GPU, fallback=False)
-        if self.cloud_enabled and request.mode in CLOUD_MODES:
+        if self.cloud_enabled and cloud_capable(request):
             return Route(c.QUEUE_CLOUD, fallback=True)
         raise BackendUnavailable(
             f"No image generator with {spec.name} is running right now, so I can't start this. "

@@ -27,6 +27,8 @@ class AuditAction(StrEnum):
     BLOCK_REMOVE = "block_remove"
     POLICY = "policy"
     DELETE = "delete"
+    LORA_DENY = "lora_deny"  # a LoRA turned off for a community
+    LORA_ALLOW = "lora_allow"
     ADMIN_REFUSED = "admin_refused"  # an /admin command by someone without the privilege
     # What the bot refused or did on its own (actor: "system").
     PROMPT_REFUSED = "prompt_refused"

@@ -43,6 +43,8 @@ class ModelSpec:
     fixed_sizes: tuple[tuple[int, int], ...] = ()
     supports_negative: bool = True
     supports_img2img: bool = True
+    # The model was distilled for its own scheduler (turbo, FLUX): --sampler is refused rather than ruining it.
+    own_sampler: bool = False
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
     # A dedicated inpainting checkpoint of the same family (Hub repo or folder) whose UNet inpaints and outpaints
@@ -111,6 +113,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         max_side=1024,
         max_steps=10,
         supports_negative=False,
+        own_sampler=True,
         description="SD-Turbo: one-step 512px",
     ),
     ModelSpec(
@@ -140,6 +143,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         max_side=1024,
         max_steps=10,
         supports_negative=False,
+        own_sampler=True,
         description="SDXL-Turbo: 1–4 steps at 512px",
     ),
     ModelSpec(
@@ -156,6 +160,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         max_side=2048,
         max_steps=16,
         supports_negative=False,
+        own_sampler=True,
         description="FLUX.1 [schnell]",
         aliases=("flux",),
     ),

@@ -52,6 +52,9 @@ class ResultEvent(Frozen):
     images: tuple[StoredImage, ...] = ()  # full-size images, in grid order
     grid: StoredImage | None = None  # 2×2 (or 1×2…) PNG grid of all images
     preview: StoredImage | None = None  # JPEG/WebP small enough for chat upload limits
+    control: StoredImage | None = (
+        None  # the control map a ControlNet followed (--control), shown with the result
+    )
     cached: bool = False
     fallback: bool = False  # served by OpenAI because no local worker could
     revised_prompt: str | None = None

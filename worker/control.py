@@ -1,0 +1,175 @@
+"""ControlNet: the user's picture → a control map (canny, scribble, depth, pose), and the pipeline that follows it.
+
+Canny edges and scribbles are drawn with OpenCV. Depth and pose need an annotator model the operator configures
+(ControlSettings.depth_annotator: a transformers depth-estimation model; pose_annotator: a VitPose model); the
+grammar refuses them otherwise. ControlNet models are loaded once per (family, kind) and their pipelines built
+once per (model, kind) with `from_pipe`, so they share the base model's weights and stay warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.errors import InvalidRequest
+from core.models.catalog import Family
+from core.settings import ControlSettings
+from worker.device import torch_dtype
+from worker.registry import LoadedModel, hub_offline
+
+logger = logging.getLogger(__name__)
+
+CANNY_LOW, CANNY_HIGH = 100, 200
+# COCO keypoint pairs drawn as the pose skeleton (shoulders, arms, hips, legs, head).
+_SKELETON = (
+    (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
+    (11, 13), (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4),
+)  # fmt: skip
+
+
+def canny_map(image: Image.Image, low: int = CANNY_LOW, high: int = CANNY_HIGH) -> Image.Image:
+    """White edges on black (OpenCV's Canny on the grey picture), as RGB."""
+    import cv2
+
+    grey = np.asarray(image.convert("L"))
+    edges = cv2.Canny(grey, low, high)
+    return Image.fromarray(np.stack([edges] * 3, axis=-1), "RGB")
+
+
+def scribble_map(image: Image.Image) -> Image.Image:
+    """White strokes on black: a drawing of dark lines on a light ground is inverted, then thresholded."""
+    import cv2
+
+    grey = np.asarray(image.convert("L"))
+    if grey.mean() > 127:  # dark lines on paper
+        grey = 255 - grey
+    _, strokes = cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)
+    return Image.fromarray(np.stack([strokes] * 3, axis=-1), "RGB")
+
+
+class Annotators:
+    """The depth and pose models, loaded on first use and kept."""
+
+    def __init__(self, settings: ControlSettings, device: str) -> None:
+        self.settings = settings
+        self.device = device
+        self._models: dict[str, Any] = {}
+
+    def depth_map(self, image: Image.Image) -> Image.Image:
+        estimator = self._model("depth", self._load_depth)
+        depth: Image.Image = estimator(image.convert("RGB"))["depth"]
+        return depth.convert("RGB").resize(image.size)
+
+    def pose_map(self, image: Image.Image) -> Image.Image:
+        """The skeleton of the most prominent person (VitPose on the whole picture), white on black."""
+        import cv2
+        import torch
+
+        processor, model = self._model("pose", self._load_pose)
+        box = [[[0.0, 0.0, float(image.width), float(image.height)]]]
+        inputs = processor(image.convert("RGB"), boxes=box, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            outputs = model(**inputs)
+        people = processor.post_process_pose_estimation(outputs, boxes=box)[0]
+        canvas = np.zeros((image.height, image.width, 3), dtype=np.uint8)
+        for person in people:
+            points, scores = person["keypoints"].tolist(), person["scores"].tolist()
+            for a, b in _SKELETON:
+                if scores[a] > 0.3 and scores[b] > 0.3:
+                    start = (int(points[a][0]), int(points[a][1]))
+                    end = (int(points[b][0]), int(points[b][1]))
+                    cv2.line(canvas, start, end, (255, 255, 255), 3)
+        return Image.fromarray(canvas, "RGB")
+
+    def _model(self, kind: str, load: Any) -> Any:
+        if kind not in self._models:
+            source = self.settings.annotator(kind)
+            if source is None:
+                raise InvalidRequest("control", f"No {kind} annotator is set up on this generator.")
+            self._models[kind] = load(source)
+            logger.info("loaded the %s annotator from %s", kind, source)
+        return self._models[kind]
+
+    def _load_depth(self, source: str) -> Any:
+        from transformers import pipeline
+
+        return pipeline("depth-estimation", model=source, device=self.device, local_files_only=hub_offline())
+
+    def _load_pose(self, source: str) -> Any:
+        from transformers import AutoProcessor, VitPoseForPoseEstimation
+
+        processor = AutoProcessor.from_pretrained(source, local_files_only=hub_offline())
+        model: Any = VitPoseForPoseEstimation.from_pretrained(source, local_files_only=hub_offline())
+        return processor, model.to(self.device)
+
+
+def _classes(family: Family) -> tuple[Any, Any]:
+    """The family's ControlNet model class and pipeline class."""
+    import diffusers
+
+    if family is Family.SDXL:
+        return diffusers.ControlNetModel, diffusers.StableDiffusionXLControlNetPipeline
+    if family is Family.FLUX:
+        return diffusers.FluxControlNetModel, diffusers.FluxControlNetPipeline
+    return diffusers.ControlNetModel, diffusers.StableDiffusionControlNetPipeline
+
+
+class ControlNets:
+    """ControlNet models and pipelines, built once and kept warm; thread-safe."""
+
+    def __init__(self, settings: ControlSettings, device: str) -> None:
+        self.settings = settings
+        self.annotators = Annotators(settings, device)
+        self._models: dict[tuple[Family, str], Any] = {}
+        self._pipelines: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def control_map(self, kind: str, image: Image.Image, width: int, height: int) -> Image.Image:
+        """The picture the ControlNet follows, at the render's size."""
+        if kind == "canny":
+            drawn = canny_map(image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS))
+        elif kind == "scribble":
+            drawn = scribble_map(image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS))
+        elif kind == "depth":
+            drawn = self.annotators.depth_map(image)
+        else:
+            drawn = self.annotators.pose_map(image)
+        return drawn.resize((width, height), Image.Resampling.LANCZOS)
+
+    def pipeline(self, loaded: LoadedModel, kind: str) -> Any:
+        """The model's ControlNet pipeline for `kind` (its weights shared with the model's own pipeline)."""
+        key = (loaded.spec.name, kind)
+        with self._lock:
+            if key not in self._pipelines:
+                self._pipelines[key] = self._build(loaded, kind)
+            return self._pipelines[key]
+
+    def _build(self, loaded: LoadedModel, kind: str) -> Any:
+        family = loaded.spec.family
+        source = self.settings.models.get(family, {}).get(kind)
+        if source is None:
+            raise InvalidRequest(
+                "control", f"There is no {kind} ControlNet for {loaded.spec.name} on this generator."
+            )
+        model_class, pipeline_class = _classes(family)
+        controlnet = self._models.get((family, kind))
+        if controlnet is None:
+            options: dict[str, Any] = {"torch_dtype": torch_dtype(loaded.dtype)}
+            if not Path(source).is_dir() and hub_offline():
+                options["local_files_only"] = True
+            controlnet = model_class.from_pretrained(source, **options).to(loaded.device)
+            self._models[(family, kind)] = controlnet
+            logger.info("loaded the %s ControlNet for %s from %s", kind, family.value, source)
+        pipeline = pipeline_class.from_pipe(loaded.text2img, controlnet=controlnet)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def close(self) -> None:
+        with self._lock:
+            self._pipelines.clear()
+            self._models.clear()
