@@ -43,7 +43,9 @@ async def test_a_lora_changes_the_picture_weight_zero_does_not_and_nothing_leaks
 async def test_two_loras_mix_by_weight_and_the_same_request_repeats_exactly(
     backend: DiffusersBackend, make_request: RequestFactory
 ) -> None:
-    both = make_request(seeds=(8,), loras=(LoraRef(name="glow", weight=0.7), LoraRef(name="grain", weight=-0.5)))
+    both = make_request(
+        seeds=(8,), loras=(LoraRef(name="glow", weight=0.7), LoraRef(name="grain", weight=-0.5))
+    )
     glow_only = make_request(seeds=(8,), loras=(LoraRef(name="glow", weight=0.7),))
 
     first, again = await render(backend, both), await render(backend, both)
@@ -59,7 +61,9 @@ async def test_past_the_bound_the_least_recently_used_lora_is_unloaded(
     adapter_settings: AdapterSettings,  # noqa: F811
     make_request: RequestFactory,
 ) -> None:
-    bounded = DiffusersBackend(tiny_registry, adapters=adapter_settings.model_copy(update={"max_loaded_loras": 1}))
+    bounded = DiffusersBackend(
+        tiny_registry, adapters=adapter_settings.model_copy(update={"max_loaded_loras": 1})
+    )
     plain = await render(bounded, make_request(seeds=(2,)))
     await render(bounded, make_request(seeds=(2,), loras=(LoraRef(name="glow"),)))
     grain = await render(bounded, make_request(seeds=(2,), loras=(LoraRef(name="grain"),)))
