@@ -337,6 +337,16 @@ class OpsSettings(Group):
     health_host: str = "0.0.0.0"
 
 
+class DeliverySettings(Group):
+    """How a bot process reads its platform's result stream beside other replicas of the same bot."""
+
+    consumer: str | None = None  # this replica's name in the consumer group; None: "<platform>-<hostname>"
+    claim_idle_s: float = Field(default=15.0, gt=0)  # results a dead replica left are taken over after this
+    lease_s: float = Field(
+        default=30.0, gt=0
+    )  # a result being sent is held this long, renewed while it lasts
+
+
 class LimitsSettings(Group):
     max_prompt_chars: int = Field(default=1500, ge=10)
     max_negative_chars: int = Field(default=500, ge=0)
@@ -509,6 +519,7 @@ class Settings(BaseSettings):
     provenance: ProvenanceSettings = ProvenanceSettings()
     ops: OpsSettings = OpsSettings()
     adapters: AdapterSettings = AdapterSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     @field_validator("default_model")
     @classmethod

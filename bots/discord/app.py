@@ -22,7 +22,7 @@ from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
 from bots.discord.replies import NO_MENTIONS
-from core.delivery.events import EventConsumer
+from core.delivery.events import EventConsumer, consumer_for
 from core.errors import ConfigError
 from core.governance.admin import AdminService
 from core.models.request import Platform
@@ -53,11 +53,14 @@ class _Lifecycle:
     async def setup(self) -> None:
         self.client.add_dynamic_items(CoreButton)
         if self.context.consume:
-            consumer = EventConsumer(self.context.redis, Platform.DISCORD, self.context.consumer_name)
+            settings = self.context.settings.delivery
+            consumer = consumer_for(
+                self.context.redis, Platform.DISCORD, settings, self.context.consumer_name
+            )
             self.consumer = asyncio.create_task(self.consume(consumer), name="discord result consumer")
 
     async def consume(self, consumer: EventConsumer) -> None:
-        log.info("delivering Discord results as consumer %s", self.context.consumer_name)
+        log.info("delivering Discord results as consumer %s", consumer.consumer)
         await consumer.run(self.delivery.handle, self.stop)
 
     async def before_identify(self, initial: bool) -> None:
@@ -132,7 +135,7 @@ async def run_discord_bot(
     redis: ArqRedis,
     *,
     sync: bool = False,
-    consumer_name: str = "discord-1",
+    consumer_name: str | None = None,
     token_lifetime_s: float = TOKEN_LIFETIME_S,
     progress_interval_s: float = PROGRESS_INTERVAL_S,
     identify_interval_s: float = IDENTIFY_INTERVAL_S,

@@ -53,7 +53,7 @@ class BotContext:
     service: ImagineService
     redis: ArqRedis
     admin: AdminService
-    consumer_name: str = "discord-1"
+    consumer_name: str | None = None  # None: IMAGEBOT_DELIVERY__CONSUMER, else discord-<hostname>
     token_lifetime_s: float = TOKEN_LIFETIME_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
     identify_interval_s: float = IDENTIFY_INTERVAL_S

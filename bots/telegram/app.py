@@ -39,7 +39,7 @@ from bots.telegram.replies import report_error
 from bots.telegram.update_processor import ChatOrderedProcessor
 from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.commands.buttons import PREFIX as BUTTON_PREFIX
-from core.delivery.events import EventConsumer
+from core.delivery.events import consumer_for
 from core.errors import ConfigError
 from core.governance.admin import AdminService
 from core.models.request import Platform
@@ -164,7 +164,7 @@ async def run_telegram_bot(
     redis: ArqRedis,
     *,
     admin: AdminService,
-    consumer_name: str = "telegram-1",
+    consumer_name: str | None = None,
     tuning: Tuning | None = None,
 ) -> None:
     """Run the Telegram bot until cancelled: updates in, result events out; a clean shutdown on cancel.
@@ -178,7 +178,7 @@ async def run_telegram_bot(
     application = build_application(settings, imagebot)
     webhook = _webhook_listener(application, settings)  # checks the secret before anything starts
     delivery = Delivery(imagebot, application.bot)
-    consumer = EventConsumer(redis, Platform.TELEGRAM, consumer_name)
+    consumer = consumer_for(redis, Platform.TELEGRAM, settings.delivery, consumer_name)
     stop = asyncio.Event()
     consuming: asyncio.Task[None] | None = None
     await application.initialize()

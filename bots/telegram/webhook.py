@@ -2,7 +2,10 @@
 to the PTB Application's update queue.
 
 PTB's own webhook server needs tornado (the `python-telegram-bot[webhooks]` extra); aiohttp is already one of
-our dependencies, and PTB documents feeding `Application.update_queue` from any web framework.
+our dependencies. An update is answered 200 only once it has been handled (through the Application's update
+processor, so one chat's updates still go one at a time): a bot killed mid-update never said "ok", so Telegram
+sends the update again — to another replica behind the same URL — and the request id derived from the message
+queues it once. Had it been answered on arrival, as PTB's own server does, a SIGKILL would lose it.
 
 Telegram sends every update as a JSON POST to the configured URL with the header
 `X-Telegram-Bot-Api-Secret-Token` set to the secret given to setWebhook; anything else is refused with 403.
@@ -12,6 +15,7 @@ Telegram keeps the updates it could not deliver until a bot is back.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -100,5 +104,19 @@ class WebhookListener:
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("webhook request with a body that is not an update; refused")
             return web.Response(status=400, text="not a Telegram update")
-        await self.application.update_queue.put(update)
+        await self._handle(update)
         return web.Response(text="ok")
+
+    async def _handle(self, update: Update) -> None:
+        """Handle the update in its chat's turn; returns once it was handled (PTB's error handlers saw errors)."""
+        handled = asyncio.get_running_loop().create_future()
+
+        async def process() -> None:
+            try:
+                await self.application.process_update(update)
+            finally:
+                if not handled.done():
+                    handled.set_result(None)
+
+        await self.application.update_processor.process_update(update, process())
+        await handled  # a chat busy with earlier updates runs this one after them

@@ -7,7 +7,9 @@ twice or a crashed consumer's entries are claimed by another.
 The guarantee is at-least-once delivery to the handler with duplicates suppressed by the marker: the marker is
 set right after the handler returns, so only a crash inside that tiny window can repeat a reply. While a terminal
 event is being delivered a lease keeps other consumers off it, even one that claimed the entry because the send
-was slow (a 429 storm); a lease outlives a dead holder by at most `lease_ms`.
+was slow (a 429 storm); the holder renews it while the delivery runs, so a lease outlives a dead holder by at
+most `lease_ms` however long a live one's send takes. Entries a dead consumer left unacknowledged are claimed
+by a live one after `claim_idle_ms`: with two bot replicas, that is how long a killed one's results wait.
 
 The consumer rides out Redis itself going away: connection errors are retried with backoff (0.5 s doubling to
 30 s), and a group that vanished (Redis restarted without persistence, FLUSHALL, a failover to a replica that had
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +35,7 @@ from core import constants as c
 from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS_STREAM, LEASE_SUFFIX
 from core.models.request import Platform
 from core.models.result import ResultEvent
+from core.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +47,34 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Extend a lease this consumer still holds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+LEASE_RENEWALS = 3  # a lease is renewed this many times per lease_ms while its delivery runs
 
 
 def stream_key(platform: Platform | str) -> str:
     return EVENTS_STREAM.format(platform=str(platform))
+
+
+def default_consumer(platform: Platform | str) -> str:
+    """A bot replica's consumer name when none is configured: stable across its restarts on one host."""
+    return f"{platform}-{socket.gethostname()}"
+
+
+def consumer_for(
+    redis: Redis, platform: Platform | str, settings: DeliverySettings, name: str | None = None
+) -> EventConsumer:
+    """The platform's consumer as IMAGEBOT_DELIVERY__* says (`name` overrides the configured one)."""
+    return EventConsumer(
+        redis,
+        platform,
+        name or settings.consumer or default_consumer(platform),
+        claim_idle_ms=int(settings.claim_idle_s * 1000),
+        lease_ms=int(settings.lease_s * 1000),
+    )
 
 
 class EventPublisher:
@@ -83,7 +111,7 @@ class EventConsumer:
         handler_attempts: int = 3,
         retry_delay_s: float = 1.0,
         max_deliveries: int = 10,
-        lease_ms: int = 10 * 60_000,
+        lease_ms: int = 30_000,
     ) -> None:
         self.redis = redis
         self.platform = str(platform)
@@ -96,6 +124,7 @@ class EventConsumer:
         self.max_deliveries = max_deliveries
         self.lease_ms = lease_ms
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
         self.dead_stream = DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False
         self._backlog_done = False
@@ -152,11 +181,23 @@ class EventConsumer:
             # Another consumer is delivering this very result (a slow send claimed from under it): let it finish.
             log.info("request %s: %s is being delivered by another consumer", event.request_id, event.kind)
             return False
+        renewing = asyncio.create_task(self._keep_lease(marker)) if marker else None
         try:
             return await self._deliver(entry_id, event, marker, handler)
         finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
             if marker:
                 await self._release(keys=[marker + LEASE_SUFFIX], args=[self.consumer])
+
+    async def _keep_lease(self, marker: str) -> None:
+        """Renew the lease while the delivery runs; a failed renewal is tried again at the next beat."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 1000 / LEASE_RENEWALS)
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                await self._renew(keys=[marker + LEASE_SUFFIX], args=[self.consumer, self.lease_ms])
 
     async def _lease(self, marker: str) -> bool:
         """Take the right to deliver this result; a lease from this consumer's own earlier life is taken over."""
