@@ -46,7 +46,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(redis.aclose)
         store = build_store(settings)
         stack.push_async_callback(store.close)
-        from moderation.factory import build_admin, build_prompt_moderator
+        from moderation.factory import build_admin, build_prompt_moderator, build_provenance_reader
 
-        service = ImagineService(redis, settings, store, build_prompt_moderator(settings, redis))
+        service = ImagineService(
+            redis,
+            settings,
+            store,
+            build_prompt_moderator(settings, redis),
+            provenance=build_provenance_reader(settings),
+        )
         yield Runtime(settings, redis, service, build_admin(settings, service, redis))

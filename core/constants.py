@@ -12,6 +12,8 @@ KEY_PREFIX: Final = "imagebot"  # every Redis key we name starts with "imagebot:
 QUEUE_GPU: Final = f"{KEY_PREFIX}:queue:gpu"
 QUEUE_CLOUD: Final = f"{KEY_PREFIX}:queue:cloud"
 JOB_GENERATE: Final = "generate"
+JOB_DESCRIBE: Final = "describe"  # an image → four prompt suggestions (core.commands.describe)
+CAPTIONER: Final = "captioner"  # a GPU worker's heartbeat lists this among its models when it can /describe
 
 # Result events: one stream per platform (core.keys.EVENTS_STREAM), read through this consumer group.
 EVENTS_GROUP: Final = "bots"
@@ -20,6 +22,8 @@ EVENTS_GROUP: Final = "bots"
 EVENTS_MAXLEN: Final = 100_000
 DURATIONS_KEPT: Final = 50
 RECENT_KEPT: Final = 20
+HISTORY_KEPT: Final = 200  # results per user in /history (core.delivery.history)
+HISTORY_PAGE: Final = 4  # results per /history page (one button row each, and a row to page)
 WORK_TIMES_KEPT: Final = 50
 STALE_JOB_S: Final = 6 * 3600  # a job that waited longer is reported as dropped rather than rendered
 
@@ -30,3 +34,10 @@ ACTION_REROLL: Final = "r"
 ACTION_VARY_STRONG: Final = "vs"
 ACTION_VARY_SUBTLE: Final = "vl"
 ACTION_UPSCALE_2X: Final = "x2"
+ACTION_INFO: Final = "i"  # /info on a result: how to make it again, and its provenance
+ACTION_DELETE: Final = "dl"  # the owner deletes their own result
+ACTION_SHOW: Final = "sh"  # show a result from /history again, with its buttons
+ACTION_HISTORY_OLDER: Final = "ho"  # /history: the page after the result in the id
+ACTION_HISTORY_NEWER: Final = "hn"  # /history: the page before the result in the id
+ACTION_DESCRIBE: Final = "de"  # /describe image <index> of a result
+ACTION_SUGGESTION: Final = "ds"  # imagine suggestion <index> of a /describe result

@@ -114,6 +114,19 @@ PRESS_KEY: Final = _key(
     Expiry.TTL,
     "what a user's last press of a button queued, while a repeat counts as the same press",
 )
+HISTORY_KEY: Final = _key(
+    "history:{owner}",
+    "zset",
+    Expiry.TTL,
+    "RESULT_TTL_S from the latest result: a user's finished results (request id → when), the newest "
+    "HISTORY_KEPT, for /history",
+)
+DESCRIBE_KEY: Final = _key(
+    "describe:{request_id}",
+    "string",
+    Expiry.TTL,
+    "REQUEST_TTL_S: a /describe request (core.commands.describe), for its job and its suggestion buttons",
+)
 RECENT_KEY: Final = _key(
     "recent:{owner}", "list", Expiry.TTL, "REQUEST_TTL_S from the latest request; the last RECENT_KEPT ids"
 )
@@ -237,6 +250,12 @@ POLICY_KEY: Final = _key(
 )
 PAUSED_KEY: Final = _key(
     "paused:{community}", "string", Expiry.NONE, "set by /admin pause, deleted by /admin resume"
+)
+STYLES_KEY: Final = _key(
+    "styles:{community}",
+    "hash",
+    Expiry.NONE,
+    "a community's style presets (/admin style), name → JSON, kept until its moderators remove them",
 )
 BLOCKLIST_KEY: Final = _key(
     "blocklist:{community_id}",

@@ -6,6 +6,7 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,8 +32,10 @@ from core.commands.derivation import (
     reroll_request,
     scoped_request_id,
 )
+from core.commands.describe import suggestion
 from core.commands.grammar import ImagineOptions, UserDefaults, parse_imagine
 from core.commands.presses import PressWindow
+from core.commands.recipe import ResultInfo
 from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
@@ -40,13 +43,17 @@ from core.errors import InvalidRequest, NotAllowed, NotFound
 from core.governance.admission import Admission, same_community
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
+from core.governance.describing import Describer, ImageSource
+from core.governance.library import Deleted, History, Library
 from core.governance.quotas import owner_id
+from core.governance.styles import NamedStyle, StyleBook, apply_style
 from core.jobs.cache import ResultCache
 from core.jobs.queue import CancelOutcome, JobQueue, Submission, cloud_job_id
 from core.jobs.routing import Router
 from core.jobs.workers import WorkerRegistry
 from core.models.catalog import BackendKind, get_model
 from core.models.privileges import Privilege
+from core.models.provenance import NoProvenanceReader, ProvenanceReader
 from core.models.request import ControlRef, GenerationRequest, Mode, Requester
 from core.models.result import EventKind, ResultEvent, StoredImage
 from core.models.verdict import PromptModerator
@@ -68,11 +75,21 @@ class Pressed:
     button: Button
     submission: Submission | None = None
     image: StoredImage | None = None
+    info: ResultInfo | None = None  # ⓘ
+    history: History | None = None  # ◀ / ▶ on /history
+    deleted: Deleted | None = None  # 🗑
+    shown: ResultEvent | None = None  # "Show" on /history: the result, to post again with its buttons
 
 
 class ImagineService:
     def __init__(
-        self, redis: ArqRedis, settings: Settings, store: ImageStore, moderator: PromptModerator
+        self,
+        redis: ArqRedis,
+        settings: Settings,
+        store: ImageStore,
+        moderator: PromptModerator,
+        *,
+        provenance: ProvenanceReader | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,6 +103,9 @@ class ImagineService:
         self.admission = Admission(redis, settings, moderator)
         self.canceller = Canceller(redis, self.admission.quotas)
         self.presses = PressWindow(redis, self.queue)
+        self.styles = StyleBook(redis, settings)
+        self.library = Library(redis, store, provenance or NoProvenanceReader())
+        self.describer = Describer(redis, settings, store, self.admission)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -123,7 +143,7 @@ class ImagineService:
                 width, height = fit_aspect(options.model, upload.width, upload.height)
         request = request_from_options(
             options, request_id, requester, reply_to or {}, source, width, height, control
-        ).model_copy(update={"image_policy": policy.nsfw, "notes": options.notes})
+        ).model_copy(update={"image_policy": policy.nsfw, "notes": options.notes, "style": options.style})
         submission = await self.submit(request, upload=upload)
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
@@ -173,6 +193,12 @@ class ImagineService:
             raise InvalidRequest("model", f"{options.model} can't start from an image; pick a local model.")
         if not starts_from_image and options.strength is not None:
             raise InvalidRequest("strength", "--strength only applies when you start from an image.")
+        if options.style is not None:  # applied before the prompt check, which reads the final text
+            preset = await self.styles.get(options.style, requester)
+            prompt, negative = apply_style(
+                preset, options.prompt, options.negative_prompt, self.settings.limits
+            )
+            options = dataclasses.replace(options, prompt=prompt, negative_prompt=negative)
         await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
         if request_id is None or not await self.queue.known(request_id):  # a redelivery is not charged again
             await self.admission.check_headroom(requester, options.n)
@@ -330,6 +356,9 @@ class ImagineService:
         index = button.index if button.index is not None else 0
         if button.action == c.ACTION_UPSCALE:
             return Pressed(button, image=await self.image(button.request_id, index, requester))
+        shown = await self._press_shown(button, requester)
+        if shown is not None:
+            return shown
         action = _PRESS_ACTIONS.get(button.action)
         if action is None:
             raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
@@ -346,6 +375,20 @@ class ImagineService:
             await self.presses.release(owner, button_id, request_id, now)
             raise
         return Pressed(button, submission=submission)
+
+    async def _press_shown(self, button: Button, requester: Requester) -> Pressed | None:
+        """The buttons that show something and queue nothing: ⓘ, 🗑, Show, and /history's paging."""
+        rid = button.request_id
+        if button.action == c.ACTION_INFO:
+            return Pressed(button, info=await self.info(rid, requester))
+        if button.action == c.ACTION_DELETE:
+            return Pressed(button, deleted=await self.delete(rid, requester))
+        if button.action == c.ACTION_SHOW:
+            return Pressed(button, shown=await self.show(rid, requester))
+        if button.action in (c.ACTION_HISTORY_OLDER, c.ACTION_HISTORY_NEWER):
+            older = button.action == c.ACTION_HISTORY_OLDER
+            return Pressed(button, history=await self.history(requester, rid, older=older))
+        return None
 
     async def _repeat(self, request_id: str) -> Submission:
         """A press that repeats an earlier one: that request, where it stands now."""
@@ -377,6 +420,68 @@ class ImagineService:
     async def result(self, request_id: str) -> ResultEvent:
         return await self.results.load(request_id)
 
+    # -- styles, /describe, and one's own results --------------------------------------------------------------
+
+    async def list_styles(self, requester: Requester) -> list[NamedStyle]:
+        """/styles: the presets `requester` may use where they are."""
+        return await self.styles.all(requester)
+
+    async def describe(
+        self,
+        requester: Requester,
+        *,
+        image: ImageSource | None = None,
+        result_id: str | None = None,
+        index: int = 0,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """/describe an upload (`image`) or image `index` of a result: four prompt suggestions, queued."""
+        result = None
+        if result_id is not None:
+            await self.check_owner(result_id, requester)
+            result = (result_id, index)
+        return await self.describer.describe(
+            requester, image=image, result=result, source_id=source_id, reply_to=reply_to
+        )
+
+    async def imagine_suggestion(
+        self,
+        describe_id: str,
+        index: int,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """A suggestion's button: that prompt through the normal /imagine path (checks, quota, queue)."""
+        described = await self.results.load(describe_id)
+        await self._authorize_for(described.requester, requester)
+        text = suggestion(described, index)
+        return await self.imagine(text, requester, source_id=source_id, reply_to=reply_to)
+
+    async def history(
+        self, requester: Requester, anchor: str | None = None, *, older: bool = True
+    ) -> History:
+        """/history: a page of `requester`'s own results (the web gallery reads the same)."""
+        return await self.library.history(requester, anchor, older)
+
+    async def info(self, request_id: str, requester: Requester) -> ResultInfo:
+        """/info: the command line that makes a result again, and its provenance in plain words."""
+        return await self.library.info(request_id, requester)
+
+    async def delete(self, request_id: str, requester: Requester) -> Deleted:
+        """Delete one's own result: its files leave the public prefix and the cache."""
+        return await self.library.delete_own(request_id, requester)
+
+    async def show(self, request_id: str, requester: Requester) -> ResultEvent:
+        """A result from one's /history, to post again with its buttons."""
+        await self.check_owner(request_id, requester)
+        result = await self.results.load(request_id)
+        if result.kind is not EventKind.DONE or not result.images:
+            raise NotFound("That result has no images any more.")
+        return result
+
     # -- helpers --------------------------------------------------------------------------------------------
 
     async def check_prompt(self, prompt: str, negative: str, requester: Requester) -> None:
@@ -396,10 +501,13 @@ class ImagineService:
     async def _authorize(self, request: GenerationRequest, requester: Requester) -> CommunityPolicy:
         """May `requester` use this request's buttons? Its owner may; others only in the same community, when
         that community lets everyone press. Returns the policy of the presser's community (bans, pauses apply)."""
+        return await self._authorize_for(request.requester, requester)
+
+    async def _authorize_for(self, owner: Requester, requester: Requester) -> CommunityPolicy:
         policy = await self.admission.admit(requester)
-        if owner_id(requester) == owner_id(request.requester):
+        if owner_id(requester) == owner_id(owner):
             return policy
-        if same_community(request.requester, requester) and policy.buttons == "everyone":
+        if same_community(owner, requester) and policy.buttons == "everyone":
             return policy
         raise NotAllowed("Only the person who asked for these images can use their buttons.")
 
@@ -461,6 +569,32 @@ async def _reroll(
     return await service.reroll(button.request_id, who, source_id=source_id, reply_to=reply_to)
 
 
+async def _describe(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.describe(
+        who, result_id=button.request_id, index=index, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _suggestion(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+) -> Submission:
+    return await service.imagine_suggestion(
+        button.request_id, index, who, source_id=source_id, reply_to=reply_to
+    )
+
+
 # Every queued button action → the service call it stands for; the front ends hold no per-action branching.
 _PRESS_ACTIONS: dict[str, _PressAction] = {
     c.ACTION_VARY: _vary_strong,  # V<i> is a strong variation
@@ -468,4 +602,6 @@ _PRESS_ACTIONS: dict[str, _PressAction] = {
     c.ACTION_VARY_SUBTLE: _vary_subtle,
     c.ACTION_UPSCALE_2X: _upscale,
     c.ACTION_REROLL: _reroll,
+    c.ACTION_DESCRIBE: _describe,
+    c.ACTION_SUGGESTION: _suggestion,
 }

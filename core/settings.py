@@ -330,6 +330,37 @@ class ProvenanceSettings(Group):
         return self
 
 
+class StylePreset(Group):
+    """A --style preset: `template` holds the user's prompt where it says {prompt}; `negative` is added to --no."""
+
+    template: str = Field(min_length=1, max_length=500)
+    negative: str = Field(default="", max_length=500)
+
+    @field_validator("template")
+    @classmethod
+    def _has_placeholder(cls, value: str) -> str:
+        if "{prompt}" not in value:
+            raise ValueError("a style's template must contain {prompt}, where the user's prompt goes")
+        return value
+
+
+class CaptionerSettings(Group):
+    """/describe: an image → four prompt suggestions, from a local captioning model or OpenAI's vision model.
+
+    `backend` "auto" uses a GPU worker's local captioner when one runs, else OpenAI when a key is set (as image
+    generation falls back); "local" and "openai" use only that one.
+    """
+
+    backend: Literal["auto", "local", "openai"] = "auto"
+    local_model: str | None = (
+        None  # a transformers image-to-text model (Hub id or folder); None: no local one
+    )
+    openai_model: str = "gpt-4o-mini"
+    max_new_tokens: int = Field(default=40, ge=4, le=200)
+    timeout_s: float = Field(default=60.0, gt=0)
+    images_charged: int = Field(default=1, ge=0, le=4)  # what one /describe takes from the daily image quota
+
+
 class OpsSettings(Group):
     """The operations endpoints (/metrics, /healthz, /readyz) each process serves; None keeps them off."""
 
@@ -520,6 +551,16 @@ class Settings(BaseSettings):
     ops: OpsSettings = OpsSettings()
     adapters: AdapterSettings = AdapterSettings()
     delivery: DeliverySettings = DeliverySettings()
+    styles: dict[str, StylePreset] = Field(default_factory=dict)  # the operator's --style presets, by name
+    captioner: CaptionerSettings = CaptionerSettings()
+
+    @field_validator("styles")
+    @classmethod
+    def _style_names(cls, value: dict[str, StylePreset]) -> dict[str, StylePreset]:
+        bad = [name for name in value if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name)]
+        if bad:
+            raise ValueError(f"style names are lowercase letters, digits, - or _ (up to 32): {bad}")
+        return value
 
     @field_validator("default_model")
     @classmethod

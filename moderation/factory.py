@@ -16,6 +16,7 @@ from core.settings import Settings
 from moderation.community_terms import CommunityBlocklist
 from moderation.default_terms import default_blocklist
 from moderation.prompt_check import PromptCheck
+from moderation.provenance import ProvenanceCheck
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,16 @@ def build_image_moderator(settings: Settings) -> ImageModerator:
 
 def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:
     """The admin commands over the same Redis, store and quotas as `service`, with the communities' terms."""
-    return AdminService(redis, settings, service.store, CommunityBlocklist(redis), service.admission.quotas)
+    return AdminService(
+        redis,
+        settings,
+        service.store,
+        CommunityBlocklist(redis),
+        service.admission.quotas,
+        provenance=build_provenance_reader(settings),
+    )
+
+
+def build_provenance_reader(settings: Settings) -> ProvenanceCheck:
+    """What /info and /admin check read an image's Content Credentials and watermark with."""
+    return ProvenanceCheck.from_path(settings.provenance.trust_anchors_path)

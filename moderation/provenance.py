@@ -9,13 +9,18 @@ method, which SDXL picked, was not robust enough here: measured on 20 natural-lo
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 WATERMARK_BITS = tuple(int(bit) for bit in format(0x1B_07_AA_55_C2_9A, "048b"))  # "imagebot" mark, 48 bits
 WATERMARK_METHOD = "dwtDctSvd"
@@ -167,3 +172,26 @@ def _summary(
         signer=str(active.get("signature_info", {}).get("common_name", "")),
         ingredients=ingredients,
     )
+
+
+class ProvenanceCheck:
+    """core's ProvenanceReader (core.models.provenance): `read_provenance` in a thread, in plain words.
+
+    `trust_anchors_pem`: the roots whose signers count as trusted (settings.provenance.trust_anchors_path);
+    without them a good signature reads "signed correctly, by a signer this bot doesn't know".
+    """
+
+    def __init__(self, trust_anchors_pem: str | None = None) -> None:
+        self.trust_anchors_pem = trust_anchors_pem
+
+    @classmethod
+    def from_path(cls, path: Path | None) -> ProvenanceCheck:
+        return cls(path.read_text() if path is not None else None)
+
+    async def describe(self, data: bytes) -> str:
+        try:
+            report = await asyncio.to_thread(read_provenance, data, self.trust_anchors_pem)
+        except (OSError, ValueError) as exc:  # not an image Pillow can open
+            log.info("provenance of an unreadable file not read: %s", exc)
+            return "That file isn't an image I can read, so it says nothing about where it came from."
+        return report.describe()

@@ -21,8 +21,23 @@ ACTIONS = {
     c.ACTION_VARY_STRONG: "vary_strong",
     c.ACTION_VARY_SUBTLE: "vary_subtle",
     c.ACTION_UPSCALE_2X: "upscale_2x",
+    c.ACTION_INFO: "info",
+    c.ACTION_DELETE: "delete",
+    c.ACTION_SHOW: "show",
+    c.ACTION_HISTORY_OLDER: "history_older",
+    c.ACTION_HISTORY_NEWER: "history_newer",
+    c.ACTION_DESCRIBE: "describe",
+    c.ACTION_SUGGESTION: "suggestion",
 }
-INDEXED = {c.ACTION_UPSCALE, c.ACTION_VARY, c.ACTION_VARY_STRONG, c.ACTION_VARY_SUBTLE, c.ACTION_UPSCALE_2X}
+INDEXED = {
+    c.ACTION_UPSCALE,
+    c.ACTION_VARY,
+    c.ACTION_VARY_STRONG,
+    c.ACTION_VARY_SUBTLE,
+    c.ACTION_UPSCALE_2X,
+    c.ACTION_DESCRIBE,
+    c.ACTION_SUGGESTION,
+}
 _BUTTON_RE = re.compile(r"^(?P<action>[a-z0-9]{1,2}):(?P<request_id>[a-z2-7]{16})(?::(?P<index>[0-3]))?$")
 PREFIX = "ib"  # namespaced so other bots' buttons in the same app never collide
 
@@ -65,11 +80,31 @@ def single_buttons(request_id: str, index: int) -> list[list[Button]]:
             Button(c.ACTION_VARY_STRONG, request_id, index),
             Button(c.ACTION_VARY_SUBTLE, request_id, index),
             Button(c.ACTION_UPSCALE_2X, request_id, index),
-        ]
+        ],
+        [Button(c.ACTION_DESCRIBE, request_id, index), *library_buttons(request_id)],
     ]
 
 
-def button_label(button: Button) -> str:
+def library_buttons(request_id: str) -> list[Button]:
+    """ⓘ (how it was made) and 🗑 (delete, for its owner) under a result shown from /history or at full size."""
+    return [Button(c.ACTION_INFO, request_id), Button(c.ACTION_DELETE, request_id)]
+
+
+def history_buttons(request_ids: Sequence[str], newer: str | None, older: str | None) -> list[list[Button]]:
+    """/history: one row per result (show it again, ⓘ, 🗑), then ◀ newer / older ▶ from the page's ends."""
+    rows = [[Button(c.ACTION_SHOW, request_id), *library_buttons(request_id)] for request_id in request_ids]
+    paging = []
+    if newer is not None:
+        paging.append(Button(c.ACTION_HISTORY_NEWER, newer))
+    if older is not None:
+        paging.append(Button(c.ACTION_HISTORY_OLDER, older))
+    return [*rows, paging] if paging else rows
+
+
+def button_label(button: Button, place: int | None = None) -> str:
+    """The button's text; `place` is the 1-based place of a /history row's result."""
+    if button.action == c.ACTION_SHOW:
+        return f"#{place} Show" if place is not None else "Show"
     number = "" if button.index is None else str(button.index + 1)
     return {
         c.ACTION_UPSCALE: f"U{number}",
@@ -78,4 +113,10 @@ def button_label(button: Button) -> str:
         c.ACTION_VARY_STRONG: "Vary (strong)",
         c.ACTION_VARY_SUBTLE: "Vary (subtle)",
         c.ACTION_UPSCALE_2X: "Upscale 2×",
+        c.ACTION_INFO: "ⓘ Info",
+        c.ACTION_DELETE: "🗑 Delete",
+        c.ACTION_HISTORY_NEWER: "◀ Newer",
+        c.ACTION_HISTORY_OLDER: "Older ▶",
+        c.ACTION_DESCRIBE: "Describe",
+        c.ACTION_SUGGESTION: f"Imagine {number}",
     }[button.action]

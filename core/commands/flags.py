@@ -22,6 +22,7 @@ FLAG_ALIASES: dict[str, str] = {
     "scheduler": "sampler",
     "control": "control",
     "cw": "cw",
+    "style": "style",
 }
 # Flags that may be given more than once (each adds one).
 REPEATABLE = frozenset({"lora"})
@@ -40,6 +41,7 @@ FLAG_EXAMPLES: dict[str, str] = {
     "sampler": "--sampler DPM++ 2M Karras",
     "control": "--control canny",
     "cw": "--cw 0.8",
+    "style": "--style watercolor",
 }
 
 _SHOWN_CHARS = 40

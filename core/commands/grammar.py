@@ -62,6 +62,7 @@ _STRONG_DASHES = frozenset({"--", "−−"})
 _AR_VALUE = re.compile(r"[0-9]+\s*:\s*[0-9]+(?!\S)")
 _SIZE_VALUE = re.compile(r"[0-9]+\s*[xX×*]\s*[0-9]+(?!\S)")
 _INT = re.compile(r"[+-]?[0-9]{1,30}")
+_STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
 
 
@@ -94,6 +95,7 @@ class ImagineOptions:
     sampler: str | None = None  # --sampler, canonical (core.models.sampler)
     control: str | None = None  # --control kind; the picture comes with the command
     control_weight: float = 1.0  # --cw
+    style: str | None = None  # --style: a preset's name (core.governance.styles applies it at submit time)
 
 
 @dataclass(frozen=True)
@@ -304,6 +306,23 @@ def _negative_prompt(flag: _Flag, spec: ModelSpec, limits: LimitsSettings) -> st
     return negative
 
 
+def style_name(text: str) -> str | None:
+    """A style preset's name as stored (lowercase), or None when it can't be one."""
+    name = text.strip().lower()
+    return name if _STYLE_NAME.fullmatch(name) else None
+
+
+def _style_name(flag: _Flag) -> str:
+    name = style_name(flag.value)
+    if name is None:
+        raise InvalidRequest(
+            "style",
+            f"{flag.label} takes a preset's name: letters, digits, - or _ (you wrote {_shown(flag.value)}). "
+            "/styles lists them.",
+        )
+    return name
+
+
 def _image_size(
     given: dict[str, _Flag], spec: ModelSpec, saved_aspect: str | None
 ) -> tuple[int, int, str | None]:
@@ -387,6 +406,7 @@ def parse_imagine(
         strength = _parse_float(given["strength"], MIN_STRENGTH, MAX_STRENGTH)
 
     negative = _negative_prompt(given["no"], spec, limits) if "no" in given else ""
+    style = _style_name(given["style"]) if "style" in given else None
     width, height, note = _image_size(given, spec, defaults.aspect)
     if note:
         notes.append(note)
@@ -415,6 +435,7 @@ def parse_imagine(
         sampler=sampler,
         control=control[0],
         control_weight=control[1],
+        style=style,
     )
     logger.debug("parsed imagine command: %r", options)
     return options

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from core.delivery.history import HistoryIndex
 from core.errors import NotFound
 from core.keys import IMAGE_REFS_KEY, RESULT_KEY, RESULT_TTL_S
-from core.models.result import ResultEvent
+from core.models.result import EventKind, ResultEvent
 
 # KEYS: the reference sets of the files. ARGV[1]: the request id.
 # Returns the indices (1-based) of the files this request referenced and nobody references any more.
@@ -39,9 +40,11 @@ class ResultStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._release = redis.register_script(_RELEASE)
+        self.history = HistoryIndex(redis)
 
     async def save(self, event: ResultEvent) -> None:
-        """Keep the result and record it as a reference to each of its files (cache hits included)."""
+        """Keep the result and record it as a reference to each of its files (cache hits included); a result
+        that shows images goes into its owner's /history (core.delivery.history)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(RESULT_KEY.format(request_id=event.request_id), event.model_dump_json(), ex=RESULT_TTL_S)
             for key in stored_keys(event):
@@ -49,6 +52,11 @@ class ResultStore:
                 pipe.sadd(refs, event.request_id)
                 pipe.expire(refs, RESULT_TTL_S)  # outlives every result that shows the file
             await pipe.execute()
+        if event.kind is EventKind.DONE and event.images:
+            requester = event.requester
+            await self.history.add(
+                f"{requester.platform}:{requester.user_id}", event.request_id, event.created_at
+            )
 
     async def exists(self, request_id: str) -> bool:
         """Whether the request already ended (a result of any kind is stored)."""

@@ -7,6 +7,7 @@
     block add|remove <term> | block list      MOD    policy nsfw|buttons|model <value>   ADMIN
     delete <request id> [image number]        MOD    audit [user <u>] [action <a>] [since <duration>]  MOD
     lora deny|allow <name> | lora list        MOD
+    style add|remove|list …                   MOD    check (an image attached or replied to)  MOD
 
 <user> is a platform user id (front ends turn mentions and replies into ids before calling); arguments are
 checked in admin_arguments.py. Community-wide commands act on the community the command was sent in; bans
@@ -50,7 +51,8 @@ TargetLookup = Callable[[str], Awaitable[Requester | None]]
 NEEDS = {
     "ban": Privilege.MOD, "unban": Privilege.MOD, "usage": Privilege.MOD, "queue": Privilege.MOD,
     "cancel": Privilege.MOD, "pause": Privilege.MOD, "resume": Privilege.MOD, "block": Privilege.MOD,
-    "delete": Privilege.MOD, "audit": Privilege.MOD, "lora": Privilege.MOD,
+    "delete": Privilege.MOD, "audit": Privilege.MOD, "lora": Privilege.MOD, "style": Privilege.MOD,
+    "check": Privilege.MOD,
     # tier and quota change a user's limits everywhere, so no single community's admin may set them
     "tier": Privilege.OWNER, "quota": Privilege.OWNER, "policy": Privilege.ADMIN,
 }  # fmt: skip

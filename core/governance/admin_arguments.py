@@ -39,6 +39,8 @@ USAGE = {
     "delete": "delete <request id> [image number]",
     "lora": "lora deny <name> | lora allow <name> | lora list",
     "audit": "audit [user <user>] [action <action>] [since <duration>]",
+    "style": "style add <name> <template with {prompt}> [--no <terms>] | style remove <name> | style list",
+    "check": "check (with an image attached, or in reply to one): its Content Credentials and watermark",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Protocol
 from arq.connections import ArqRedis
 
 from core import constants as c
+from core.commands.uploads import UPLOAD_MAX_BYTES, read_upload
 from core.delivery.delivery_log import DeliveryLog
 from core.delivery.result_store import ResultStore
 from core.errors import InvalidRequest, NotAllowed
@@ -22,13 +23,15 @@ from core.governance.bans import BanList
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityStore, community_key
 from core.governance.quotas import QuotaService, owner_id
+from core.governance.styles import StyleBook
 from core.governance.takedown import Takedown
 from core.jobs.queue import CancelOutcome, JobQueue
 from core.jobs.workers import WorkerRegistry
-from core.models.privileges import Privilege, effective_privilege
+from core.models.privileges import Privilege, effective_privilege, require
+from core.models.provenance import NoProvenanceReader, ProvenanceReader
 from core.models.request import GenerationRequest, Requester
 from core.settings import Settings
-from core.storage.protocol import ImageStore
+from core.storage.protocol import ImageStore, content_key
 
 
 class TermStore(Protocol):
@@ -43,7 +46,13 @@ class TermStore(Protocol):
 
 class CommunityAdmin:
     def __init__(
-        self, redis: ArqRedis, settings: Settings, store: ImageStore, terms: TermStore, quotas: QuotaService
+        self,
+        redis: ArqRedis,
+        settings: Settings,
+        store: ImageStore,
+        terms: TermStore,
+        quotas: QuotaService,
+        provenance: ProvenanceReader | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -58,6 +67,8 @@ class CommunityAdmin:
         self.deliveries = DeliveryLog(redis)
         self.canceller = Canceller(redis, quotas)
         self.takedown = Takedown(redis, store)
+        self.styles = StyleBook(redis, settings)
+        self.provenance: ProvenanceReader = provenance or NoProvenanceReader()
 
     # -- shared checks ---------------------------------------------------------------------------------------
 
@@ -261,3 +272,49 @@ class CommunityAdmin:
         else:
             text = f"Deleted {outcome.deleted} file(s) of {request_id}."
         return AdminReply.of(text, delete_messages=messages)
+
+    async def _style(self, args: list[str], actor: Requester, *_: object) -> AdminReply:
+        """style add <name> <template…> [--no <terms…>] | style remove <name> | style list"""
+        community = self._community(actor, "style")
+        self._args(args, "style", 1)
+        action = args[0].lower()
+        if action == "list":
+            styles = await self.styles.all(actor)
+            if not styles:
+                return AdminReply.of("No styles here yet. /admin style add <name> <template with {prompt}>")
+            return AdminReply.of("Styles here:\n" + "\n".join(style.line() for style in styles))
+        if action == "remove" and len(args) == 2:
+            removed = await self.styles.remove(community, args[1])
+            await self._record(actor, AuditAction.STYLE_REMOVE, args[1].lower())
+            name = args[1].lower()
+            return AdminReply.of(
+                f"Removed the style “{name}”." if removed else f"There was no style “{name}” here."
+            )
+        if action != "add" or len(args) < 3:
+            raise InvalidRequest("style", f"Usage: /admin {USAGE['style']}")
+        words = args[2:]
+        cut = next((i for i, word in enumerate(words) if word.lower() in ("--no", "—no")), len(words))
+        template, negative = " ".join(words[:cut]), " ".join(words[cut + 1 :])
+        name = await self.styles.add(community, args[1], template, negative)
+        await self._record(actor, AuditAction.STYLE_ADD, name, template, negative=negative)
+        return AdminReply.of(f"Added the style “{name}”: /imagine a fox --style {name}")
+
+    async def _check(self, args: list[str], actor: Requester, *_: object) -> AdminReply:
+        raise InvalidRequest(
+            "check", "Attach an image to /admin check, or send it in reply to an image, and I'll read it."
+        )
+
+    async def check_image(self, data: bytes, actor: Requester) -> AdminReply:
+        """/admin check on an image someone posted: its Content Credentials and watermark, in plain words."""
+        require(self._level(actor), Privilege.MOD, "use /admin check")
+        if len(data) > UPLOAD_MAX_BYTES:
+            raise InvalidRequest(
+                "check",
+                f"That file is {len(data) / 1e6:.1f} MB; I read images up to {UPLOAD_MAX_BYTES // 1_000_000} MB.",
+            )
+        read_upload(
+            data, self.settings.limits.max_upload_pixels
+        )  # a picture, of a sane size, or a clear refusal
+        report = await self.provenance.describe(data)
+        await self._record(actor, AuditAction.CHECK, content_key(data, "image/png").rsplit("/", 1)[-1][:16])
+        return AdminReply.of("What this image says about itself:\n" + report)

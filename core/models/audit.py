@@ -29,6 +29,10 @@ class AuditAction(StrEnum):
     DELETE = "delete"
     LORA_DENY = "lora_deny"  # a LoRA turned off for a community
     LORA_ALLOW = "lora_allow"
+    STYLE_ADD = "style_add"
+    STYLE_REMOVE = "style_remove"
+    CHECK = "check"  # /admin check read an image's provenance
+    OWN_DELETE = "own_delete"  # a user deleted their own result (actor: the user)
     ADMIN_REFUSED = "admin_refused"  # an /admin command by someone without the privilege
     # What the bot refused or did on its own (actor: "system").
     PROMPT_REFUSED = "prompt_refused"

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     FAILED = "failed"  # our side failed: show an apology with the request id
     REFUSED = "refused"  # moderation refused the output or input: show the reason
     CANCELLED = "cancelled"
+    DESCRIBED = "described"  # a /describe finished: `suggestions` holds the prompts it suggests
     NOTICE = (
         "notice"  # not a job's result: a message for moderators, posted to reply_to's chat (a log channel)
     )
@@ -58,6 +59,7 @@ class ResultEvent(Frozen):
     cached: bool = False
     fallback: bool = False  # served by OpenAI because no local worker could
     revised_prompt: str | None = None
+    suggestions: tuple[str, ...] = ()  # DESCRIBED: the prompts suggested for the image, each with a button
     reason_code: str | None = None  # errors.*.reason_code or a moderation code
     message: str | None = None  # user-facing text for FAILED/REFUSED/CANCELLED
     step: int | None = None

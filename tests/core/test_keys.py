@@ -89,6 +89,7 @@ async def test_every_key_the_flows_leave_is_listed_and_expires_when_promised(pip
     await admin.execute("policy nsfw spoiler", OWNER)
     await admin.execute("tier 1 supporter", OWNER)
     await admin.execute("quota 1 100", OWNER)
+    await admin.execute("style add ink ink drawing of {prompt}", OWNER)
 
     # /imagine → queue → worker → result event → delivery (twice: the second is a cache hit), then a V2 press.
     first = await service.imagine("a lighthouse --seed 7 --n 2", ALICE, reply_to={"chat_id": GROUP})
@@ -128,7 +129,7 @@ async def test_every_key_the_flows_leave_is_listed_and_expires_when_promised(pip
         keys.FAIR_FINISH_KEY, keys.EVENTS_STREAM, keys.DELIVERED_KEY, keys.MESSAGES_KEY, keys.USAGE_DAY_KEY,
         keys.USAGE_HOUR_KEY, keys.INFLIGHT_KEY, keys.RESERVATION_KEY, keys.TIER_KEY, keys.OVERRIDE_KEY,
         keys.BAN_KEY, keys.REFUSALS_KEY, keys.POLICY_KEY, keys.PAUSED_KEY, keys.BLOCKLIST_KEY, keys.PREFS_KEY,
-        keys.AUDIT_STREAM, "arq:job:{job_id}", "arq:result:{job_id}",
+        keys.AUDIT_STREAM, "arq:job:{job_id}", "arq:result:{job_id}", keys.HISTORY_KEY, keys.STYLES_KEY,
     }  # fmt: skip
     seen |= seen_waiting | seen_at_end
     assert exercised <= seen, sorted(exercised - seen)
