@@ -23,6 +23,7 @@ from core.models.verdict import ImageModerator
 from core.settings import Settings
 from core.storage.protocol import ImageStore
 from worker.backend import ImageBackend
+from worker.captioner import Captioner
 from worker.provenance import Provenance
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class WorkerContext:
     store: ImageStore
     backends: dict[BackendKind, ImageBackend]
     image_moderator: ImageModerator
+    captioner: Captioner | None = None  # /describe on this queue (worker/captioner.py), when configured
     job_timeout_s: float = field(init=False)
     queue: JobQueue = field(init=False)
     events: EventPublisher = field(init=False)
@@ -76,4 +78,6 @@ class WorkerContext:
     async def close(self) -> None:
         for backend in self.backends.values():
             await backend.close()
+        if self.captioner is not None:
+            await self.captioner.close()
         await self.store.close()

@@ -34,7 +34,9 @@ from core.models.verdict import AllowAll, ImageModerator, Outcome
 from core.settings import Settings
 from core.storage.factory import build_store
 from worker.backend import ImageBackend
+from worker.captioner import Captioner
 from worker.context import WorkerContext, job_timeout_s
+from worker.describing import describe
 from worker.heartbeat import Heartbeat, default_worker_id, lease_s
 from worker.jobs import generate
 
@@ -82,6 +84,21 @@ def _backends(settings: Settings, queue: str) -> tuple[dict[BackendKind, ImageBa
     return {BackendKind.DIFFUSERS: DiffusersBackend(registry, adapters=settings.adapters)}, models
 
 
+def _captioner(settings: Settings, queue: str) -> Captioner | None:
+    """The /describe backend this queue's worker offers: a local model on the GPU queue, OpenAI on the cloud."""
+    config = settings.captioner
+    if queue == c.QUEUE_GPU and config.local_model and config.backend != "openai":
+        from worker.captioner import TransformersCaptioner
+        from worker.device import detect_device
+
+        return TransformersCaptioner(config, detect_device(settings.worker))
+    if queue == c.QUEUE_CLOUD and settings.openai.enabled and config.backend != "local":
+        from worker.captioner import OpenAICaptioner
+
+        return OpenAICaptioner(settings.openai, config)
+    return None
+
+
 class ImagebotWorker(Worker):
     """arq's Worker, made to last: rides out Redis outages, drains on request, holds short leases on its jobs."""
 
@@ -96,7 +113,10 @@ class ImagebotWorker(Worker):
         self._handed_back: set[str] = set()
         job_timeout = job_timeout_s(settings, queue)
         super().__init__(
-            functions=[func(generate, name=c.JOB_GENERATE, max_tries=settings.worker.max_tries + 1)],
+            functions=[
+                func(generate, name=c.JOB_GENERATE, max_tries=settings.worker.max_tries + 1),
+                func(describe, name=c.JOB_DESCRIBE, max_tries=settings.worker.max_tries + 1),
+            ],
             queue_name=queue,
             redis_settings=redis_settings(settings.redis_url or "redis://localhost:6379"),
             burst=burst,
@@ -129,6 +149,9 @@ class ImagebotWorker(Worker):
     async def _startup(self, ctx: dict[str, Any]) -> None:
         settings, queue = self.settings, self.queue_name
         backends, models = await asyncio.to_thread(_backends, settings, queue)
+        captioner = await asyncio.to_thread(_captioner, settings, queue)
+        if captioner is not None and queue == c.QUEUE_GPU:
+            models = (*models, c.CAPTIONER)  # routers send /describe here (core.jobs.captions)
         moderator = _image_moderator(settings)
         await warm_up(moderator)
         ctx["imagebot"] = WorkerContext(
@@ -138,6 +161,7 @@ class ImagebotWorker(Worker):
             store=build_store(settings),
             backends=backends,
             image_moderator=moderator,
+            captioner=captioner,
         )
         worker_id = settings.worker.name or default_worker_id(queue)
         self.heartbeat = Heartbeat(

@@ -3,6 +3,9 @@
     POST /v1/images/generations   dall-e-3 and gpt-image-1: sizes, n, response_format and quality checked
                                   per model; PNGs of the requested size whose colours derive from the prompt
     POST /v1/moderations          omni-moderation-latest shape; a few trigger words flag each category
+    POST /v1/chat/completions     vision models (gpt-4o, gpt-4o-mini, gpt-4.1…): messages with text and
+                                  image_url parts (data: URLs only, PNG/JPEG/WebP); the answer names the
+                                  image's size and main colour, so a test can tell the image was read
 
 Every request is recorded (`.requests`). Switches inject failures into the next N calls: `fail_next`
 (500/503 with the real error body), `rate_limit_next` (429 with retry-after) and `hang_next` (no answer
@@ -117,6 +120,7 @@ class OpenAIEmulator:
         app = web.Application()
         app.router.add_post("/v1/images/generations", self._images_generations)
         app.router.add_post("/v1/moderations", self._moderations)
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -269,6 +273,63 @@ class OpenAIEmulator:
         recorded.status = 200
         return web.json_response(payload)
 
+    async def _chat_completions(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        refusal = await self._precheck(request, recorded)
+        if refusal is not None:
+            return refusal
+        body: dict[str, Any] = recorded.body
+        model = body.get("model")
+        if model not in VISION_MODELS:
+            return _invalid(
+                recorded,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "model",
+                "model_not_found",
+            )
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _invalid(
+                recorded, "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+            )
+        images: list[tuple[int, int, str]] = []
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            for part in content if isinstance(content, list) else []:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = str((part.get("image_url") or {}).get("url", ""))
+                    seen = _data_url_image(url)
+                    if seen is None:
+                        return _invalid(
+                            recorded,
+                            "Invalid image URL: expected a base64 data URL of an image.",
+                            "messages",
+                            "invalid_image_url",
+                        )
+                    images.append(seen)
+        text = _chat_answer(images) if images else "I can only describe an image; none was given."
+        recorded.status = 200
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{hashlib.sha256(text.encode()).hexdigest()[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 85 * len(images) + 40,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": 85 * len(images) + 40 + len(text.split()),
+                },
+            }
+        )
+
     async def _moderations(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
         refusal = await self._precheck(request, recorded)
@@ -292,6 +353,39 @@ class OpenAIEmulator:
         return web.json_response(
             {"id": f"modr-{digest}", "model": model, "results": [_moderation_result(text) for text in texts]}
         )
+
+
+VISION_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
+COLOUR_NAMES = {"red": (200, 40, 40), "green": (40, 160, 60), "blue": (40, 60, 200), "yellow": (230, 200, 40)}
+
+
+def _data_url_image(url: str) -> tuple[int, int, str] | None:
+    """(width, height, nearest colour name) of a data: URL image, or None when it isn't one."""
+    match = re.match(r"^data:image/(png|jpeg|webp);base64,(.+)$", url, re.DOTALL)
+    if match is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(match[2], validate=True))) as image:
+            r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+            size = image.size
+    except (ValueError, OSError):
+        return None
+    name = min(
+        COLOUR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(COLOUR_NAMES[n], (r, g, b), strict=True))
+    )
+    return size[0], size[1], name
+
+
+def _chat_answer(images: list[tuple[int, int, str]]) -> str:
+    width, height, colour = images[0]
+    return "\n".join(
+        (
+            f"1. A {colour} abstract painting, {width} by {height}",
+            f"2. Minimal {colour} colour field, soft gradient",
+            f"- A {colour} wall in morning light, photograph",
+            f"A flat {colour} background, vector art",
+        )
+    )
 
 
 def _moderation_result(text: str) -> dict[str, Any]:

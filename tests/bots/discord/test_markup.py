@@ -25,4 +25,4 @@ def test_grid_rows_hold_at_most_five_and_the_link_fits_in() -> None:
 def test_no_link_for_local_files_and_single_image_buttons() -> None:
     view = result_view(single_buttons(REQUEST_ID, 1), "file:///tmp/x.png")
     labels = [button["label"] for row in _rows(view) for button in row]
-    assert labels == ["Vary (strong)", "Vary (subtle)", "Upscale 2×"]
+    assert labels == ["Vary (strong)", "Vary (subtle)", "Upscale 2×", "Describe", "ⓘ Info", "🗑 Delete"]
