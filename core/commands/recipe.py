@@ -47,6 +47,8 @@ def command_line(request: GenerationRequest, seed: int | None = None) -> str:
         parts.append(f"--sampler {request.sampler}")
     for lora in request.loras:
         parts.append(f"--lora {lora.name}:{_number(lora.weight)}")
+    if request.control is not None:
+        parts.append(f"--control {request.control.kind} --cw {_number(request.control.weight)}")
     if request.mode is Mode.IMG2IMG and request.strength is not None:
         parts.append(f"--strength {_number(request.strength)}")
     if request.prefer_cloud:
@@ -86,6 +88,8 @@ def recipe_notes(request: GenerationRequest, result: ResultEvent) -> tuple[str, 
             Mode.UPSCALE: "an upscale of an earlier result",
         }.get(request.mode, f"an earlier image ({request.mode.value})")
         notes.append(f"It started from {origin}, which a command line can't carry.")
+    if request.control is not None:
+        notes.append(f"It was guided by a {request.control.kind} control image; attach yours with --control.")
     if result.revised_prompt:
         notes.append(f"OpenAI rewrote the prompt as: {result.revised_prompt}")
     return tuple(notes)
