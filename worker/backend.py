@@ -40,7 +40,9 @@ class ImageBackend(Protocol):
     txt2img when source is None; otherwise the source is resized (Lanczos) to request.width × request.height
     and refined at request.strength. `control` is the user's picture for request.control (--control), which
     the backend turns into the control map it follows and returns in `Generation.control_image`.
-    Raises core.errors.GenerationFailed / BackendUnavailable, and
+    The edit modes (worker/edits.py) make request.width × request.height from the source as
+    core/commands/canvas.py says; an inpaint's mask rides in the source's alpha channel (255 keep, 0 repaint,
+    as in OpenAI's image edits). Raises core.errors.GenerationFailed / BackendUnavailable, and
     TimeLimitExceeded when a render runs past the worker's time limit (it stops at the next step: a job is
     never left holding the device, and is not retried, since the same request would run out of time again).
     """

@@ -12,41 +12,34 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from core.errors import GenerationFailed, ImagebotError, InvalidRequest, TimeLimitExceeded
 from core.models.catalog import Family, ModelSpec
 from core.models.request import GenerationRequest, Mode
-from core.settings import AdapterSettings
+from core.settings import AdapterSettings, UpscalerSettings
 from worker.adapters import LoraAdapters
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
 from worker.samplers import sampler_for
+from worker.schedule import MAX_SEED, img2img_steps
+from worker.tiny import TINY_NOTE
+
+if TYPE_CHECKING:
+    from worker.edits import Editor
+
+__all__ = ["MAX_SEED", "TINY_NOTE", "DiffusersBackend", "img2img_steps", "validate"]
 
 logger = logging.getLogger(__name__)
 
-TINY_NOTE = "smoke-test model with random weights: it draws noise, not pictures"
 SOURCE_MODES = (Mode.IMG2IMG, Mode.VARIATION, Mode.UPSCALE)
-MAX_SEED = 2**64 - 1
-
-
-def img2img_steps(steps: int, strength: float) -> int:
-    """The steps to ask an img2img pipeline for so that at least one denoising step runs.
-
-    diffusers' img2img runs only int(steps * strength) of the steps it is given (it skips the noisiest ones),
-    and fails when that is 0, e.g. 2 steps at strength 0.3. A subtle variation or an upscale at low strength is
-    a fair request, so the schedule is stretched until it holds one step rather than refusing the request.
-    """
-    effective = steps
-    while int(effective * strength) < 1:
-        effective += 1
-    return effective
 
 
 def validate(request: GenerationRequest, source: Image.Image | None) -> ModelSpec:
@@ -105,7 +98,11 @@ class DiffusersBackend:
         registry: ModelRegistry,
         time_limit_s: float | None = None,
         adapters: AdapterSettings | None = None,
+        upscaler: UpscalerSettings | None = None,
     ) -> None:
+        from worker.edits import Editor
+        from worker.upscaler import load_upscaler
+
         self.registry = registry
         self.adapter_settings = adapters or AdapterSettings()
         self.loras: dict[str, LoraAdapters] = {}  # per model: the LoRAs loaded into it
@@ -113,6 +110,21 @@ class DiffusersBackend:
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
         self.device = DeviceGuard()
+        limits = upscaler or UpscalerSettings()
+        upscaler_model = load_upscaler(limits, registry.device)
+        self.editor: Editor = Editor(
+            registry, self.device, self.time_limit_s, limits, upscaler_model, self.adapted
+        )
+
+    @contextmanager
+    def adapted(self, loaded: LoadedModel, pipeline: Any, request: GenerationRequest) -> Iterator[None]:
+        """`pipeline` with the request's sampler and LoRAs for one call (the edit modes' pipelines too)."""
+        loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
+        with (
+            sampler_for(pipeline, request.sampler),
+            loras.applied(loaded.text2img, request.loras, request.request_id),
+        ):
+            yield
 
     async def generate(
         self,
@@ -122,6 +134,8 @@ class DiffusersBackend:
         *,
         control: Image.Image | None = None,
     ) -> Generation:
+        if request.mode in self.editor.modes:  # inpaint, outpaint, upscale subtle/creative: worker/edits.py
+            return await self.editor.generate(request, source, on_progress)
         spec = validate(request, source)
         if (request.control is None) != (control is None):
             raise InvalidRequest(

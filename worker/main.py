@@ -81,7 +81,8 @@ def _backends(settings: Settings, queue: str) -> tuple[dict[BackendKind, ImageBa
     models = tuple(get_model(name).name for name in settings.worker.models)
     for name in models:
         registry.load(name)
-    return {BackendKind.DIFFUSERS: DiffusersBackend(registry, adapters=settings.adapters)}, models
+    backend = DiffusersBackend(registry, adapters=settings.adapters, upscaler=settings.upscaler)
+    return {BackendKind.DIFFUSERS: backend}, models
 
 
 def _captioner(settings: Settings, queue: str) -> Captioner | None:

@@ -38,6 +38,12 @@ def generation_parameters(request: GenerationRequest, seed: int, model: str, bac
     }
     if request.strength is not None:
         parameters["strength"] = f"{request.strength:g}"
+    if request.upscale_factor is not None:
+        parameters["upscale_factor"] = str(request.upscale_factor)
+    if request.canvas is not None and request.canvas.pan is not None:
+        parameters["pan"] = f"{request.canvas.pan} {request.canvas.pan_fraction:g}"
+    elif request.canvas is not None:
+        parameters["zoom"] = f"{request.canvas.zoom:g}"
     return parameters
 
 

@@ -25,6 +25,7 @@ from core.storage.protocol import PUBLIC_PREFIX, QUARANTINE_PREFIX
 from moderation.image_check import ImageAction, ImagePolicy
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.context import WorkerContext
+from worker.inpaint import attach_mask, read_mask
 from worker.postprocess import encode_png, generation_parameters, make_grid, make_preview
 from worker.provenance import Claim
 
@@ -79,6 +80,8 @@ async def generate_images(
     extra = {}
     if request.control is not None:  # the user's picture; the backend draws the control map from it
         extra["control"] = await asyncio.to_thread(_decode, await ctx.store.get(request.control.image))
+    if source is not None and request.mask_image is not None:
+        source = await _with_mask(ctx, request.mask_image, source)
     mark = time.monotonic()
     generation = await backend.generate(request, source, on_progress, **extra)
     elapsed = time.monotonic() - mark
@@ -86,6 +89,13 @@ async def generate_images(
     timings["model"] = round(compute, 4)
     timings["device_wait"] = round(max(0.0, elapsed - compute), 4)  # behind another job's model call
     return generation
+
+
+async def _with_mask(ctx: WorkerContext, mask_key: str, source: Image.Image) -> Image.Image:
+    """An inpaint's source carrying its mask (read from storage, checked against it) in its alpha channel."""
+    data = await ctx.store.get(mask_key)
+    mask = await asyncio.to_thread(read_mask, data, source.size)
+    return attach_mask(source, mask)
 
 
 def _decode(data: bytes) -> Image.Image:

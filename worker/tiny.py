@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 TINY_FOLDER = "tiny-sd"
 # Bump when the recipe changes: a cached model built by an older recipe is rebuilt.
 RECIPE_VERSION = 1
+TINY_NOTE = "smoke-test model with random weights: it draws noise, not pictures"  # said with every result
 MARKER = "imagebot-tiny.json"
 SEED = 0
 
