@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     discord = commands.add_parser("discord", help="run the Discord bot")
     discord.add_argument("--sync", action="store_true", help="publish the slash commands, then exit")
     discord.add_argument("--with-worker", action="store_true", help="also run a worker in this process")
+    web = commands.add_parser(
+        "web", help="run the web front end (no settings: everything on this machine, for one local user)"
+    )
+    web.add_argument("--host", help="listen on this address (IMAGEBOT_WEB__HOST, default 127.0.0.1)")
+    web.add_argument("--port", type=int, help="listen on this port (IMAGEBOT_WEB__PORT, default 8790)")
+    web.add_argument(
+        "--with-worker",
+        action="store_true",
+        default=None,
+        help="also run a worker in this process (the default on the embedded Redis)",
+    )
     return parser
 
 
@@ -57,6 +68,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli.imagine import imagine
 
         return await imagine(settings, args.prompt)
+    if args.command == "web":
+        from cli.web import run_web
+
+        listen = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        web = settings.web.model_copy(update=listen)
+        return await run_web(settings.model_copy(update={"web": web}), with_worker=args.with_worker)
     if args.command == "worker":
         from worker.main import queues_for, run_worker_process
 

@@ -6,6 +6,7 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -36,6 +37,7 @@ from core.commands.describe import suggestion
 from core.commands.grammar import ImagineOptions, UserDefaults, parse_imagine
 from core.commands.presses import PressWindow
 from core.commands.recipe import ResultInfo
+from core.commands.region import read_mask, region_request
 from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
@@ -304,6 +306,30 @@ class ImagineService:
         return await self.submit(
             child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
         )
+
+    async def edit_region(
+        self,
+        parent_id: str,
+        index: int,
+        mask: bytes,
+        prompt: str,
+        requester: Requester,
+        *,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """Vary (Region): repaint the white part of `mask` (a picture the image's size) in image `index`, with
+        `prompt` (blank: the parent's prompt); the rest of the image is kept. Checked like an /imagine."""
+        parent, result, policy = await self._parent(parent_id, requester)
+        image = pick_image(result, index)
+        if prompt.strip():
+            await self.check_prompt(prompt, parent.negative_prompt, requester)
+        upload = await asyncio.to_thread(read_mask, mask, image, self.settings.limits.max_upload_pixels)
+        request_id = scoped_request_id(requester, source_id)
+        request = region_request(
+            parent, image, index, upload, prompt, requester, request_id, reply_to or {}, policy.nsfw
+        )
+        return await self.submit(request, upload=upload)
 
     async def reroll(
         self,

@@ -293,6 +293,30 @@ class DiscordSettings(Group):
     sharded: bool = False
 
 
+class WebSettings(Group):
+    """The web front end (`imagebot web`): where it listens, and the signed links the bots hand out.
+
+    Without a `secret` it serves one local user (the embedded default: bind it to 127.0.0.1). With one, it is a
+    community deployment: a visitor is whoever a signed, expiring link from a bot says (HMAC-SHA256 with the
+    secret), and the bots add those links to their replies when `public_url` is set too.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8790, ge=0, lt=65536)  # 0: any free port
+    public_url: HttpUrlText | None = None  # how users reach the pages, e.g. https://imagebot.example
+    secret: SecretStr | None = None  # at least 32 characters; shared by the bots and the web process
+    link_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)  # a link from a bot opens this long
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)  # the browser session it starts
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("the web secret must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+
 class ModerationSettings(Group):
     use_openai: bool = True  # also ask OpenAI's moderation endpoint when a key is configured
     fail_closed: bool = True  # refuse when a moderation check itself fails
@@ -553,6 +577,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     styles: dict[str, StylePreset] = Field(default_factory=dict)  # the operator's --style presets, by name
     captioner: CaptionerSettings = CaptionerSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("styles")
     @classmethod

@@ -48,6 +48,7 @@ class Platform(StrEnum):
     CLI = "cli"
     TELEGRAM = "telegram"
     DISCORD = "discord"
+    WEB = "web"  # the browser front end (bots/web): the embedded local user
 
 
 class Frozen(BaseModel):

@@ -1,0 +1,57 @@
+"""`imagebot web`: the web front end over the core service, with an in-process worker on the embedded default.
+
+With no settings at all it runs everything on one machine, like `imagebot imagine`: an embedded Redis, a worker
+in this process, local storage, and the pages (which serve the images themselves) on http://127.0.0.1:8790 for
+one local user. With IMAGEBOT_REDIS_URL set it is one more front end of a deployment (workers run elsewhere,
+unless --with-worker), and with IMAGEBOT_WEB__SECRET the visitors are the chat users the bots' signed links name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from cli.bots import _start_worker
+from cli.health import health_endpoints, redis_check
+from cli.runtime import open_runtime
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _announce(url: str) -> None:
+    print(f"imagebot web: open {url}/ in your browser (Ctrl-C stops it)", file=sys.stderr, flush=True)
+
+
+async def run_web(
+    settings: Settings, *, with_worker: bool | None = None, ready: Callable[[str], None] | None = None
+) -> int:
+    """Serve the pages until cancelled. `with_worker` defaults to True on the embedded Redis (nothing else
+    would render) and False against a configured one."""
+    from bots.web import run_web_bot
+
+    in_process = with_worker if with_worker is not None else not settings.redis_url
+    async with AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(open_runtime(settings))
+        await stack.enter_async_context(
+            health_endpoints(runtime.settings, {"redis": redis_check(runtime.redis)})
+        )
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            if in_process:
+                tasks.append(await _start_worker(runtime))
+            front = run_web_bot(runtime.settings, runtime.service, runtime.redis, ready=ready or _announce)
+            tasks.append(asyncio.ensure_future(front))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in reversed(tasks):  # the pages stop first, then the worker
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+    return 0
