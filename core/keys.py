@@ -60,9 +60,13 @@ def _key(template: str, kind: str, expiry: Expiry, lifetime: str) -> str:
 
 # -- lifetimes (seconds) -----------------------------------------------------------------------------------
 
+# The defaults of settings.retention (requests_days, results_days): the services take theirs from settings.
 REQUEST_TTL_S: Final = 30 * 24 * 3600  # buttons on a result work for a month
 RESULT_TTL_S: Final = 30 * 24 * 3600
 CACHE_TTL_S: Final = 30 * 24 * 3600
+STATS_TTL_S: Final = 14 * 24 * 3600  # settings.retention.stats_days
+FORGET_CONFIRM_TTL_S: Final = 10 * 60  # a /forget waits this long for its confirmation
+STATS_SAMPLE_KEPT: Final = 1000  # stage durations kept per day and scope (a uniform sample of the day)
 DELIVERED_TTL_S: Final = 7 * 24 * 3600  # longer than any redelivery of a stream entry
 WORKER_HEARTBEAT_TTL_S: Final = 15  # a worker that stops beating is gone within this
 FAIR_FINISH_TTL_S: Final = 2 * 24 * 3600  # a user idle this long starts afresh in the fair queue
@@ -88,25 +92,39 @@ REQUEST_KEY: Final = _key(
     "request:{request_id}",
     "string",
     Expiry.TTL,
-    "REQUEST_TTL_S: the GenerationRequest, for buttons and retries",
+    "settings.retention.requests_days (REQUEST_TTL_S): the GenerationRequest, for buttons and retries",
+)
+USER_REQUESTS_KEY: Final = _key(
+    "requests-of:{owner}",
+    "zset",
+    Expiry.TTL,
+    "settings.retention.requests_days from the latest request: every request id of a user (score: when), "
+    "older ones trimmed on each add; what /forget deletes",
 )
 IMAGE_REFS_KEY: Final = _key(
     "refs:{key}",
     "set",
     Expiry.TTL,
-    "the request ids whose results show a stored file; outlives every result that shows it (RESULT_TTL_S)",
+    "the request ids whose results show a stored file; outlives every result that shows it "
+    "(settings.retention.results_days)",
 )
 RESULT_KEY: Final = _key(
-    "result:{request_id}", "string", Expiry.TTL, "RESULT_TTL_S: the terminal ResultEvent, for buttons"
+    "result:{request_id}",
+    "string",
+    Expiry.TTL,
+    "settings.retention.results_days (RESULT_TTL_S): the terminal ResultEvent, for buttons",
 )
 CACHE_KEY: Final = _key(
-    "cache:{digest}", "string", Expiry.TTL, "CACHE_TTL_S: a DONE event for an explicit seed's parameters"
+    "cache:{digest}",
+    "string",
+    Expiry.TTL,
+    "settings.retention.results_days (CACHE_TTL_S): a DONE event for an explicit seed's parameters",
 )
 CANCELLED_KEY: Final = _key(
     "cancelled:{request_id}",
     "string",
     Expiry.TTL,
-    "REQUEST_TTL_S: as long as the request could be redelivered",
+    "settings.retention.requests_days: as long as the request could be redelivered",
 )
 PRESS_KEY: Final = _key(
     "press:{owner}:{button}",
@@ -128,7 +146,10 @@ DESCRIBE_KEY: Final = _key(
     "REQUEST_TTL_S: a /describe request (core.commands.describe), for its job and its suggestion buttons",
 )
 RECENT_KEY: Final = _key(
-    "recent:{owner}", "list", Expiry.TTL, "REQUEST_TTL_S from the latest request; the last RECENT_KEPT ids"
+    "recent:{owner}",
+    "list",
+    Expiry.TTL,
+    "settings.retention.requests_days from the latest request; the last RECENT_KEPT ids",
 )
 DURATIONS_KEY: Final = _key(
     "durations:{queue}",
@@ -192,7 +213,7 @@ MESSAGES_KEY: Final = _key(
     "messages:{request_id}",
     "list",
     Expiry.TTL,
-    "RESULT_TTL_S: where the result was posted, for /admin delete",
+    "settings.retention.results_days: where the result was posted, for /admin delete",
 )
 
 # -- governance: quotas, bans, communities, preferences, audit ---------------------------------------------------
@@ -207,7 +228,10 @@ INFLIGHT_KEY: Final = _key(
     "inflight:{owner}", "zset", Expiry.TTL, "USAGE_DAY_TTL_S: request id → when its in-flight slot lapses"
 )
 BUDGET_KEY: Final = _key(
-    "budget:openai:{day}", "string", Expiry.TTL, "USAGE_DAY_TTL_S: paid cents spent on a UTC day"
+    "budget:paid:{day}",
+    "string",
+    Expiry.TTL,
+    "USAGE_DAY_TTL_S: paid (OpenAI) spend on a UTC day, in 1/10000 USD (quotas.SPEND_UNITS_PER_USD)",
 )
 RESERVATION_KEY: Final = _key(
     "reservation:{request_id}",
@@ -267,16 +291,50 @@ PREFS_KEY: Final = _key(
     "prefs:{platform}:{user_id}", "string", Expiry.NONE, "a user's own /settings, kept until they change them"
 )
 AUDIT_STREAM: Final = _key(
-    "audit", "stream", Expiry.NONE, "the audit trail, capped at AUDIT_MAXLEN entries (oldest go first)"
+    "audit",
+    "stream",
+    Expiry.NONE,
+    "the audit trail: entries older than settings.retention.audit_days are trimmed as new ones come, and it is "
+    "capped at AUDIT_MAXLEN entries (oldest go first)",
 )
 AUDIT_MAXLEN: Final = 1_000_000
 COMMUNITY_AUDIT_STREAM: Final = _key(
     "audit:community:{community}",
     "stream",
     Expiry.NONE,
-    "one community's audit trail, for its moderators, capped at COMMUNITY_AUDIT_MAXLEN entries",
+    "one community's audit trail, for its moderators: trimmed to settings.retention.audit_days, capped at "
+    "COMMUNITY_AUDIT_MAXLEN entries",
 )
 COMMUNITY_AUDIT_MAXLEN: Final = 100_000
+GENERATED_KEY: Final = _key(
+    "generated:{request_id}",
+    "string",
+    Expiry.TTL,
+    "USAGE_DAY_TTL_S: this request's successful generation is in the audit trail (written once, whatever the "
+    "retries)",
+)
+FORGET_KEY: Final = _key(
+    "forget:{token}", "string", Expiry.TTL, "FORGET_CONFIRM_TTL_S: a /forget waiting for its confirmation"
+)
+
+# -- /admin stats: one day's numbers, per scope ("all", or a community "platform:community_id") -------------------
+
+STATS_KEY: Final = _key(
+    "stats:{scope}:{day}",
+    "hash",
+    Expiry.TTL,
+    "settings.retention.stats_days: a UTC day's counts (jobs by outcome, images, refusals by kind, paid spend, "
+    "stage sample sizes)",
+)
+STATS_USERS_KEY: Final = _key(
+    "stats:{scope}:{day}:users", "zset", Expiry.TTL, "settings.retention.stats_days: jobs per user that day"
+)
+STATS_STAGE_KEY: Final = _key(
+    "stats:{scope}:{day}:stage:{stage}",
+    "list",
+    Expiry.TTL,
+    "settings.retention.stats_days: a uniform sample (STATS_SAMPLE_KEPT at most) of a stage's seconds that day",
+)
 
 # -- front ends --------------------------------------------------------------------------------------------
 

@@ -96,14 +96,15 @@ class ImagineService:
         self.settings = settings
         self.store = store
         self.moderator = moderator
-        self.queue = JobQueue(redis)
+        retention = settings.retention
+        self.queue = JobQueue(redis, ttl_s=retention.requests_s)
         self.events = EventPublisher(redis)
-        self.cache = ResultCache(redis)
-        self.results = ResultStore(redis)
+        self.cache = ResultCache(redis, ttl_s=retention.results_s)
+        self.results = ResultStore(redis, ttl_s=retention.results_s)
         self.workers = WorkerRegistry(redis)
         self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
         self.admission = Admission(redis, settings, moderator)
-        self.canceller = Canceller(redis, self.admission.quotas)
+        self.canceller = Canceller(redis, self.admission.quotas, retention)
         self.presses = PressWindow(redis, self.queue)
         self.styles = StyleBook(redis, settings)
         self.library = Library(redis, store, provenance or NoProvenanceReader())
@@ -218,6 +219,7 @@ class ImagineService:
             await self.queue.remember(owner, request.request_id)
             await self.results.save(cached)
             await self.events.publish(cached)
+            await self.admission.tally.job(cached)
             return Submission(request.request_id, None, None, 0.0, cached=True)
         route = await self.router.route(request)
         if await self.queue.known(request.request_id):  # a redelivered command: no new charge, no new place

@@ -261,15 +261,46 @@ class UpscalerSettings(Group):
         return self
 
 
+def _default_prices() -> dict[str, dict[str, dict[str, float]]]:
+    from core.models.pricing import DEFAULT_PRICES
+
+    return {
+        model: {quality: dict(sizes) for quality, sizes in row.items()}
+        for model, row in DEFAULT_PRICES.items()
+    }
+
+
 class OpenAISettings(Group):
     api_key: SecretStr | None = None  # or OPENAI_API_KEY
     base_url: HttpUrlText | None = None  # or OPENAI_BASE_URL
     model: str = "gpt-image-1"
-    quality: str = "standard"
+    quality: str = "standard"  # either model's words: standard/hd or low/medium/high (core.models.pricing)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
-    cost_per_image_usd: float = Field(default=0.04, ge=0)
+    # USD per image: model → quality → "WxH" (core.models.pricing); charged to quotas.openai_daily_budget_usd
+    prices: dict[str, dict[str, dict[str, float]]] = Field(default_factory=_default_prices)
     moderation_model: str = "omni-moderation-latest"
+
+    @model_validator(mode="after")
+    def _priced(self) -> OpenAISettings:
+        from core.models.pricing import QUALITIES, missing_prices
+
+        if self.quality not in QUALITIES:
+            raise ValueError(f"quality {self.quality!r} is not one of {', '.join(QUALITIES)}")
+        for row in self.prices.values():
+            for sizes in row.values():
+                if any(price < 0 for price in sizes.values()):
+                    raise ValueError("prices must be 0 or more US dollars per image")
+        from core.models.catalog import CATALOG, BackendKind
+
+        paid = [spec.name for spec in CATALOG if spec.backend is BackendKind.OPENAI]
+        missing = [size for model in paid for size in missing_prices(self.prices, model, self.quality)]
+        if missing:
+            raise ValueError(
+                f"prices has no price for {', '.join(missing)}; add them (USD per image) so the paid "
+                "budget can be kept"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -400,6 +431,57 @@ class DeliverySettings(Group):
     lease_s: float = Field(
         default=30.0, gt=0
     )  # a result being sent is held this long, renewed while it lasts
+
+
+class RetentionSettings(Group):
+    """How long what users leave behind is kept (core.governance.retention; README "Retention").
+
+    Requests (the prompt and its parameters, a user's request list, cancel markers) and results (what was made
+    and where it was posted, the image references, the result cache) live in Redis with these TTLs; stored images
+    are swept from a local folder, or expired by the bucket's lifecycle rules on S3, after `images_days`. Audit
+    entries older than `audit_days` are trimmed from the audit streams; the daily numbers behind /admin stats
+    live `stats_days`. A result never outlives the images it shows.
+    """
+
+    images_days: int = Field(default=30, ge=1, le=3650)
+    requests_days: int = Field(default=30, ge=1, le=3650)
+    results_days: int = Field(default=30, ge=1, le=3650)
+    audit_days: int = Field(default=365, ge=1, le=3650)
+    stats_days: int = Field(default=14, ge=2, le=400)
+    sweep_interval_s: float = Field(default=3600.0, gt=0)  # local storage: how often old images are swept
+    apply_s3_lifecycle: bool = True  # put the expiry rules on the bucket at a worker's start-up
+    # The key of the keyed hash that replaces a forgotten user's id in the audit trail (/forget). Unset: a random
+    # key per /forget, so a forgotten user's entries share one pseudonym that nothing can link back to them.
+    pseudonym_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _results_within_images(self) -> RetentionSettings:
+        if self.results_days > self.images_days:
+            raise ValueError(
+                f"results_days ({self.results_days}) is longer than images_days ({self.images_days}): a result "
+                "would outlive its images; make images_days at least as long"
+            )
+        return self
+
+    @property
+    def requests_s(self) -> int:
+        return self.requests_days * 86400
+
+    @property
+    def results_s(self) -> int:
+        return self.results_days * 86400
+
+    @property
+    def images_s(self) -> int:
+        return self.images_days * 86400
+
+    @property
+    def audit_s(self) -> int:
+        return self.audit_days * 86400
+
+    @property
+    def stats_s(self) -> int:
+        return self.stats_days * 86400
 
 
 class LimitsSettings(Group):
@@ -575,6 +657,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = OpsSettings()
     adapters: AdapterSettings = AdapterSettings()
     delivery: DeliverySettings = DeliverySettings()
+    retention: RetentionSettings = RetentionSettings()
     styles: dict[str, StylePreset] = Field(default_factory=dict)  # the operator's --style presets, by name
     captioner: CaptionerSettings = CaptionerSettings()
     web: WebSettings = WebSettings()

@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from core import constants as c
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
+from core.delivery.tally import DailyTally
 from core.governance.audit import AuditLog
 from core.governance.quotas import QuotaService
 from core.jobs.cache import ResultCache
@@ -54,17 +55,20 @@ class WorkerContext:
     quotas: QuotaService = field(init=False)
     fair: FairScheduler = field(init=False)
     audit: AuditLog = field(init=False)
+    tally: DailyTally = field(init=False)
     provenance: Provenance = field(init=False)
 
     def __post_init__(self) -> None:
         self.job_timeout_s = job_timeout_s(self.settings, self.queue_name)
-        self.queue = JobQueue(self.redis)
+        retention = self.settings.retention
+        self.queue = JobQueue(self.redis, ttl_s=retention.requests_s)
         self.events = EventPublisher(self.redis)
-        self.results = ResultStore(self.redis)
-        self.cache = ResultCache(self.redis)
+        self.results = ResultStore(self.redis, ttl_s=retention.results_s)
+        self.cache = ResultCache(self.redis, ttl_s=retention.results_s)
         self.quotas = QuotaService(self.redis, self.settings.quotas)
         self.fair = FairScheduler(self.redis)
-        self.audit = AuditLog(self.redis)
+        self.audit = AuditLog(self.redis, keep_s=retention.audit_s)
+        self.tally = DailyTally(self.redis, retention.stats_s)
         self.provenance = Provenance(self.settings.provenance, self.settings.data_dir)
 
     @property

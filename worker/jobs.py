@@ -27,12 +27,13 @@ from core.errors import (
     SystemFailure,
     UserError,
 )
-from core.governance.quotas import owner_id
+from core.governance.quotas import owner_id, paid_quote
 from core.jobs.queue import cloud_job_id
 from core.jobs.routing import cloud_capable
 from core.models.request import GenerationRequest
 from core.models.result import EventKind, ResultEvent
 from worker.context import WorkerContext
+from worker.ledger import record_job
 from worker.render import generate_images, load_source, progress_reporter, store_outputs
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ async def _finish(deps: WorkerContext, request: GenerationRequest, event: Result
     await deps.results.save(event)
     await deps.events.publish(event)
     _count(deps.queue_name, event)
+    await record_job(deps, request, event)
 
 
 def _count(queue: str, event: ResultEvent) -> None:
@@ -178,7 +180,7 @@ async def _fall_back(deps: WorkerContext, request: GenerationRequest) -> str:
     """
     if deps.is_cloud or not deps.cloud_enabled or not cloud_capable(request):
         return "unavailable"
-    cost = request.n * deps.settings.openai.cost_per_image_usd
+    cost = paid_quote(deps.settings.openai, request).total_usd
     if not await deps.quotas.charge_fallback(request.request_id, cost):
         log.warning("request %s: OpenAI can't stand in, today's paid budget is used up", request.request_id)
         return "over_budget"

@@ -27,7 +27,7 @@ import binascii
 import io
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import openai
 from PIL import Image
@@ -41,6 +41,7 @@ from core.errors import (
     PromptRejected,
 )
 from core.models.catalog import BackendKind, ModelSpec, get_model, nearest_fixed_size
+from core.models.pricing import QUALITIES, api_quality
 from core.models.request import GenerationRequest, Mode
 from core.settings import OpenAISettings
 from worker.backend import GeneratedImage, Generation, ProgressCallback
@@ -53,25 +54,6 @@ POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 _MAX_POLICY_MESSAGE = 300
 
 Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
-# settings.quality may be written in either model's words; each model gets the nearest word it knows.
-_QUALITY: dict[str, dict[str, Quality]] = {
-    DALL_E_3: {
-        "standard": "standard",
-        "hd": "hd",
-        "low": "standard",
-        "medium": "standard",
-        "high": "hd",
-        "auto": "standard",
-    },
-    "gpt-image-1": {
-        "standard": "medium",
-        "hd": "high",
-        "low": "low",
-        "medium": "medium",
-        "high": "high",
-        "auto": "auto",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -107,10 +89,10 @@ class OpenAIBackend:
                 f"IMAGEBOT_OPENAI__MODEL: “{settings.model}” is not an OpenAI model; "
                 "use dall-e-3 or gpt-image-1."
             )
-        if settings.quality not in _QUALITY[DALL_E_3]:
+        if settings.quality not in QUALITIES:
             raise ConfigError(
                 f"IMAGEBOT_OPENAI__QUALITY: “{settings.quality}” is not a quality OpenAI offers; "
-                f"use one of {', '.join(_QUALITY[DALL_E_3])}."
+                f"use one of {', '.join(QUALITIES)}."
             )
         self._settings = settings
         self._fallback = fallback
@@ -192,7 +174,7 @@ class OpenAIBackend:
     async def _render(
         self, request_id: str, spec: ModelSpec, prompt: str, size: str, n: int
     ) -> list[_Rendered]:
-        quality = _QUALITY.get(spec.name, _QUALITY["gpt-image-1"])[self._settings.quality]
+        quality = cast(Quality, api_quality(spec.name, self._settings.quality))
         try:
             if spec.name == DALL_E_3:
                 response = await self._client.images.generate(

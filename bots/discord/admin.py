@@ -203,6 +203,13 @@ def build_admin_group(settings: Settings) -> app_commands.Group:
             words += ["since", duration_word(since, "since")]
         await run(interaction, words)
 
+    @admin.command(name="stats", description="Today's jobs, stage times, refusals and busiest users")
+    @app_commands.describe(
+        here="Owners: this server only (moderators always see their server)", yesterday="Yesterday's (UTC)"
+    )
+    async def stats(interaction: discord.Interaction, here: bool = False, yesterday: bool = False) -> None:
+        await run(interaction, ["stats", *(["here"] if here else []), *(["yesterday"] if yesterday else [])])
+
     _add_block(admin)
     _add_policy(admin)
     return admin

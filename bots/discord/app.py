@@ -23,6 +23,7 @@ from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN
 from bots.discord.delivery import Delivery
 from bots.discord.replies import NO_MENTIONS
 from core.delivery.events import EventConsumer, consumer_for
+from core.delivery.tally import DailyTally
 from core.errors import ConfigError
 from core.governance.admin import AdminService
 from core.models.request import Platform
@@ -53,9 +54,13 @@ class _Lifecycle:
     async def setup(self) -> None:
         self.client.add_dynamic_items(CoreButton)
         if self.context.consume:
-            settings = self.context.settings.delivery
+            settings = self.context.settings
             consumer = consumer_for(
-                self.context.redis, Platform.DISCORD, settings, self.context.consumer_name
+                self.context.redis,
+                Platform.DISCORD,
+                settings.delivery,
+                self.context.consumer_name,
+                tally=DailyTally(self.context.redis, settings.retention.stats_s),
             )
             self.consumer = asyncio.create_task(self.consume(consumer), name="discord result consumer")
 

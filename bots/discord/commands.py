@@ -73,7 +73,7 @@ HELP = (
 )
 MODERATOR_HELP = (
     "\nModerators: **/admin** — ban, tier, quota, usage, queue, cancel, pause, resume, block, policy, "
-    "delete, audit."
+    "delete, audit, stats."
 )
 
 

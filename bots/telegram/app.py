@@ -40,6 +40,7 @@ from bots.telegram.update_processor import ChatOrderedProcessor
 from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.commands.buttons import PREFIX as BUTTON_PREFIX
 from core.delivery.events import consumer_for
+from core.delivery.tally import DailyTally
 from core.errors import ConfigError
 from core.governance.admin import AdminService
 from core.models.request import Platform
@@ -178,7 +179,13 @@ async def run_telegram_bot(
     application = build_application(settings, imagebot)
     webhook = _webhook_listener(application, settings)  # checks the secret before anything starts
     delivery = Delivery(imagebot, application.bot)
-    consumer = consumer_for(redis, Platform.TELEGRAM, settings.delivery, consumer_name)
+    consumer = consumer_for(
+        redis,
+        Platform.TELEGRAM,
+        settings.delivery,
+        consumer_name,
+        tally=DailyTally(redis, settings.retention.stats_s),
+    )
     stop = asyncio.Event()
     consuming: asyncio.Task[None] | None = None
     await application.initialize()

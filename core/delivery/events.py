@@ -32,9 +32,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import constants as c
+from core.delivery.tally import DailyTally
 from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS_STREAM, LEASE_SUFFIX
 from core.models.request import Platform
-from core.models.result import ResultEvent
+from core.models.result import EventKind, ResultEvent
 from core.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,21 @@ def default_consumer(platform: Platform | str) -> str:
 
 
 def consumer_for(
-    redis: Redis, platform: Platform | str, settings: DeliverySettings, name: str | None = None
+    redis: Redis,
+    platform: Platform | str,
+    settings: DeliverySettings,
+    name: str | None = None,
+    tally: DailyTally | None = None,
 ) -> EventConsumer:
-    """The platform's consumer as IMAGEBOT_DELIVERY__* says (`name` overrides the configured one)."""
+    """The platform's consumer as IMAGEBOT_DELIVERY__* says (`name` overrides the configured one); `tally`
+    counts delivery times for /admin stats."""
     return EventConsumer(
         redis,
         platform,
         name or settings.consumer or default_consumer(platform),
         claim_idle_ms=int(settings.claim_idle_s * 1000),
         lease_ms=int(settings.lease_s * 1000),
+        tally=tally,
     )
 
 
@@ -112,8 +119,11 @@ class EventConsumer:
         retry_delay_s: float = 1.0,
         max_deliveries: int = 10,
         lease_ms: int = 30_000,
+        tally: DailyTally | None = None,
     ) -> None:
+        """`tally` counts each delivered result's delivery time in the day's numbers (/admin stats)."""
         self.redis = redis
+        self.tally = tally or DailyTally(redis)
         self.platform = str(platform)
         self.stream = stream_key(platform)
         self.consumer = consumer
@@ -232,6 +242,8 @@ class EventConsumer:
                 pipe.set(marker, "1", ex=DELIVERED_TTL_S)
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
+        if event.terminal and event.kind is not EventKind.NOTICE:
+            await self.tally.delivered(event)
         return True
 
     async def _claim_abandoned(self, handler: EventHandler) -> int:

@@ -37,8 +37,10 @@ def stored_keys(event: ResultEvent) -> list[str]:
 
 
 class ResultStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, ttl_s: int = RESULT_TTL_S) -> None:
+        """`ttl_s`: how long a result is kept (settings.retention.results_days)."""
         self.redis = redis
+        self.ttl_s = ttl_s
         self._release = redis.register_script(_RELEASE)
         self.history = HistoryIndex(redis)
 
@@ -46,11 +48,11 @@ class ResultStore:
         """Keep the result and record it as a reference to each of its files (cache hits included); a result
         that shows images goes into its owner's /history (core.delivery.history)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(RESULT_KEY.format(request_id=event.request_id), event.model_dump_json(), ex=RESULT_TTL_S)
+            pipe.set(RESULT_KEY.format(request_id=event.request_id), event.model_dump_json(), ex=self.ttl_s)
             for key in stored_keys(event):
                 refs = IMAGE_REFS_KEY.format(key=key)
                 pipe.sadd(refs, event.request_id)
-                pipe.expire(refs, RESULT_TTL_S)  # outlives every result that shows the file
+                pipe.expire(refs, self.ttl_s)  # outlives every result that shows the file
             await pipe.execute()
         if event.kind is EventKind.DONE and event.images:
             requester = event.requester

@@ -8,6 +8,7 @@
     delete <request id> [image number]        MOD    audit [user <u>] [action <a>] [since <duration>]  MOD
     lora deny|allow <name> | lora list        MOD
     style add|remove|list …                   MOD    check (an image attached or replied to)  MOD
+    stats [here] [yesterday]                  MOD    (moderators: their community; owners: the whole bot)
 
 <user> is a platform user id (front ends turn mentions and replies into ids before calling); arguments are
 checked in admin_arguments.py. Community-wide commands act on the community the command was sent in; bans
@@ -41,6 +42,7 @@ from core.governance.audit import AuditAction, entry_parts
 from core.governance.bans import GLOBAL, PRIVATE, scope_of
 from core.governance.community import community_key
 from core.governance.quotas import format_duration, owner_id
+from core.governance.stats import ALL, StatsReader, day_of, describe
 from core.models.privileges import Privilege, require
 from core.models.request import Requester
 
@@ -52,7 +54,7 @@ NEEDS = {
     "ban": Privilege.MOD, "unban": Privilege.MOD, "usage": Privilege.MOD, "queue": Privilege.MOD,
     "cancel": Privilege.MOD, "pause": Privilege.MOD, "resume": Privilege.MOD, "block": Privilege.MOD,
     "delete": Privilege.MOD, "audit": Privilege.MOD, "lora": Privilege.MOD, "style": Privilege.MOD,
-    "check": Privilege.MOD,
+    "check": Privilege.MOD, "stats": Privilege.MOD,
     # tier and quota change a user's limits everywhere, so no single community's admin may set them
     "tier": Privilege.OWNER, "quota": Privilege.OWNER, "policy": Privilege.ADMIN,
 }  # fmt: skip
@@ -222,3 +224,19 @@ class AdminService(CommunityAdmin):
         if not entries:
             return AdminReply.of("No audit entries match.")
         return AdminReply.lines(entry_parts(entry) for entry in entries)
+
+    async def _stats(self, args: list[str], actor: Requester, lookup: TargetLookup | None) -> AdminReply:
+        """Today's (or yesterday's) numbers: a moderator's community, or the whole bot for an owner."""
+        words = [word.lower() for word in args]
+        unknown = [word for word in words if word not in ("here", "yesterday", "today")]
+        if unknown:
+            raise InvalidRequest("stats", f"Usage: /admin {USAGE['stats']}")
+        community = community_of(actor)
+        owner = self._level(actor) >= Privilege.OWNER
+        if community is None and not owner:
+            raise InvalidRequest(
+                "stats", "/admin stats works in a group or server, where it shows that community."
+            )
+        scope = community if community is not None and (not owner or "here" in words) else ALL
+        day = day_of(self.quotas.now(), 1 if "yesterday" in words else 0)
+        return AdminReply.lines(describe(await StatsReader(self.audit.redis).day(scope, day)))

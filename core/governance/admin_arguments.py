@@ -41,6 +41,7 @@ USAGE = {
     "audit": "audit [user <user>] [action <action>] [since <duration>]",
     "style": "style add <name> <template with {prompt}> [--no <terms>] | style remove <name> | style list",
     "check": "check (with an image attached, or in reply to one): its Content Credentials and watermark",
+    "stats": "stats [here] [yesterday]",
 }
 
 

@@ -58,15 +58,16 @@ class CommunityAdmin:
         self.store = store
         self.terms = terms
         self.quotas = quotas
-        self.audit = AuditLog(redis)
+        retention = settings.retention
+        self.audit = AuditLog(redis, keep_s=retention.audit_s)
         self.bans = BanList(redis)
         self.communities = CommunityStore(redis)
-        self.queue = JobQueue(redis)
-        self.results = ResultStore(redis)
+        self.queue = JobQueue(redis, ttl_s=retention.requests_s)
+        self.results = ResultStore(redis, ttl_s=retention.results_s)
         self.workers = WorkerRegistry(redis)
-        self.deliveries = DeliveryLog(redis)
-        self.canceller = Canceller(redis, quotas)
-        self.takedown = Takedown(redis, store)
+        self.deliveries = DeliveryLog(redis, ttl_s=retention.results_s)
+        self.canceller = Canceller(redis, quotas, retention)
+        self.takedown = Takedown(redis, store, retention)
         self.styles = StyleBook(redis, settings)
         self.provenance: ProvenanceReader = provenance or NoProvenanceReader()
 

@@ -12,11 +12,12 @@ from redis.asyncio import Redis
 
 from core import constants as c
 from core.delivery.events import EventPublisher
+from core.delivery.tally import DailyTally
 from core.errors import InvalidRequest, NotAllowed, PromptRejected, QuotaExceeded
 from core.governance.audit import AuditAction, AuditEntry, AuditLog
 from core.governance.bans import BanList, scope_of
 from core.governance.community import CommunityPolicy, CommunityStore, community_key
-from core.governance.quotas import QuotaService, format_duration, owner_id
+from core.governance.quotas import QuotaService, format_duration, owner_id, paid_quote
 from core.jobs.fairness import FairScheduler
 from core.models.ids import new_request_id
 from core.models.request import GenerationRequest, Requester
@@ -40,7 +41,8 @@ class Admission:
     def __init__(self, redis: Redis, settings: Settings, moderator: PromptModerator) -> None:
         self.settings = settings
         self.moderator = moderator
-        self.audit = AuditLog(redis)
+        self.audit = AuditLog(redis, keep_s=settings.retention.audit_s)
+        self.tally = DailyTally(redis, settings.retention.stats_s)
         self.bans = BanList(redis)
         self.communities = CommunityStore(redis)
         self.quotas = QuotaService(redis, settings.quotas)
@@ -53,6 +55,7 @@ class Admission:
         try:
             await self.bans.check(owner, community)
         except NotAllowed:
+            await self.tally.refusal("banned", requester)
             await self.audit.record(
                 AuditEntry(
                     actor="system",
@@ -64,6 +67,7 @@ class Admission:
             )
             raise
         if await self.communities.is_paused(community):
+            await self.tally.refusal("paused", requester)
             raise NotAllowed(
                 "Image generation is paused in this community by its moderators. Please try later."
             )
@@ -76,6 +80,7 @@ class Admission:
         owner = owner_id(requester)
         unchecked = verdict.outcome is Outcome.CHECK_FAILED or verdict.reason_code == "moderation_unavailable"
         log.info("prompt refused for %s (%s %s)", owner, verdict.reason_code, ",".join(verdict.categories))
+        await self.tally.refusal("prompt_unchecked" if unchecked else "prompt", requester)
         await self.audit.record(
             AuditEntry(
                 actor="system",
@@ -154,6 +159,7 @@ class Admission:
         try:
             await self.quotas.check_headroom(requester, images)
         except QuotaExceeded as exc:
+            await self.tally.refusal("quota", requester)
             await self.audit.record(
                 AuditEntry(
                     actor="system",
@@ -169,7 +175,7 @@ class Admission:
     async def reserve(self, request: GenerationRequest, queue: str) -> float:
         """Refuse a request over its tier's work limit, then reserve the quota (and the paid budget for the
         cloud queue); returns the fair-queue score."""
-        cost = request.n * self.settings.openai.cost_per_image_usd if queue == c.QUEUE_CLOUD else 0.0
+        cost = paid_quote(self.settings.openai, request).total_usd if queue == c.QUEUE_CLOUD else 0.0
         try:
             await self.quotas.check_cost(request)
             await self.quotas.reserve(request.request_id, request.requester, request.n, cost, request.cost)
@@ -188,6 +194,8 @@ class Admission:
             raise
 
     async def _refused(self, request: GenerationRequest, action: AuditAction, message: str) -> None:
+        kind = "cost" if action is AuditAction.COST_REFUSED else "quota"
+        await self.tally.refusal(kind, request.requester)
         await self.audit.record(
             AuditEntry(
                 actor="system",

@@ -35,16 +35,23 @@ def entry_parts(entry: AuditEntry) -> list[Part]:
 
 
 class AuditLog:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, keep_s: int | None = None) -> None:
+        """`keep_s`: entries older than this are trimmed as new ones come (settings.retention.audit_days)."""
         self.redis = redis
+        self.keep_s = keep_s
 
     async def record(self, entry: AuditEntry) -> str:
         fields = {"entry": entry.model_dump_json()}
+        oldest = f"{int((time.time() - self.keep_s) * 1000)}-0" if self.keep_s else None
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(AUDIT_STREAM, fields, maxlen=AUDIT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            if oldest:
+                pipe.xtrim(AUDIT_STREAM, minid=oldest, approximate=False)
             if entry.community:
                 stream = COMMUNITY_AUDIT_STREAM.format(community=entry.community)
                 pipe.xadd(stream, fields, maxlen=COMMUNITY_AUDIT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                if oldest:
+                    pipe.xtrim(stream, minid=oldest, approximate=False)
             entry_id, *_ = await pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

@@ -18,15 +18,19 @@ from core.governance.quotas import QuotaService, owner_id
 from core.jobs.queue import CancelOutcome, JobQueue, cloud_job_id
 from core.models.request import GenerationRequest, Requester
 from core.models.result import EventKind, ResultEvent
+from core.settings import RetentionSettings
 
 
 class Canceller:
-    def __init__(self, redis: ArqRedis, quotas: QuotaService) -> None:
-        self.queue = JobQueue(redis)
+    def __init__(
+        self, redis: ArqRedis, quotas: QuotaService, retention: RetentionSettings | None = None
+    ) -> None:
+        retention = retention or RetentionSettings()
+        self.queue = JobQueue(redis, ttl_s=retention.requests_s)
         self.quotas = quotas
-        self.results = ResultStore(redis)
+        self.results = ResultStore(redis, ttl_s=retention.results_s)
         self.events = EventPublisher(redis)
-        self.audit = AuditLog(redis)
+        self.audit = AuditLog(redis, keep_s=retention.audit_s)
 
     async def cancel(self, request: GenerationRequest, actor: Requester) -> CancelOutcome:
         """How it went (CANCELLED, RUNNING or UNKNOWN). The caller has checked that `actor` may cancel `request`."""

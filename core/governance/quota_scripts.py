@@ -1,7 +1,7 @@
 """The Lua scripts behind core.governance.quotas: each check-and-count runs atomically inside Redis."""
 
 # KEYS: user_day, user_hour, inflight, community_day, budget_day, reservation
-# ARGV: images, request_id, lim_day, lim_hour, lim_inflight, lim_community, lim_budget_cents, cost_cents,
+# ARGV: images, request_id, lim_day, lim_hour, lim_inflight, lim_community, lim_budget_units, cost_units (1/10000 USD),
 #       ttl_day, ttl_hour, now, when this job's in-flight slot lapses (a slot never outlives its job),
 #       the request's work in megapixel-steps (kept for operators; no limit counts it)
 # Returns {0, …} reserved (or already charged), {code, used, limit} over a limit, {6, 0, 0} already ended.
@@ -59,7 +59,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2])
 return 1
 """
 
-# KEYS: reservation, today's budget. ARGV: cost in cents, budget limit in cents, ttl.
+# KEYS: reservation, today's budget. ARGV: cost and budget limit in 1/10000 USD, ttl.
 # Returns 1 charged (or already charged), 0 over budget, -1 no open reservation (quotas off or settled).
 CHARGE = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then return -1 end

@@ -34,14 +34,17 @@ from core.keys import (
     USAGE_HOUR_KEY,
     USAGE_HOUR_TTL_S,
 )
+from core.models.pricing import Quote, quote
 from core.models.request import GenerationRequest, Requester
-from core.settings import QuotaSettings, TierLimits
+from core.settings import OpenAISettings, QuotaSettings, TierLimits
 
 # A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
 # all, its in-flight slot lapses an hour later so the user isn't locked out meanwhile.
 INFLIGHT_LAPSE_S = c.STALE_JOB_S + 3600
 
 UNLIMITED = -1
+# Paid spend is counted in hundredths of a cent, so a $0.011 image is charged 110, not rounded to a cent.
+SPEND_UNITS_PER_USD = 10_000
 _LIMIT_NAMES = {1: "day", 2: "hour", 3: "in_flight", 4: "community", 5: "budget"}
 
 
@@ -238,11 +241,11 @@ class QuotaService:
             RESERVATION_KEY.format(request_id=request_id),
         ]
         community_limit = self.settings.community_images_per_day if community else None
-        budget_cents = round(self.settings.openai_daily_budget_usd * 100)
+        budget_units = spend_units(self.settings.openai_daily_budget_usd)
         args: list[str | int | float] = [
             images, request_id,
             _limit(limits.images_per_day), _limit(limits.images_per_hour), _limit(limits.jobs_in_flight),
-            _limit(community_limit), budget_cents, round(cost_usd * 100),
+            _limit(community_limit), budget_units, spend_units(cost_usd),
             USAGE_DAY_TTL_S, USAGE_HOUR_TTL_S, self.now(), self.now() + INFLIGHT_LAPSE_S, round(work, 3),
         ]  # fmt: skip
         code, used, limit = (int(value) for value in await self._reserve(keys=keys, args=args))
@@ -279,7 +282,7 @@ class QuotaService:
         if not self.settings.enabled:
             return True
         keys = [RESERVATION_KEY.format(request_id=request_id), BUDGET_KEY.format(day=self._day())]
-        args = [round(cost_usd * 100), round(self.settings.openai_daily_budget_usd * 100), USAGE_DAY_TTL_S]
+        args = [spend_units(cost_usd), spend_units(self.settings.openai_daily_budget_usd), USAGE_DAY_TTL_S]
         return int(await self._charge(keys=keys, args=args)) != 0
 
     async def commit(self, request_id: str, delivered: int, requested: int) -> bool:
@@ -358,6 +361,16 @@ class QuotaService:
                 f"Please try again later (it resets in {format_duration(wait)})."
             )
         return QuotaExceeded(text, retry_after=wait)
+
+
+def paid_quote(openai: OpenAISettings, request: GenerationRequest) -> Quote:
+    """What `request` costs when OpenAI draws it, from the price table in settings (model × quality × size)."""
+    return quote(openai.prices, openai.model, openai.quality, request)
+
+
+def spend_units(usd: float) -> int:
+    """US dollars as the whole units the budget counts (SPEND_UNITS_PER_USD)."""
+    return round(usd * SPEND_UNITS_PER_USD)
 
 
 def _limit(value: int | None) -> int:

@@ -17,6 +17,7 @@ from core.delivery.result_store import ResultStore, stored_keys
 from core.jobs.cache import ResultCache
 from core.models.request import GenerationRequest
 from core.models.result import ResultEvent, StoredImage
+from core.settings import RetentionSettings
 from core.storage.protocol import ImageStore
 
 
@@ -27,10 +28,11 @@ class TakedownOutcome:
 
 
 class Takedown:
-    def __init__(self, redis: Redis, store: ImageStore) -> None:
+    def __init__(self, redis: Redis, store: ImageStore, retention: RetentionSettings | None = None) -> None:
+        retention = retention or RetentionSettings()
         self.store = store
-        self.results = ResultStore(redis)
-        self.cache = ResultCache(redis)
+        self.results = ResultStore(redis, ttl_s=retention.results_s)
+        self.cache = ResultCache(redis, ttl_s=retention.results_s)
 
     async def remove(
         self, request: GenerationRequest, result: ResultEvent, chosen: list[StoredImage]

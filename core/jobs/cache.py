@@ -50,8 +50,10 @@ def cacheable(request: GenerationRequest) -> bool:
 
 
 class ResultCache:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, ttl_s: int = CACHE_TTL_S) -> None:
+        """`ttl_s`: how long a cached result is kept (settings.retention.results_days)."""
         self.redis = redis
+        self.ttl_s = ttl_s
 
     async def get(self, request: GenerationRequest) -> ResultEvent | None:
         if not cacheable(request):
@@ -76,8 +78,14 @@ class ResultCache:
         if not cacheable(request) or event.kind is not EventKind.DONE:
             return
         key = CACHE_KEY.format(digest=cache_digest(request))
-        await self.redis.set(key, event.model_dump_json(), ex=CACHE_TTL_S)
+        await self.redis.set(key, event.model_dump_json(), ex=self.ttl_s)
 
-    async def forget(self, request: GenerationRequest) -> None:
-        """Drop the cached result for these parameters (a moderator deleted it)."""
-        await self.redis.delete(CACHE_KEY.format(digest=cache_digest(request)))
+    async def forget(self, request: GenerationRequest, only_from: set[str] | None = None) -> bool:
+        """Drop the cached result for these parameters (a moderator deleted it); with `only_from`, only when it
+        was made by one of those request ids (a user's /forget). True when an entry was dropped."""
+        key = CACHE_KEY.format(digest=cache_digest(request))
+        if only_from is not None:
+            raw = await self.redis.get(key)
+            if raw is None or ResultEvent.model_validate_json(raw).request_id not in only_from:
+                return False
+        return bool(await self.redis.delete(key))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +18,14 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from core import constants as c
 from core.errors import NotFound
 from core.jobs.estimate import CLOUD_SUFFIX, QueueEstimator, Standing, request_units
-from core.keys import CANCELLED_KEY, DURATIONS_KEY, RECENT_KEY, REQUEST_KEY, REQUEST_TTL_S
+from core.keys import (
+    CANCELLED_KEY,
+    DURATIONS_KEY,
+    RECENT_KEY,
+    REQUEST_KEY,
+    REQUEST_TTL_S,
+    USER_REQUESTS_KEY,
+)
 from core.models.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -58,14 +66,16 @@ class CancelOutcome(StrEnum):
 
 
 class JobQueue:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, ttl_s: int = REQUEST_TTL_S) -> None:
+        """`ttl_s`: how long a request is kept (settings.retention.requests_days)."""
         self.redis = redis
+        self.ttl_s = ttl_s
         self._cancel = redis.register_script(_CANCEL_SCRIPT)
         self.estimator = QueueEstimator(redis)
 
     async def store(self, request: GenerationRequest) -> None:
         key = REQUEST_KEY.format(request_id=request.request_id)
-        await self.redis.set(key, request.to_json(), ex=REQUEST_TTL_S, nx=True)
+        await self.redis.set(key, request.to_json(), ex=self.ttl_s, nx=True)
 
     async def load(self, request_id: str) -> GenerationRequest:
         raw = await self.redis.get(REQUEST_KEY.format(request_id=request_id))
@@ -96,13 +106,28 @@ class JobQueue:
         return job is not None
 
     async def remember(self, owner: str, request_id: str) -> None:
-        """Keep a user's latest request ids, for /cancel and the moderators' usage view."""
-        key = RECENT_KEY.format(owner=owner)
+        """Keep a user's latest request ids, for /cancel and the moderators' usage view, and every one of them
+        within the retention, for /forget."""
+        key, every = RECENT_KEY.format(owner=owner), USER_REQUESTS_KEY.format(owner=owner)
+        now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, request_id)
             pipe.ltrim(key, 0, c.RECENT_KEPT - 1)
-            pipe.expire(key, REQUEST_TTL_S)
+            pipe.expire(key, self.ttl_s)
+            pipe.zadd(every, {request_id: now})
+            pipe.zremrangebyscore(every, "-inf", now - self.ttl_s)
+            pipe.expire(every, self.ttl_s)
             await pipe.execute()
+
+    async def every_request(self, owner: str) -> list[str]:
+        """Every request id of a user still kept (oldest first)."""
+        raw: list[bytes] = await self.redis.zrange(USER_REQUESTS_KEY.format(owner=owner), 0, -1)
+        return [value.decode() for value in raw]
+
+    async def mark_cancelled(self, request_id: str) -> None:
+        """Cancel a request whatever its state: a worker drops it before it starts, and one rendering it
+        publishes no images (worker/jobs.py)."""
+        await self.redis.set(CANCELLED_KEY.format(request_id=request_id), "1", ex=self.ttl_s)
 
     async def recent(self, owner: str, count: int = 10) -> list[str]:
         raw: list[bytes] = await self.redis.lrange(RECENT_KEY.format(owner=owner), 0, count - 1)  # type: ignore[misc]
@@ -154,7 +179,7 @@ class JobQueue:
                 job_key_prefix + job_id,
                 CANCELLED_KEY.format(request_id=request_id or job_id),
             ],
-            args=[job_id, REQUEST_TTL_S],
+            args=[job_id, self.ttl_s],
         )
         return {1: CancelOutcome.CANCELLED, 0: CancelOutcome.RUNNING}.get(int(result), CancelOutcome.UNKNOWN)
 

@@ -42,6 +42,9 @@ class AuditAction(StrEnum):
     BANNED_USER_REFUSED = "banned_user_refused"
     AUTO_BAN = "auto_ban"
     IMAGE_REFUSED = "image_refused"  # the image check withheld images
+    # What a user did (actor: the user).
+    GENERATED = "generated"  # a request delivered images (target: the request; details: its parameters)
+    FORGET = "forget"  # a user deleted their own data with /forget (actor: their pseudonym)
 
 
 # Actions whose target is a user ("platform:id").

@@ -130,6 +130,8 @@ async def test_every_key_the_flows_leave_is_listed_and_expires_when_promised(pip
         keys.USAGE_HOUR_KEY, keys.INFLIGHT_KEY, keys.RESERVATION_KEY, keys.TIER_KEY, keys.OVERRIDE_KEY,
         keys.BAN_KEY, keys.REFUSALS_KEY, keys.POLICY_KEY, keys.PAUSED_KEY, keys.BLOCKLIST_KEY, keys.PREFS_KEY,
         keys.AUDIT_STREAM, "arq:job:{job_id}", "arq:result:{job_id}", keys.HISTORY_KEY, keys.STYLES_KEY,
+        keys.USER_REQUESTS_KEY, keys.GENERATED_KEY,
+        keys.STATS_KEY, keys.STATS_USERS_KEY, keys.STATS_STAGE_KEY,
     }  # fmt: skip
     seen |= seen_waiting | seen_at_end
     assert exercised <= seen, sorted(exercised - seen)

@@ -150,16 +150,16 @@ async def test_openai_does_not_stand_in_beyond_the_paid_budget(pipeline: Pipelin
     settings = pipeline.settings.model_copy(
         update={
             "openai": pipeline.settings.openai.model_copy(
-                update={"api_key": SecretStr("sk-test"), "cost_per_image_usd": 0.04}
-            ),
+                update={"api_key": SecretStr("sk-test")}
+            ),  # gpt-image-1 at medium quality ("standard"), 1024x1024: $0.042 an image
             "quotas": pipeline.settings.quotas.model_copy(update={"openai_daily_budget_usd": 0.10}),
         }
     )
     deps = context(pipeline, settings, build_store(settings), BrokenBackend())
     first, second = await queued(pipeline, "a boat --n 2"), await queued(pipeline, "a ship --n 2")
     ctx: dict[str, Any] = {"imagebot": deps, "job_try": settings.worker.max_tries}
-    assert await generate(ctx, first) == "fallback"  # 8 cents of 10
-    assert await generate(ctx, second) == "failed"  # another 8 would pass the budget
+    assert await generate(ctx, first) == "fallback"  # 8.4 cents of 10
+    assert await generate(ctx, second) == "failed"  # another 8.4 would pass the budget
     assert await pipeline.runtime.redis.zscore(c.QUEUE_CLOUD, f"{second}:cloud") is None
     result = await pipeline.runtime.service.result(second)
     assert "budget for the paid image service is used up" in (result.message or "")

@@ -253,8 +253,10 @@ def test_backend_needs_a_key_and_an_openai_model() -> None:
         OpenAIBackend(OpenAISettings(api_key=None))
     with pytest.raises(ConfigError, match="IMAGEBOT_OPENAI__MODEL"):
         OpenAIBackend(OpenAISettings(api_key=SecretStr("sk-x"), model="sdxl"))
-    with pytest.raises(ConfigError, match="IMAGEBOT_OPENAI__QUALITY"):
-        OpenAIBackend(OpenAISettings(api_key=SecretStr("sk-x"), quality="ultra"))
+    with pytest.raises(
+        ValueError, match="quality 'ultra' is not one of standard, hd, low, medium, high, auto"
+    ):
+        OpenAISettings(api_key=SecretStr("sk-x"), quality="ultra")  # settings refuse it before any backend
 
 
 async def test_quality_is_spoken_in_each_models_words(openai_emulator: OpenAIEmulator) -> None:
