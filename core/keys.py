@@ -136,7 +136,7 @@ HISTORY_KEY: Final = _key(
     "history:{owner}",
     "zset",
     Expiry.TTL,
-    "RESULT_TTL_S from the latest result: a user's finished results (request id → when), the newest "
+    "settings.retention.results_days from the latest result: a user's finished results (request id → when), the newest "
     "HISTORY_KEPT, for /history",
 )
 DESCRIBE_KEY: Final = _key(

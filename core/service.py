@@ -107,7 +107,7 @@ class ImagineService:
         self.canceller = Canceller(redis, self.admission.quotas, retention)
         self.presses = PressWindow(redis, self.queue)
         self.styles = StyleBook(redis, settings)
-        self.library = Library(redis, store, provenance or NoProvenanceReader())
+        self.library = Library(redis, store, provenance or NoProvenanceReader(), retention)
         self.describer = Describer(redis, settings, store, self.admission)
 
     # -- commands -------------------------------------------------------------------------------------------

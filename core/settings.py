@@ -279,6 +279,7 @@ class OpenAISettings(Group):
     max_retries: int = Field(default=2, ge=0)
     # USD per image: model → quality → "WxH" (core.models.pricing); charged to quotas.openai_daily_budget_usd
     prices: dict[str, dict[str, dict[str, float]]] = Field(default_factory=_default_prices)
+    describe_cost_usd: float = Field(default=0.004, ge=0)  # one /describe by OpenAI's vision model
     moderation_model: str = "omni-moderation-latest"
 
     @model_validator(mode="after")

@@ -41,9 +41,10 @@ class HistoryPage:
 
 
 class HistoryIndex:
-    def __init__(self, redis: Redis, kept: int = c.HISTORY_KEPT) -> None:
+    def __init__(self, redis: Redis, kept: int = c.HISTORY_KEPT, ttl_s: int = RESULT_TTL_S) -> None:
         self.redis = redis
         self.kept = kept
+        self.ttl_s = ttl_s
 
     async def add(self, owner: str, request_id: str, at: float) -> None:
         """Record a result once (a result saved again, after a partial delete, keeps its place)."""
@@ -51,7 +52,7 @@ class HistoryIndex:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {request_id: at}, nx=True)
             pipe.zremrangebyrank(key, 0, -self.kept - 1)  # the oldest beyond the cap
-            pipe.expire(key, RESULT_TTL_S)
+            pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
     async def remove(self, owner: str, request_id: str) -> None:

@@ -42,7 +42,7 @@ class ResultStore:
         self.redis = redis
         self.ttl_s = ttl_s
         self._release = redis.register_script(_RELEASE)
-        self.history = HistoryIndex(redis)
+        self.history = HistoryIndex(redis, ttl_s=ttl_s)
 
     async def save(self, event: ResultEvent) -> None:
         """Keep the result and record it as a reference to each of its files (cache hits included); a result

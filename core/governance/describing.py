@@ -39,8 +39,8 @@ class Describer:
         self.store = store
         self.admission = admission
         self.jobs = CaptionJobs(redis)
-        self.queue = JobQueue(redis)
-        self.results = ResultStore(redis)
+        self.queue = JobQueue(redis, ttl_s=settings.retention.requests_s)
+        self.results = ResultStore(redis, ttl_s=settings.retention.results_s)
         self.workers = WorkerRegistry(redis)
 
     async def describe(
@@ -78,7 +78,7 @@ class Describer:
             source_id=result[0] if result is not None else None,
         )
         quotas = self.admission.quotas
-        cost = self.settings.openai.cost_per_image_usd / 10 if queue.endswith("cloud") else 0.0
+        cost = self.settings.openai.describe_cost_usd if queue.endswith("cloud") else 0.0
         await quotas.reserve(request_id, requester, charged, cost)
         try:
             if upload is not None:

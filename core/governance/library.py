@@ -28,6 +28,7 @@ from core.models.privileges import Privilege
 from core.models.provenance import ProvenanceReader
 from core.models.request import GenerationRequest, Requester
 from core.models.result import EventKind, ResultEvent
+from core.settings import RetentionSettings
 from core.storage.protocol import ImageStore
 
 log = logging.getLogger(__name__)
@@ -67,15 +68,22 @@ class Deleted:
 
 
 class Library:
-    def __init__(self, redis: ArqRedis, store: ImageStore, provenance: ProvenanceReader) -> None:
+    def __init__(
+        self,
+        redis: ArqRedis,
+        store: ImageStore,
+        provenance: ProvenanceReader,
+        retention: RetentionSettings | None = None,
+    ) -> None:
+        retention = retention or RetentionSettings()
         self.store = store
         self.provenance = provenance
-        self.queue = JobQueue(redis)
-        self.results = ResultStore(redis)
-        self.index = HistoryIndex(redis)
-        self.takedown = Takedown(redis, store)
-        self.deliveries = DeliveryLog(redis)
-        self.audit = AuditLog(redis)
+        self.queue = JobQueue(redis, ttl_s=retention.requests_s)
+        self.results = ResultStore(redis, ttl_s=retention.results_s)
+        self.index = HistoryIndex(redis, ttl_s=retention.results_s)
+        self.takedown = Takedown(redis, store, retention)
+        self.deliveries = DeliveryLog(redis, ttl_s=retention.results_s)
+        self.audit = AuditLog(redis, keep_s=retention.audit_s)
 
     async def history(self, requester: Requester, anchor: str | None = None, older: bool = True) -> History:
         """A page of `requester`'s own results, newest first: the first page, or the one next to `anchor`."""
