@@ -33,6 +33,7 @@ from bots.telegram.buttons import Buttons
 from bots.telegram.commands import Commands
 from bots.telegram.context import BotContext, Tuning
 from bots.telegram.delivery import Delivery
+from bots.telegram.library import Library
 from bots.telegram.preferences import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.rate_limiter import ChatRateLimiter
 from bots.telegram.replies import report_error
@@ -55,11 +56,18 @@ BOT_COMMANDS = [
     BotCommand("settings", "your default aspect ratio, model and image count"),
     BotCommand("quota", "how many images you have left today"),
     BotCommand("cancel", "cancel your last request while it waits"),
+    BotCommand("describe", "prompts for a photo: send it captioned /describe, or reply to it"),
+    BotCommand("history", "your recent results"),
+    BotCommand("info", "how a result was made: reply to it with /info"),
+    BotCommand("styles", "the --style presets you can use here"),
     BotCommand("help", "the options, with examples"),
 ]
 # Shown to chat administrators in every group, and to the owners and configured moderators in private.
 ADMIN_COMMANDS = [*BOT_COMMANDS, BotCommand("admin", "moderators' commands: ban, quota, pause, queue…")]
 IMAGINE_CAPTION = r"^/(imagine|img)(@\w+)?(\s|$)"
+DESCRIBE_CAPTION = r"^/describe(@\w+)?(\s|$)"
+CHECK_COMMAND = r"^/admin(@\w+)?\s+check\b"
+PICTURES = filters.PHOTO | filters.Document.ALL
 
 
 def build_application(settings: Settings, imagebot: BotContext) -> Application:
@@ -78,7 +86,7 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
         .build()
     )
     commands, buttons, menu = Commands(imagebot), Buttons(imagebot), PreferencesMenu(imagebot)
-    admin = AdminCommands(imagebot)
+    admin, library = AdminCommands(imagebot), Library(imagebot)
     application.add_handler(CommandHandler(["imagine", "img"], commands.imagine))
     application.add_handler(
         OnMessage(filters.PHOTO & filters.CaptionRegex(IMAGINE_CAPTION), commands.imagine)
@@ -87,6 +95,13 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
     application.add_handler(CommandHandler("help", commands.help))
     application.add_handler(CommandHandler("cancel", commands.cancel))
     application.add_handler(CommandHandler("quota", commands.quota))
+    application.add_handler(CommandHandler("styles", library.styles))
+    application.add_handler(CommandHandler("history", library.history))
+    application.add_handler(CommandHandler("info", library.info))
+    application.add_handler(CommandHandler("describe", library.describe))
+    application.add_handler(OnMessage(PICTURES & filters.CaptionRegex(DESCRIBE_CAPTION), library.describe))
+    application.add_handler(OnMessage(PICTURES & filters.CaptionRegex(CHECK_COMMAND), library.on_check_photo))
+    application.add_handler(OnMessage(filters.Regex(CHECK_COMMAND), library.on_check_photo))
     application.add_handler(CommandHandler("admin", admin.admin))
     application.add_handler(CommandHandler("settings", menu.show))
     application.add_handler(CallbackQueryHandler(buttons.on_press, pattern=rf"^{BUTTON_PREFIX}:"))

@@ -18,6 +18,7 @@ from telegram.ext import ContextTypes
 
 from bots.telegram.context import BotContext
 from bots.telegram.delivery import record_delivery
+from bots.telegram.library import Library
 from bots.telegram.markup import single_keyboard
 from bots.telegram.replies import reply_parameters, report_error
 from core.commands.buttons import decode_button
@@ -34,6 +35,7 @@ UNKNOWN = "That button isn't one I know; please run /imagine again."
 class Buttons:
     def __init__(self, imagebot: BotContext) -> None:
         self.imagebot = imagebot
+        self.library = Library(imagebot)
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -54,6 +56,14 @@ class Buttons:
             return
         if pressed.image is not None:
             await self._send_image(query, pressed, pressed.image, context)
+            return
+        try:
+            shown = await self.library.answer_press(pressed, message, context.bot)
+        except Exception as exc:
+            await report_error(exc, context.bot, query=query)
+            return
+        if shown is not None:
+            await query.answer(shown)
             return
         assert pressed.submission is not None
         await query.answer(queued_message(pressed.submission))

@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import InputFile, Message
+from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import ExtBot
 
 from bots.telegram.context import BotContext
-from bots.telegram.markup import grid_keyboard
+from bots.telegram.markup import button, grid_keyboard
 from bots.telegram.progress import ProgressDisplay
 from bots.telegram.replies import caption_for, edit_or_send, reply_parameters, send_text
+from core.commands.describe import described_text, suggestion_buttons
 from core.delivery.delivery_log import DeliveryLog
 from core.errors import NotFound, StorageError
 from core.models.request import Platform
@@ -100,6 +101,8 @@ class Delivery:
             await self._notice(chat_id, event)
         elif event.kind is EventKind.DONE:
             await self._done(chat_id, event)
+        elif event.kind is EventKind.DESCRIBED:
+            await self._described(chat_id, event)
         else:
             await self._ended(chat_id, event)
 
@@ -150,6 +153,18 @@ class Delivery:
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
         await record_delivery(self.imagebot.deliveries, event.request_id, sent)
+        await self._retire_status(chat_id, event)
+
+    async def _described(self, chat_id: int, event: ResultEvent) -> None:
+        """A finished /describe: the numbered suggestions, with an "Imagine n" button for each."""
+        rows = [[button(b) for b in row] for row in suggestion_buttons(event)]
+        await self.bot.send_message(
+            chat_id,
+            described_text(event)[:4096],
+            reply_markup=InlineKeyboardMarkup(rows),
+            reply_parameters=reply_parameters(event.reply_to.get("message_id")),
+        )
+        log.info("describe %s: suggestions delivered to chat %s", event.request_id, chat_id)
         await self._retire_status(chat_id, event)
 
     async def _retire_status(self, chat_id: int, event: ResultEvent) -> None:

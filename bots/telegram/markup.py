@@ -10,11 +10,15 @@ from core.models.result import ResultEvent
 CALLBACK_DATA_MAX_BYTES = 64
 
 
-def _button(button: Button) -> InlineKeyboardButton:
-    data = button.encode()
+def button(core_button: Button, place: int | None = None) -> InlineKeyboardButton:
+    """One of core's buttons as an inline button (`place`: a /history row's number)."""
+    data = core_button.encode()
     if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
         raise ValueError(f"callback_data {data!r} is over {CALLBACK_DATA_MAX_BYTES} bytes")
-    return InlineKeyboardButton(button_label(button), callback_data=data)
+    return InlineKeyboardButton(button_label(core_button, place), callback_data=data)
+
+
+_button = button
 
 
 def _public_url(url: str | None) -> str | None:

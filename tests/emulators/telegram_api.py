@@ -529,6 +529,26 @@ class TelegramEmulator:
         await self._push("message", message)
         return message
 
+    async def user_document(
+        self, chat: Chat, user: User, data: bytes, file_name: str, mime_type: str, caption: str | None = None
+    ) -> dict[str, Any]:
+        """A user sends a file (a document, e.g. an uncompressed picture or a PDF). Returns the message."""
+        file_id = self.add_file(data, file_name.rsplit(".", 1)[-1])
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data),
+        }
+        message = self._user_message(chat, user) | {"document": document}
+        if caption:
+            message["caption"] = caption
+            if entities := _command_entities(caption):
+                message["caption_entities"] = entities
+        await self._push("message", message)
+        return message
+
     async def press(self, chat: Chat, user: User, message: Sent, data: str) -> str:
         """A user presses the inline button with callback_data `data` under a bot message. Returns the query id."""
         query_id = f"cq-{next(self._callback_ids)}"
