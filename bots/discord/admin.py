@@ -22,6 +22,7 @@ from bots.discord.context import context_of
 from bots.discord.location import remove
 from bots.discord.replies import NO_MENTIONS
 from bots.discord.requester import requester_from, requester_of
+from core.commands.uploads import UPLOAD_MAX_BYTES
 from core.errors import InvalidRequest
 from core.governance.admin import TargetLookup, UserRef, parse_duration
 from core.models.audit import AuditAction
@@ -210,7 +211,22 @@ def build_admin_group(settings: Settings) -> app_commands.Group:
     async def stats(interaction: discord.Interaction, here: bool = False, yesterday: bool = False) -> None:
         await run(interaction, ["stats", *(["here"] if here else []), *(["yesterday"] if yesterday else [])])
 
+    @admin.command(name="check", description="Read an image's Content Credentials and invisible watermark")
+    @app_commands.describe(image="The image to check")
+    async def check(interaction: discord.Interaction, image: discord.Attachment) -> None:
+        if image.size > UPLOAD_MAX_BYTES:
+            raise InvalidRequest(
+                "check",
+                f"That file is {image.size / 1e6:.1f} MB; I read images up to {UPLOAD_MAX_BYTES // 1_000_000} MB.",
+            )
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await context_of(interaction).admin.check_image(image.read, requester_of(interaction))
+        await interaction.edit_original_response(
+            content=reply.text[:MESSAGE_LIMIT], allowed_mentions=NO_MENTIONS
+        )
+
     _add_block(admin)
+    _add_style(admin)
     _add_policy(admin)
     return admin
 
@@ -231,6 +247,31 @@ def _add_block(admin: app_commands.Group) -> None:
     @block.command(name="list", description="The words and phrases refused here")
     async def block_list(interaction: discord.Interaction) -> None:
         await run(interaction, ["block", "list"])
+
+
+def _add_style(admin: app_commands.Group) -> None:
+    style = app_commands.Group(name="style", description="This server's --style presets", parent=admin)
+
+    @style.command(name="add", description="Add a preset: a template with {prompt}, and what to avoid")
+    @app_commands.describe(
+        name="The preset's name (letters, digits, - or _)",
+        template="The prompt around the user's, e.g. “ink drawing of {prompt}, cross-hatching”",
+        avoid="Added to --no, comma-separated",
+    )
+    async def style_add(
+        interaction: discord.Interaction, name: str, template: str, avoid: str | None = None
+    ) -> None:
+        words = ["style", "add", one_word(name, "name"), *template.split()]
+        await run(interaction, [*words, *(["--no", *avoid.split()] if avoid else [])])
+
+    @style.command(name="remove", description="Remove one of this server's presets")
+    @app_commands.describe(name="The preset's name")
+    async def style_remove(interaction: discord.Interaction, name: str) -> None:
+        await run(interaction, ["style", "remove", one_word(name, "name")])
+
+    @style.command(name="list", description="The presets usable here")
+    async def style_list(interaction: discord.Interaction) -> None:
+        await run(interaction, ["style", "list"])
 
 
 def _add_policy(admin: app_commands.Group) -> None:

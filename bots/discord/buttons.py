@@ -30,15 +30,26 @@ from typing import Any
 import discord
 
 from bots.discord.context import context_of
-from bots.discord.location import location, remember
-from bots.discord.markup import button_view, is_public_url
+from bots.discord.location import location, remember, remove
+from bots.discord.markup import button_view, full_size_url, is_public_url
 from bots.discord.picture import picture
 from bots.discord.replies import NO_MENTIONS, respond, send_error, show_queued
 from bots.discord.requester import requester_of
 from core import constants as c
-from core.commands.buttons import PREFIX, Button, button_label, decode_button, single_buttons
+from core.commands.buttons import (
+    PREFIX,
+    Button,
+    button_label,
+    decode_button,
+    grid_buttons,
+    history_buttons,
+    library_buttons,
+    single_buttons,
+)
+from core.commands.messages import result_caption
 from core.errors import InvalidRequest
-from core.models.result import StoredImage
+from core.governance.library import History
+from core.models.result import ResultEvent, StoredImage
 from core.service import Pressed
 
 log = logging.getLogger(__name__)
@@ -46,9 +57,13 @@ log = logging.getLogger(__name__)
 TEMPLATE = rf"{PREFIX}:(?P<action>[a-z0-9]{{1,2}}):(?P<request_id>[a-z2-7]{{16}})(?::(?P<index>[0-3]))?"
 _TEMPLATE = re.compile(TEMPLATE)
 CUSTOM_ID_LIMIT = 100
+MESSAGE_LIMIT = 2000
 UNKNOWN_BUTTON = "That button isn't one I know; please run /imagine again."
 
-_STYLES = {c.ACTION_REROLL: discord.ButtonStyle.primary}
+_STYLES = {c.ACTION_REROLL: discord.ButtonStyle.primary, c.ACTION_DELETE: discord.ButtonStyle.danger}
+# Buttons whose own press checks who may use them (a /describe's suggestions name no generation request; /info
+# is for anyone in the community), instead of check_owner beforehand.
+_CHECKED_BY_PRESS = frozenset({c.ACTION_SUGGESTION, c.ACTION_INFO})
 
 
 class CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
@@ -118,7 +133,8 @@ async def press(interaction: discord.Interaction, button: Button) -> None:
     context = context_of(interaction)
     requester = requester_of(interaction)
     try:
-        await context.service.check_owner(button.request_id, requester)
+        if button.action not in _CHECKED_BY_PRESS:
+            await context.service.check_owner(button.request_id, requester)
         private = await _private(interaction)
     except Exception as exc:
         await send_error(interaction, exc, button.request_id)
@@ -128,6 +144,8 @@ async def press(interaction: discord.Interaction, button: Button) -> None:
         return await context.service.press(button, requester, reply_to=reply_to)
 
     async def render(pressed: Pressed) -> None:
+        if await render_press(interaction, pressed):
+            return
         if pressed.image is not None:
             await _show_image(interaction, pressed.button, pressed.image)
         elif pressed.submission is not None:
@@ -175,3 +193,73 @@ async def _show_image(interaction: discord.Interaction, button: Button, image: S
         created_at=interaction.created_at.timestamp(),
     )
     await remember(context, request_id, where)
+
+
+def history_view(history: History) -> discord.ui.View | None:
+    ids = [entry.request_id for entry in history.entries]
+    if not ids:
+        return None
+    newer = ids[0] if history.page.has_newer else None
+    older = ids[-1] if history.page.has_older else None
+    return result_view(history_buttons(ids, newer, older))
+
+
+# -- what the library's buttons show ------------------------------------------------------------------------------
+
+
+async def render_press(interaction: discord.Interaction, pressed: Pressed) -> bool:
+    """Show what ⓘ, 🗑, Show, ◀ and ▶ returned, in the press's reply; False when the press was none of those."""
+    context = context_of(interaction)
+    if pressed.info is not None:
+        await interaction.edit_original_response(
+            content=_clipped(pressed.info.text()), allowed_mentions=NO_MENTIONS
+        )
+    elif pressed.history is not None:
+        view = history_view(pressed.history)
+        await interaction.edit_original_response(
+            content=_clipped(pressed.history.text()), view=view, allowed_mentions=NO_MENTIONS
+        )
+    elif pressed.deleted is not None:
+        removed = 0
+        for where in pressed.deleted.messages:
+            removed += await remove(interaction.client, context, where)
+        text = (
+            f"Deleted {pressed.deleted.request_id}: its images are gone from storage and from your /history."
+        )
+        if pressed.deleted.messages:
+            text += f" Removed {removed} of {len(pressed.deleted.messages)} message(s) showing it."
+        await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+    elif pressed.shown is not None:
+        await _show_result(interaction, pressed.shown)
+    else:
+        return False
+    return True
+
+
+async def _show_result(interaction: discord.Interaction, event: ResultEvent) -> None:
+    context = context_of(interaction)
+    request = await context.service.queue.load(event.request_id)
+    candidates = [event.grid, event.preview] if len(event.images) > 1 else [event.images[0], event.preview]
+    shown = await picture(
+        context.service.store,
+        candidates,
+        interaction.filesize_limit,
+        stem=event.request_id,
+        spoiler=any(image.spoiler for image in event.images),
+    )
+    caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
+    if shown.note:
+        caption += "\n" + shown.note
+    rows = [*grid_buttons(event.request_id, event.shown_indices), library_buttons(event.request_id)]
+    message = await interaction.edit_original_response(
+        content=caption,
+        attachments=[shown.file] if shown.file else [],
+        embeds=[shown.embed] if shown.embed else [],
+        view=result_view(rows, full_size_url(event)),
+        allowed_mentions=NO_MENTIONS,
+    )
+    await remember(context, event.request_id, location(message.channel.id, message.id))
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"

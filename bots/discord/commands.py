@@ -24,6 +24,7 @@ from bots.discord.admin import build_admin_group
 from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
+from bots.discord.library import COMMANDS as LIBRARY_COMMANDS
 from bots.discord.replies import respond, send_error, show_queued
 from bots.discord.requester import requester_of
 from core.commands.grammar import (
@@ -69,6 +70,9 @@ HELP = (
     "**/settings** — your defaults (aspect ratio, model, number of images, private replies).\n"
     "**/cancel** — cancel your latest request while it is still waiting.\n"
     "**/quota** — your limits and what you've used today.\n"
+    "**/describe** `image` — four prompts for a picture, each a button that imagines it.\n"
+    "**/history** — your recent results · **/info** `request` — how one was made · **/styles** — the presets "
+    "for `--style`.\n"
     "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
 )
 MODERATOR_HELP = (
@@ -358,6 +362,7 @@ COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu,
     quota,
     help_command,
     vary_this_image,
+    *LIBRARY_COMMANDS,
 )
 
 

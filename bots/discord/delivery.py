@@ -24,6 +24,7 @@ from bots.discord.picture import Picture, picture
 from bots.discord.progress import ProgressThrottle
 from bots.discord.replies import NO_MENTIONS, mention_only
 from core.commands.buttons import grid_buttons
+from core.commands.describe import described_text, suggestion_buttons
 from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
 from core.models.request import GenerationRequest
@@ -66,6 +67,9 @@ class Delivery:
         await self.context.acks.wait(reply)
         if event.kind is EventKind.DONE:
             await self._done(event, target)
+        elif event.kind is EventKind.DESCRIBED:
+            view = result_view(suggestion_buttons(event))
+            await self._reply(event, target, described_text(event)[:MESSAGE_LIMIT], Picture(), view)
         else:
             text = event.message or _FALLBACK_TEXT[event.kind].format(id=event.request_id)
             await self._reply(event, target, text[:MESSAGE_LIMIT], Picture(), None)

@@ -16,6 +16,7 @@ FLAG_MEANINGS = {
     "model": "which model draws it",
     "strength": "how far to move from your photo",
     "cloud": "use the cloud generator",
+    "style": "a preset style (/styles lists them)",
 }
 
 START_TEXT = (
@@ -45,6 +46,8 @@ def help_text() -> str:
         "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
         "/settings sets your defaults; /cancel cancels your last request while it waits.",
         "/quota shows how many images you have left today and when that resets.",
+        "/describe: send a photo captioned /describe (or reply to one) for four prompts, each a button.",
+        "/history lists your recent results; reply to a result with /info to see how it was made.",
         "Moderators: /admin lists the admin commands you can use.",
     ]
     return "\n".join(lines)

@@ -211,7 +211,7 @@ class Library:
             picture = picture_of(message, bot)
             if picture is None:
                 raise InvalidRequest("check", NO_PICTURE.format(command="/admin check"))
-            reply = await self.imagebot.admin.check_image(await picture(), actor)
+            reply = await self.imagebot.admin.check_image(picture, actor)
         except Exception as exc:
             await report_error(exc, bot, chat_id=message.chat.id, reply_to=message.message_id)
             return

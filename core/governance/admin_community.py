@@ -6,6 +6,7 @@ AdminService (admin.py) adds the dispatch and the commands on users; see its doc
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from arq.connections import ArqRedis
@@ -305,9 +306,18 @@ class CommunityAdmin:
             "check", "Attach an image to /admin check, or send it in reply to an image, and I'll read it."
         )
 
-    async def check_image(self, data: bytes, actor: Requester) -> AdminReply:
-        """/admin check on an image someone posted: its Content Credentials and watermark, in plain words."""
-        require(self._level(actor), Privilege.MOD, "use /admin check")
+    async def check_image(
+        self, image: bytes | Callable[[], Awaitable[bytes]], actor: Requester
+    ) -> AdminReply:
+        """/admin check on an image someone posted: its Content Credentials and watermark, in plain words.
+
+        `image`: the bytes, or a fetcher called only once the actor may use the command."""
+        try:
+            require(self._level(actor), Privilege.MOD, "use /admin check")
+        except NotAllowed as exc:
+            await self._record(actor, AuditAction.ADMIN_REFUSED, "check", exc.message)
+            raise
+        data = image if isinstance(image, bytes) else await image()
         if len(data) > UPLOAD_MAX_BYTES:
             raise InvalidRequest(
                 "check",

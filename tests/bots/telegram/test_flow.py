@@ -67,7 +67,9 @@ async def test_imagine_then_vary_then_upscale(
     with Image.open(io.BytesIO(document.file or b"")) as full:
         assert full.format == "PNG"
         assert full.size == (varied.images[0].width, varied.images[0].height)
-    assert [b["text"] for b in document.buttons()] == ["Vary (strong)", "Vary (subtle)", "Upscale 2×"]
+    assert [b["text"] for b in document.buttons()] == [
+        "Vary (strong)", "Vary (subtle)", "Upscale 2×", "Describe", "ⓘ Info", "🗑 Delete"
+    ]  # fmt: skip
     assert all(len(data.encode()) <= 64 for data in document.callback_data())
 
     leaks = [
