@@ -17,6 +17,7 @@ from core import constants as c
 from core.commands.buttons import Button
 from core.delivery.events import follow
 from core.errors import BackendUnavailable, InvalidRequest
+from core.keys import DESCRIBE_KEY, REQUEST_TTL_S
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
@@ -78,6 +79,8 @@ async def test_a_local_describe_gives_four_prompts_whose_buttons_imagine_them(lo
     assert len(event.suggestions) == 4 and len(set(event.suggestions)) == 4
     assert event.backend.startswith("transformers:")
     assert await used_today(local) == 1  # a describe costs one image from the daily quota
+    stored = DESCRIBE_KEY.format(request_id=submission.request_id)
+    assert 0 < await local.runtime.redis.ttl(stored) <= REQUEST_TTL_S
 
     pressed = await service.press(Button(c.ACTION_SUGGESTION, submission.request_id, 2), ALICE)
     assert pressed.submission is not None

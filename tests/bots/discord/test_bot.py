@@ -85,6 +85,9 @@ async def test_imagine_then_vary_then_upscale(bots: BotRunner, discord_emulator:
         f"ib:vs:{variation_id}:0",
         f"ib:vl:{variation_id}:0",
         f"ib:x2:{variation_id}:0",
+        f"ib:de:{variation_id}:0",
+        f"ib:i:{variation_id}",
+        f"ib:dl:{variation_id}",
     ]
     assert [
         call for call in emulator.calls_for(upscale.token, "original") if call.files
@@ -257,6 +260,12 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
         "help",
         "admin",
         "Vary this image",
+        "styles",
+        "history",
+        "info",
+        "describe",
+        "How was this made?",
+        "Describe this image",
     }
     imagine = next(cmd for cmd in discord_emulator.commands["global"] if cmd["name"] == "imagine")
     options = {option["name"]: option for option in imagine["options"]}
