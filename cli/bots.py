@@ -58,7 +58,7 @@ def _front_end(platform: str, runtime: Runtime, sync: bool) -> Coroutine[Any, An
     return run_discord_bot(runtime.settings, runtime.service, runtime.redis, sync=sync, admin=runtime.admin)
 
 
-async def _start_worker(runtime: Runtime) -> asyncio.Future[None]:
+async def start_worker(runtime: Runtime) -> asyncio.Future[None]:
     """Run a worker in this process and wait until it serves every queue it runs (its error, if it fails)."""
     from worker.main import queues_for, run_workers
 
@@ -82,6 +82,11 @@ async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with
     """Run a front end (and, with `with_worker`, a worker) until it ends or SIGTERM stops it: then the bot stops
     taking messages, lets the delivery in hand finish (its grace period), and returns 0; a result not delivered
     yet stays pending on the stream for the next start, which delivers it once."""
+    return await until_sigterm(_run_bot(platform, settings, sync=sync, with_worker=with_worker))
+
+
+async def until_sigterm(run: Coroutine[Any, Any, int]) -> int:
+    """Await `run`; SIGTERM cancels it (its cleanup runs: front ends stop first, then workers) and returns 0."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     terminated = asyncio.Event()
 
@@ -94,7 +99,7 @@ async def run_bot(platform: str, settings: Settings, *, sync: bool = False, with
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
-        return await _run_bot(platform, settings, sync=sync, with_worker=with_worker)
+        return await run
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise
@@ -115,7 +120,7 @@ async def _run_bot(platform: str, settings: Settings, *, sync: bool, with_worker
         tasks: list[asyncio.Future[None]] = []
         try:
             if with_worker and not sync:
-                tasks.append(await _start_worker(runtime))
+                tasks.append(await start_worker(runtime))
             tasks.append(asyncio.ensure_future(_front_end(platform, runtime, sync)))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

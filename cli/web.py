@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
-from cli.bots import _start_worker
+from cli.bots import start_worker, until_sigterm
 from cli.health import health_endpoints, redis_check
 from cli.runtime import open_runtime
 from core.settings import Settings
@@ -30,8 +30,12 @@ def _announce(url: str) -> None:
 async def run_web(
     settings: Settings, *, with_worker: bool | None = None, ready: Callable[[str], None] | None = None
 ) -> int:
-    """Serve the pages until cancelled. `with_worker` defaults to True on the embedded Redis (nothing else
-    would render) and False against a configured one."""
+    """Serve the pages until cancelled or SIGTERM (then 0). `with_worker` defaults to True on the embedded Redis
+    (nothing else would render) and False against a configured one."""
+    return await until_sigterm(_run_web(settings, with_worker, ready))
+
+
+async def _run_web(settings: Settings, with_worker: bool | None, ready: Callable[[str], None] | None) -> int:
     from bots.web import run_web_bot
 
     in_process = with_worker if with_worker is not None else not settings.redis_url
@@ -43,7 +47,7 @@ async def run_web(
         tasks: list[asyncio.Future[None]] = []
         try:
             if in_process:
-                tasks.append(await _start_worker(runtime))
+                tasks.append(await start_worker(runtime))
             front = run_web_bot(runtime.settings, runtime.service, runtime.redis, ready=ready or _announce)
             tasks.append(asyncio.ensure_future(front))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

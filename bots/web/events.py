@@ -35,9 +35,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """GET /api/events: the visitor's result events as server-sent events, until the page goes away."""
     session, context = current(request), request.app[CONTEXT]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    await response.write(b"retry: 2000\n: connected\n\n")
     with context.hub.watch(session.requester) as queue, contextlib.suppress(ConnectionResetError):
+        await response.prepare(request)  # watching already: nothing published from here on is missed
+        await response.write(b"retry: 2000\n: connected\n\n")
         while True:  # until the page goes away (its connection resets)
             try:
                 event = await asyncio.wait_for(queue.get(), context.tuning.keepalive_s)
