@@ -46,6 +46,7 @@ from core.commands.buttons import (
     library_buttons,
     single_buttons,
 )
+from core.commands.links import with_gallery_link
 from core.commands.messages import result_caption
 from core.errors import InvalidRequest
 from core.governance.library import History
@@ -216,8 +217,9 @@ async def render_press(interaction: discord.Interaction, pressed: Pressed) -> bo
         )
     elif pressed.history is not None:
         view = history_view(pressed.history)
+        text = with_gallery_link(pressed.history.text(), context.settings, requester_of(interaction))
         await interaction.edit_original_response(
-            content=_clipped(pressed.history.text()), view=view, allowed_mentions=NO_MENTIONS
+            content=_clipped(text), view=view, allowed_mentions=NO_MENTIONS
         )
     elif pressed.deleted is not None:
         removed = 0

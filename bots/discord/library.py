@@ -19,6 +19,7 @@ from bots.discord.context import context_of
 from bots.discord.replies import NO_MENTIONS, respond, show_queued
 from bots.discord.requester import requester_of
 from core.commands.buttons import decode_button
+from core.commands.links import with_gallery_link
 from core.commands.uploads import UPLOAD_MAX_BYTES
 from core.errors import InvalidRequest
 from core.jobs.queue import Submission
@@ -76,10 +77,14 @@ async def styles(interaction: discord.Interaction) -> None:
 
 @app_commands.command(name="history", description="Your recent results (only you see this)")
 async def history(interaction: discord.Interaction) -> None:
-    found = await context_of(interaction).service.history(requester_of(interaction))
+    context, requester = context_of(interaction), requester_of(interaction)
+    found = await context.service.history(requester)
     view = history_view(found)
     await interaction.response.send_message(
-        _clip(found.text()), view=view or discord.utils.MISSING, ephemeral=True, allowed_mentions=NO_MENTIONS
+        _clip(with_gallery_link(found.text(), context.settings, requester)),
+        view=view or discord.utils.MISSING,
+        ephemeral=True,
+        allowed_mentions=NO_MENTIONS,
     )
 
 

@@ -58,7 +58,7 @@ class Buttons:
             await self._send_image(query, pressed, pressed.image, context)
             return
         try:
-            shown = await self.library.answer_press(pressed, message, context.bot)
+            shown = await self.library.answer_press(pressed, message, context.bot, requester)
         except Exception as exc:
             await report_error(exc, context.bot, query=query)
             return

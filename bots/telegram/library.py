@@ -31,10 +31,12 @@ from bots.telegram.markup import button as keyboard_button
 from bots.telegram.markup import grid_keyboard
 from bots.telegram.replies import caption_for, reply_parameters, report_error, send_text
 from core.commands.buttons import history_buttons, library_buttons
+from core.commands.links import with_gallery_link
 from core.commands.messages import queued_message
 from core.commands.uploads import UPLOAD_MAX_BYTES
 from core.errors import InvalidRequest
 from core.governance.library import Deleted, History
+from core.models.request import Requester
 from core.models.result import ResultEvent
 from core.service import Pressed
 
@@ -128,7 +130,7 @@ class Library:
             return
         await context.bot.send_message(
             message.chat.id,
-            history.text(),
+            with_gallery_link(history.text(), self.imagebot.settings, requester),
             reply_markup=history_keyboard(history),
             reply_parameters=reply_parameters(message.message_id),
         )
@@ -223,7 +225,9 @@ class Library:
 
     # -- what the library's buttons show ---------------------------------------------------------------------
 
-    async def answer_press(self, pressed: Pressed, message: MaybeInaccessibleMessage, bot: Bot) -> str | None:
+    async def answer_press(
+        self, pressed: Pressed, message: MaybeInaccessibleMessage, bot: Bot, requester: Requester
+    ) -> str | None:
         """Show what ⓘ, 🗑, Show, ◀ and ▶ returned; the text for the callback's answer (None: not ours)."""
         chat_id = message.chat.id
         if pressed.info is not None:
@@ -233,7 +237,7 @@ class Library:
         if pressed.history is not None:
             history = pressed.history
             await bot.edit_message_text(
-                history.text(),
+                with_gallery_link(history.text(), self.imagebot.settings, requester),
                 chat_id=chat_id,
                 message_id=message.message_id,
                 reply_markup=history_keyboard(history),

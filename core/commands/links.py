@@ -134,6 +134,14 @@ def gallery_link(
     return page_link(settings, requester, PAGE_GALLERY, reply_to)
 
 
+def with_gallery_link(
+    text: str, settings: Settings, requester: Requester, reply_to: dict[str, str] | None = None
+) -> str:
+    """The /history reply: `text`, then "Your gallery: <signed link>" where the web front end is set up."""
+    link = gallery_link(settings, requester, reply_to)
+    return f"{text}\n\nYour gallery: {link}" if link else text
+
+
 def region_link(
     settings: Settings,
     requester: Requester,
