@@ -311,25 +311,26 @@ class ImagineService:
 
     async def edit_region(
         self,
-        parent_id: str,
-        index: int,
-        mask: bytes,
-        prompt: str,
         requester: Requester,
+        request_id: str,
+        index: int,
+        mask_png: bytes,
+        prompt: str | None = None,
+        reply_to: dict[str, str] | None = None,
         *,
         source_id: str | None = None,
-        reply_to: dict[str, str] | None = None,
     ) -> Submission:
-        """Vary (Region): repaint the white part of `mask` (a picture the image's size) in image `index`, with
-        `prompt` (blank: the parent's prompt); the rest of the image is kept. Checked like an /imagine."""
-        parent, result, policy = await self._parent(parent_id, requester)
+        """Vary (Region) from the web editor: repaint the white part of `mask_png` (a picture the image's size)
+        in image `index` of `request_id`, with `prompt` (None or blank: the image's own); the rest is kept."""
+        parent, result, policy = await self._parent(request_id, requester)
         image = pick_image(result, index)
-        if prompt.strip():
+        prompt = (prompt or "").strip()
+        if prompt:
             await self.check_prompt(prompt, parent.negative_prompt, requester)
-        upload = await asyncio.to_thread(read_mask, mask, image, self.settings.limits.max_upload_pixels)
-        request_id = scoped_request_id(requester, source_id)
+        upload = await asyncio.to_thread(read_mask, mask_png, image, self.settings.limits.max_upload_pixels)
+        child_id = scoped_request_id(requester, source_id)
         request = region_request(
-            parent, image, index, upload, prompt, requester, request_id, reply_to or {}, policy.nsfw
+            parent, image, index, upload, prompt, requester, child_id, reply_to or {}, policy.nsfw
         )
         return await self.submit(request, upload=upload)
 

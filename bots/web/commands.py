@@ -77,13 +77,13 @@ async def region(request: web.Request) -> web.Response:
     if not isinstance(index, int) or not 0 <= index <= 3:
         raise InvalidRequest("index", "Pick image 1 to 4.")
     submission = await context.service.edit_region(
-        _text(body, "request_id", 32),
-        index,
-        _mask(body, context.settings.web.max_body_bytes),
-        _text(body, "prompt"),
-        session.requester,
-        source_id=_source_id(session.sid, body),
+        requester=session.requester,
+        request_id=_text(body, "request_id", 32),
+        index=index,
+        mask_png=_mask(body, context.settings.web.max_body_bytes),
+        prompt=_text(body, "prompt"),
         reply_to=session.reply_to,
+        source_id=_source_id(session.sid, body),
     )
     return web.json_response(submission_view(submission))
 
