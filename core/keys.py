@@ -168,6 +168,13 @@ WORKER_KEY: Final = _key(
     "worker:{worker_id}", "string", Expiry.TTL, "WORKER_HEARTBEAT_TTL_S, refreshed by each heartbeat"
 )
 WORKER_KEY_PATTERN: Final = WORKER_KEY.format(worker_id="*")
+WORKERS_INDEX_KEY: Final = _key(
+    "workers",
+    "zset",
+    Expiry.TTL,
+    "the live workers' ids scored by when their heartbeat lapses (ms), so routing reads them without a SCAN; "
+    "WORKER_HEARTBEAT_TTL_S, refreshed by each heartbeat, lapsed members dropped by each heartbeat",
+)
 FAIR_VCLOCK_KEY: Final = _key(
     "fair:vclock:{queue}",
     "string",

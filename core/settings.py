@@ -232,6 +232,18 @@ class WorkerSettings(Group):
     preview_max_side: int = Field(default=1024, ge=64)
     preview_format: Literal["jpeg", "webp"] = "jpeg"
     name: str | None = None  # worker id in heartbeats; defaults to host:pid
+    # Thread pools (worker/threads.py), so the model, the image check and the encoders don't fight over cores.
+    # 0 = derived from the cores this process may use: on a CPU worker the model gets all but the
+    # post-processing cores, and post-processing (image check, watermark, PNG, signing) gets 1 (¼ of them
+    # above 4 cores), each of its tasks single-threaded.
+    model_threads: int = Field(default=0, ge=0, le=256)  # torch intra-op threads for the model call
+    post_threads: int = Field(default=0, ge=0, le=256)  # worker threads for checks and encoding
+    # Micro-batching (worker/batching.py): compatible text-to-image requests this worker holds share one
+    # pipeline call of up to this many images (1 = off); per model by name, else the default. Only jobs the
+    # worker already took from the fair queue can join, so max_jobs bounds a batch too: raise both together.
+    batch_max_images: int = Field(default=1, ge=1, le=64)
+    batch_max_images_per_model: dict[str, int] = Field(default_factory=dict)
+    batch_window_s: float = Field(default=0.0, ge=0, le=1)  # an idle device waits this long for companions
 
 
 class UpscalerSettings(Group):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from concurrent.futures import Executor
 
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
@@ -43,8 +44,9 @@ def build_prompt_moderator(settings: Settings, redis: aioredis.Redis | None) -> 
     )
 
 
-def build_image_moderator(settings: Settings) -> ImageModerator:
-    """NudeNet when IMAGEBOT_MODERATION__IMAGE_CHECK is on (the default), else AllowAll."""
+def build_image_moderator(settings: Settings, executor: Executor | None = None) -> ImageModerator:
+    """NudeNet when IMAGEBOT_MODERATION__IMAGE_CHECK is on (the default), else AllowAll. With `executor` (a
+    worker's post-processing threads), each check runs there on one onnxruntime thread."""
     if not settings.moderation.image_check:
         log.warning("image moderation is off (IMAGEBOT_MODERATION__IMAGE_CHECK=false)")
         return AllowAll()
@@ -55,7 +57,11 @@ def build_image_moderator(settings: Settings) -> ImageModerator:
         )
     from moderation.image_check import NudeNetImageCheck  # numpy and nudenet only where images are checked
 
-    return NudeNetImageCheck(threshold=settings.moderation.nsfw_threshold)
+    return NudeNetImageCheck(
+        threshold=settings.moderation.nsfw_threshold,
+        threads=None if executor is None else 1,
+        executor=executor,
+    )
 
 
 def build_admin(settings: Settings, service: ImagineService, redis: ArqRedis) -> AdminService:

@@ -23,8 +23,10 @@ import asyncio
 import io
 import logging
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -61,11 +63,27 @@ class Detector(Protocol):
     def detect(self, image_path: Any) -> list[dict[str, Any]]: ...
 
 
-def _load_nudenet() -> Detector:
+def _load_nudenet(threads: int | None = None) -> Detector:
+    """NudeNet's detector; with `threads`, its onnxruntime session is rebuilt with that many intra-op threads
+    and no busy-waiting (it runs beside a model on a worker: by default it takes every core and spins)."""
+    import nudenet
+    import onnxruntime
     from nudenet import NudeDetector  # imported here: nudenet (onnxruntime, opencv) is an optional extra
 
-    detector: Detector = NudeDetector()
-    return detector
+    detector = NudeDetector()
+    if threads is not None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        path = Path(nudenet.__file__).parent / "320n.onnx"  # the model NudeDetector() loads
+        detector.onnx_session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+    loaded: Detector = detector
+    return loaded
 
 
 def _decode_bgr(image: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
@@ -78,11 +96,22 @@ def _decode_bgr(image: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
 class NudeNetImageCheck:
     """core.models.verdict.ImageModerator backed by NudeNet's bundled detector (or any `Detector`, for tests)."""
 
-    def __init__(self, threshold: float = 0.5, detector: Detector | None = None) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        detector: Detector | None = None,
+        *,
+        threads: int | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        """`threads`: onnxruntime intra-op threads (None: its default, every core); `executor`: where checks run
+        (None: asyncio's default executor). A worker gives both, so checks stay off the model's cores."""
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"NSFW threshold must lie between 0 and 1, not {threshold}")
         self._threshold = threshold
         self._detector = detector
+        self._threads = threads
+        self._executor = executor
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -94,14 +123,15 @@ class NudeNetImageCheck:
         if detector is None:
             with self._lock:
                 if self._detector is None:
-                    self._detector = _load_nudenet()
+                    threads = self._threads
+                    self._detector = _load_nudenet() if threads is None else _load_nudenet(threads)
                     log.info("nudenet detector loaded")
                 detector = self._detector
         return detector
 
     async def check_image(self, image: bytes) -> Verdict:
         try:
-            return await asyncio.to_thread(self._check, image)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._check, image)
         except Exception as exc:
             log.exception("image check failed: %s", type(exc).__name__)
             return Verdict(Outcome.CHECK_FAILED, reason_code=REASON_FAILED, message=FAILED_MESSAGE)

@@ -5,8 +5,11 @@ arq style: on_startup builds a WorkerContext and keeps it in ctx["imagebot"]; jo
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 
@@ -26,6 +29,9 @@ from core.storage.protocol import ImageStore
 from worker.backend import ImageBackend
 from worker.captioner import Captioner
 from worker.provenance import Provenance
+from worker.threads import PostPool
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ class WorkerContext:
     backends: dict[BackendKind, ImageBackend]
     image_moderator: ImageModerator
     captioner: Captioner | None = None  # /describe on this queue (worker/captioner.py), when configured
+    post: PostPool | None = None  # post-processing threads (worker.threads); None: asyncio's default executor
     job_timeout_s: float = field(init=False)
     queue: JobQueue = field(init=False)
     events: EventPublisher = field(init=False)
@@ -79,9 +86,18 @@ class WorkerContext:
     def is_cloud(self) -> bool:
         return self.queue_name == c.QUEUE_CLOUD
 
+    async def cpu(self, function: Callable[..., T], /, *args: Any) -> T:
+        """CPU-bound post-processing (encoding, watermarking, signing) off the event loop and off the model's
+        cores: on the post-processing threads when the worker has them."""
+        if self.post is None:
+            return await asyncio.to_thread(function, *args)
+        return await self.post.run(function, *args)
+
     async def close(self) -> None:
         for backend in self.backends.values():
             await backend.close()
         if self.captioner is not None:
             await self.captioner.close()
         await self.store.close()
+        if self.post is not None:
+            self.post.close()

@@ -15,6 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from core.errors import ConfigError, TimeLimitExceeded
@@ -138,8 +139,11 @@ class Interruption:
 class DeviceGuard:
     """One blocking model call at a time on a device, held until that call's thread has really ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, executor: Executor | None = None) -> None:
         self._lock = asyncio.Lock()
+        self._executor = (
+            executor  # the device thread (worker.threads.model_executor); None: asyncio's default
+        )
 
     @property
     def busy(self) -> bool:
@@ -152,15 +156,29 @@ class DeviceGuard:
         If the caller is cancelled, the call is asked to stop at its next step and the device stays held
         until its thread returns; the cancellation then reaches the caller at once.
         """
+        result = await self.run_prepared(lambda: call, limit_s)
+        return result  # type: ignore[return-value]  # prepare never declines here
+
+    async def run_prepared(
+        self, prepare: Callable[[], Callable[[Interruption], T] | None], limit_s: float | None = None
+    ) -> T | None:
+        """Like `run`, but the call is chosen once the device is ours: `prepare()` runs on the event loop right
+        after the device is acquired (a micro-batch takes whatever is waiting then) and may decline with None,
+        which frees the device at once and returns None."""
         await self._lock.acquire()
         try:
+            call = prepare()
+            if call is None:
+                self._lock.release()
+                return None
             interruption = Interruption(limit_s)  # the clock starts once the device is ours
 
             def guarded() -> T:
                 interruption.check()  # the job may have been cancelled before this thread started
                 return call(interruption)
 
-            running = asyncio.ensure_future(asyncio.to_thread(guarded))
+            loop = asyncio.get_running_loop()
+            running = asyncio.ensure_future(loop.run_in_executor(self._executor, guarded))
         except BaseException:
             self._lock.release()
             raise

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,10 @@ from PIL import Image
 from core.errors import GenerationFailed, ImagebotError, InvalidRequest, TimeLimitExceeded
 from core.models.catalog import Family, ModelSpec
 from core.models.request import GenerationRequest, Mode
-from core.settings import AdapterSettings, UpscalerSettings
+from core.settings import AdapterSettings, UpscalerSettings, WorkerSettings
 from worker.adapters import LoraAdapters
 from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.batching import Batcher, batch_arguments, batch_key, batch_size
 from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
@@ -99,7 +101,11 @@ class DiffusersBackend:
         time_limit_s: float | None = None,
         adapters: AdapterSettings | None = None,
         upscaler: UpscalerSettings | None = None,
+        executor: Executor | None = None,
+        settings: WorkerSettings | None = None,
     ) -> None:
+        """`executor`: the device thread (worker.threads.model_executor); `settings`: the worker's (batching),
+        the registry's by default."""
         from worker.edits import Editor
         from worker.upscaler import load_upscaler
 
@@ -109,7 +115,15 @@ class DiffusersBackend:
         self.controls = ControlNets(self.adapter_settings.control, registry.device)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
-        self.device = DeviceGuard()
+        self.device = DeviceGuard(executor)
+        self.settings = settings = settings or registry.settings
+        self.batcher = Batcher(
+            self.device,
+            self._batch_call,
+            partial(batch_size, settings),
+            self.time_limit_s,
+            settings.batch_window_s,
+        )
         limits = upscaler or UpscalerSettings()
         upscaler_model = load_upscaler(limits, registry.device)
         self.editor: Editor = Editor(
@@ -144,17 +158,29 @@ class DiffusersBackend:
         loaded = self.registry.get(spec.name)
         if loaded is None:
             loaded = await self.device.run(lambda _: self.registry.load(spec.name))
-        images, control_map, compute_s = await self.device.run(
-            partial(self._render, loaded, request, source, control, on_progress), self.time_limit_s
-        )
+        batched_with = 1
+        if (
+            source is None
+            and control is None
+            and batch_key(request) is not None
+            and batch_size(self.settings, spec.name) > 1
+        ):
+            rendered = await self.batcher.render(request, on_progress)
+            images, compute_s, batched_with = rendered.images, rendered.compute_s, rendered.batched_with
+            control_map = None
+        else:
+            images, control_map, compute_s = await self.device.run(
+                partial(self._render, loaded, request, source, control, on_progress), self.time_limit_s
+            )
         logger.info(
-            "request %s: %d image(s) %dx%d with %s in %.2fs",
+            "request %s: %d image(s) %dx%d with %s in %.2fs%s",
             request.request_id,
             len(images),
             request.width,
             request.height,
             spec.name,
             compute_s,
+            f" (a batch of {batched_with} requests)" if batched_with > 1 else "",
         )
         return Generation(
             images=tuple(
@@ -174,6 +200,21 @@ class DiffusersBackend:
 
         await self.device.run(close)
 
+    def _batch_call(
+        self, requests: tuple[GenerationRequest, ...], on_progress: ProgressCallback
+    ) -> Callable[[Interruption], tuple[list[Image.Image], float]]:
+        """The blocking call that renders `requests` (worker.batching) together: one image per seed, in order."""
+        loaded = self.registry.get(requests[0].model)
+        if loaded is None:
+            raise RuntimeError(f"model {requests[0].model} is not loaded")
+        call = partial(self._render, loaded, requests[0], None, None, on_progress, members=requests)
+
+        def images_and_seconds(interruption: Interruption) -> tuple[list[Image.Image], float]:
+            images, _, seconds = call(interruption)
+            return images, seconds
+
+        return images_and_seconds
+
     def _render(
         self,
         loaded: LoadedModel,
@@ -182,9 +223,12 @@ class DiffusersBackend:
         control: Image.Image | None,
         on_progress: ProgressCallback | None,
         interruption: Interruption,
+        *,
+        members: tuple[GenerationRequest, ...] = (),
     ) -> tuple[list[Image.Image], Image.Image | None, float]:
         """The blocking pipeline call (runs in the device's thread); returns the images, the control map it
-        followed (--control) and its seconds."""
+        followed (--control) and its seconds. With `members` (a micro-batch led by `request`, its first; no
+        control), every member's images in order."""
         import torch
 
         started = time.perf_counter()
@@ -199,6 +243,10 @@ class DiffusersBackend:
             control_map = self.controls.control_map(kind, control, request.width, request.height)
             pipeline = self.controls.pipeline(loaded, kind)
             arguments.update(image=control_map, controlnet_conditioning_scale=request.control.weight)
+        seeds = request.seeds
+        if members:  # compatible requests (worker.batching.batch_key): one prompt and one generator per image
+            arguments.update(batch_arguments(members, spec.supports_negative))
+            seeds = tuple(seed for member in members for seed in member.seeds)
         done = [0]
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +258,7 @@ class DiffusersBackend:
 
         arguments["callback_on_step_end"] = on_step_end
         arguments["generator"] = [
-            torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in request.seeds
+            torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in seeds
         ]
         loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
         try:
@@ -244,9 +292,9 @@ class DiffusersBackend:
                 f"The {spec.name} model failed while rendering ({type(exc).__name__})."
             ) from exc
         images: list[Image.Image] = list(output.images)
-        if len(images) != request.n:
+        if len(images) != len(seeds):
             raise GenerationFailed(
-                f"The {spec.name} model returned {len(images)} images instead of {request.n}."
+                f"The {spec.name} model returned {len(images)} images instead of {len(seeds)}."
             )
         return images, control_map, time.perf_counter() - started
 

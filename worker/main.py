@@ -39,6 +39,7 @@ from worker.context import WorkerContext, job_timeout_s
 from worker.describing import describe
 from worker.heartbeat import Heartbeat, default_worker_id, lease_s
 from worker.jobs import generate
+from worker.threads import PostPool, ThreadPlan, limit_libraries, model_executor, plan_threads, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,12 @@ RECONNECT_FIRST_S = 0.2
 RECONNECT_MAX_S = 5.0
 
 
-def _image_moderator(settings: Settings) -> ImageModerator:
+def _image_moderator(settings: Settings, post: PostPool) -> ImageModerator:
     if not settings.moderation.image_check:
         return AllowAll()
     from moderation.factory import build_image_moderator
 
-    return build_image_moderator(settings)
+    return build_image_moderator(settings, post.executor)
 
 
 async def warm_up(moderator: ImageModerator) -> None:
@@ -69,20 +70,28 @@ async def warm_up(moderator: ImageModerator) -> None:
         log.info("image check warmed up in %.2f s", time.monotonic() - started)
 
 
-def _backends(settings: Settings, queue: str) -> tuple[dict[BackendKind, ImageBackend], tuple[str, ...]]:
+def _backends(
+    settings: Settings, queue: str
+) -> tuple[dict[BackendKind, ImageBackend], tuple[str, ...], ThreadPlan]:
+    """The queue's backends with their models loaded, and how the worker's threads share the cores."""
     if queue == c.QUEUE_CLOUD:
         from worker.openai_backend import OpenAIBackend
 
-        return {BackendKind.OPENAI: OpenAIBackend(settings.openai)}, (settings.openai.model,)
+        plan = plan_threads(settings.worker, "remote", usable_cores())
+        return {BackendKind.OPENAI: OpenAIBackend(settings.openai)}, (settings.openai.model,), plan
     from worker.diffusers_backend import DiffusersBackend
     from worker.registry import ModelRegistry
 
+    limit_libraries()
     registry = ModelRegistry(settings.worker)
+    plan = plan_threads(settings.worker, registry.device, usable_cores())
     models = tuple(get_model(name).name for name in settings.worker.models)
     for name in models:
         registry.load(name)
-    backend = DiffusersBackend(registry, adapters=settings.adapters, upscaler=settings.upscaler)
-    return {BackendKind.DIFFUSERS: backend}, models
+    backend = DiffusersBackend(
+        registry, adapters=settings.adapters, upscaler=settings.upscaler, executor=model_executor(plan)
+    )
+    return {BackendKind.DIFFUSERS: backend}, models, plan
 
 
 def _captioner(settings: Settings, queue: str) -> Captioner | None:
@@ -149,11 +158,13 @@ class ImagebotWorker(Worker):
 
     async def _startup(self, ctx: dict[str, Any]) -> None:
         settings, queue = self.settings, self.queue_name
-        backends, models = await asyncio.to_thread(_backends, settings, queue)
+        backends, models, plan = await asyncio.to_thread(_backends, settings, queue)
+        log.info("worker threads on %s: %s", queue, plan.describe())
         captioner = await asyncio.to_thread(_captioner, settings, queue)
         if captioner is not None and queue == c.QUEUE_GPU:
             models = (*models, c.CAPTIONER)  # routers send /describe here (core.jobs.captions)
-        moderator = _image_moderator(settings)
+        post = PostPool(plan)
+        moderator = _image_moderator(settings, post)
         await warm_up(moderator)
         ctx["imagebot"] = WorkerContext(
             settings=settings,
@@ -163,6 +174,7 @@ class ImagebotWorker(Worker):
             backends=backends,
             image_moderator=moderator,
             captioner=captioner,
+            post=post,
         )
         worker_id = settings.worker.name or default_worker_id(queue)
         self.heartbeat = Heartbeat(

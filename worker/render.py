@@ -113,8 +113,8 @@ async def _check(
     generated: GeneratedImage,
     parent: bytes | None,
 ) -> _Checked:
-    marked = await asyncio.to_thread(ctx.provenance.watermark, generated.image)
-    png = await asyncio.to_thread(encode_png, marked, png_parameters(request, generation, generated.seed))
+    marked = await ctx.cpu(ctx.provenance.watermark, generated.image)
+    png = await ctx.cpu(encode_png, marked, png_parameters(request, generation, generated.seed))
     verdict = await ctx.image_moderator.check_image(png)
     policy = ImagePolicy.from_settings(ctx.settings.moderation)
     if request.image_policy is not None:  # the community's own choice
@@ -125,7 +125,7 @@ async def _check(
             "request %s: image %d %s (%s)", request.request_id, index, action, ",".join(verdict.categories)
         )
     claim = Claim(generation.model, f"{request.request_id}-{index + 1}.png", parent, generated.upstream)
-    signed = await asyncio.to_thread(ctx.provenance.sign, png, "image/png", claim)
+    signed = await ctx.cpu(ctx.provenance.sign, png, "image/png", claim)
     return _Checked(generated, marked, index, signed, png, action, verdict.categories)
 
 
@@ -270,20 +270,18 @@ async def _grid_and_preview(
 ) -> tuple[StoredImage | None, StoredImage]:
     """The grid of the shown (watermarked) images, when there is more than one, and the chat-sized preview, both
     signed and stored under the key of their unsigned encoding."""
-    grid_image = await asyncio.to_thread(make_grid, [item.marked for item in shown])
+    grid_image = await ctx.cpu(make_grid, [item.marked for item in shown])
     grid = None
     if len(shown) > 1:
-        grid_png = await asyncio.to_thread(encode_png, grid_image, {"software": "imagebot"})
-        signed_grid = await asyncio.to_thread(ctx.provenance.sign, grid_png, "image/png", claim)
+        grid_png = await ctx.cpu(encode_png, grid_image, {"software": "imagebot"})
+        signed_grid = await ctx.cpu(ctx.provenance.sign, grid_png, "image/png", claim)
         grid = await _store(
             ctx, signed_grid, "image/png", grid_image.size, spoiler=spoiler, key_basis=grid_png
         )
     fmt = ctx.settings.worker.preview_format
-    preview_bytes = await asyncio.to_thread(
-        make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt
-    )
-    preview_size = await asyncio.to_thread(_size_of, preview_bytes)
-    signed_preview = await asyncio.to_thread(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
+    preview_bytes = await ctx.cpu(make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt)
+    preview_size = await ctx.cpu(_size_of, preview_bytes)
+    signed_preview = await ctx.cpu(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
     preview = await _store(
         ctx, signed_preview, f"image/{fmt}", preview_size, spoiler=spoiler, key_basis=preview_bytes
     )

@@ -1,6 +1,7 @@
 """Worker heartbeats: which workers are alive, on which queue, with which models warm.
 
-Each worker refreshes a key with a short TTL; a worker that dies simply stops being listed. Routing uses this to
+Each worker refreshes a key with a short TTL, and its id in an index scored by when that lapses; a worker that
+dies simply stops being listed. Routing uses this to
 decide between the local GPU queue and the OpenAI fallback.
 """
 
@@ -16,7 +17,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 from redis.asyncio import Redis
 
-from core.keys import WORKER_HEARTBEAT_TTL_S, WORKER_KEY, WORKER_KEY_PATTERN
+from core.keys import WORKER_HEARTBEAT_TTL_S, WORKER_KEY, WORKERS_INDEX_KEY
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +44,46 @@ class WorkerRegistry:
     def __init__(self, redis: Redis, ttl_s: float = WORKER_HEARTBEAT_TTL_S) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_s * 1000)
+        self._reading: asyncio.Future[list[WorkerInfo]] | None = None
 
     async def beat(self, info: WorkerInfo) -> None:
-        payload = _WORKER_INFO.dump_json(replace(info, seen_at=time.time()))
-        key = WORKER_KEY.format(worker_id=info.worker_id)
-        await self.redis.set(key, payload, px=self.ttl_ms)
+        now = time.time()
+        payload = _WORKER_INFO.dump_json(replace(info, seen_at=now))
+        lapses_ms = int(now * 1000) + self.ttl_ms
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(WORKER_KEY.format(worker_id=info.worker_id), payload, px=self.ttl_ms)
+            pipe.zadd(WORKERS_INDEX_KEY, {info.worker_id: lapses_ms})
+            pipe.zremrangebyscore(WORKERS_INDEX_KEY, "-inf", f"({int(now * 1000)}")
+            pipe.pexpire(WORKERS_INDEX_KEY, self.ttl_ms)
+            await pipe.execute()
 
     async def remove(self, worker_id: str) -> None:
-        await self.redis.delete(WORKER_KEY.format(worker_id=worker_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(WORKER_KEY.format(worker_id=worker_id))
+            pipe.zrem(WORKERS_INDEX_KEY, worker_id)
+            await pipe.execute()
 
     async def alive(self) -> list[WorkerInfo]:
+        """The workers whose heartbeat has not lapsed, by id. Two round trips whatever the keyspace holds (the
+        index, then the heartbeats); concurrent callers share one read instead of each making their own."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read_alive())
+        return list(await asyncio.shield(self._reading))
+
+    async def _read_alive(self) -> list[WorkerInfo]:
+        ids = [raw.decode() for raw in await self.redis.zrange(WORKERS_INDEX_KEY, 0, -1)]
+        if not ids:
+            return []
         workers = []
-        async for key in self.redis.scan_iter(match=WORKER_KEY_PATTERN, count=100):
-            raw = await self.redis.get(key)
-            if raw is None:
+        for worker_id, raw in zip(
+            ids, await self.redis.mget([WORKER_KEY.format(worker_id=i) for i in ids]), strict=True
+        ):
+            if raw is None:  # lapsed since its last beat
                 continue
             try:
                 workers.append(_WORKER_INFO.validate_json(raw))
             except ValidationError:
-                log.warning("heartbeat %s is unreadable; ignored", key)
+                log.warning("heartbeat of %s is unreadable; ignored", worker_id)
         return sorted(workers, key=lambda worker: worker.worker_id)
 
     async def wait_until_serving(
