@@ -1,13 +1,18 @@
 """imagebot against the plain diffusers loop it wraps, side by side in one run, on the same work.
 
-    .venv/bin/python -m bench.throughput [--jobs 12] [--n 4]
+    .venv/bin/python -m bench.throughput [--jobs 12] [--n 4] [--burst 48] [--batch 8]
 
-(a) plain loop: diffusers alone — load the pipeline, render each job (one seeded generator per image), save PNGs.
-(b) imagebot end to end: embedded Redis, the core service (grammar, moderation, quotas, fair queue), an
-    in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
-Prints images/s for each and the ratio b/a, per-stage p50/p95 of (b), the acknowledgement latency p50/p99 of
-500 concurrent submissions, and the answer time of a cache hit. Same model (tiny, random weights, 64×64) and
-steps in (a) and (b). Run it on a quiet machine: the figures are only comparable within one run.
+Two workloads, each on the same requests in every column:
+- `--jobs` jobs of `--n` images (default 12 × 4);
+- a burst of `--burst` one-image requests (default 48 × 1), what micro-batching is for.
+(a) plain loop: diffusers alone — load the pipeline, render each job (one seeded generator per image), save PNGs;
+    torch with its default threads.
+(b) imagebot end to end, batching off: embedded Redis, the core service (grammar, moderation, quotas, fair queue),
+    an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
+(c) the same with micro-batching on (`--batch` images per call; the worker holds `--batch` + 1 jobs).
+Prints images/s for each and the ratios b/a, c/a, c/b, per-stage p50/p95 of (b) and (c), the acknowledgement
+latency p50/p99 of 500 concurrent submissions, and the answer time of a cache hit. Same model (tiny, random
+weights, 64×64) and steps everywhere. Run it on a quiet machine: the figures are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -35,10 +41,12 @@ from core.settings import Settings
 PROMPT = "a lighthouse at dusk, study {i}"
 
 
-def plain_loop(model_dir: Path, jobs: int, n: int, out: Path) -> float:
+def plain_loop(model_dir: Path, jobs: int, n: int, out: Path, threads: int) -> float:
     """Images per second of diffusers alone doing the same work: render and save each image."""
     import torch
     from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(threads)  # torch's default, whatever an earlier worker in this process set
 
     spec = get_model("tiny")
     pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None)
@@ -135,12 +143,40 @@ async def cache_hit(settings: Settings) -> float:
         return elapsed
 
 
-def settings_for(folder: Path, cache_dir: Path) -> Settings:
+def settings_for(folder: Path, cache_dir: Path, **worker: Any) -> Settings:
     return Settings(
         data_dir=folder,
         storage={"local_dir": folder / "storage"},
-        worker={"model_cache_dir": cache_dir, "poll_delay_s": 0.05},
+        worker={"model_cache_dir": cache_dir, "poll_delay_s": 0.05, **worker},
     )
+
+
+def print_stages(stages: dict[str, list[float]]) -> None:
+    for name, values in stages.items():
+        p50, p95 = statistics.median(values), percentile(values, 0.95)
+        print(f"      {name:<12} p50 {1000 * p50:8.1f} ms   p95 {1000 * p95:8.1f} ms")
+
+
+def workload(title: str, folder: Path, args: argparse.Namespace, jobs: int, n: int, threads: int) -> None:
+    """(a), (b) and (c) on `jobs` jobs of `n` images, printed side by side."""
+    from worker.tiny import ensure_tiny_model
+
+    (folder / "plain").mkdir(parents=True)
+    plain = plain_loop(ensure_tiny_model(args.model_cache), jobs, n, folder / "plain", threads)
+    off, off_stages = asyncio.run(end_to_end(settings_for(folder / "b", args.model_cache), jobs, n))
+    batched = settings_for(
+        folder / "c", args.model_cache, batch_max_images=args.batch, max_jobs=args.batch + 1
+    )
+    on, on_stages = asyncio.run(end_to_end(batched, jobs, n))
+    print(f"{title}: {jobs} jobs × {n} image(s), tiny 64×64, {get_model('tiny').default_steps} steps")
+    print(f"  (a) plain diffusers loop        : {plain:6.2f} images/s")
+    print(f"  (b) imagebot, batching off      : {off:6.2f} images/s   b/a = {off / plain:.2f}")
+    print_stages(off_stages)
+    print(
+        f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.2f} images/s   c/a = {on / plain:.2f}   "
+        f"c/b = {on / off:.2f}"
+    )
+    print_stages(on_stages)
 
 
 def main() -> None:
@@ -149,29 +185,25 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=12)
     parser.add_argument("--n", type=int, default=4, choices=(1, 2, 3, 4))
+    parser.add_argument("--burst", type=int, default=48, help="one-image requests in the burst (0: skip)")
+    parser.add_argument("--batch", type=int, default=8, help="images per call in (c)")
     parser.add_argument("--acks", type=int, default=500)
     parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
     args = parser.parse_args()
-    from worker.tiny import ensure_tiny_model
+    import torch
 
-    model_dir = ensure_tiny_model(args.model_cache)
+    from worker.threads import plan_threads, usable_cores
+
+    threads = torch.get_num_threads()
+    plan = plan_threads(Settings().worker, "cpu", usable_cores())
+    print(f"CPU, {plan.describe()} in imagebot's worker; the plain loop uses torch's default {threads}")
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
         folder = Path(tmp)
-        (folder / "plain").mkdir()
-        plain = plain_loop(model_dir, args.jobs, args.n, folder / "plain")
-        ours, stages = asyncio.run(
-            end_to_end(settings_for(folder / "b", args.model_cache), args.jobs, args.n)
-        )
+        workload("grids", folder / "grids", args, args.jobs, args.n, threads)
+        if args.burst:
+            workload("burst", folder / "burst", args, args.burst, 1, threads)
         acks = asyncio.run(acknowledgements(settings_for(folder / "acks", args.model_cache), args.acks))
         hit = asyncio.run(cache_hit(settings_for(folder / "hit", args.model_cache)))
-    print(
-        f"work: {args.jobs} jobs × {args.n} images, tiny 64×64, {get_model('tiny').default_steps} steps, CPU"
-    )
-    print(f"(a) plain diffusers loop      : {plain:6.2f} images/s")
-    print(f"(b) imagebot end to end       : {ours:6.2f} images/s   b/a = {ours / plain:.2f}")
-    for name, values in stages.items():
-        p50, p95 = statistics.median(values), percentile(values, 0.95)
-        print(f"    {name:<12} p50 {1000 * p50:8.1f} ms   p95 {1000 * p95:8.1f} ms")
     print(
         f"{len(acks)} concurrent submissions acknowledged: p50 {1000 * statistics.median(acks):.0f} ms, "
         f"p99 {1000 * percentile(acks, 0.99):.0f} ms"

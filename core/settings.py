@@ -244,6 +244,16 @@ class WorkerSettings(Group):
     batch_max_images: int = Field(default=1, ge=1, le=64)
     batch_max_images_per_model: dict[str, int] = Field(default_factory=dict)
     batch_window_s: float = Field(default=0.0, ge=0, le=1)  # an idle device waits this long for companions
+    # Pipeline speed switches (worker/acceleration.py), each reported at start-up.
+    channels_last: bool = False  # NHWC weights: faster convolutions on tensor-core GPUs
+    attention_slicing: bool = False  # less memory, slower: small cards only
+    vae_tiling: bool = False  # decode large images tile by tile in bounded memory
+    vae_slicing: bool = False  # decode a batch one image at a time
+    cpu_offload: bool = False  # GPU only: components wait on the CPU until they run (small cards)
+    compile: bool = False  # torch.compile the UNet/transformer; compiled by a warm-up render at start-up
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
 
 
 class UpscalerSettings(Group):

@@ -17,6 +17,7 @@ from typing import Any
 from core.errors import BackendUnavailable, InvalidRequest
 from core.models.catalog import BackendKind, Family, ModelSpec, get_model
 from core.settings import WorkerSettings
+from worker.acceleration import accelerate, warm_up
 from worker.device import DeviceName, DtypeName, detect_device, generator_device, pick_dtype, torch_dtype
 from worker.tiny import ensure_tiny_model
 
@@ -144,13 +145,24 @@ class ModelRegistry:
             ) from exc
         except (ValueError, RuntimeError, TypeError) as exc:
             raise BackendUnavailable(f"Model “{spec.name}” ({source}) could not be loaded: {exc}") from exc
-        text2img.to(self.device)
+        if not (self.settings.cpu_offload and self.device == "cuda"):
+            text2img.to(self.device)
         text2img.set_progress_bar_config(disable=True)
+        switches = accelerate(text2img, spec, self.settings, self.device)
+        if self.settings.compile:
+            logger.info("model %s: compiling in a warm-up render…", spec.name)
+            logger.info("model %s: warm-up render took %.1f s", spec.name, warm_up(text2img, spec))
         img2img = AutoPipelineForImage2Image.from_pipe(text2img)
         img2img.set_progress_bar_config(disable=True)
         seconds = time.perf_counter() - started
         logger.info(
-            "loaded model %s from %s on %s (%s) in %.2fs", spec.name, source, self.device, dtype, seconds
+            "loaded model %s from %s on %s (%s) in %.2fs; %s",
+            spec.name,
+            source,
+            self.device,
+            dtype,
+            seconds,
+            ", ".join(switches) or "no speed switches",
         )
         return LoadedModel(spec, text2img, img2img, self.device, dtype, source, seconds)
 

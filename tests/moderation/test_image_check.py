@@ -186,3 +186,23 @@ def test_image_policy(policy: str, verdict: Verdict, age_restricted: bool, actio
 def test_a_failed_check_follows_fail_closed() -> None:
     assert ImagePolicy("allow", fail_closed=True).decide(FAILED, age_restricted=True) is Q
     assert ImagePolicy("refuse", fail_closed=False).decide(FAILED, age_restricted=False) is D
+
+
+async def test_a_workers_single_threaded_check_on_its_own_pool_gives_the_same_verdicts() -> None:
+    """A worker runs the check on one onnxruntime thread in its post-processing pool (worker/threads.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="post")
+    single = NudeNetImageCheck(threshold=0.5, threads=1, executor=pool)
+    default = NudeNetImageCheck(threshold=0.5)
+    images = [encode(figure(dressed=i % 2 == 0)) for i in range(4)]
+    try:
+        ours = await asyncio.gather(*(single.check_image(image) for image in images))
+        theirs = [await default.check_image(image) for image in images]
+    finally:
+        pool.shutdown()
+    assert [v.outcome for v in ours] == [Outcome.ALLOWED, Outcome.REFUSED] * 2
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine.outcome is reference.outcome
+        assert mine.scores.keys() == reference.scores.keys()
+        assert all(abs(mine.scores[k] - reference.scores[k]) < 1e-4 for k in mine.scores)
