@@ -32,6 +32,7 @@ class Generation:
     note: str | None = None  # shown to users, e.g. "smoke-test model: random weights"
     compute_s: float | None = None  # time in the model call itself, without waiting for the device
     control_image: Image.Image | None = None  # the control map a ControlNet followed (--control), to show
+    batched_with: int = 1  # requests that shared the model call (worker/batching.py), this one included
 
 
 class ImageBackend(Protocol):

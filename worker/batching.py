@@ -4,8 +4,9 @@ Which jobs: only those this worker already holds. arq hands a worker the lowest 
 (core.jobs.fairness), up to max_jobs at once, so every request here was already released by the fair queue and a
 batch never takes a job out of its turn; it only lets jobs the worker holds anyway share the device.
 
-What may share a call (`batch_key`): text-to-image requests of one model, size, step count, guidance, sampler and
-set of LoRAs, with no ControlNet — only prompts, negative prompts and seeds differ, and each is per image.
+What may share a call (`batch_key`): text-to-image requests (and rerolls) of one model, size, step count,
+guidance, sampler and set of LoRAs, with no ControlNet — only prompts, negative prompts and seeds differ, and
+each of those is per image.
 
 How: every request joins the line in arrival order and queues one turn for the device (worker.device.DeviceGuard,
 first come first served). The turn that gets the device takes the oldest request still waiting and the compatible
@@ -52,7 +53,8 @@ BatchCall = Callable[
 
 def batch_key(request: GenerationRequest) -> BatchKey | None:
     """Requests with equal keys can share one pipeline call; None: this one renders alone."""
-    if request.mode is not Mode.TXT2IMG or request.source_image is not None or request.control is not None:
+    text_only = request.mode in (Mode.TXT2IMG, Mode.REROLL) and request.source_image is None
+    if not text_only or request.control is not None:
         return None
     return (
         request.model,

@@ -191,6 +191,7 @@ class DiffusersBackend:
             note=TINY_NOTE if spec.family is Family.TINY else None,
             compute_s=compute_s,
             control_image=control_map,
+            batched_with=batched_with,
         )
 
     async def close(self) -> None:

@@ -87,6 +87,8 @@ async def generate_images(
     elapsed = time.monotonic() - mark
     compute = elapsed if generation.compute_s is None else generation.compute_s
     timings["model"] = round(compute, 4)
+    if generation.batched_with > 1:
+        timings["batch"] = float(generation.batched_with)  # the model call was shared by this many requests
     timings["device_wait"] = round(max(0.0, elapsed - compute), 4)  # behind another job's model call
     return generation
 
@@ -231,7 +233,7 @@ async def _control_map(
     if generation.control_image is None or request.control is None:
         return None
     parameters = {"software": "imagebot", "control": request.control.kind}
-    png = await asyncio.to_thread(encode_png, generation.control_image, parameters)
+    png = await ctx.cpu(encode_png, generation.control_image, parameters)
     verdict = await ctx.image_moderator.check_image(png)
     policy = ImagePolicy.from_settings(ctx.settings.moderation)
     if policy.decide(verdict, request.requester.age_restricted) is not ImageAction.DELIVER:

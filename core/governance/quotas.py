@@ -161,7 +161,10 @@ class QuotaService:
     # -- tiers -----------------------------------------------------------------------------------------------
 
     async def tier_of(self, requester: Requester) -> str:
-        assigned = await self.redis.get(TIER_KEY.format(owner=owner_id(requester)))
+        return self._tier(requester, await self.redis.get(TIER_KEY.format(owner=owner_id(requester))))
+
+    def _tier(self, requester: Requester, assigned: bytes | None) -> str:
+        """The requester's tier, given the one an admin assigned (TIER_KEY's value)."""
         if assigned is not None and assigned.decode() in self.settings.tiers:
             return str(assigned.decode())
         by_role = [
@@ -192,9 +195,17 @@ class QuotaService:
             await self.redis.set(key, images_per_day)
 
     async def limits_for(self, requester: Requester) -> tuple[str, TierLimits]:
-        tier = await self.tier_of(requester)
+        owner = owner_id(requester)
+        assigned, override = await self.redis.mget(
+            [TIER_KEY.format(owner=owner), OVERRIDE_KEY.format(owner=owner)]
+        )
+        return self._limits(requester, assigned, override)
+
+    def _limits(
+        self, requester: Requester, assigned: bytes | None, override: bytes | None
+    ) -> tuple[str, TierLimits]:
+        tier = self._tier(requester, assigned)
         limits = self.settings.tiers[tier]
-        override = await self.redis.get(OVERRIDE_KEY.format(owner=owner_id(requester)))
         if override is not None:
             limits = limits.model_copy(update={"images_per_day": int(override)})
         return tier, limits
@@ -300,21 +311,28 @@ class QuotaService:
         return bool(result)
 
     async def status(self, requester: Requester) -> QuotaStatus:
-        tier, limits = await self.limits_for(requester)
         owner, day = owner_id(requester), self._day()
-        used_day = await self.redis.get(USAGE_DAY_KEY.format(scope="user", owner=owner, day=day))
-        used_hour = await self.redis.get(USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()))
-        in_flight = await self.redis.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
+        community_key = USAGE_DAY_KEY.format(
+            scope="community", owner=f"{requester.platform}:{requester.community_id}", day=day
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.mget(
+                [
+                    TIER_KEY.format(owner=owner),
+                    OVERRIDE_KEY.format(owner=owner),
+                    USAGE_DAY_KEY.format(scope="user", owner=owner, day=day),
+                    USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()),
+                    community_key,
+                ]
+            )
+            pipe.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
+            (assigned, override, used_day, used_hour, raw_community), in_flight = await pipe.execute()
+        tier, limits = self._limits(requester, assigned, override)
         community_used = None
         community_limit = None
         if requester.community_id:
             community_limit = self.settings.community_images_per_day
-            raw = await self.redis.get(
-                USAGE_DAY_KEY.format(
-                    scope="community", owner=f"{requester.platform}:{requester.community_id}", day=day
-                )
-            )
-            community_used = int(raw or 0)
+            community_used = int(raw_community or 0)
         return QuotaStatus(
             tier,
             limits,
