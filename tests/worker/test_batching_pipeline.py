@@ -34,6 +34,7 @@ async def test_batches_hold_only_jobs_the_fair_queue_released(pipeline: Pipeline
     ids: list[str] = []
     for name in ("alice", "bob", "carol"):  # each asks three times in a row; the fair queue interleaves them
         who = Requester(platform=Platform.CLI, user_id=name, chat_id="c")
+        await service.admission.quotas.set_tier(f"cli:{name}", "unlimited")
         for i in range(3):
             ids.append((await service.imagine(f"a red fox {name} {i} --n 1", who)).request_id)
     fair_order = [raw.decode() for raw in await redis.zrange(c.QUEUE_GPU, 0, -1)]
