@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from cli.health import health_endpoints, redis_check
+from cli.health import HealthServer, health_endpoints, queue_depth, redis_check
 from cli.runtime import Runtime, open_runtime
 from core.errors import StorageError
 from core.jobs.workers import WorkerRegistry
@@ -48,14 +48,26 @@ async def serve_local_images(settings: Settings, stack: AsyncExitStack) -> Setti
     return settings.model_copy(update={"storage": storage.model_copy(update={"public_base_url": base_url})})
 
 
-def _front_end(platform: str, runtime: Runtime, sync: bool) -> Coroutine[Any, Any, None]:
+def _front_end(
+    platform: str, runtime: Runtime, sync: bool, health: HealthServer | None
+) -> Coroutine[Any, Any, None]:
+    add_check = health.add_check if health is not None else None
     if platform == "telegram":
         from bots.telegram import run_telegram_bot
 
-        return run_telegram_bot(runtime.settings, runtime.service, runtime.redis, admin=runtime.admin)
+        return run_telegram_bot(
+            runtime.settings, runtime.service, runtime.redis, admin=runtime.admin, add_check=add_check
+        )
     from bots.discord import run_discord_bot
 
-    return run_discord_bot(runtime.settings, runtime.service, runtime.redis, sync=sync, admin=runtime.admin)
+    return run_discord_bot(
+        runtime.settings,
+        runtime.service,
+        runtime.redis,
+        sync=sync,
+        admin=runtime.admin,
+        add_check=add_check,
+    )
 
 
 async def start_worker(runtime: Runtime) -> asyncio.Future[None]:
@@ -114,14 +126,16 @@ async def _run_bot(platform: str, settings: Settings, *, sync: bool, with_worker
         if not sync:
             settings = await serve_local_images(settings, stack)
         runtime = await stack.enter_async_context(open_runtime(settings))
-        await stack.enter_async_context(
-            health_endpoints(runtime.settings, {"redis": redis_check(runtime.redis)})
+        health = await stack.enter_async_context(
+            health_endpoints(
+                runtime.settings, {"redis": redis_check(runtime.redis)}, [queue_depth(runtime.redis)]
+            )
         )
         tasks: list[asyncio.Future[None]] = []
         try:
             if with_worker and not sync:
                 tasks.append(await start_worker(runtime))
-            tasks.append(asyncio.ensure_future(_front_end(platform, runtime, sync)))
+            tasks.append(asyncio.ensure_future(_front_end(platform, runtime, sync, health)))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()

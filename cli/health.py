@@ -16,16 +16,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
+from core import metrics
+from core.constants import QUEUE_CLOUD, QUEUE_GPU
 from core.jobs.workers import WorkerRegistry
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ROUTES = ("/metrics", "/healthz", "/readyz")
+QUEUES = (QUEUE_GPU, QUEUE_CLOUD)
 CHECK_TIMEOUT_S = 2.0
 
 # A readiness check: returns None when ready, else a short reason ("redis unreachable").
 ReadinessCheck = Callable[[], Awaitable[str | None]]
+# Sets gauges that are read from elsewhere (queue depth from Redis) just before /metrics answers.
+Sampler = Callable[[], Awaitable[None]]
 
 
 class HealthServer:
@@ -33,10 +38,14 @@ class HealthServer:
         self.host = host
         self.port = port
         self.checks: dict[str, ReadinessCheck] = {}
+        self.samplers: list[Sampler] = []
         self._runner: web.AppRunner | None = None
 
     def add_check(self, name: str, check: ReadinessCheck) -> None:
         self.checks[name] = check
+
+    def add_sampler(self, sampler: Sampler) -> None:
+        self.samplers.append(sampler)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -73,6 +82,11 @@ class HealthServer:
         return failing
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        for sampler in self.samplers:  # a sampler that fails leaves its gauges at their last value
+            try:
+                await asyncio.wait_for(sampler(), CHECK_TIMEOUT_S)
+            except Exception as exc:
+                log.debug("a metrics sampler failed (%s: %s)", type(exc).__name__, exc)
         body = await asyncio.to_thread(generate_latest)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -99,6 +113,16 @@ def redis_check(redis: object) -> ReadinessCheck:
     return check
 
 
+def queue_depth(redis: object) -> Sampler:
+    """imagebot_queue_depth{queue}: the jobs on each queue (waiting or running), read at each scrape."""
+
+    async def sample() -> None:
+        for queue in QUEUES:
+            metrics.QUEUE_DEPTH.labels(queue=queue).set(await redis.zcard(queue))  # type: ignore[attr-defined]
+
+    return sample
+
+
 def workers_check(redis: Redis, worker_ids: Collection[str]) -> ReadinessCheck:
     """Ready while every worker of this process announces itself: Redis reached and its models loaded (a worker
     beats only then), and not draining (a draining worker leaves the list)."""
@@ -113,7 +137,7 @@ def workers_check(redis: Redis, worker_ids: Collection[str]) -> ReadinessCheck:
 
 @asynccontextmanager
 async def health_endpoints(
-    settings: Settings, checks: dict[str, ReadinessCheck]
+    settings: Settings, checks: dict[str, ReadinessCheck], samplers: Collection[Sampler] = ()
 ) -> AsyncIterator[HealthServer | None]:
     """Serve /metrics, /healthz and /readyz while the block runs, when IMAGEBOT_OPS__HEALTH_PORT is set."""
     if settings.ops.health_port is None:
@@ -122,6 +146,8 @@ async def health_endpoints(
     server = HealthServer(settings.ops.health_host, settings.ops.health_port)
     for name, check in checks.items():
         server.add_check(name, check)
+    for sampler in samplers:
+        server.add_sampler(sampler)
     await server.start()
     try:
         yield server

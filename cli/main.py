@@ -97,7 +97,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _worker_health(settings: Settings, queues: list[str]) -> AsyncIterator[None]:
     """/metrics, /healthz and /readyz for a worker process: ready while Redis answers and its workers serve."""
-    from cli.health import health_endpoints, redis_check, workers_check
+    from cli.health import health_endpoints, queue_depth, redis_check, workers_check
     from core.jobs.connection import connect
     from worker.heartbeat import default_worker_id
 
@@ -106,7 +106,9 @@ async def _worker_health(settings: Settings, queues: list[str]) -> AsyncIterator
     ids = [settings.worker.name or default_worker_id(queue) for queue in queues]
     try:
         async with health_endpoints(
-            settings, {"redis": redis_check(redis), "workers": workers_check(redis, ids)}
+            settings,
+            {"redis": redis_check(redis), "workers": workers_check(redis, ids)},
+            [queue_depth(redis)],
         ):
             yield
     finally:

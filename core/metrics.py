@@ -23,7 +23,9 @@ DEVICE_BUSY_SECONDS = Counter(
     "imagebot_device_busy_seconds_total",
     "Seconds the worker's device spent in model calls (rate = busy share)",
 )
-QUEUE_DEPTH = Gauge("imagebot_queue_depth", "Jobs waiting, by queue", ["queue"])
+QUEUE_DEPTH = Gauge(
+    "imagebot_queue_depth", "Jobs on the queue (waiting or running), by queue, read at each scrape", ["queue"]
+)
 WARM_MODELS = Gauge("imagebot_warm_models", "Models loaded and kept warm by this worker", ["model"])
 REFUSALS = Counter("imagebot_refusals_total", "Requests refused before queueing, by kind", ["kind"])
 PLATFORM_ERRORS = Counter(

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from arq.connections import ArqRedis
 
 from core import constants as c
+from core import metrics
 from core.commands.adapters import check_allowed
 from core.commands.buttons import Button
 from core.commands.derivation import (
@@ -41,7 +44,7 @@ from core.commands.region import read_mask, region_request
 from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
-from core.errors import InvalidRequest, NotAllowed, NotFound
+from core.errors import BackendUnavailable, InvalidRequest, NotAllowed, NotFound, UserError
 from core.governance.admission import Admission, same_community
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
@@ -68,6 +71,23 @@ __all__ = ["UPSCALE_STRENGTH", "ImagineService", "Pressed", "SourceFetcher"]
 
 SourceFetcher = Callable[[], Awaitable[bytes]]
 """Downloads an upload's bytes; `imagine` calls it only after every check has passed."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _counts_refusals(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """Count what the method refuses (a user error, or no generator to run it) in imagebot_refusals_total."""
+
+    @functools.wraps(method)
+    async def counted(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except (UserError, BackendUnavailable) as exc:
+            metrics.REFUSALS.labels(kind=exc.reason_code).inc()
+            raise
+
+    return counted
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,7 @@ class ImagineService:
 
     # -- commands -------------------------------------------------------------------------------------------
 
+    @_counts_refusals
     async def imagine(
         self,
         text: str,
@@ -150,6 +171,7 @@ class ImagineService:
         submission = await self.submit(request, upload=upload)
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
+    @_counts_refusals
     async def precheck(
         self,
         text: str,
@@ -369,6 +391,7 @@ class ImagineService:
         await self._authorize(request, requester)
         return request
 
+    @_counts_refusals
     async def press(
         self,
         button: Button,

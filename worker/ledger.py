@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from core import metrics
 from core.governance.admission import community_of
 from core.governance.audit import AuditAction, AuditEntry
 from core.governance.quotas import owner_id, paid_quote
@@ -63,6 +64,8 @@ async def record_job(deps: WorkerContext, request: GenerationRequest, event: Res
     """Count the job in the day's numbers and audit a successful generation (once per request)."""
     quote = paid(deps, request, event)
     await deps.tally.job(event, quote.total_usd if quote else 0.0)
+    if quote is not None:
+        metrics.PAID_FALLBACK_USD.inc(quote.total_usd)
     if event.kind is not EventKind.DONE:
         return
     first = await deps.redis.set(

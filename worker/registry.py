@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import metrics
 from core.errors import BackendUnavailable, InvalidRequest
 from core.models.catalog import BackendKind, Family, ModelSpec, get_model
 from core.settings import WorkerSettings
@@ -104,6 +105,7 @@ class ModelRegistry:
             if loaded is None:
                 loaded = self._load(spec)
                 self._models[spec.name] = loaded
+                metrics.WARM_MODELS.labels(model=spec.name).set(1)
             return loaded
 
     def load_configured(self) -> list[str]:
@@ -113,6 +115,8 @@ class ModelRegistry:
     def close(self) -> None:
         """Drop every model and give the GPU memory back."""
         with self._lock:
+            for name in self._models:
+                metrics.WARM_MODELS.labels(model=name).set(0)
             self._models.clear()
         if self.device == "cuda":
             import torch

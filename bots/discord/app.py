@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -22,6 +23,7 @@ from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
 from bots.discord.replies import NO_MENTIONS
+from bots.discord.telemetry import instrument, watch_rate_limits
 from core.delivery.events import EventConsumer, consumer_for
 from core.delivery.tally import DailyTally
 from core.errors import ConfigError
@@ -39,6 +41,9 @@ def intents() -> discord.Intents:
     wanted = discord.Intents.none()
     wanted.guilds = True
     return wanted
+
+
+AddCheck = Callable[[str, Callable[[], Awaitable[str | None]]], None]
 
 
 class _Lifecycle:
@@ -119,9 +124,26 @@ def configure_endpoints(discord_settings: DiscordSettings) -> None:
 
 def build_client(context: BotContext) -> ImagebotClient | ShardedImagebotClient:
     configure_endpoints(context.settings.discord)
-    if context.settings.discord.sharded:
-        return ShardedImagebotClient(context)
-    return ImagebotClient(context)
+    client_class = ShardedImagebotClient if context.settings.discord.sharded else ImagebotClient
+    client = client_class(context)
+    instrument(client)
+    watch_rate_limits()
+    return client
+
+
+def gateway_check(client: discord.Client) -> Callable[[], Awaitable[str | None]]:
+    """For /readyz: ready while the client is logged in, has had READY, and its gateway connection is open."""
+
+    async def check() -> str | None:
+        if client.is_closed() or not client.is_ready():
+            return "gateway not connected"
+        if isinstance(client, discord.AutoShardedClient):
+            closed = [shard_id for shard_id, shard in client.shards.items() if shard.is_closed()]
+            return f"gateway shards {closed} not connected" if closed else None
+        ws = client.ws
+        return None if ws is not None and ws.open else "gateway not connected"
+
+    return check
 
 
 def bot_token(settings: Settings) -> str:
@@ -145,11 +167,13 @@ async def run_discord_bot(
     progress_interval_s: float = PROGRESS_INTERVAL_S,
     identify_interval_s: float = IDENTIFY_INTERVAL_S,
     admin: AdminService | None = None,
+    add_check: AddCheck | None = None,
 ) -> None:
     """Run the bot until cancelled; with `sync`, publish the application commands and return.
 
     `admin` runs the /admin commands; when None one is built over the same Redis, store and quotas as
-    `service` (as cli/runtime.py does).
+    `service` (as cli/runtime.py does). `add_check("gateway", check)` registers the readiness of the gateway
+    connection (cli/health.py's HealthServer.add_check).
     """
     token = bot_token(settings)
     context = BotContext(
@@ -164,6 +188,8 @@ async def run_discord_bot(
         consume=not sync,
     )
     client = build_client(context)
+    if add_check is not None:
+        add_check("gateway", gateway_check(client))
     async with client:
         if sync:
             await client.login(token)

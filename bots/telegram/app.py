@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from arq.connections import ArqRedis
 from telegram import (
@@ -174,6 +175,25 @@ async def _start_updates(application: Application, tuning: Tuning, webhook: Webh
     log.info("Telegram bot polling for updates")
 
 
+AddCheck = Callable[[str, Callable[[], Awaitable[str | None]]], None]
+
+
+def updates_check(
+    application: Application, webhook: WebhookListener | None
+) -> Callable[[], Awaitable[str | None]]:
+    """For /readyz: ready while updates come in (the webhook listens, or long polling runs)."""
+
+    async def check() -> str | None:
+        if not application.running:
+            return "not started"
+        if webhook is not None:
+            return None if webhook.running else "webhook not listening"
+        updater = application.updater
+        return None if updater is not None and updater.running else "not polling Telegram"
+
+    return check
+
+
 async def run_telegram_bot(
     settings: Settings,
     service: ImagineService,
@@ -182,17 +202,21 @@ async def run_telegram_bot(
     admin: AdminService,
     consumer_name: str | None = None,
     tuning: Tuning | None = None,
+    add_check: AddCheck | None = None,
 ) -> None:
     """Run the Telegram bot until cancelled: updates in, result events out; a clean shutdown on cancel.
 
     `admin` runs /admin (cli/runtime.py builds it over the same Redis, store and quotas as `service`).
     Raises ConfigError("IMAGEBOT_TELEGRAM__TOKEN: …") without a token. Secrets are kept out of the logs by
-    the process's root log handlers (cli/redaction.py), not here.
+    the process's root log handlers (cli/redaction.py), not here. `add_check("gateway", check)` registers
+    whether updates come in, for /readyz (cli/health.py's HealthServer.add_check).
     """
     imagebot = BotContext(settings, service, redis, admin, tuning or Tuning())
     tuning = imagebot.tuning
     application = build_application(settings, imagebot)
     webhook = _webhook_listener(application, settings)  # checks the secret before anything starts
+    if add_check is not None:
+        add_check("gateway", updates_check(application, webhook))
     delivery = Delivery(imagebot, application.bot)
     consumer = consumer_for(
         redis,

@@ -9,6 +9,9 @@ bot as usual and:
   `group_per_minute` a minute in a group; optionally at most `overall_per_second` across all chats;
 - any call answered 429 is tried again after `retry_after`, up to `max_retries` times; `rate_limit_args=N` on
   one call allows N retries instead (0 for advisory edits such as progress: a 429 is raised at once);
+- every error Telegram answers is counted in imagebot_platform_api_errors_total{platform="telegram"} (by
+  kind: RetryAfter, Forbidden, BadRequest…), and every second spent waiting, on a 429 or for a chat's turn,
+  in imagebot_rate_limit_wait_seconds_total;
 - what it remembers about a chat is forgotten once the chat's limits no longer depend on it (one interval, or
   a minute for a group), and at most `max_chats` idle chats are kept, so a bot that served millions of chats
   holds state only for the ones it is talking to now.
@@ -27,8 +30,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
+
+from core import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,24 @@ def paced_chat(endpoint: str, data: dict[str, Any]) -> int | str | None:
 
 def is_group(chat: int | str) -> bool:
     return not isinstance(chat, int) or chat < 0  # groups, supergroups and channels have negative ids
+
+
+def _counted(callback: ApiCall) -> ApiCall:
+    """The call, with every error Telegram answers counted by kind."""
+
+    async def call(*args: Any, **kwargs: Any) -> ApiResult:
+        try:
+            return await callback(*args, **kwargs)
+        except TelegramError as exc:
+            metrics.PLATFORM_ERRORS.labels(platform="telegram", kind=type(exc).__name__).inc()
+            raise
+
+    return call
+
+
+async def _wait(seconds: float) -> None:
+    metrics.RATE_LIMIT_WAIT_SECONDS.labels(platform="telegram").inc(seconds)
+    await asyncio.sleep(seconds)
 
 
 class _ChatTurns:
@@ -117,12 +140,12 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         retries = self.limits.max_retries if rate_limit_args is None else rate_limit_args
         chat = paced_chat(endpoint, data)
         if chat is None:
-            return await self._with_retries(callback, args, kwargs, endpoint, retries)
+            return await self._with_retries(_counted(callback), args, kwargs, endpoint, retries)
         turns = self._turns(chat)
         turns.users += 1
         try:
             async with turns.lock:
-                return await self._paced(turns, chat, callback, args, kwargs, endpoint, retries)
+                return await self._paced(turns, chat, _counted(callback), args, kwargs, endpoint, retries)
         finally:
             turns.users -= 1
             self._forget_idle()
@@ -142,7 +165,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
                 log.warning(
                     "Telegram flood control on %s: retrying in %.1f s (retry %d)", endpoint, delay, attempt
                 )
-                await asyncio.sleep(delay)
+                await _wait(delay)
 
     async def _paced(
         self,
@@ -187,7 +210,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
             wait = max(wait, recent[0] + GROUP_WINDOW_S - now)
         wait = max(wait, self._overall_wait(now + max(wait, 0.0)))
         if wait > 0:
-            await asyncio.sleep(wait)
+            await _wait(wait)
 
     def _overall_wait(self, at: float) -> float:
         """Reserve a slot under the overall limit (a leaky bucket allowing bursts of its size); seconds to wait."""

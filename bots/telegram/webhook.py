@@ -86,6 +86,10 @@ class WebhookListener:
             raise
         log.info("Telegram updates by webhook on %s:%d%s", self.listen, self.port, self.path)
 
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
