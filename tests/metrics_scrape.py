@@ -10,7 +10,7 @@ async with served(add_check=…) as endpoint:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -48,6 +48,15 @@ class Endpoint:
                 got, body = await self.get("/readyz")
                 if got == status:
                     return body
+                await asyncio.sleep(0.05)
+
+    async def metrics_when(self, settled: Callable[[Scrape], bool], within_s: float = 10) -> Scrape:
+        """The first scrape for which `settled` holds (a worker counts a job just after it published it)."""
+        async with asyncio.timeout(within_s):
+            while True:
+                scrape = await self.metrics()
+                if settled(scrape):
+                    return scrape
                 await asyncio.sleep(0.05)
 
     async def metrics(self) -> Scrape:

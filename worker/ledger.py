@@ -63,9 +63,9 @@ def parameters(request: GenerationRequest, event: ResultEvent) -> dict[str, str]
 async def record_job(deps: WorkerContext, request: GenerationRequest, event: ResultEvent) -> None:
     """Count the job in the day's numbers and audit a successful generation (once per request)."""
     quote = paid(deps, request, event)
-    await deps.tally.job(event, quote.total_usd if quote else 0.0)
     if quote is not None:
         metrics.PAID_FALLBACK_USD.inc(quote.total_usd)
+    await deps.tally.job(event, quote.total_usd if quote else 0.0)
     if event.kind is not EventKind.DONE:
         return
     first = await deps.redis.set(

@@ -45,7 +45,7 @@ async def test_refusals_queue_depth_warm_models_and_jobs_move(pipeline: Pipeline
         waiting = await endpoint.metrics()
         await pipeline.start_worker()
         assert (await result_of(pipeline, submission.request_id)).kind is EventKind.DONE
-        after = await endpoint.metrics()
+        after = await endpoint.metrics_when(lambda m: m.value("imagebot_queue_depth", queue=GPU) == 0)
 
     def moved(name: str, **labels: str) -> float:
         return after.value(name, **labels) - before.value(name, **labels)
@@ -78,9 +78,10 @@ async def test_paid_fallback_spend_counts_each_image_openai_made(pipeline: Pipel
                 assert submission.queue == c.QUEUE_CLOUD
                 assert (await result_of(cloud, submission.request_id)).kind is EventKind.DONE
                 quote = paid_quote(openai, await runtime.service.queue.load(submission.request_id))
+                spend = "imagebot_paid_fallback_usd_total"
+                after = await endpoint.metrics_when(lambda m: m.value(spend) > before.value(spend))
             finally:
                 await cloud.stop_workers()
-            after = await endpoint.metrics()
     spent = after.value("imagebot_paid_fallback_usd_total") - before.value("imagebot_paid_fallback_usd_total")
     assert quote.images == 2 and quote.total_usd > 0
     assert spent == pytest.approx(quote.total_usd)  # the price table's, for the model, quality and size
