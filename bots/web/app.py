@@ -19,7 +19,8 @@ from bots.web import commands, events, gallery, images, links, pages
 from bots.web.context import CONTEXT, Tuning, WebContext
 from bots.web.pages import STATIC
 from bots.web.security import MIDDLEWARES, secure_headers
-from core.delivery.events import EventConsumer
+from core.delivery.events import consumer_for
+from core.delivery.tally import DailyTally
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
@@ -47,11 +48,20 @@ def _routes(app: web.Application) -> None:
     router.add_post("/api/delete", commands.delete)
 
 
-def _consume(context: WebContext, consumer_name: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def _consume(
+    context: WebContext, consumer_name: str | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def consume(app: web.Application) -> AsyncIterator[None]:
         """The web's stream in the bots' group, and the chat platforms' streams followed (community only)."""
         stop = asyncio.Event()
-        consumer = EventConsumer(context.redis, Platform.WEB, consumer_name)
+        settings = context.settings
+        consumer = consumer_for(
+            context.redis,
+            Platform.WEB,
+            settings.delivery,
+            consumer_name,
+            tally=DailyTally(context.redis, settings.retention.stats_s),
+        )
         tasks = [asyncio.create_task(consumer.run(context.hub.publish, stop, context.tuning.event_block_ms))]
         if context.community:
             tasks += [
@@ -78,7 +88,7 @@ def build_app(
     service: ImagineService,
     redis: ArqRedis,
     *,
-    consumer_name: str = "web-1",
+    consumer_name: str | None = None,
     tuning: Tuning | None = None,
 ) -> web.Application:
     context = WebContext(settings, service, redis, tuning or Tuning())
@@ -95,7 +105,7 @@ async def run_web_bot(
     service: ImagineService,
     redis: ArqRedis,
     *,
-    consumer_name: str = "web-1",
+    consumer_name: str | None = None,
     tuning: Tuning | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
