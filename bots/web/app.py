@@ -28,6 +28,7 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 CHAT_PLATFORMS = (Platform.TELEGRAM, Platform.DISCORD)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 REQUEST_ID = "{request_id:[a-z2-7]{16}}"
 
 
@@ -113,6 +114,12 @@ async def run_web_bot(
 
     The access log is off: a link's path is a credential for its lifetime."""
     app = build_app(settings, service, redis, consumer_name=consumer_name, tuning=tuning)
+    if not app[CONTEXT].community and settings.web.host not in LOOPBACK:
+        log.warning(
+            "the web pages listen on %s with no IMAGEBOT_WEB__SECRET: everyone who can reach them is the one "
+            "local user (set a secret for signed links, or listen on 127.0.0.1)",
+            settings.web.host,
+        )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
