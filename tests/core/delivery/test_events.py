@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from core.delivery.events import EventConsumer, EventPublisher
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
+from tests.metrics_scrape import served
 
 REQUESTER = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="10")
 
@@ -208,3 +209,16 @@ async def test_a_consumer_rides_out_a_redis_restart_without_persistence() -> Non
         await running
         await client.aclose()
         server.stop()
+
+
+async def test_a_delivered_result_times_the_delivery_stage_on_metrics(redis: aioredis.Redis) -> None:
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    await consumer.ensure_group()
+    async with served() as endpoint:
+        before = await endpoint.metrics()
+        await EventPublisher(redis).publish(_event("hhhhhhhhhhhhhhhh"))
+        await EventPublisher(redis).publish(_event("hhhhhhhhhhhhhhhh"))  # published twice, delivered once
+        assert await consumer.read_once(Recorder(), block_ms=10) == 1
+        after = await endpoint.metrics()
+    name = "imagebot_stage_seconds_count"
+    assert after.value(name, stage="delivery") - before.value(name, stage="delivery") == 1
