@@ -363,6 +363,14 @@ class WebSettings(Group):
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)  # the browser session it starts
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
 
+    @field_validator("secret", "public_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty variable (compose's `${WEB_SECRET:-}`) means not set."""
+        if isinstance(value, SecretStr):
+            return value if value.get_secret_value().strip() else None
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:

@@ -26,10 +26,10 @@ def imagebot_services() -> dict[str, Any]:
 
 def test_every_imagebot_service_runs_a_real_cli_command() -> None:
     found = imagebot_services()
-    assert set(found) == {"worker-gpu", "worker-cloud", "telegram", "discord"}
+    assert set(found) == {"worker-gpu", "worker-cloud", "telegram", "discord", "web"}
     for name, service in found.items():
         args = _parser().parse_args(service["command"])  # exits (SystemExit) on an unknown command or flag
-        assert args.command in ("worker", "telegram", "discord"), name
+        assert args.command in ("worker", "telegram", "discord", "web"), name
 
 
 def test_every_health_check_asks_an_endpoint_the_process_serves() -> None:

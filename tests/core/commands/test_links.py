@@ -19,7 +19,7 @@ from core.commands.links import (
 from core.errors import NotAllowed
 from core.models.privileges import Privilege
 from core.models.request import Platform, Requester
-from core.settings import Settings, WebSettings
+from core.settings import Settings, WebSettings, load_settings
 
 SECRET = "x" * 32
 MONA = Requester(
@@ -82,3 +82,11 @@ def test_no_links_without_a_secret_and_an_address() -> None:
 def test_a_short_secret_is_refused_at_start_up() -> None:
     with pytest.raises(ValueError, match="at least 32 characters"):
         WebSettings(secret=SecretStr("short"))
+
+
+def test_empty_variables_mean_no_web_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEBOT_WEB__SECRET", "")  # compose's ${WEB_SECRET:-} when .env has none
+    monkeypatch.setenv("IMAGEBOT_WEB__PUBLIC_URL", "")
+    settings = load_settings()
+    assert settings.web.secret is None and settings.web.public_url is None
+    assert gallery_link(settings, MONA) is None
