@@ -21,6 +21,7 @@ from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: 
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 from tests.web.conftest import FAST, community
 from tests.web.results import planted
+from tests.web.test_security import CSRF
 
 PUBLIC = "http://imagebot.example"
 LINK = re.compile(r"Your gallery: (http://imagebot\.example/link/\S+)")
@@ -77,3 +78,33 @@ async def test_discord_history_links_to_the_gallery(
     found = LINK.search(page.content)
     assert page.ephemeral and found is not None, page.content
     assert await gallery_through(found.group(1), pipeline) == [mine]
+
+
+async def test_a_discord_users_press_on_the_web_is_posted_to_their_channel(
+    bots: BotRunner,  # noqa: F811
+    discord_emulator: DiscordEmulator,
+    pipeline: Pipeline,  # noqa: F811
+) -> None:
+    await bots.start()
+    await pipeline.start_worker()
+    user, channel = 4242, discord_emulator.channel_id
+    requester = Requester(platform=Platform.DISCORD, user_id=str(user), chat_id=str(channel))
+    grid = await planted(pipeline.runtime.service, requester, (10, 10, 120))
+    page = await answer(discord_emulator, await discord_emulator.slash("history", user_id=user))
+    found = LINK.search(page.content)
+    assert found is not None
+    runtime = pipeline.runtime
+    app = build_app(runtime.settings, runtime.service, runtime.redis, consumer_name="web-dc", tuning=FAST)
+    async with TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True)) as client:
+        opened = await client.get(found.group(1).removeprefix(PUBLIC))
+        token = CSRF.search(await opened.text()).group(1)  # type: ignore[union-attr]
+        pressed = await client.post(
+            "/api/press", json={"button": f"ib:v:{grid}:0"}, headers={"X-CSRF-Token": token}
+        )
+        assert pressed.status == 200
+        variation = (await pressed.json())["request_id"]
+    posted = await discord_emulator.wait_for(
+        lambda: [m for m in discord_emulator.channel_messages(channel) if m.files], within_s=60
+    )
+    assert f"ib:v:{variation}:0" in posted[0].custom_ids()
+    assert posted[0].content.startswith("a (10, 10, 120) square\nVariation of image 1")
