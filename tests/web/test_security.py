@@ -5,6 +5,8 @@ Plain aiohttp client tests against the real app over a real Redis; results are p
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bots.web import build_app
 from core.commands.links import LinkClaims, page_link, region_link, sign
+from core.delivery.events import EventPublisher
 from core.errors import StorageError
+from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
 from tests.web.conftest import FAST, SECRET, community
@@ -176,3 +180,32 @@ async def test_over_https_the_session_cookie_is_secure(pipeline: Pipeline) -> No
         opened = await client.get(link.removeprefix("https://imagebot.example"), allow_redirects=False)
         cookie = opened.headers["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+async def test_the_gallery_pages_through_ones_own_results(client: TestClient, pipeline: Pipeline) -> None:  # noqa: F811
+    service = pipeline.runtime.service
+    made = [await planted(service, ALICE, (i * 40, 0, 0)) for i in range(5)]
+    await client.get(path_of(page_link(settings_of(client), ALICE, "gallery")))
+    first = await (await client.get("/api/gallery")).json()
+    assert [r["request_id"] for r in first["results"]] == made[::-1][:4] and first["total"] == 5
+    rest = await (await client.get(f"/api/gallery?older={first['older']}")).json()
+    assert [r["request_id"] for r in rest["results"]] == [made[0]] and rest["older"] is None
+
+
+async def test_a_page_hears_only_its_own_users_events(client: TestClient, pipeline: Pipeline) -> None:  # noqa: F811
+    redis = pipeline.runtime.redis
+    await client.get(path_of(page_link(settings_of(client), ALICE, "chat")))
+    stream = await client.get("/api/events")
+    assert (await stream.content.readline()).startswith(b"retry:")
+    publisher = EventPublisher(redis)
+    for who, request_id in ((BOB, "b" * 16), (ALICE, "a" * 16)):
+        await publisher.publish(
+            ResultEvent(kind=EventKind.PROGRESS, request_id=request_id, requester=who, step=1, total_steps=2)
+        )
+    async with asyncio.timeout(10):
+        while not (line := await stream.content.readline()).startswith(b"data: "):
+            pass
+    view = json.loads(line[6:])
+    assert view == {
+        "request_id": "a" * 16, "kind": "progress", "text": "Rendering… 50%", "step": 1, "total": 2,
+    }  # fmt: skip
