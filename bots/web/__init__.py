@@ -10,7 +10,8 @@ pages.py      the chat page, the gallery and the region editor (plain HTML from 
 commands.py   /api/imagine, /api/press, /api/region, /api/delete → one core call each
 gallery.py    /api/gallery: the user's own results, newest first
 markup.py     core's result (caption, images, buttons) as JSON for the page
-events.py     result events → server-sent events to the user's open pages (Hub)
+events.py     /api/events: result events as server-sent events; following the chat platforms' streams
+hub.py        which open pages watch which user, each with its queue of events
 images.py     /images/…: the stored images, served by this process
 replies.py    the one place an error becomes what the page shows
 """
