@@ -41,3 +41,8 @@ ACTION_HISTORY_OLDER: Final = "ho"  # /history: the page after the result in the
 ACTION_HISTORY_NEWER: Final = "hn"  # /history: the page before the result in the id
 ACTION_DESCRIBE: Final = "de"  # /describe image <index> of a result
 ACTION_SUGGESTION: Final = "ds"  # imagine suggestion <index> of a /describe result
+
+# /forget's confirmation buttons: f"{FORGET_PREFIX}:{FORGET_YES or FORGET_NO}:{token}" (token: 16 base32 chars).
+FORGET_PREFIX: Final = "fg"
+FORGET_YES: Final = "y"
+FORGET_NO: Final = "n"

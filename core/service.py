@@ -49,6 +49,7 @@ from core.governance.admission import Admission, same_community
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
 from core.governance.describing import Describer, ImageSource
+from core.governance.forget import Forgetter
 from core.governance.library import Deleted, History, Library
 from core.governance.quotas import owner_id
 from core.governance.styles import NamedStyle, StyleBook, apply_style
@@ -125,6 +126,7 @@ class ImagineService:
         self.router = Router(self.workers, cloud_enabled=settings.openai.enabled)
         self.admission = Admission(redis, settings, moderator)
         self.canceller = Canceller(redis, self.admission.quotas, retention)
+        self.forgetter = Forgetter(redis, settings, store, self.canceller)
         self.presses = PressWindow(redis, self.queue)
         self.styles = StyleBook(redis, settings)
         self.library = Library(redis, store, provenance or NoProvenanceReader(), retention)

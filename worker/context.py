@@ -19,6 +19,7 @@ from core.delivery.result_store import ResultStore
 from core.delivery.tally import DailyTally
 from core.governance.audit import AuditLog
 from core.governance.quotas import QuotaService
+from core.governance.retention import RetentionKeeper
 from core.jobs.cache import ResultCache
 from core.jobs.fairness import FairScheduler
 from core.jobs.queue import JobQueue
@@ -63,6 +64,7 @@ class WorkerContext:
     fair: FairScheduler = field(init=False)
     audit: AuditLog = field(init=False)
     tally: DailyTally = field(init=False)
+    keeper: RetentionKeeper = field(init=False)
     provenance: Provenance = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +78,7 @@ class WorkerContext:
         self.fair = FairScheduler(self.redis)
         self.audit = AuditLog(self.redis, keep_s=retention.audit_s)
         self.tally = DailyTally(self.redis, retention.stats_s)
+        self.keeper = RetentionKeeper(self.store, self.redis, retention, self.settings.storage)
         self.provenance = Provenance(self.settings.provenance, self.settings.data_dir)
 
     @property
@@ -94,6 +97,7 @@ class WorkerContext:
         return await self.post.run(function, *args)
 
     async def close(self) -> None:
+        await self.keeper.stop()
         for backend in self.backends.values():
             await backend.close()
         if self.captioner is not None:

@@ -18,6 +18,7 @@ from arq import Retry
 
 from core import constants as c
 from core import metrics
+from core.delivery.result_store import stored_keys
 from core.errors import (
     BackendUnavailable,
     GenerationFailed,
@@ -107,12 +108,24 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
             message += " (Today's budget for the paid image service is used up, so it couldn't stand in.)"
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
+    return await _done(deps, request, event, started)
+
+
+async def _done(deps: WorkerContext, request: GenerationRequest, event: ResultEvent, started: float) -> str:
+    """A render that made images: kept and delivered — unless it was cancelled while it ran (the owner's
+    /forget), when nothing is kept."""
+    if await deps.queue.was_cancelled(request.request_id):
+        await _drop_cancelled(deps, request, event)
+        return "cancelled"
     await deps.queue.record_duration(deps.queue_name, time.monotonic() - started, request)
     if shareable(request, event):
         await deps.cache.put(request, event)
     await _finish(deps, request, event)
     log.info(
-        "request %s: done in %.2f s (%d images)", request_id, time.monotonic() - started, len(event.images)
+        "request %s: done in %.2f s (%d images)",
+        request.request_id,
+        time.monotonic() - started,
+        len(event.images),
     )
     return "done"
 
@@ -138,6 +151,20 @@ def shareable(request: GenerationRequest, event: ResultEvent) -> bool:
     nothing made in an age-restricted channel, where a community's policy may have let flagged images through."""
     complete = len(event.images) == request.n and not any(image.spoiler for image in event.images)
     return complete and not request.requester.age_restricted
+
+
+async def _drop_cancelled(deps: WorkerContext, request: GenerationRequest, event: ResultEvent) -> None:
+    """A render cancelled while it ran: its files go (unless another result shows the same bytes), nothing is
+    charged, nothing is kept, and the user's status message says so."""
+    for key in stored_keys(event):
+        if not await deps.results.references(key):
+            await deps.store.delete(key)
+    await deps.quotas.refund(request.request_id)
+    cancelled = _failure(
+        request, EventKind.CANCELLED, "cancelled", "Cancelled while it was being drawn; nothing was kept."
+    )
+    await deps.events.publish(cancelled)
+    log.info("request %s: cancelled while rendering; its images were deleted", request.request_id)
 
 
 def _failure(request: GenerationRequest, kind: EventKind, code: str, message: str) -> ResultEvent:

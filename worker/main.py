@@ -176,6 +176,7 @@ class ImagebotWorker(Worker):
             captioner=captioner,
             post=post,
         )
+        await ctx["imagebot"].keeper.start()  # retention: the bucket's expiry rules, or the local sweeper
         worker_id = settings.worker.name or default_worker_id(queue)
         self.heartbeat = Heartbeat(
             WorkerRegistry(ctx["redis"]),

@@ -22,6 +22,7 @@ from bots.discord.buttons import CoreButton, answer_unclaimed
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
+from bots.discord.forget import ForgetButton
 from bots.discord.replies import NO_MENTIONS
 from bots.discord.telemetry import instrument, watch_rate_limits
 from core.delivery.events import EventConsumer, consumer_for
@@ -57,7 +58,7 @@ class _Lifecycle:
         self.consumer: asyncio.Task[None] | None = None
 
     async def setup(self) -> None:
-        self.client.add_dynamic_items(CoreButton)
+        self.client.add_dynamic_items(CoreButton, ForgetButton)
         if self.context.consume:
             settings = self.context.settings
             consumer = consumer_for(

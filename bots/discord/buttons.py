@@ -30,6 +30,7 @@ from typing import Any
 import discord
 
 from bots.discord.context import context_of
+from bots.discord.forget import is_forget_button
 from bots.discord.location import location, remember, remove
 from bots.discord.markup import button_view, full_size_url, is_public_url
 from bots.discord.picture import picture
@@ -97,6 +98,8 @@ def claimed(interaction: discord.Interaction) -> bool:
     dispatches a DynamicItem (template, the id on the pressed message) and core decodes the id."""
     custom_id = _custom_id(interaction)
     message = interaction.message
+    if custom_id is not None and message is not None and is_forget_button(custom_id):
+        return True  # /forget's own buttons (forget.py)
     if custom_id is None or message is None or _TEMPLATE.fullmatch(custom_id) is None:
         return False
     try:

@@ -24,6 +24,7 @@ from bots.discord.admin import build_admin_group
 from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
+from bots.discord.forget import forget
 from bots.discord.library import COMMANDS as LIBRARY_COMMANDS
 from bots.discord.replies import respond, send_error, show_queued
 from bots.discord.requester import requester_of
@@ -73,6 +74,7 @@ HELP = (
     "**/describe** `image` — four prompts for a picture, each a button that imagines it.\n"
     "**/history** — your recent results · **/info** `request` — how one was made · **/styles** — the presets "
     "for `--style`.\n"
+    "**/forget** — delete everything I keep about you (asks first).\n"
     "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
 )
 MODERATOR_HELP = (
@@ -363,6 +365,7 @@ COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu,
     help_command,
     vary_this_image,
     *LIBRARY_COMMANDS,
+    forget,
 )
 
 

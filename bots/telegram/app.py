@@ -34,6 +34,7 @@ from bots.telegram.buttons import Buttons
 from bots.telegram.commands import Commands
 from bots.telegram.context import BotContext, Tuning
 from bots.telegram.delivery import Delivery
+from bots.telegram.forget import ForgetCommand
 from bots.telegram.library import Library
 from bots.telegram.preferences import CALLBACK_PATTERN, PreferencesMenu
 from bots.telegram.rate_limiter import ChatRateLimiter
@@ -45,6 +46,7 @@ from core.delivery.events import consumer_for
 from core.delivery.tally import DailyTally
 from core.errors import ConfigError
 from core.governance.admin import AdminService
+from core.governance.forget import BUTTON_PATTERN as FORGET_BUTTONS
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
@@ -62,6 +64,7 @@ BOT_COMMANDS = [
     BotCommand("info", "how a result was made: reply to it with /info"),
     BotCommand("styles", "the --style presets you can use here"),
     BotCommand("help", "the options, with examples"),
+    BotCommand("forget", "delete everything I keep about you"),
 ]
 # Shown to chat administrators in every group, and to the owners and configured moderators in private.
 ADMIN_COMMANDS = [*BOT_COMMANDS, BotCommand("admin", "moderators' commands: ban, quota, pause, queue…")]
@@ -107,6 +110,9 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
     application.add_handler(CommandHandler("settings", menu.show))
     application.add_handler(CallbackQueryHandler(buttons.on_press, pattern=rf"^{BUTTON_PREFIX}:"))
     application.add_handler(CallbackQueryHandler(menu.on_choice, pattern=CALLBACK_PATTERN))
+    forget = ForgetCommand(imagebot)
+    application.add_handler(CommandHandler("forget", forget.forget))
+    application.add_handler(CallbackQueryHandler(forget.on_press, pattern=FORGET_BUTTONS))
     application.add_handler(CallbackQueryHandler(buttons.on_unknown))  # every query is answered
     application.add_handler(
         OnMessage(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, commands.plain_text)

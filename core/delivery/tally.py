@@ -109,8 +109,8 @@ class DailyTally:
                 await self._stage(stage, event.timings[key], scopes, day)
 
     async def refusal(self, kind: str, requester: Requester) -> None:
-        """A request refused before it was queued (quota, cost, prompt, ban…), counted in /metrics too."""
-        metrics.REFUSALS.labels(kind=kind).inc()
+        """A request refused before it was queued (quota, cost, prompt, ban, pause), by admission's kinds
+        (/metrics counts every refusal by reason code in the service)."""
         day = utc_day(self.now())
         async with self.redis.pipeline(transaction=False) as pipe:
             for scope in scopes_of(requester):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -21,6 +22,16 @@ __all__ = ["AuditAction", "AuditEntry", "AuditLog", "entry_parts"]
 
 log = logging.getLogger(__name__)
 
+REWRITE_PAGE = 1000
+# KEYS: the stream, its rewritten copy. ARGV: the last entry id copied. Entries added since are copied as they
+# are, then the copy takes the stream's place, in one step.
+_FINISH_REWRITE = """
+local tail = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
+for _, entry in ipairs(tail) do redis.call('XADD', KEYS[2], entry[1], unpack(entry[2])) end
+redis.call('RENAME', KEYS[2], KEYS[1])
+return #tail
+"""
+
 
 def entry_parts(entry: AuditEntry) -> list[Part]:
     """The entry as one line, with the users in it as values a front end shows its own way."""
@@ -32,6 +43,17 @@ def entry_parts(entry: AuditEntry) -> list[Part]:
     if entry.reason:
         parts.append(f" — {entry.reason}")
     return parts
+
+
+def _changed(
+    fields: dict[bytes, bytes], change: Callable[[AuditEntry], AuditEntry | None]
+) -> dict[bytes, bytes] | None:
+    try:
+        entry = AuditEntry.model_validate_json(fields[b"entry"])
+    except (KeyError, ValidationError):
+        return None
+    new = change(entry)
+    return None if new is None else {**fields, b"entry": new.model_dump_json().encode()}
 
 
 class AuditLog:
@@ -54,6 +76,35 @@ class AuditLog:
                     pipe.xtrim(stream, minid=oldest, approximate=False)
             entry_id, *_ = await pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def rewrite(self, stream: str, change: Callable[[AuditEntry], AuditEntry | None]) -> int:
+        """Rewrite the entries `change` changes (it returns None for an entry it leaves alone), keeping every
+        entry's id, so its time and order stay. Returns how many changed (0: the stream is left untouched).
+
+        Streams are append-only, so the stream is copied page by page into a new one (changed entries changed)
+        which then replaces it atomically, with whatever was appended meanwhile. O(entries): for rare operations
+        such as /forget."""
+        copy = f"{stream}:rewrite:{time.time_ns()}"
+        changed, last = 0, None
+        try:
+            while True:
+                start = "-" if last is None else f"({last}"
+                page = await self.redis.xrange(stream, min=start, max="+", count=REWRITE_PAGE)
+                if not page:
+                    break
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for entry_id, fields in page:
+                        new = _changed(fields, change)
+                        changed += new is not None
+                        pipe.xadd(copy, new or fields, id=entry_id)  # type: ignore[arg-type]
+                    await pipe.execute()
+                last = page[-1][0].decode()
+            if not changed or last is None:
+                return 0
+            await self.redis.eval(_FINISH_REWRITE, 2, stream, copy, last)  # type: ignore[misc]
+            return changed
+        finally:
+            await self.redis.delete(copy)  # gone already when it replaced the stream
 
     async def read(
         self,

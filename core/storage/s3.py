@@ -126,6 +126,28 @@ class S3ImageStore:
                 "and the AWS credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile)."
             ) from exc
 
+    async def apply_lifecycle(self, rules: list[dict[str, Any]], owned_prefix: str) -> list[dict[str, Any]]:
+        """Put `rules` on the bucket in place of its rules whose ID starts with `owned_prefix` (ours, from an
+        earlier start), keeping everyone else's; returns the bucket's rules as they now are."""
+        return await self._call("lifecycle", "", self._put_lifecycle, rules, owned_prefix)
+
+    def _put_lifecycle(self, rules: list[dict[str, Any]], owned_prefix: str) -> list[dict[str, Any]]:
+        from botocore.exceptions import ClientError
+
+        client = self._client()
+        try:
+            current = client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchLifecycleConfiguration":
+                raise
+            current = []
+        kept = [rule for rule in current if not str(rule.get("ID", "")).startswith(owned_prefix)]
+        wanted: list[Any] = [*kept, *rules]
+        client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket, LifecycleConfiguration={"Rules": wanted}
+        )
+        return list(client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"])  # type: ignore[arg-type]
+
     # -- boto3, always in a thread ----------------------------------------------------------------------
 
     def _client(self) -> S3Client:

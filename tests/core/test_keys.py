@@ -120,6 +120,7 @@ async def test_every_key_the_flows_leave_is_listed_and_expires_when_promised(pip
     assert await service.cancel(queued.request_id, BOB) is CancelOutcome.CANCELLED
     assert (await deliver(redis, Platform.CLI, queued.request_id)).kind is EventKind.CANCELLED
     await admin.execute("pause", OWNER)
+    await service.forgetter.plan(BOB)  # a /forget waiting for its confirmation
 
     problems, seen_at_end = await key_problems(redis)
     assert problems == []
@@ -131,7 +132,7 @@ async def test_every_key_the_flows_leave_is_listed_and_expires_when_promised(pip
         keys.BAN_KEY, keys.REFUSALS_KEY, keys.POLICY_KEY, keys.PAUSED_KEY, keys.BLOCKLIST_KEY, keys.PREFS_KEY,
         keys.AUDIT_STREAM, "arq:job:{job_id}", "arq:result:{job_id}", keys.HISTORY_KEY, keys.STYLES_KEY,
         keys.USER_REQUESTS_KEY, keys.GENERATED_KEY,
-        keys.STATS_KEY, keys.STATS_USERS_KEY, keys.STATS_STAGE_KEY,
+        keys.STATS_KEY, keys.STATS_USERS_KEY, keys.STATS_STAGE_KEY, keys.FORGET_KEY,
     }  # fmt: skip
     seen |= seen_waiting | seen_at_end
     assert exercised <= seen, sorted(exercised - seen)

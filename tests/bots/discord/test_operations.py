@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from core.delivery.result_store import stored_keys
+from core.errors import StorageError
+from core.keys import AUDIT_STREAM, REQUEST_KEY
 from core.settings import PrivilegeSettings, Settings
 from tests.bots.discord.conftest import BotRunner, answer
 from tests.bots.discord.test_bot import result_of
@@ -91,3 +94,51 @@ async def _until(read: Any, needle: str, attempts: int = 50) -> str:
             return text
         await asyncio.sleep(0.1)
     raise AssertionError(f"{needle!r} never showed up in: {text}")
+
+
+async def test_forget_asks_first_then_removes_the_users_data_and_their_posted_results(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    emulator, runtime = discord_emulator, bots.pipeline.runtime
+    redis, store = runtime.redis, runtime.service.store
+    await bots.pipeline.start_worker()
+    await bots.start()
+    command = await emulator.slash("imagine", {"prompt": "a secret garden", "count": 2}, user_id=USER)
+    grid = await result_of(emulator, command.token)
+    request_id = grid.files[0].filename.removesuffix(".png")
+    files = stored_keys(await runtime.service.result(request_id))
+    others = await emulator.slash("imagine", {"prompt": "a harbour", "count": 1}, user_id=OTHER)
+    await result_of(emulator, others.token)
+
+    offer = await answer(emulator, await emulator.slash("forget", user_id=USER))
+    assert offer.ephemeral and offer.content.startswith("This deletes what I keep about you: 1 request(s)")
+    keep, confirm = (next(i for i in offer.custom_ids() if i.startswith(p)) for p in ("fg:n:", "fg:y:"))
+    refused = await emulator.click(offer, confirm, user_id=OTHER)
+    notice = await answer(emulator, refused)
+    assert notice.ephemeral and "Only the person who asked to be forgotten" in notice.content
+    assert await runtime.service.result(request_id)
+
+    pressed = await emulator.click(offer, confirm, user_id=USER)
+    done = await emulator.wait_for(lambda: (f := emulator.followups(pressed.token)) and f[0], within_s=20)
+    assert done.ephemeral and done.content.startswith("Done — I've forgotten you.")
+    assert "• 1 request(s) and 1 result(s)" in done.content
+    assert f"• {len(files)} stored image(s)" in done.content
+    assert "• 1 of 1 posted result message(s)" in done.content
+    assert offer.content == "Forgetting you…" and not offer.custom_ids()
+    assert grid.deleted
+    for key in files:
+        with pytest.raises(StorageError):
+            await store.get(key)
+    assert not await redis.exists(REQUEST_KEY.format(request_id=request_id))
+    entries = [fields[b"entry"].decode() for _, fields in await redis.xrange(AUDIT_STREAM)]
+    assert not any(f"discord:{USER}" in entry or "secret garden" in entry for entry in entries)
+    assert any(f"discord:{OTHER}" in entry for entry in entries)
+
+    second = await answer(emulator, await emulator.slash("forget", user_id=USER))
+    assert second.content.startswith("This deletes what I keep about you: 0 request(s)")
+    kept = await emulator.click(
+        second, next(i for i in second.custom_ids() if i.startswith("fg:n:")), user_id=USER
+    )
+    await emulator.wait_for(lambda: second.content.startswith("Nothing was deleted"))
+    assert kept.token
+    assert keep != confirm
