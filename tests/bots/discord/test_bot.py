@@ -266,6 +266,7 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
         "describe",
         "How was this made?",
         "Describe this image",
+        "forget",
     }
     imagine = next(cmd for cmd in discord_emulator.commands["global"] if cmd["name"] == "imagine")
     options = {option["name"]: option for option in imagine["options"]}

@@ -186,7 +186,18 @@ async def test_help_lists_the_flags_and_commands_are_registered(telegram_bot: Te
         "/imagine a lighthouse",
     ):
         assert example in reply.shown
-    everyone = ["imagine", "settings", "quota", "cancel", "describe", "history", "info", "styles", "help"]
+    everyone = [
+        "imagine",
+        "settings",
+        "quota",
+        "cancel",
+        "describe",
+        "history",
+        "info",
+        "styles",
+        "help",
+        "forget",
+    ]
     assert [command["command"] for command in emulator.commands] == everyone
     for moderators in ("all_chat_administrators", "chat:1009"):  # every group's admins; the owner in private
         assert [c["command"] for c in emulator.scoped_commands[moderators]] == [*everyone, "admin"]
