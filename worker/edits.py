@@ -82,7 +82,8 @@ def validate_edit(
             raise InvalidRequest("seed", f"A seed must be between 0 and {MAX_SEED}; {seed} is not.")
     if request.control is not None:
         raise InvalidRequest(
-            "control", f"--control can't guide a {request.mode.value}; drop it, or use it on a new image."
+            "control",
+            f"--control can't guide an edit ({request.mode.value}); drop it, or use it on a new image.",
         )
     if request.mode is Mode.INPAINT:
         detach_mask(source)  # the mask rode in with the source

@@ -15,8 +15,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.errors import InvalidRequest
-from core.models.request import Canvas, Mode
-from core.settings import UpscalerSettings
+from core.models.request import Canvas, ControlRef, LoraRef, Mode
+from core.settings import AdapterSettings, UpscalerSettings
+from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from tests.worker.conftest import RequestFactory
 from tests.worker.test_upscaler import picture, save_esrgan
 from worker.diffusers_backend import DiffusersBackend
@@ -235,3 +236,25 @@ def test_a_dedicated_inpainting_checkpoint_named_in_the_catalog_is_used(
     assert (
         InpaintPipelines().get(missing).unet is loaded.text2img.unet
     )  # logged, and the shared weights inpaint
+
+
+async def test_an_edit_follows_the_requests_lora_and_sampler_and_still_keeps_the_rest(
+    tiny_registry: ModelRegistry,
+    adapter_settings: AdapterSettings,  # noqa: F811
+    make_request: RequestFactory,
+) -> None:
+    backend = DiffusersBackend(tiny_registry, adapters=adapter_settings)
+    source, mask = picture(64, 64, seed=4), ellipse_mask((64, 64), (0, 0, 40, 40))
+    fields = {"mode": Mode.INPAINT, "source_image": "k", "mask_image": "m", "strength": 1.0, "seeds": (3,)}
+    plain = (await backend.generate(make_request(**fields), attach_mask(source, mask))).images[0].image
+    styled_request = make_request(**fields, loras=(LoraRef(name="glow"),), sampler="euler a")
+    styled = (await backend.generate(styled_request, attach_mask(source, mask))).images[0].image
+    assert styled.tobytes() != plain.tobytes()
+    keep = np.asarray(mask) == 0
+    assert (pixels(styled)[keep] == pixels(source)[keep]).all()
+    again = (await backend.generate(make_request(**fields), attach_mask(source, mask))).images[0].image
+    assert again.tobytes() == plain.tobytes()  # the LoRA and sampler were for that call only
+
+    control = make_request(**fields, control=ControlRef(kind="canny", image="c"))
+    with pytest.raises(InvalidRequest, match=r"--control can't guide an edit \(inpaint\)"):
+        await backend.generate(control, attach_mask(source, mask), control=source)
