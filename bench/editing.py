@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,74 @@ def plain_inpaint(
     return call
 
 
+Call = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    size: tuple[int, int]
+    edit: Call  # imagebot's backend doing the edit
+    alone: Call | None = None  # diffusers' inpaint pipeline alone on the same input
+
+
+def rows(backend: DiffusersBackend, plain: DiffusersBackend, loaded: LoadedModel) -> list[Row]:
+    """Every edit mode on a native-size source, with the requests the chat side would send."""
+    spec = loaded.spec
+    native = (spec.native_width, spec.native_height)
+    source = source_image(*native)
+    mask = Image.new("L", native, 0)
+    mask.paste(255, (native[0] // 4, native[1] // 4, 3 * native[0] // 4, 3 * native[1] // 4))
+    zoom, pan = Canvas(zoom=2.0), Canvas(pan="right", pan_fraction=0.5)
+    pan_size = outpaint_placement(spec, *native, pan).size
+    double, quadruple = (native[0] * 2, native[1] * 2), (native[0] * 4, native[1] * 4)
+    zoom_canvas, zoom_mask = place(source, outpaint_placement(spec, *native, zoom))
+    inpaint = request(spec, Mode.INPAINT, native, mask_image="bench/mask.png", strength=1.0)
+    zoomed = request(spec, Mode.OUTPAINT, native, canvas=zoom, strength=1.0)
+
+    def edit(on: DiffusersBackend, mode: Mode, size: tuple[int, int], **fields: object) -> Call:
+        made = request(spec, mode, size, **fields)
+        return lambda: on.generate(made, source)
+
+    return [
+        Row(
+            "inpaint (centre ¼)",
+            native,
+            lambda: backend.generate(inpaint, attach_mask(source, mask)),
+            plain_inpaint(backend, loaded, inpaint, source, mask),
+        ),
+        Row(
+            "outpaint zoom out 2×",
+            native,
+            lambda: backend.generate(zoomed, source),
+            plain_inpaint(backend, loaded, zoomed, zoom_canvas, zoom_mask),
+        ),
+        Row(
+            "outpaint pan right 50%",
+            pan_size,
+            edit(backend, Mode.OUTPAINT, pan_size, canvas=pan, strength=1.0),
+        ),
+        Row(
+            "upscale subtle 2× (ESRGAN)", double, edit(backend, Mode.UPSCALE_SUBTLE, double, upscale_factor=2)
+        ),
+        Row(
+            "upscale subtle 4× (ESRGAN)",
+            quadruple,
+            edit(backend, Mode.UPSCALE_SUBTLE, quadruple, upscale_factor=4),
+        ),
+        Row(
+            "upscale creative 2× (ESRGAN + detail)",
+            double,
+            edit(backend, Mode.UPSCALE_CREATIVE, double, upscale_factor=2, strength=0.35),
+        ),
+        Row(
+            "upscale subtle 2× (no upscaler: resize + light pass)",
+            double,
+            edit(plain, Mode.UPSCALE_SUBTLE, double, upscale_factor=2),
+        ),
+    ]
+
+
 async def bench(repeats: int) -> None:
     spec = get_model(os.environ.get("IMAGEBOT_BENCH_MODEL", "tiny"))
     device = os.environ.get("IMAGEBOT_BENCH_DEVICE", "auto")
@@ -147,84 +216,14 @@ async def bench(repeats: int) -> None:
         upscaler_model = os.environ.get("IMAGEBOT_BENCH_UPSCALER", "tiny")
         if upscaler_model in ("tiny", "realsize"):
             upscaler_model = str(save_esrgan(Path(folder), upscaler_model == "realsize"))
-        registry = ModelRegistry(
-            WorkerSettings(model_cache_dir=Path(folder) / "models", device=device)  # type: ignore[arg-type]
-        )
+        worker = WorkerSettings.model_validate({"model_cache_dir": Path(folder) / "models", "device": device})
+        registry = ModelRegistry(worker)
         loaded = registry.load(spec.name)
-        settings = UpscalerSettings(model=upscaler_model)
-        backend = DiffusersBackend(registry, time_limit_s=3600, upscaler=settings)
-        plain_backend = DiffusersBackend(registry, time_limit_s=3600)  # no upscaler: the resize fallback
+        backend = DiffusersBackend(
+            registry, time_limit_s=3600, upscaler=UpscalerSettings(model=upscaler_model)
+        )
+        plain = DiffusersBackend(registry, time_limit_s=3600)  # no upscaler: the resize fallback
         assert backend.editor.upscaler is not None
-        native = (spec.native_width, spec.native_height)
-        source = source_image(*native)
-        mask = Image.new("L", native, 0)
-        mask.paste(255, (native[0] // 4, native[1] // 4, 3 * native[0] // 4, 3 * native[1] // 4))
-        zoom = Canvas(zoom=2.0)
-        pan = Canvas(pan="right", pan_fraction=0.5)
-        pan_size = outpaint_placement(spec, *native, pan).size
-        double = (native[0] * 2, native[1] * 2)
-        quadruple = (native[0] * 4, native[1] * 4)
-        zoom_canvas, zoom_mask = place(source, outpaint_placement(spec, *native, zoom))
-        inpaint = request(spec, Mode.INPAINT, native, mask_image="bench/mask.png", strength=1.0)
-        zoom_request = request(spec, Mode.OUTPAINT, native, canvas=zoom, strength=1.0)
-
-        def edit(
-            b: DiffusersBackend, r: GenerationRequest, image: Image.Image
-        ) -> Callable[[], Awaitable[object]]:
-            return lambda: b.generate(r, image)
-
-        rows: list[
-            tuple[
-                str, tuple[int, int], Callable[[], Awaitable[object]], Callable[[], Awaitable[object]] | None
-            ]
-        ] = [
-            (
-                "inpaint (centre ¼)",
-                native,
-                edit(backend, inpaint, attach_mask(source, mask)),
-                plain_inpaint(backend, loaded, inpaint, source, mask),
-            ),
-            (
-                "outpaint zoom out 2×",
-                native,
-                edit(backend, zoom_request, source),
-                plain_inpaint(backend, loaded, zoom_request, zoom_canvas, zoom_mask),
-            ),
-            (
-                "outpaint pan right 50%",
-                pan_size,
-                edit(backend, request(spec, Mode.OUTPAINT, pan_size, canvas=pan, strength=1.0), source),
-                None,
-            ),
-            (
-                "upscale subtle 2× (ESRGAN)",
-                double,
-                edit(backend, request(spec, Mode.UPSCALE_SUBTLE, double, upscale_factor=2), source),
-                None,
-            ),
-            (
-                "upscale subtle 4× (ESRGAN)",
-                quadruple,
-                edit(backend, request(spec, Mode.UPSCALE_SUBTLE, quadruple, upscale_factor=4), source),
-                None,
-            ),
-            (
-                "upscale creative 2× (ESRGAN + detail)",
-                double,
-                edit(
-                    backend,
-                    request(spec, Mode.UPSCALE_CREATIVE, double, upscale_factor=2, strength=0.35),
-                    source,
-                ),
-                None,
-            ),
-            (
-                "upscale subtle 2× (no upscaler: resize + light pass)",
-                double,
-                edit(plain_backend, request(spec, Mode.UPSCALE_SUBTLE, double, upscale_factor=2), source),
-                None,
-            ),
-        ]
         print(
             f"model {spec.name} on {registry.device}, {spec.default_steps} steps; upscaler "
             f"{backend.editor.upscaler.name}; median of {repeats} after a warm-up"
@@ -232,15 +231,14 @@ async def bench(repeats: int) -> None:
         print(
             f"{'mode':54} {'output':>10} {'edit s':>8} {'txt2img s':>10} {'ratio':>6} {'diffusers inpaint s':>20}"
         )
-        plain_cache: dict[tuple[int, int], float] = {}
-        for name, size, run, alone in rows:
-            if size not in plain_cache:
-                plain_cache[size] = await timed(plain_txt2img(loaded, size), repeats)
-            seconds = await timed(run, repeats)
-            base = plain_cache[size]
-            alone_text = f"{await timed(alone, repeats):.3f}" if alone is not None else "-"
-            output = f"{size[0]:>4}×{size[1]:<5}"
-            print(f"{name:54} {output} {seconds:8.3f} {base:10.3f} {seconds / base:6.2f} {alone_text:>20}")
+        plain_seconds: dict[tuple[int, int], float] = {}
+        for row in rows(backend, plain, loaded):
+            if row.size not in plain_seconds:
+                plain_seconds[row.size] = await timed(plain_txt2img(loaded, row.size), repeats)
+            seconds, base = await timed(row.edit, repeats), plain_seconds[row.size]
+            alone = f"{await timed(row.alone, repeats):.3f}" if row.alone is not None else "-"
+            output = f"{row.size[0]:>4}×{row.size[1]:<5}"
+            print(f"{row.name:54} {output} {seconds:8.3f} {base:10.3f} {seconds / base:6.2f} {alone:>20}")
         registry.close()
 
 
