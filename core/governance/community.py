@@ -61,7 +61,7 @@ class CommunityStore:
             policy = policy.model_copy(update={"log_channel": None if value in ("off", "none") else value})
         else:
             raise InvalidRequest("policy", "Policies you can set: nsfw, buttons, model, logchannel.")
-        await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json())
+        await self._save(community, policy)
         return policy
 
     async def set_lora(self, community: str, name: str, allowed: bool) -> CommunityPolicy:
@@ -73,8 +73,14 @@ class CommunityStore:
         else:
             denied.add(name)
         policy = policy.model_copy(update={"denied_loras": tuple(sorted(denied))})
-        await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json())
+        await self._save(community, policy)
         return policy
+
+    async def _save(self, community: str, policy: CommunityPolicy) -> None:
+        # A community that turned no LoRA off writes the record the previous version reads (it forbids
+        # unknown fields), so a rolling upgrade doesn't break its processes still running the old code.
+        exclude = None if policy.denied_loras else {"denied_loras"}
+        await self.redis.set(POLICY_KEY.format(community=community), policy.model_dump_json(exclude=exclude))
 
     async def pause(self, community: str, paused: bool) -> None:
         key = PAUSED_KEY.format(community=community)
