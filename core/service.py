@@ -19,7 +19,7 @@ from arq.connections import ArqRedis
 
 from core import constants as c
 from core import metrics
-from core.commands.adapters import check_allowed
+from core.commands.adapters import check_allowed, lora_catalog
 from core.commands.buttons import Button
 from core.commands.derivation import (
     IMG2IMG_STRENGTH,
@@ -45,7 +45,7 @@ from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
 from core.errors import BackendUnavailable, InvalidRequest, NotAllowed, NotFound, UserError
-from core.governance.admission import Admission, same_community
+from core.governance.admission import Admission, community_of, same_community
 from core.governance.cancellation import Canceller
 from core.governance.community import CommunityPolicy
 from core.governance.describing import Describer, ImageSource
@@ -463,6 +463,11 @@ class ImagineService:
         if result.kind is not EventKind.DONE:
             raise InvalidRequest("button", "That request has no images to show.")
         return pick_image(result, index)
+
+    async def loras(self, requester: Requester) -> str:
+        """/loras: the operator's LoRA catalog, with those the requester's community turned off marked."""
+        policy = await self.admission.communities.policy(community_of(requester))
+        return lora_catalog(self.settings.adapters, policy.denied_loras)
 
     async def last_request(self, requester: Requester) -> str:
         """The user's most recent request id (for /cancel without an id)."""

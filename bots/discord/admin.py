@@ -17,7 +17,7 @@ import logging
 import discord
 from discord import app_commands
 
-from bots.discord.choices import AUTOCOMPLETE_LIMIT, model_autocomplete
+from bots.discord.choices import AUTOCOMPLETE_LIMIT, lora_autocomplete, model_autocomplete
 from bots.discord.context import context_of
 from bots.discord.location import remove
 from bots.discord.replies import NO_MENTIONS
@@ -228,7 +228,28 @@ def build_admin_group(settings: Settings) -> app_commands.Group:
     _add_block(admin)
     _add_style(admin)
     _add_policy(admin)
+    _add_lora(admin)
     return admin
+
+
+def _add_lora(admin: app_commands.Group) -> None:
+    lora = app_commands.Group(name="lora", description="LoRAs allowed in this server", parent=admin)
+
+    @lora.command(name="deny", description="Turn a LoRA off in this server")
+    @app_commands.describe(name="The LoRA")
+    @app_commands.autocomplete(name=lora_autocomplete)
+    async def lora_deny(interaction: discord.Interaction, name: str) -> None:
+        await run(interaction, ["lora", "deny", one_word(name, "name")])
+
+    @lora.command(name="allow", description="Turn a LoRA back on in this server")
+    @app_commands.describe(name="The LoRA")
+    @app_commands.autocomplete(name=lora_autocomplete)
+    async def lora_allow(interaction: discord.Interaction, name: str) -> None:
+        await run(interaction, ["lora", "allow", one_word(name, "name")])
+
+    @lora.command(name="list", description="The LoRAs turned off here")
+    async def lora_list(interaction: discord.Interaction) -> None:
+        await run(interaction, ["lora", "list"])
 
 
 def _add_block(admin: app_commands.Group) -> None:

@@ -21,13 +21,20 @@ import discord
 from discord import app_commands
 
 from bots.discord.admin import build_admin_group
-from bots.discord.choices import ASPECT_CHOICES, model_autocomplete
+from bots.discord.choices import (
+    ASPECT_CHOICES,
+    CONTROL_CHOICES,
+    SAMPLER_CHOICES,
+    lora_autocomplete,
+    model_autocomplete,
+)
 from bots.discord.context import context_of
 from bots.discord.flags import with_flags
 from bots.discord.forget import forget
 from bots.discord.library import COMMANDS as LIBRARY_COMMANDS
 from bots.discord.replies import respond, send_error, show_queued
 from bots.discord.requester import requester_of
+from core.commands.adapters import MAX_CONTROL_WEIGHT, MIN_CONTROL_WEIGHT
 from core.commands.grammar import (
     FLAG_EXAMPLES,
     MAX_GUIDANCE,
@@ -57,6 +64,7 @@ Steps = app_commands.Range[int, 1, max(spec.max_steps for spec in CATALOG)]
 Guidance = app_commands.Range[float, MIN_GUIDANCE, MAX_GUIDANCE]
 Count = app_commands.Range[int, 1, MAX_COUNT]
 Strength = app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH]
+ControlWeight = app_commands.Range[float, MIN_CONTROL_WEIGHT, MAX_CONTROL_WEIGHT]
 VARY_MENU = "Vary this image"
 UPSCALE_PROMPT = "high detail, sharp focus"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -75,6 +83,9 @@ HELP = (
     "**/history** — your recent results · **/info** `request` — how one was made · **/styles** — the presets "
     "for `--style`.\n"
     "**/forget** — delete everything I keep about you (asks first).\n"
+    "**/loras** — the LoRA style adapters for `--lora name` (or `--lora name:0.7`, up to three). "
+    "`--sampler` picks a sampler; `--control canny|depth|pose|scribble` with `control_image` follows a picture's "
+    "shape (`--cw` its weight).\n"
     "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
 )
 MODERATOR_HELP = (
@@ -103,9 +114,14 @@ async def _prefs(interaction: discord.Interaction) -> UserPrefs:
     guidance="How closely to follow the prompt (guidance scale)",
     model="Model",
     count="How many images (1–4)",
+    lora="A LoRA style adapter (more with --lora name:0.7 in the prompt; see /loras)",
+    sampler="The sampler",
+    control="Follow the shape of control_image: its edges, depth, pose or a scribble",
+    control_image="The picture --control reads",
+    control_weight="How strongly to follow control_image (0–2, default 1)",
 )
-@app_commands.choices(aspect=ASPECT_CHOICES)
-@app_commands.autocomplete(model=model_autocomplete)
+@app_commands.choices(aspect=ASPECT_CHOICES, sampler=SAMPLER_CHOICES, control=CONTROL_CHOICES)
+@app_commands.autocomplete(model=model_autocomplete, lora=lora_autocomplete)
 async def imagine(
     interaction: discord.Interaction,
     prompt: str,
@@ -116,7 +132,16 @@ async def imagine(
     guidance: Guidance | None = None,
     model: str | None = None,
     count: Count | None = None,
+    lora: str | None = None,
+    sampler: str | None = None,
+    control: str | None = None,
+    control_image: discord.Attachment | None = None,
+    control_weight: ControlWeight | None = None,
 ) -> None:
+    if control_image is not None:
+        _require_image(control_image)
+        if control is None:
+            raise InvalidRequest("control", "You attached a control_image: pick a control kind for it too.")
     text = with_flags(
         prompt,
         {
@@ -127,9 +152,13 @@ async def imagine(
             "guidance": guidance,
             "model": model,
             "count": count,
+            "lora": lora,
+            "sampler": sampler,
+            "control": control,
+            "control_weight": control_weight,
         },
     )
-    await _imagine(interaction, text, None)
+    await _imagine(interaction, text, control_image)
 
 
 async def _imagine(
@@ -189,6 +218,7 @@ async def _precheck(
         default_model=policy.default_model or context.settings.default_model,
         limits=context.settings.limits,
         defaults=prefs.defaults(),
+        adapters=context.settings.adapters,
     )
     try:
         async with asyncio.timeout(PRECHECK_S):
@@ -349,6 +379,12 @@ async def quota(interaction: discord.Interaction) -> None:
     await interaction.response.send_message(status.describe(), ephemeral=True)
 
 
+@app_commands.command(name="loras", description="The LoRA style adapters you can use with --lora")
+async def loras(interaction: discord.Interaction) -> None:
+    text = await context_of(interaction).service.loras(requester_of(interaction))
+    await interaction.response.send_message(text[:2000], ephemeral=True)
+
+
 @app_commands.command(name="help", description="How to use the image bot")
 async def help_command(interaction: discord.Interaction) -> None:
     text = HELP + (MODERATOR_HELP if requester_of(interaction).privilege >= Privilege.MOD else "")
@@ -362,6 +398,7 @@ COMMANDS: tuple[app_commands.Command[Any, Any, None] | app_commands.ContextMenu,
     settings,
     cancel,
     quota,
+    loras,
     help_command,
     vary_this_image,
     *LIBRARY_COMMANDS,

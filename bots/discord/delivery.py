@@ -116,8 +116,19 @@ class Delivery:
         caption = result_caption(request, event, limit=MESSAGE_LIMIT - 100)
         if shown.note:
             caption += "\n" + shown.note
+        extra = []
+        if event.control is not None:  # the control map a ControlNet followed, beside the result
+            extra.append(
+                await picture(
+                    self.context.service.store,
+                    [event.control],
+                    limit,
+                    stem=f"{event.request_id}-control",
+                    spoiler=False,
+                )
+            )
         view = result_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
-        where = await self._reply(event, target, caption, shown, view)
+        where = await self._reply(event, target, caption, shown, view, extra)
         if where is not None:
             await remember(self.context, event.request_id, where)
 
@@ -128,11 +139,13 @@ class Delivery:
         text: str,
         shown: Picture,
         view: discord.ui.View | None,
+        extra: list[Picture] | None = None,
     ) -> dict[str, str] | None:
         """Edit the command's reply (or post it anew); returns where the message is (location.py), or None
-        when a private result could not be sent to the user's DMs."""
-        files = [shown.file] if shown.file else []
-        embeds = [shown.embed] if shown.embed else []
+        when a private result could not be sent to the user's DMs. `extra` pictures go after the result's."""
+        pictures = [shown, *(extra or [])]
+        files = [item.file for item in pictures if item.file]
+        embeds = [item.embed for item in pictures if item.embed]
         webhook = await reply_webhook(self.client, self.context, target) if "message_id" in target else None
         if webhook is not None:
             try:

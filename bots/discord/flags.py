@@ -15,6 +15,10 @@ _FLAGS = (
     ("count", "--count"),
     ("strength", "--strength"),
     ("size", "--size"),
+    ("lora", "--lora"),
+    ("sampler", "--sampler"),
+    ("control", "--control"),
+    ("control_weight", "--cw"),
 )
 
 

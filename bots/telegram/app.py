@@ -58,6 +58,7 @@ BOT_COMMANDS = [
     BotCommand("imagine", "make images: /imagine a lighthouse at dusk --ar 16:9"),
     BotCommand("settings", "your default aspect ratio, model and image count"),
     BotCommand("quota", "how many images you have left today"),
+    BotCommand("loras", "the LoRA styles for --lora"),
     BotCommand("cancel", "cancel your last request while it waits"),
     BotCommand("describe", "prompts for a photo: send it captioned /describe, or reply to it"),
     BotCommand("history", "your recent results"),
@@ -106,6 +107,7 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
     application.add_handler(OnMessage(PICTURES & filters.CaptionRegex(DESCRIBE_CAPTION), library.describe))
     application.add_handler(OnMessage(PICTURES & filters.CaptionRegex(CHECK_COMMAND), library.on_check_photo))
     application.add_handler(OnMessage(filters.Regex(CHECK_COMMAND), library.on_check_photo))
+    application.add_handler(CommandHandler("loras", commands.loras))
     application.add_handler(CommandHandler("admin", admin.admin))
     application.add_handler(CommandHandler("settings", menu.show))
     application.add_handler(CallbackQueryHandler(buttons.on_press, pattern=rf"^{BUTTON_PREFIX}:"))

@@ -1,6 +1,6 @@
 """Commands and messages: parse Telegram input into core calls and acknowledge at once.
 
-/quota shows the user's usage and limits; /admin is in admin.py.
+/quota shows the user's usage and limits; /loras the LoRA catalog; /admin is in admin.py.
 
 /imagine (alias /img), a plain message in a private chat, and a photo captioned /imagine (or /imagine in
 reply to a photo) all become `service.imagine`. What can be refused at once (a ban, a paused group, a bad flag,
@@ -188,6 +188,19 @@ class Commands:
             text = "There are no limits on this bot: quotas are turned off."
         else:
             text = "Your usage and limits:\n" + status.describe()
+        await self._reply(update, context, text)
+
+    async def loras(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/loras: the LoRA styles for --lora, with those turned off in this group marked."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        try:
+            requester = await self.imagebot.requester(context.bot, user, message.chat)
+            text = await self.imagebot.service.loras(requester)
+        except Exception as exc:
+            await report_error(exc, context.bot, chat_id=message.chat.id, reply_to=message.message_id)
+            return
         await self._reply(update, context, text)
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -36,6 +36,7 @@ from core.models.result import EventKind, ResultEvent, StoredImage
 log = logging.getLogger(__name__)
 
 DELIVERED = "Done — the images are in the reply below."
+CONTROL_CAPTION = "The control map these images followed."
 APOLOGY = "Sorry — something went wrong on our side (reference {request_id}). Please try again in a moment."
 
 
@@ -153,6 +154,7 @@ class Delivery:
         )
         log.info("request %s: result delivered to chat %s", event.request_id, chat_id)
         await record_delivery(self.imagebot.deliveries, event.request_id, sent)
+        await self._send_control(chat_id, event, sent)
         await self._retire_status(chat_id, event)
 
     async def _described(self, chat_id: int, event: ResultEvent) -> None:
@@ -166,6 +168,24 @@ class Delivery:
         )
         log.info("describe %s: suggestions delivered to chat %s", event.request_id, chat_id)
         await self._retire_status(chat_id, event)
+
+    async def _send_control(self, chat_id: int, event: ResultEvent, result: Message) -> None:
+        """The control map a ControlNet followed (--control), as a photo replying to the result. The result is
+        out already, so a failure here is logged, never raised (raising would post the result twice)."""
+        if event.control is None:
+            return
+        try:
+            data = await self.imagebot.service.store.get(event.control.key)
+            sent = await self.bot.send_photo(
+                chat_id,
+                InputFile(data, filename=f"{event.request_id}-control.png"),
+                caption=CONTROL_CAPTION,
+                reply_parameters=reply_parameters(str(result.message_id)),
+            )
+        except (StorageError, TelegramError):
+            log.warning("request %s: the control map was not shown", event.request_id, exc_info=True)
+            return
+        await record_delivery(self.imagebot.deliveries, event.request_id, sent)
 
     async def _retire_status(self, chat_id: int, event: ResultEvent) -> None:
         """The result is out: its status message goes. Where Telegram won't delete it (a bot may delete only

@@ -17,6 +17,10 @@ FLAG_MEANINGS = {
     "strength": "how far to move from your photo",
     "cloud": "use the cloud generator",
     "style": "a preset style (/styles lists them)",
+    "lora": "a LoRA style (see /loras), optional weight; up to three",
+    "sampler": "the sampler: Euler, Euler a, DPM++ 2M (Karras), DDIM, UniPC, LCM",
+    "control": "follow your photo's edges, depth, pose or scribble",
+    "cw": "how strongly to follow it, 0 to 2",
 }
 
 START_TEXT = (
@@ -41,7 +45,9 @@ def help_text() -> str:
         "",
         f"Models: {', '.join(model_names())}",
         "",
-        "Send a photo with /imagine in its caption, or reply to a photo with /imagine, to start from it.",
+        "Send a photo with /imagine in its caption, or reply to a photo with /imagine, to start from it "
+        "(with --control canny, the new images follow its shape instead).",
+        "/loras lists the LoRA styles for --lora.",
         "In a private chat, any plain message is a prompt. In groups, use /imagine (or /img).",
         "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
         "/settings sets your defaults; /cancel cancels your last request while it waits.",

@@ -357,6 +357,28 @@ class DiscordEmulator:
             shard=shard,
         )
 
+    async def autocomplete(
+        self, name: str, options: dict[str, Any], focused: str, *, user_id: int, guild: bool = True
+    ) -> list[dict[str, Any]]:
+        """The user types in option `focused` of command `name`: the choices the bot answers with (type 8)."""
+        opts = [
+            {
+                "name": key,
+                "type": _option_type(value),
+                "value": value,
+                **({"focused": True} if key == focused else {}),
+            }
+            for key, value in options.items()
+        ]
+        data = {"id": str(snowflake()), "name": name, "type": 1, "options": opts}
+        interaction = await self._dispatch_interaction(AUTOCOMPLETE, data, user_id, None, guild)
+        answer = await self.wait_for(
+            lambda: next((c for c in self.calls_for(interaction.token, "callback")), None), within_s=10
+        )
+        assert answer.payload["type"] == 8, answer.payload
+        choices: list[dict[str, Any]] = answer.payload["data"]["choices"]
+        return choices
+
     async def message_command(
         self, name: str, message: Message, *, user_id: int, channel_id: int | None = None
     ) -> Interaction:

@@ -257,6 +257,7 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
         "settings",
         "cancel",
         "quota",
+        "loras",
         "help",
         "admin",
         "Vary this image",
@@ -270,7 +271,9 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
     }
     imagine = next(cmd for cmd in discord_emulator.commands["global"] if cmd["name"] == "imagine")
     options = {option["name"]: option for option in imagine["options"]}
-    assert options["prompt"]["required"] and options["model"]["autocomplete"]
+    assert (
+        options["prompt"]["required"] and options["model"]["autocomplete"] and options["lora"]["autocomplete"]
+    )
     assert [choice["value"] for choice in options["aspect"]["choices"]][:2] == ["1:1", "4:3"]
     assert discord_emulator.identifies == 0  # no gateway session for a sync
     assert caplog.records and BOT_TOKEN not in caplog.text

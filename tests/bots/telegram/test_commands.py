@@ -184,12 +184,16 @@ async def test_help_lists_the_flags_and_commands_are_registered(telegram_bot: Te
         "--no people, boats",
         "--model sdxl",
         "/imagine a lighthouse",
+        "--lora pixel-art:0.7",
+        "--control canny",
+        "/loras",
     ):
         assert example in reply.shown
     everyone = [
         "imagine",
         "settings",
         "quota",
+        "loras",
         "cancel",
         "describe",
         "history",
