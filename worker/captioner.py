@@ -31,6 +31,7 @@ from PIL import Image
 from core.errors import BackendUnavailable, ConfigError, GenerationFailed
 from core.models.describe import SUGGESTIONS
 from core.settings import CaptionerSettings, OpenAISettings
+from worker.device import DeviceGuard
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def _rgb(image: bytes) -> Image.Image:
 class TransformersCaptioner:
     """A local captioning model, loaded once; captions run in a thread, one at a time."""
 
-    def __init__(self, settings: CaptionerSettings, device: str = "cpu") -> None:
+    def __init__(
+        self, settings: CaptionerSettings, device: str = "cpu", guard: DeviceGuard | None = None
+    ) -> None:
         if not settings.local_model:
             raise ConfigError("IMAGEBOT_CAPTIONER__LOCAL_MODEL: name a transformers image-to-text model.")
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -96,9 +99,14 @@ class TransformersCaptioner:
         model: Any = AutoModelForImageTextToText.from_pretrained(settings.local_model)
         self.model: Any = model.to(device).eval()
         self._lock = threading.Lock()
+        self.guard = (
+            guard  # the GPU worker's: one model call at a time on the device, renders and captions alike
+        )
         log.info("captioner %s loaded on %s", settings.local_model, device)
 
     async def suggest(self, image: bytes) -> Suggestions:
+        if self.guard is not None:
+            return await self.guard.run(lambda _interruption: self._suggest(image))
         return await asyncio.to_thread(self._suggest, image)
 
     def _suggest(self, image: bytes) -> Suggestions:

@@ -94,14 +94,17 @@ def _backends(
     return {BackendKind.DIFFUSERS: backend}, models, plan
 
 
-def _captioner(settings: Settings, queue: str) -> Captioner | None:
-    """The /describe backend this queue's worker offers: a local model on the GPU queue, OpenAI on the cloud."""
+def _captioner(settings: Settings, queue: str, backends: dict[BackendKind, ImageBackend]) -> Captioner | None:
+    """The /describe backend this queue's worker offers: a local model on the GPU queue (sharing the renders'
+    device guard, so one model call runs at a time), OpenAI on the cloud queue."""
     config = settings.captioner
     if queue == c.QUEUE_GPU and config.local_model and config.backend != "openai":
         from worker.captioner import TransformersCaptioner
-        from worker.device import detect_device
+        from worker.device import DeviceGuard, detect_device
 
-        return TransformersCaptioner(config, detect_device(settings.worker))
+        guard = getattr(backends.get(BackendKind.DIFFUSERS), "device", None)
+        guard = guard if isinstance(guard, DeviceGuard) else None
+        return TransformersCaptioner(config, detect_device(settings.worker), guard)
     if queue == c.QUEUE_CLOUD and settings.openai.enabled and config.backend != "local":
         from worker.captioner import OpenAICaptioner
 
@@ -160,7 +163,7 @@ class ImagebotWorker(Worker):
         settings, queue = self.settings, self.queue_name
         backends, models, plan = await asyncio.to_thread(_backends, settings, queue)
         log.info("worker threads on %s: %s", queue, plan.describe())
-        captioner = await asyncio.to_thread(_captioner, settings, queue)
+        captioner = await asyncio.to_thread(_captioner, settings, queue, backends)
         if captioner is not None and queue == c.QUEUE_GPU:
             models = (*models, c.CAPTIONER)  # routers send /describe here (core.jobs.captions)
         post = PostPool(plan)
