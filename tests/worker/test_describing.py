@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from arq import Retry
 from PIL import Image
 from pydantic import SecretStr
 
@@ -16,14 +17,20 @@ from cli.runtime import open_runtime
 from core import constants as c
 from core.commands.buttons import Button
 from core.delivery.events import follow
-from core.errors import BackendUnavailable, InvalidRequest
+from core.errors import BackendUnavailable, GenerationFailed, InvalidRequest
+from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.keys import DESCRIBE_KEY, REQUEST_TTL_S
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
+from core.models.verdict import AllowAll
 from core.settings import Settings
+from core.storage.factory import build_store
 from tests.drawings import figure
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.pipeline_fixture import Pipeline
+from worker.captioner import Suggestions
+from worker.context import WorkerContext
+from worker.describing import describe
 from worker.tiny_captioner import build_tiny_captioner
 
 ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c")
@@ -157,3 +164,52 @@ async def test_openai_describes_when_no_local_captioner_runs(
     assert sent["model"] == "gpt-4o-mini" and parts[1]["image_url"]["url"].startswith(
         "data:image/png;base64,"
     )
+
+
+class BrokenCaptioner:
+    """A local captioner whose model call fails every time (a GPU fault, say)."""
+
+    name = "transformers:broken"
+
+    async def suggest(self, image: bytes) -> Suggestions:
+        raise GenerationFailed("the captioning model crashed")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_local_captioner_that_keeps_failing_hands_the_describe_to_openai(
+    settings: Settings, redis: object, openai_emulator: OpenAIEmulator
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "openai": settings.openai.model_copy(
+                update={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
+            )
+        }
+    )
+    async with open_runtime(configured) as runtime:
+        await WorkerRegistry(runtime.redis).beat(WorkerInfo("gpu", c.QUEUE_GPU, ("tiny", c.CAPTIONER), 0.0))
+        submission = await runtime.service.describe(ALICE, image=png((200, 40, 40)))
+        assert submission.queue == c.QUEUE_GPU
+        local = WorkerContext(
+            settings=configured,
+            queue_name=c.QUEUE_GPU,
+            redis=runtime.redis,
+            store=build_store(configured),
+            backends={},
+            image_moderator=AllowAll(),
+            captioner=BrokenCaptioner(),
+        )
+        tries = configured.worker.max_tries
+        with pytest.raises(Retry):  # a try left: arq runs it again
+            await describe({"imagebot": local, "job_try": tries - 1}, submission.request_id)
+        assert await describe({"imagebot": local, "job_try": tries}, submission.request_id) == "fallback"
+        cloud = Pipeline(runtime)
+        await cloud.start_worker(c.QUEUE_CLOUD)
+        try:
+            event = await ended(cloud, submission.request_id)
+        finally:
+            await cloud.stop_workers()
+    assert event.kind is EventKind.DESCRIBED and event.backend == "openai:gpt-4o-mini"
+    assert event.suggestions[0] == "A red abstract painting, 96 by 64"
