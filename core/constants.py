@@ -27,7 +27,7 @@ HISTORY_PAGE: Final = 4  # results per /history page (one button row each, and a
 WORK_TIMES_KEPT: Final = 50
 STALE_JOB_S: Final = 6 * 3600  # a job that waited longer is reported as dropped rather than rendered
 
-# Button actions; a button id is f"{ACTION}:{request_id}:{index}" (≤ 64 bytes for Telegram).
+# Button actions; a button id is "ib:<action>:<request_id>[:<index>[:<arg>]]" (≤ 64 bytes for Telegram).
 ACTION_UPSCALE: Final = "u"
 ACTION_VARY: Final = "v"
 ACTION_REROLL: Final = "r"
@@ -41,6 +41,15 @@ ACTION_HISTORY_OLDER: Final = "ho"  # /history: the page after the result in the
 ACTION_HISTORY_NEWER: Final = "hn"  # /history: the page before the result in the id
 ACTION_DESCRIBE: Final = "de"  # /describe image <index> of a result
 ACTION_SUGGESTION: Final = "ds"  # imagine suggestion <index> of a /describe result
+ACTION_UPSCALE_SUBTLE: Final = "us"  # super-resolution only
+ACTION_UPSCALE_CREATIVE: Final = "uc"  # super-resolution, then a detail pass
+ACTION_VARY_REGION: Final = "vr"  # opens the 3×3 region picker
+ACTION_REGION_CELL: Final = "rc"  # arg: the picker's cells after this toggle (9 bits, hex)
+ACTION_REGION_SUBMIT: Final = "rs"  # arg: the chosen cells; repaint them with the image's prompt
+ACTION_REGION_PROMPT: Final = "rp"  # arg: the chosen cells; ask for the region's prompt first
+ACTION_ZOOM: Final = "zo"  # arg: the zoom-out factor × 100 (110–200)
+ACTION_ZOOM_CUSTOM: Final = "zc"  # asks for the factor
+ACTION_PAN: Final = "pn"  # arg: l, r, u or d
 
 # /forget's confirmation buttons: f"{FORGET_PREFIX}:{FORGET_YES or FORGET_NO}:{token}" (token: 16 base32 chars).
 FORGET_PREFIX: Final = "fg"

@@ -6,13 +6,12 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar
 
 from arq.connections import ArqRedis
@@ -20,7 +19,8 @@ from arq.connections import ArqRedis
 from core import constants as c
 from core import metrics
 from core.commands.adapters import check_allowed, lora_catalog
-from core.commands.buttons import Button
+from core.commands.buttons import PAN_DIRECTIONS, Button
+from core.commands.canvas import inpaint_size
 from core.commands.derivation import (
     IMG2IMG_STRENGTH,
     UPSCALE_STRENGTH,
@@ -31,16 +31,27 @@ from core.commands.derivation import (
     child_request,
     fitting_size,
     pick_image,
+    pick_source,
     random_seeds,
     request_from_options,
     reroll_request,
     scoped_request_id,
 )
 from core.commands.describe import suggestion
+from core.commands.dialogs import Answer, Ask, Picker
+from core.commands.edits import (
+    INPAINT_STRENGTH,
+    pan_edit,
+    parse_zoom,
+    region_edit,
+    remix_prompt,
+    upscale_edit,
+    zoom_edit,
+)
 from core.commands.grammar import ImagineOptions, UserDefaults, parse_imagine
 from core.commands.presses import PressWindow
 from core.commands.recipe import ResultInfo
-from core.commands.region import read_mask, region_request
+from core.commands.regions import cells_mask, check_cells, check_mask, region_mask
 from core.commands.uploads import Upload, fit_aspect, has_size_flag, read_upload, store_upload
 from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
@@ -51,6 +62,7 @@ from core.governance.community import CommunityPolicy
 from core.governance.describing import Describer, ImageSource
 from core.governance.forget import Forgetter
 from core.governance.library import Deleted, History, Library
+from core.governance.preferences import PreferenceStore
 from core.governance.quotas import owner_id
 from core.governance.styles import NamedStyle, StyleBook, apply_style
 from core.jobs.cache import ResultCache
@@ -68,7 +80,7 @@ from core.storage.protocol import ImageStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UPSCALE_STRENGTH", "ImagineService", "Pressed", "SourceFetcher"]
+__all__ = ["UPSCALE_STRENGTH", "Answer", "Ask", "ImagineService", "Picker", "Pressed", "SourceFetcher"]
 
 SourceFetcher = Callable[[], Awaitable[bytes]]
 """Downloads an upload's bytes; `imagine` calls it only after every check has passed."""
@@ -93,7 +105,8 @@ def _counts_refusals(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaita
 
 @dataclass(frozen=True)
 class Pressed:
-    """What a button press did: queued a job (`submission`), or picked a finished image to show (`image`)."""
+    """What a button press did: queued a job (`submission`), picked a finished image to show (`image`),
+    opened the region picker (`picker`), or asks something first (`ask`: press `ask.button` with the answer)."""
 
     button: Button
     submission: Submission | None = None
@@ -102,6 +115,8 @@ class Pressed:
     history: History | None = None  # ◀ / ▶ on /history
     deleted: Deleted | None = None  # 🗑
     shown: ResultEvent | None = None  # "Show" on /history: the result, to post again with its buttons
+    picker: Picker | None = None
+    ask: Ask | None = None
 
 
 class ImagineService:
@@ -131,6 +146,7 @@ class ImagineService:
         self.styles = StyleBook(redis, settings)
         self.library = Library(redis, store, provenance or NoProvenanceReader(), retention)
         self.describer = Describer(redis, settings, store, self.admission)
+        self.preferences = PreferenceStore(redis)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -157,7 +173,7 @@ class ImagineService:
         options, policy = await self._admit_command(text, requester, defaults, with_image, request_id)
         source = Source()
         width, height = options.width, options.height
-        upload, control = None, None
+        upload, control, mask = None, None, None
         if source_image is not None:
             data = source_image if isinstance(source_image, bytes) else await source_image()
             upload = read_upload(data, self.settings.limits.max_upload_pixels)
@@ -167,10 +183,16 @@ class ImagineService:
                 source = Source(Mode.IMG2IMG, upload.key, options.strength or IMG2IMG_STRENGTH)
             if not has_size_flag(text):
                 width, height = fit_aspect(options.model, upload.width, upload.height)
+            if options.region is not None:  # --region: repaint that rectangle, keep the rest, at its size
+                drawn = region_mask(options.region, upload.width, upload.height)
+                mask = Upload(drawn, "image/png", upload.width, upload.height)
+                strength = options.strength or INPAINT_STRENGTH
+                source = Source(Mode.INPAINT, upload.key, strength, mask.key)
+                width, height = inpaint_size(upload.width, upload.height)
         request = request_from_options(
             options, request_id, requester, reply_to or {}, source, width, height, control
         ).model_copy(update={"image_policy": policy.nsfw, "notes": options.notes, "style": options.style})
-        submission = await self.submit(request, upload=upload)
+        submission = await self.submit(request, upload=upload, mask=mask)
         return Submission(**{**submission.__dict__, "notes": options.notes})
 
     @_counts_refusals
@@ -226,15 +248,29 @@ class ImagineService:
                 preset, options.prompt, options.negative_prompt, self.settings.limits
             )
             options = dataclasses.replace(options, prompt=prompt, negative_prompt=negative)
+        if not with_image and options.region is not None:
+            raise InvalidRequest(
+                "region",
+                "--region repaints part of an image: attach the picture to the command (or reply to it), "
+                "or use Vary (Region) under one of my images.",
+            )
+        if options.region is not None and (options.control is not None or has_size_flag(text)):
+            raise InvalidRequest(
+                "region",
+                "--region repaints part of your picture at its own size: remove --control, --ar and --size.",
+            )
         await self.admission.check_prompt(options.prompt, options.negative_prompt, requester)
         if request_id is None or not await self.queue.known(request_id):  # a redelivery is not charged again
             await self.admission.check_headroom(requester, options.n)
         return options, policy
 
-    async def submit(self, request: GenerationRequest, *, upload: Upload | None = None) -> Submission:
+    async def submit(
+        self, request: GenerationRequest, *, upload: Upload | None = None, mask: Upload | None = None
+    ) -> Submission:
         """Serve from the cache, or reserve the quota and queue the request once; a repeat is reported as such.
 
-        `upload` (the request's checked source image) is stored only when the request is queued.
+        `upload` (the request's checked source image) and `mask` (its inpaint mask) are stored only when the
+        request is queued.
         """
         owner = owner_id(request.requester)
         cached = await self.cache.get(request)
@@ -251,8 +287,9 @@ class ImagineService:
             return Submission(request.request_id, route.queue, position, None, duplicate=True)
         score = await self.admission.reserve(request, route.queue)
         try:
-            if upload is not None:
-                await store_upload(self.store, upload)
+            for stored in (upload, mask):
+                if stored is not None:
+                    await store_upload(self.store, stored)
             queued = await self.queue.enqueue(request, route.queue, score)
         except BaseException:
             await self.admission.quotas.refund(request.request_id)
@@ -282,25 +319,20 @@ class ImagineService:
         strong: bool = True,
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
+        prompt: str | None = None,
     ) -> Submission:
-        """V1–V4: new images close to image `index` of a finished grid."""
-        parent, result, policy = await self._parent(parent_id, requester)
-        image = pick_image(result, index)
-        model = self._local_model(parent.model)
-        width, height = fitting_size(model, image.width, image.height)
-        derivation = Derivation(
-            Mode.VARIATION,
-            index,
-            image.key,
-            VARY_STRONG if strong else VARY_SUBTLE,
-            random_seeds(parent.n),
-            width,
-            height,
-            model,
-        )
-        request_id = scoped_request_id(requester, source_id)
-        return await self.submit(
-            child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
+        """V1–V4, Vary (Strong / Subtle): new images close to image `index` of a finished grid (`prompt`: a
+        remixed prompt, checked like a new one)."""
+
+        def build(model: str, image: StoredImage, _: str | None) -> Derivation:
+            width, height = fitting_size(model, image.width, image.height)
+            strength = VARY_STRONG if strong else VARY_SUBTLE
+            seeds = random_seeds(parent_n)
+            return Derivation(Mode.VARIATION, index, image.key, strength, seeds, width, height, model)
+
+        parent_n = (await self.queue.load(parent_id)).n
+        return await self._edit(
+            parent_id, index, requester, build, prompt=prompt, source_id=source_id, reply_to=reply_to
         )
 
     async def upscale(
@@ -312,25 +344,65 @@ class ImagineService:
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
     ) -> Submission:
-        """Upscale 2×: Lanczos to twice the size, then a light img2img pass to restore detail."""
-        parent, result, policy = await self._parent(parent_id, requester)
-        image = pick_image(result, index)
-        model = self._local_model(parent.model)
-        spec = get_model(model)
-        width, height = image.width * 2, image.height * 2
-        if max(width, height) > spec.max_side:
-            raise InvalidRequest(
-                "upscale",
-                f"That image is already as large as {spec.name} can refine "
-                f"(up to {spec.max_side} px a side), so it can't be upscaled further.",
-            )
-        seed = image.seed if image.seed is not None else random_seeds(1)[0]
-        derivation = Derivation(
-            Mode.UPSCALE, index, image.key, UPSCALE_STRENGTH, (seed,), width, height, model
-        )
-        request_id = scoped_request_id(requester, source_id)
-        return await self.submit(
-            child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
+        """Upscale 2× (old buttons): Lanczos to twice the size, then a light img2img pass to restore detail."""
+
+        def build(model: str, image: StoredImage, _: str | None) -> Derivation:
+            spec = get_model(model)
+            width, height = image.width * 2, image.height * 2
+            if max(width, height) > spec.max_side:
+                raise InvalidRequest(
+                    "upscale",
+                    f"That image is already as large as {spec.name} can refine "
+                    f"(up to {spec.max_side} px a side), so it can't be upscaled further.",
+                )
+            seed = image.seed if image.seed is not None else random_seeds(1)[0]
+            return Derivation(Mode.UPSCALE, index, image.key, UPSCALE_STRENGTH, (seed,), width, height, model)
+
+        return await self._edit(parent_id, index, requester, build, source_id=source_id, reply_to=reply_to)
+
+    # -- edits of one image (issue 10) ----------------------------------------------------------------------
+
+    async def upscale_image(
+        self,
+        parent_id: str,
+        index: int,
+        requester: Requester,
+        *,
+        creative: bool = False,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """Upscale (Subtle): super-resolution only; Upscale (Creative): then a detail pass. Refused beyond
+        the upscaler settings' `max_output_side` / `max_output_pixels`."""
+
+        def build(model: str, image: StoredImage, _: str | None) -> Derivation:
+            return upscale_edit(model, image, index, creative, self.settings.upscaler)
+
+        return await self._edit(parent_id, index, requester, build, source_id=source_id, reply_to=reply_to)
+
+    async def vary_region(
+        self,
+        parent_id: str,
+        index: int,
+        cells: int,
+        requester: Requester,
+        *,
+        prompt: str | None = None,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """Vary (Region) from chat: repaint the chosen cells of a 3×3 grid over image `index` (bit i is row
+        i // 3, column i % 3), keep the rest; `prompt` is the region's (None: the image's own)."""
+        check_cells(cells)
+        return await self._edit(
+            parent_id,
+            index,
+            requester,
+            lambda model, image, key: region_edit(model, image, index, key or ""),
+            prompt=prompt,
+            source_id=source_id,
+            reply_to=reply_to,
+            mask=lambda image: cells_mask(cells, image.width, image.height),
         )
 
     async def edit_region(
@@ -344,19 +416,116 @@ class ImagineService:
         *,
         source_id: str | None = None,
     ) -> Submission:
-        """Vary (Region) from the web editor: repaint the white part of `mask_png` (a picture the image's size)
-        in image `index` of `request_id`, with `prompt` (None or blank: the image's own); the rest is kept."""
-        parent, result, policy = await self._parent(request_id, requester)
-        image = pick_image(result, index)
-        prompt = (prompt or "").strip()
-        if prompt:
-            await self.check_prompt(prompt, parent.negative_prompt, requester)
-        upload = await asyncio.to_thread(read_mask, mask_png, image, self.settings.limits.max_upload_pixels)
-        child_id = scoped_request_id(requester, source_id)
-        request = region_request(
-            parent, image, index, upload, prompt, requester, child_id, reply_to or {}, policy.nsfw
+        """The web region editor: repaint where `mask_png` is white (or painted on a transparent layer) in
+        image `index` of `request_id`. The mask must be the image's size and cover something but not
+        everything; `prompt` is checked like a new one (None: the image's own)."""
+        return await self._edit(
+            request_id,
+            index,
+            requester,
+            lambda model, image, key: region_edit(model, image, index, key or ""),
+            prompt=prompt,
+            source_id=source_id,
+            reply_to=reply_to,
+            mask=lambda image: check_mask(
+                read_upload(mask_png, self.settings.limits.max_upload_pixels).data, image.width, image.height
+            ),
         )
-        return await self.submit(request, upload=upload)
+
+    async def zoom_out(
+        self,
+        parent_id: str,
+        index: int,
+        factor: float,
+        requester: Requester,
+        *,
+        prompt: str | None = None,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """Zoom Out by `factor` (1.1–2.0): the image shrinks into the middle and the border is drawn."""
+        factor = parse_zoom(str(factor))
+        return await self._edit(
+            parent_id,
+            index,
+            requester,
+            lambda model, image, _: zoom_edit(model, image, index, factor),
+            prompt=prompt,
+            source_id=source_id,
+            reply_to=reply_to,
+        )
+
+    async def pan(
+        self,
+        parent_id: str,
+        index: int,
+        direction: str,
+        requester: Requester,
+        *,
+        prompt: str | None = None,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+    ) -> Submission:
+        """Pan left/right/up/down: the canvas grows by half its side that way and the new strip is drawn."""
+        if direction not in PAN_DIRECTIONS.values():
+            raise InvalidRequest("pan", "Pan left, right, up or down.")
+        return await self._edit(
+            parent_id,
+            index,
+            requester,
+            lambda model, image, _: pan_edit(model, image, index, direction),
+            prompt=prompt,
+            source_id=source_id,
+            reply_to=reply_to,
+        )
+
+    async def picker(self, request_id: str, index: int, cells: int, requester: Requester) -> Picker:
+        """Vary (Region)'s picker for image `index`, with `cells` selected (its presses come back here)."""
+        parent = await self.check_owner(request_id, requester)
+        result = await self.results.load(request_id)
+        if result.kind is not EventKind.DONE:
+            raise InvalidRequest("button", "That request has no images to work from.")
+        pick_source(parent, result, index)
+        return Picker(request_id, index, cells)
+
+    async def _edit(
+        self,
+        parent_id: str,
+        index: int,
+        requester: Requester,
+        build: Callable[[str, StoredImage, str | None], Derivation],
+        *,
+        prompt: str | None = None,
+        source_id: str | None = None,
+        reply_to: dict[str, str] | None = None,
+        mask: Callable[[StoredImage], bytes] | None = None,
+    ) -> Submission:
+        """The one path of every child of a finished image: who may, which image (not a withheld one), the
+        prompt (or its remix) checked, the mask built and stored with the request, then `submit`."""
+        parent, result, policy = await self._parent(parent_id, requester)
+        remix = await self._remix(parent, prompt, requester)
+        image = pick_source(parent, result, index)
+        model = self._local_model(parent.model)
+        upload = None
+        if mask is not None:
+            upload = Upload(mask(image), "image/png", image.width, image.height)
+        derivation = build(model, image, None if upload is None else upload.key)
+        if remix is not None:
+            derivation = replace(derivation, prompt=remix[0], negative_prompt=remix[1])
+        request_id = scoped_request_id(requester, source_id)
+        child = child_request(parent, requester, request_id, reply_to or {}, derivation, policy.nsfw)
+        return await self.submit(child, mask=upload)
+
+    async def _remix(
+        self, parent: GenerationRequest, prompt: str | None, requester: Requester
+    ) -> tuple[str, str] | None:
+        """A remixed prompt and negative prompt, checked like a new command's; None: keep the parent's."""
+        if prompt is None:
+            return None
+        text, negative = remix_prompt(prompt, self.settings.limits)
+        negative = parent.negative_prompt if negative is None else negative
+        await self.check_prompt(text, negative, requester)
+        return text, negative
 
     async def reroll(
         self,
@@ -365,13 +534,17 @@ class ImagineService:
         *,
         source_id: str | None = None,
         reply_to: dict[str, str] | None = None,
+        prompt: str | None = None,
     ) -> Submission:
-        """🔄: the same parameters with new seeds."""
+        """🔄: the same parameters with new seeds (`prompt`: a remixed prompt, checked like a new one)."""
         parent = await self.queue.load(parent_id)
         policy = await self._authorize(parent, requester)
         await self.check_prompt(parent.prompt, parent.negative_prompt, requester)
+        remix = await self._remix(parent, prompt, requester)
         request_id = scoped_request_id(requester, source_id)
-        return await self.submit(reroll_request(parent, requester, request_id, reply_to or {}, policy.nsfw))
+        return await self.submit(
+            reroll_request(parent, requester, request_id, reply_to or {}, policy.nsfw, remix)
+        )
 
     async def cancel(self, request_id: str, requester: Requester) -> CancelOutcome:
         """Cancel a queued request (one's own, or anyone's for a moderator)."""
@@ -401,8 +574,11 @@ class ImagineService:
         *,
         reply_to: dict[str, str] | None = None,
         now: float | None = None,
+        answer: Answer | None = None,
     ) -> Pressed:
-        """Any result button, on any front end: U shows an image, every other action queues a job.
+        """Any result button, on any front end: U shows an image, Vary (Region) and its cells show the region
+        picker, a press that needs a prompt (Remix, a region's own prompt) or a factor (Custom Zoom) asks for
+        it (press `ask.button` again with the `answer`), every other press queues a job.
 
         A double tap of one button by one user queues one job, and so does a press while the job it queued is
         still waiting or running; after that job ended a press is new work (core.commands.presses).
@@ -413,18 +589,32 @@ class ImagineService:
         shown = await self._press_shown(button, requester)
         if shown is not None:
             return shown
+        step = await self.prepare(button, requester, answer)
+        if isinstance(step, Picker):
+            return Pressed(button, picker=step)
+        if step is not None:
+            return Pressed(button, ask=step)
         action = _PRESS_ACTIONS.get(button.action)
-        if action is None:
+        if action is None and button.action != c.ACTION_ZOOM_CUSTOM:
             raise InvalidRequest("button", "That button isn't one I know; please run /imagine again.")
+        if action is None:  # Custom Zoom, its factor answered: a zoom button like the others
+            factor = parse_zoom((answer or Answer()).factor or "")
+            zoom = Button(c.ACTION_ZOOM, button.request_id, index, str(round(factor * 100)))
+            remixed = None if answer is None or answer.prompt is None else Answer(prompt=answer.prompt)
+            return await self.press(zoom, requester, reply_to=reply_to, now=now, answer=remixed)
         now = time.time() if now is None else now
         owner, button_id = owner_id(requester), button.encode()
+        if answer is not None:
+            button_id += f":{answer.key()}"
         source_id = f"{button_id}:{requester.user_id}:{now:.6f}"
         request_id = scoped_request_id(requester, source_id)
         claimed = await self.presses.claim(owner, button_id, request_id, now)
         if claimed != request_id:
             return Pressed(button, submission=await self._repeat(claimed))
         try:
-            submission = await action(self, button, index, requester, source_id, reply_to or {})
+            submission = await action(
+                self, button, index, requester, source_id, reply_to or {}, answer or Answer()
+            )
         except BaseException:
             await self.presses.release(owner, button_id, request_id, now)
             raise
@@ -443,6 +633,29 @@ class ImagineService:
             older = button.action == c.ACTION_HISTORY_OLDER
             return Pressed(button, history=await self.history(requester, rid, older=older))
         return None
+
+    async def prepare(
+        self, button: Button, requester: Requester, answer: Answer | None = None
+    ) -> Picker | Ask | None:
+        """What a press shows before anything is queued: the region picker (Vary (Region) and its cells), or
+        a question (a prompt under Remix or for a region, a Custom Zoom factor); None when the press can go
+        ahead. Nothing is queued or charged; front ends that must answer at once (a Discord modal) call it
+        before `press`, which calls it again."""
+        action = button.action
+        index = button.index if button.index is not None else 0
+        if action in (c.ACTION_VARY_REGION, c.ACTION_REGION_CELL):
+            return await self.picker(button.request_id, index, button.cells, requester)
+        wants_factor = action == c.ACTION_ZOOM_CUSTOM and (answer is None or answer.factor is None)
+        asks_prompt = action == c.ACTION_REGION_PROMPT or (
+            action in _REMIXABLE and (await self.preferences.get(requester.platform, requester.user_id)).remix
+        )
+        wants_prompt = asks_prompt and (answer is None or answer.prompt is None)
+        if not (wants_factor or wants_prompt):
+            return None
+        if action in (c.ACTION_REGION_SUBMIT, c.ACTION_REGION_PROMPT):
+            check_cells(button.cells)
+        parent = await self.check_owner(button.request_id, requester)
+        return Ask(button, parent.prompt if wants_prompt else None, wants_prompt, wants_factor)
 
     async def _repeat(self, request_id: str) -> Submission:
         """A press that repeats an earlier one: that request, where it stands now."""
@@ -577,7 +790,9 @@ class ImagineService:
         return model
 
 
-_PressAction = Callable[[ImagineService, Button, int, Requester, str, dict[str, str]], Awaitable[Submission]]
+_PressAction = Callable[
+    [ImagineService, Button, int, Requester, str, dict[str, str], Answer], Awaitable[Submission]
+]
 
 
 async def _vary_strong(
@@ -587,9 +802,16 @@ async def _vary_strong(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
     return await service.vary(
-        button.request_id, index, who, strong=True, source_id=source_id, reply_to=reply_to
+        button.request_id,
+        index,
+        who,
+        strong=True,
+        source_id=source_id,
+        reply_to=reply_to,
+        prompt=answer.prompt,
     )
 
 
@@ -600,9 +822,16 @@ async def _vary_subtle(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
     return await service.vary(
-        button.request_id, index, who, strong=False, source_id=source_id, reply_to=reply_to
+        button.request_id,
+        index,
+        who,
+        strong=False,
+        source_id=source_id,
+        reply_to=reply_to,
+        prompt=answer.prompt,
     )
 
 
@@ -613,8 +842,87 @@ async def _upscale(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
     return await service.upscale(button.request_id, index, who, source_id=source_id, reply_to=reply_to)
+
+
+async def _upscale_subtle(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+    answer: Answer,
+) -> Submission:
+    return await service.upscale_image(
+        button.request_id, index, who, creative=False, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _upscale_creative(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+    answer: Answer,
+) -> Submission:
+    return await service.upscale_image(
+        button.request_id, index, who, creative=True, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _region(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+    answer: Answer,
+) -> Submission:
+    return await service.vary_region(
+        button.request_id,
+        index,
+        button.cells,
+        who,
+        prompt=answer.prompt,
+        source_id=source_id,
+        reply_to=reply_to,
+    )
+
+
+async def _zoom(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+    answer: Answer,
+) -> Submission:
+    factor = int(button.arg or "200") / 100
+    return await service.zoom_out(
+        button.request_id, index, factor, who, prompt=answer.prompt, source_id=source_id, reply_to=reply_to
+    )
+
+
+async def _pan(
+    service: ImagineService,
+    button: Button,
+    index: int,
+    who: Requester,
+    source_id: str,
+    reply_to: dict[str, str],
+    answer: Answer,
+) -> Submission:
+    direction = PAN_DIRECTIONS[button.arg or "l"]
+    return await service.pan(
+        button.request_id, index, direction, who, prompt=answer.prompt, source_id=source_id, reply_to=reply_to
+    )
 
 
 async def _reroll(
@@ -624,8 +932,11 @@ async def _reroll(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
-    return await service.reroll(button.request_id, who, source_id=source_id, reply_to=reply_to)
+    return await service.reroll(
+        button.request_id, who, source_id=source_id, reply_to=reply_to, prompt=answer.prompt
+    )
 
 
 async def _describe(
@@ -635,6 +946,7 @@ async def _describe(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
     return await service.describe(
         who, result_id=button.request_id, index=index, source_id=source_id, reply_to=reply_to
@@ -648,6 +960,7 @@ async def _suggestion(
     who: Requester,
     source_id: str,
     reply_to: dict[str, str],
+    answer: Answer,
 ) -> Submission:
     return await service.imagine_suggestion(
         button.request_id, index, who, source_id=source_id, reply_to=reply_to
@@ -659,8 +972,27 @@ _PRESS_ACTIONS: dict[str, _PressAction] = {
     c.ACTION_VARY: _vary_strong,  # V<i> is a strong variation
     c.ACTION_VARY_STRONG: _vary_strong,
     c.ACTION_VARY_SUBTLE: _vary_subtle,
-    c.ACTION_UPSCALE_2X: _upscale,
+    c.ACTION_UPSCALE_2X: _upscale,  # the old single-image button, on old messages
+    c.ACTION_UPSCALE_SUBTLE: _upscale_subtle,
+    c.ACTION_UPSCALE_CREATIVE: _upscale_creative,
+    c.ACTION_REGION_SUBMIT: _region,
+    c.ACTION_REGION_PROMPT: _region,
+    c.ACTION_ZOOM: _zoom,
+    c.ACTION_PAN: _pan,
     c.ACTION_REROLL: _reroll,
     c.ACTION_DESCRIBE: _describe,
     c.ACTION_SUGGESTION: _suggestion,
 }
+# Presses that open the prompt for editing first when the presser has Remix on (/settings).
+_REMIXABLE = frozenset(
+    {
+        c.ACTION_VARY,
+        c.ACTION_VARY_STRONG,
+        c.ACTION_VARY_SUBTLE,
+        c.ACTION_REROLL,
+        c.ACTION_ZOOM,
+        c.ACTION_ZOOM_CUSTOM,
+        c.ACTION_PAN,
+        c.ACTION_REGION_SUBMIT,
+    }
+)

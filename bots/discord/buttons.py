@@ -13,6 +13,11 @@ A press is decode → check → press → render, with no per-action branching h
   for one image) or a queued request (V<i>, 🔄 and the buttons under one image: the reply shows its queue
   position, and its result later edits the same reply, delivered like a command's).
 
+Some presses show or ask something first (core's `prepare`, asked before anything is answered, since a modal
+must be the first response): Vary (Region) opens the 3×3 picker as an ephemeral message whose squares are
+CoreButtons too (a tap edits it in place); Remix, a region's own prompt and Custom Zoom open a modal (prefilled
+with the prompt) whose submission presses the button again with the answer.
+
 The answer to a press is private (ephemeral) when the pressed message was, or when the presser asked for
 private replies (/settings): a private result's children never show up in the channel.
 
@@ -47,6 +52,8 @@ from core.commands.buttons import (
     library_buttons,
     single_buttons,
 )
+from core.commands.buttons import TEMPLATE as CORE_TEMPLATE
+from core.commands.dialogs import Answer, Ask, Picker
 from core.commands.links import with_gallery_link
 from core.commands.messages import result_caption
 from core.errors import InvalidRequest
@@ -56,13 +63,20 @@ from core.service import Pressed
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = rf"{PREFIX}:(?P<action>[a-z0-9]{{1,2}}):(?P<request_id>[a-z2-7]{{16}})(?::(?P<index>[0-3]))?"
+TEMPLATE = rf"{PREFIX}:{CORE_TEMPLATE}"
 _TEMPLATE = re.compile(TEMPLATE)
 CUSTOM_ID_LIMIT = 100
 MESSAGE_LIMIT = 2000
 UNKNOWN_BUTTON = "That button isn't one I know; please run /imagine again."
 
-_STYLES = {c.ACTION_REROLL: discord.ButtonStyle.primary, c.ACTION_DELETE: discord.ButtonStyle.danger}
+_STYLES = {
+    c.ACTION_REROLL: discord.ButtonStyle.primary,
+    c.ACTION_DELETE: discord.ButtonStyle.danger,
+    c.ACTION_REGION_SUBMIT: discord.ButtonStyle.success,
+    c.ACTION_REGION_PROMPT: discord.ButtonStyle.primary,
+}
+_PICKER_ACTIONS = (c.ACTION_VARY_REGION, c.ACTION_REGION_CELL, c.ACTION_REGION_SUBMIT, c.ACTION_REGION_PROMPT)
+PROMPT_LIMIT = 1500
 # Buttons whose own press checks who may use them (a /describe's suggestions name no generation request; /info
 # is for anyone in the community), instead of check_owner beforehand.
 _CHECKED_BY_PRESS = frozenset({c.ACTION_SUGGESTION, c.ACTION_INFO})
@@ -133,19 +147,29 @@ def result_view(rows: list[list[Button]], link_url: str | None = None) -> discor
     return button_view(rows, CoreButton, link_url)
 
 
-async def press(interaction: discord.Interaction, button: Button) -> None:
+async def press(interaction: discord.Interaction, button: Button, answer: Answer | None = None) -> None:
     context = context_of(interaction)
     requester = requester_of(interaction)
     try:
         if button.action not in _CHECKED_BY_PRESS:
             await context.service.check_owner(button.request_id, requester)
-        private = await _private(interaction)
+        step = await context.service.prepare(button, requester, answer)
+        private = await _private(interaction, button)
     except Exception as exc:
         await send_error(interaction, exc, button.request_id)
         return
+    if isinstance(step, Picker):
+        await _show_picker(interaction, button, step)
+        return
+    if isinstance(step, Ask):
+        if answer is not None:  # a modal asked it all at once: nothing is left to ask
+            await send_error(interaction, InvalidRequest("button", "Please press the button again."))
+            return
+        await interaction.response.send_modal(EditModal(step))
+        return
 
     async def act(reply_to: dict[str, str]) -> Pressed:
-        return await context.service.press(button, requester, reply_to=reply_to)
+        return await context.service.press(button, requester, reply_to=reply_to, answer=answer)
 
     async def render(pressed: Pressed) -> None:
         if await render_press(interaction, pressed):
@@ -158,9 +182,53 @@ async def press(interaction: discord.Interaction, button: Button) -> None:
     await respond(interaction, act, render, ephemeral=private)
 
 
-async def _private(interaction: discord.Interaction) -> bool:
-    """Answer privately under a private result, or when the presser wants private replies."""
-    if interaction.message is not None and interaction.message.flags.ephemeral:
+async def _show_picker(interaction: discord.Interaction, button: Button, picker: Picker) -> None:
+    """Vary (Region): the picker as an ephemeral message; a tap on one of its squares redraws it in place."""
+    view = result_view(picker.rows)
+    if button.action == c.ACTION_VARY_REGION:
+        await interaction.response.send_message(
+            picker.text, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+    else:
+        await interaction.response.edit_message(content=picker.text, view=view)
+
+
+class EditModal(discord.ui.Modal):
+    """The questions of one press (the prompt to edit, prefilled; a zoom factor); submitting presses it."""
+
+    def __init__(self, ask: Ask) -> None:
+        super().__init__(title=ask.title, timeout=15 * 60, custom_id=f"ibm:{ask.button.encode()}"[:100])
+        self.ask = ask
+        self.prompt: discord.ui.TextInput[EditModal] | None = None
+        self.factor: discord.ui.TextInput[EditModal] | None = None
+        if ask.wants_factor:
+            self.factor = discord.ui.TextInput(
+                label="Zoom out by (1.1–2.0)", placeholder="1.5", max_length=6, custom_id="factor"
+            )
+            self.add_item(self.factor)
+        if ask.wants_prompt:
+            self.prompt = discord.ui.TextInput(
+                label="Prompt",
+                style=discord.TextStyle.paragraph,
+                default=(ask.prompt or "")[:PROMPT_LIMIT],
+                max_length=PROMPT_LIMIT,
+                custom_id="prompt",
+            )
+            self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        answer = Answer(
+            prompt=None if self.prompt is None else self.prompt.value,
+            factor=None if self.factor is None else self.factor.value,
+        )
+        await press(interaction, self.ask.button, answer)
+
+
+async def _private(interaction: discord.Interaction, button: Button) -> bool:
+    """Answer privately under a private result, or when the presser wants private replies. The region picker
+    is always ephemeral (only the presser sees it), so its result is private only by preference."""
+    message = interaction.message
+    if message is not None and message.flags.ephemeral and button.action not in _PICKER_ACTIONS:
         return True
     prefs = await context_of(interaction).preferences.get("discord", str(interaction.user.id))
     return prefs.private

@@ -86,7 +86,10 @@ HELP = (
     "**/loras** — the LoRA style adapters for `--lora name` (or `--lora name:0.7`, up to three). "
     "`--sampler` picks a sampler; `--control canny|depth|pose|scribble` with `control_image` follows a picture's "
     "shape (`--cw` its weight).\n"
-    "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again."
+    "Under results: **U1–U4** show one image at full size, **V1–V4** make variations of it, 🔄 tries again.\n"
+    "Under one image: **Upscale** (Subtle / Creative), **Vary** (Subtle / Strong / Region), **Zoom Out** "
+    "(2×, 1.5×, Custom) and ⬅️ ➡️ ⬆️ ⬇️ to pan. With **Remix** on (/settings) you edit the prompt first.\n"
+    "`--region 0,0,50,100` with an uploaded picture repaints that part of it (percent: left,top,right,bottom)."
 )
 MODERATOR_HELP = (
     "\nModerators: **/admin** — ban, tier, quota, usage, queue, cancel, pause, resume, block, policy, "
@@ -323,6 +326,7 @@ async def _prompt_of(interaction: discord.Interaction, message: discord.Message)
     model="Default model",
     count="Default number of images",
     private="Replies only you can see",
+    remix="Edit the prompt before variations, rerolls, zooms, pans and region edits",
     reset="Forget all your defaults",
 )
 @app_commands.choices(aspect=ASPECT_CHOICES)
@@ -333,14 +337,16 @@ async def settings(
     model: str | None = None,
     count: Count | None = None,
     private: bool | None = None,
+    remix: bool | None = None,
     reset: bool = False,
 ) -> None:
     store = context_of(interaction).preferences
     user = str(interaction.user.id)
     changes: dict[str, object] = {}
     if reset:
-        changes = {"aspect": None, "model": None, "n": None, "private": False}
-    for name, value in (("aspect", aspect), ("model", model), ("n", count), ("private", private)):
+        changes = {"aspect": None, "model": None, "n": None, "private": False, "remix": False}
+    options = (("aspect", aspect), ("model", model), ("n", count), ("private", private), ("remix", remix))
+    for name, value in options:
         if value is not None:
             changes[name] = value
     prefs = await store.update("discord", user, **changes) if changes else await store.get("discord", user)
@@ -351,7 +357,8 @@ async def settings(
 def _describe(prefs: UserPrefs) -> str:
     return (
         f"Your defaults: aspect {prefs.aspect or 'the model’s own'} · model {prefs.model or 'the server’s'} · "
-        f"{prefs.n or 'the server’s number of'} images · replies {'only you see' if prefs.private else 'public'}."
+        f"{prefs.n or 'the server’s number of'} images · replies {'only you see' if prefs.private else 'public'}"
+        f" · remix {'on' if prefs.remix else 'off'}."
     )
 
 

@@ -23,7 +23,7 @@ from bots.discord.markup import full_size_url
 from bots.discord.picture import Picture, picture
 from bots.discord.progress import ProgressThrottle
 from bots.discord.replies import NO_MENTIONS, mention_only
-from core.commands.buttons import grid_buttons
+from core.commands.buttons import result_buttons
 from core.commands.describe import described_text, suggestion_buttons
 from core.commands.messages import progress_message, result_caption
 from core.errors import NotFound
@@ -127,7 +127,8 @@ class Delivery:
                     spoiler=False,
                 )
             )
-        view = result_view(grid_buttons(event.request_id, event.shown_indices), full_size_url(event))
+        rows = result_buttons(event.request_id, request.mode if request else None, event.shown_indices)
+        view = result_view(rows, full_size_url(event))
         where = await self._reply(event, target, caption, shown, view, extra)
         if where is not None:
             await remember(self.context, event.request_id, where)

@@ -30,7 +30,7 @@ from telegram.ext import (
 from telegram.ext import MessageHandler as OnMessage
 
 from bots.telegram.admin import AdminCommands
-from bots.telegram.buttons import Buttons
+from bots.telegram.buttons import ANSWERS, Buttons
 from bots.telegram.commands import Commands
 from bots.telegram.context import BotContext, Tuning
 from bots.telegram.delivery import Delivery
@@ -116,6 +116,7 @@ def build_application(settings: Settings, imagebot: BotContext) -> Application:
     application.add_handler(CommandHandler("forget", forget.forget))
     application.add_handler(CallbackQueryHandler(forget.on_press, pattern=FORGET_BUTTONS))
     application.add_handler(CallbackQueryHandler(buttons.on_unknown))  # every query is answered
+    application.add_handler(OnMessage(ANSWERS, buttons.on_answer))  # replies to a question: before prompts
     application.add_handler(
         OnMessage(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, commands.plain_text)
     )

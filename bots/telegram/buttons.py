@@ -1,7 +1,11 @@
 """Result buttons (callback_data "ib:…"): decoded here, run by core's one dispatch, `ImagineService.press`.
 
-A press either queued a job (V<i>, 🔄, vary, upscale 2×: answered with the queue position as a toast) or picked
-a finished image (U<i>: sent as a document, uncompressed, with its own buttons). Every callback query is
+A press either queued a job (V<i>, 🔄, the one-image buttons: answered with the queue position as a toast),
+picked a finished image (U<i>: sent as a document, uncompressed, with its own buttons), opened or changed the
+region picker (Vary (Region): a message with the 3×3 toggles, edited in place as they are tapped), or asks
+something first (Remix, a region's prompt, Custom Zoom's factor): a ForceReply message whose last line names
+the press (core.commands.dialogs.reference), so the user's reply to it, read by `on_answer`, finishes the press
+— after a restart too. Every callback query is
 answered — with an alert saying what is wrong when the press can't be served (someone else's buttons, an expired
 request, data that is no button of ours). Button ids carry all their state, so old messages keep working after
 restarts; ownership is checked by core against the stored request.
@@ -11,17 +15,19 @@ from __future__ import annotations
 
 import logging
 
-from telegram import CallbackQuery, InputFile, Update
+from telegram import CallbackQuery, ForceReply, InputFile, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes, filters
 
 from bots.telegram.context import BotContext
 from bots.telegram.delivery import record_delivery
 from bots.telegram.library import Library
-from bots.telegram.markup import single_keyboard
-from bots.telegram.replies import reply_parameters, report_error
+from bots.telegram.markup import picker_keyboard, single_keyboard
+from bots.telegram.replies import reply_parameters, report_error, send_text
+from core import constants as c
 from core.commands.buttons import decode_button
+from core.commands.dialogs import REF_RE, Ask, Picker, answer_for, referenced_button
 from core.commands.messages import queued_message
 from core.models.result import StoredImage
 from core.service import Pressed
@@ -57,6 +63,13 @@ class Buttons:
         if pressed.image is not None:
             await self._send_image(query, pressed, pressed.image, context)
             return
+        if pressed.picker is not None:
+            await self._show_picker(query, pressed, pressed.picker, context)
+            return
+        if pressed.ask is not None:
+            await query.answer()
+            await self._ask(context, message.chat.id, message.message_id, pressed.ask, to_user=False)
+            return
         try:
             shown = await self.library.answer_press(pressed, message, context.bot, requester)
         except Exception as exc:
@@ -67,10 +80,87 @@ class Buttons:
             return
         assert pressed.submission is not None
         await query.answer(queued_message(pressed.submission))
+        if pressed.button.action in (c.ACTION_REGION_SUBMIT, c.ACTION_REGION_PROMPT):
+            await self._close_picker(context, message, queued_message(pressed.submission))
         try:
             await context.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
         except TelegramError as exc:
             log.debug("chat action failed: %s", exc)
+
+    async def on_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A reply to one of our questions (ANSWERS): the press it names, finished with what was typed."""
+        message = update.effective_message
+        reply = message.reply_to_message if message is not None else None
+        button = referenced_button(reply.text or "") if reply is not None else None
+        if message is None or message.from_user is None or button is None:
+            return
+        chat_id = message.chat.id
+        try:
+            requester = await self.imagebot.requester(context.bot, message.from_user, message.chat)
+            reply_to = {"chat_id": str(chat_id), "message_id": str(message.message_id)}
+            pressed = await self.imagebot.service.press(
+                button, requester, reply_to=reply_to, answer=answer_for(button, message.text or "")
+            )
+        except Exception as exc:
+            await report_error(exc, context.bot, chat_id=chat_id, reply_to=message.message_id)
+            return
+        if pressed.ask is not None:  # Custom Zoom's factor is in; Remix asks for the prompt next
+            await self._ask(context, chat_id, message.message_id, pressed.ask)
+        elif pressed.submission is not None:
+            await send_text(
+                context.bot, chat_id, queued_message(pressed.submission), reply_to=message.message_id
+            )
+
+    async def _ask(
+        self,
+        context: ContextTypes.DEFAULT_TYPE,
+        chat_id: int,
+        reply_to: int,
+        ask: Ask,
+        *,
+        to_user: bool = True,
+    ) -> None:
+        """A question as a ForceReply message; its text ends with the press it finishes. `to_user`: it
+        replies to the user's own message, so only they are asked (selective)."""
+        placeholder = "1.5" if ask.wants_factor else (ask.prompt or "a new prompt")[:64]
+        await context.bot.send_message(
+            chat_id,
+            ask.question,
+            reply_markup=ForceReply(selective=to_user, input_field_placeholder=placeholder),
+            reply_parameters=reply_parameters(reply_to),
+        )
+
+    async def _show_picker(
+        self, query: CallbackQuery, pressed: Pressed, picker: Picker, context: ContextTypes.DEFAULT_TYPE
+    ) -> None:
+        """Vary (Region) opens the picker as a message of its own; a tap on a square redraws it in place."""
+        assert query.message is not None
+        await query.answer()
+        chat_id, message_id = query.message.chat.id, query.message.message_id
+        if pressed.button.action == c.ACTION_VARY_REGION:
+            await context.bot.send_message(
+                chat_id,
+                picker.text,
+                reply_markup=picker_keyboard(picker),
+                reply_parameters=reply_parameters(message_id),
+            )
+            return
+        try:
+            await context.bot.edit_message_text(
+                picker.text, chat_id=chat_id, message_id=message_id, reply_markup=picker_keyboard(picker)
+            )
+        except BadRequest as exc:  # a double tap: already drawn so
+            if "not modified" not in exc.message:
+                raise
+
+    async def _close_picker(self, context: ContextTypes.DEFAULT_TYPE, message: object, text: str) -> None:
+        """The region is on its way: the picker says so and loses its squares."""
+        if not isinstance(message, Message):
+            return
+        try:
+            await context.bot.edit_message_text(text, chat_id=message.chat.id, message_id=message.message_id)
+        except TelegramError as exc:
+            log.debug("region picker not closed (%s)", exc)
 
     async def on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any other callback query (no prefix of ours, random bytes, an old bot's buttons): answered, so the
@@ -107,3 +197,14 @@ class Buttons:
             await report_error(
                 exc, context.bot, chat_id=chat_id, reply_to=query.message.message_id, request_id=request_id
             )
+
+
+class _AnswerFilter(filters.MessageFilter):
+    """A message replying to one of our questions (its text ends with a reference to the press)."""
+
+    def filter(self, message: Message) -> bool:
+        reply = message.reply_to_message
+        return reply is not None and REF_RE.search(reply.text or "") is not None
+
+
+ANSWERS = filters.TEXT & ~filters.COMMAND & _AnswerFilter()

@@ -148,7 +148,7 @@ class Delivery:
             chat_id,
             InputFile(data, filename=f"{event.request_id}.{extension}"),
             caption=caption,
-            reply_markup=grid_keyboard(event),
+            reply_markup=grid_keyboard(event, request.mode if request else None),
             has_spoiler=spoiler,
             reply_parameters=reply_parameters(reply),
         )

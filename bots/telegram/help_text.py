@@ -21,6 +21,7 @@ FLAG_MEANINGS = {
     "sampler": "the sampler: Euler, Euler a, DPM++ 2M (Karras), DDIM, UniPC, LCM",
     "control": "follow your photo's edges, depth, pose or scribble",
     "cw": "how strongly to follow it, 0 to 2",
+    "region": "repaint this part of your photo (left,top,right,bottom in percent)",
 }
 
 START_TEXT = (
@@ -50,6 +51,8 @@ def help_text() -> str:
         "/loras lists the LoRA styles for --lora.",
         "In a private chat, any plain message is a prompt. In groups, use /imagine (or /img).",
         "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
+        "Under one image: Upscale (Subtle/Creative), Vary (Subtle/Strong/Region), Zoom Out 2×/1.5×/Custom, "
+        "and ⬅️ ➡️ ⬆️ ⬇️ to pan. With Remix on (/settings) you edit the prompt first.",
         "/settings sets your defaults; /cancel cancels your last request while it waits.",
         "/quota shows how many images you have left today and when that resets.",
         "/describe: send a photo captioned /describe (or reply to one) for four prompts, each a button.",

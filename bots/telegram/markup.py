@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from core.commands.buttons import Button, button_label, grid_buttons, single_buttons
+from core.commands.buttons import Button, button_label, result_buttons, single_buttons
+from core.commands.dialogs import Picker
+from core.models.request import Mode
 from core.models.result import ResultEvent
 
 CALLBACK_DATA_MAX_BYTES = 64
@@ -25,19 +27,26 @@ def _public_url(url: str | None) -> str | None:
     return url if url and url.startswith(("https://", "http://")) else None
 
 
-def grid_keyboard(event: ResultEvent) -> InlineKeyboardMarkup:
-    """U1–Un, V1–Vn and 🔄, and a "Full size" link when the grid has a public URL."""
-    rows = [[_button(b) for b in row] for row in grid_buttons(event.request_id, event.shown_indices)]
-    link = _public_url(event.grid.url if event.grid else None)
+def grid_keyboard(event: ResultEvent, mode: Mode | None = None) -> InlineKeyboardMarkup:
+    """U1–Un, V1–Vn and 🔄 (or, under an edit or upscale of one image, the one-image rows), and a
+    "Full size" link when the result has a public URL."""
+    rows = [[_button(b) for b in row] for row in result_buttons(event.request_id, mode, event.shown_indices)]
+    full = event.grid or (event.images[0] if len(event.images) == 1 else None)
+    link = _public_url(full.url if full else None)
     if link:
         rows.append([InlineKeyboardButton("Full size", url=link)])
     return InlineKeyboardMarkup(rows)
 
 
 def single_keyboard(request_id: str, index: int, url: str | None = None) -> InlineKeyboardMarkup:
-    """Vary (strong), Vary (subtle), Upscale 2× under one image."""
+    """Upscale, Vary, Zoom Out and Pan under one image (core's one-image rows)."""
     rows = [[_button(b) for b in row] for row in single_buttons(request_id, index)]
     link = _public_url(url)
     if link:
         rows.append([InlineKeyboardButton("Open original", url=link)])
     return InlineKeyboardMarkup(rows)
+
+
+def picker_keyboard(picker: Picker) -> InlineKeyboardMarkup:
+    """Vary (Region)'s 3×3 toggles, then Repaint / Repaint with a new prompt."""
+    return InlineKeyboardMarkup([[_button(b) for b in row] for row in picker.rows])

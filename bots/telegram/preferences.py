@@ -1,4 +1,4 @@
-"""/settings: per-user defaults (aspect ratio, model, image count, private replies) on an inline keyboard.
+"""/settings: per-user defaults (aspect ratio, model, image count, private replies, Remix) on an inline keyboard.
 
 Its buttons carry callback_data "st:<field>:<value>" (≤ 64 bytes); a press changes the presser's own
 defaults in core's PreferenceStore and redraws the menu.
@@ -36,7 +36,8 @@ def menu_text(prefs: UserPrefs) -> str:
         f"Aspect ratio: {prefs.aspect or 'model default'}\n"
         f"Model: {prefs.model or 'bot default'}\n"
         f"Images: {prefs.n or 'bot default'}\n"
-        f"Replies: {'private (sent to our private chat)' if prefs.private else 'in the chat where you ask'}"
+        f"Replies: {'private (sent to our private chat)' if prefs.private else 'in the chat where you ask'}\n"
+        f"Remix: {'on — edit the prompt before V, 🔄, zoom, pan and region edits' if prefs.remix else 'off'}"
     )
 
 
@@ -48,13 +49,14 @@ def menu_keyboard(prefs: UserPrefs) -> InlineKeyboardMarkup:
     models = [button(m, "m", m, prefs.model == m) for m in model_names()]
     counts = [button(str(n), "n", str(n), prefs.n == n) for n in COUNTS]
     privacy = button("Private replies", "p", "0" if prefs.private else "1", prefs.private)
+    remix = button("Remix", "rx", "0" if prefs.remix else "1", prefs.remix)
     reset = InlineKeyboardButton("Reset", callback_data=f"{PREFIX}:reset:")
     rows = [
         aspects[:4],
         aspects[4:],
         *[models[i : i + 3] for i in range(0, len(models), 3)],
         counts,
-        [privacy, reset],
+        [privacy, remix, reset],
     ]
     return InlineKeyboardMarkup(rows)
 
@@ -70,8 +72,10 @@ def parse_choice(data: str) -> dict[str, object]:
         return {"n": int(value)}
     if field == "p" and value in ("0", "1"):
         return {"private": value == "1"}
+    if field == "rx" and value in ("0", "1"):
+        return {"remix": value == "1"}
     if field == "reset":
-        return {"aspect": None, "model": None, "n": None, "private": False}
+        return {"aspect": None, "model": None, "n": None, "private": False, "remix": False}
     raise InvalidRequest("settings", "That settings button isn't one I know; please send /settings again.")
 
 

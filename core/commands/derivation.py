@@ -15,7 +15,7 @@ from core.errors import InvalidRequest
 from core.models.catalog import get_model
 from core.models.ids import new_request_id
 from core.models.policy import NsfwPolicy
-from core.models.request import ControlRef, GenerationRequest, Mode, Requester
+from core.models.request import Canvas, ControlRef, GenerationRequest, Mode, Requester
 from core.models.result import ResultEvent, StoredImage
 
 SEED_LIMIT = 2**32
@@ -41,6 +41,7 @@ class Source:
     mode: Mode = Mode.TXT2IMG
     key: str | None = None
     strength: float | None = None
+    mask: str | None = None  # inpaint (--region): the mask's storage key
 
 
 def request_from_options(
@@ -71,6 +72,7 @@ def request_from_options(
         model=options.model,
         mode=source.mode,
         source_image=source.key,
+        mask_image=source.mask,
         strength=source.strength,
         prefer_cloud=options.prefer_cloud,
         loras=options.loras,
@@ -83,16 +85,23 @@ def request_from_options(
 
 @dataclass(frozen=True)
 class Derivation:
-    """What a child request changes from its parent."""
+    """What a child request changes from its parent (None: the parent's own, or nothing)."""
 
     mode: Mode
     index: int
     source: str
-    strength: float
+    strength: float | None
     seeds: tuple[int, ...]
     width: int
     height: int
     model: str
+    mask: str | None = None  # inpaint: the mask's storage key
+    canvas: Canvas | None = None  # outpaint
+    factor: int | None = None  # upscale_subtle / upscale_creative
+    steps: int | None = None
+    seed_explicit: bool = False  # deterministic, so cacheable
+    prompt: str | None = None  # a remixed prompt
+    negative_prompt: str | None = None
 
 
 def child_request(
@@ -103,21 +112,27 @@ def child_request(
     derivation: Derivation,
     image_policy: NsfwPolicy | None,
 ) -> GenerationRequest:
-    """A variation or upscale of image `derivation.index` of `parent`, asked for by `requester`."""
+    """A variation, edit or upscale of image `derivation.index` of `parent`, asked for by `requester`."""
     model = derivation.model
     spec = get_model(model)
+    negative = parent.negative_prompt if derivation.negative_prompt is None else derivation.negative_prompt
+    steps = parent.steps if model == parent.model else spec.default_steps
     return GenerationRequest(
         request_id=request_id,
-        prompt=parent.prompt,
-        negative_prompt=parent.negative_prompt if spec.supports_negative else "",
+        prompt=derivation.prompt or parent.prompt,
+        negative_prompt=negative if spec.supports_negative else "",
         width=derivation.width,
         height=derivation.height,
-        steps=parent.steps if model == parent.model else spec.default_steps,
+        steps=derivation.steps or steps,
         guidance=parent.guidance if model == parent.model else spec.default_guidance,
         seeds=derivation.seeds,
+        seed_explicit=derivation.seed_explicit,
         model=model,
         mode=derivation.mode,
         source_image=derivation.source,
+        mask_image=derivation.mask,
+        canvas=derivation.canvas,
+        upscale_factor=derivation.factor,
         strength=derivation.strength,
         parent_id=parent.request_id,
         parent_index=derivation.index,
@@ -137,10 +152,13 @@ def reroll_request(
     request_id: str,
     reply_to: dict[str, str],
     image_policy: NsfwPolicy | None,
+    remix: tuple[str, str] | None = None,
 ) -> GenerationRequest:
-    """🔄: the parent's parameters with new seeds."""
+    """🔄: the parent's parameters with new seeds (and, remixed, a new prompt and negative prompt)."""
+    prompts = {} if remix is None else {"prompt": remix[0], "negative_prompt": remix[1]}
     request = parent.model_copy(
         update={
+            **prompts,
             "request_id": request_id,
             "seeds": random_seeds(parent.n),
             "seed_explicit": False,
@@ -171,3 +189,17 @@ def pick_image(result: ResultEvent, index: int) -> StoredImage:
         if image.index == index:
             return image
     raise InvalidRequest("button", f"Image {index + 1} of that grid isn't available (any more).")
+
+
+def pick_source(parent: GenerationRequest, result: ResultEvent, index: int) -> StoredImage:
+    """The image an edit starts from; one the image check withheld (or a moderator removed) can't be edited."""
+    try:
+        return pick_image(result, index)
+    except InvalidRequest:
+        if index < parent.n:
+            raise InvalidRequest(
+                "image",
+                f"Image {index + 1} was withheld by the safety check (or removed), so it can't be edited: "
+                "pick another image, or change the prompt and try again.",
+            ) from None
+        raise

@@ -23,6 +23,7 @@ FLAG_ALIASES: dict[str, str] = {
     "control": "control",
     "cw": "cw",
     "style": "style",
+    "region": "region",
 }
 # Flags that may be given more than once (each adds one).
 REPEATABLE = frozenset({"lora"})
@@ -42,6 +43,7 @@ FLAG_EXAMPLES: dict[str, str] = {
     "control": "--control canny",
     "cw": "--cw 0.8",
     "style": "--style watercolor",
+    "region": "--region 0,0,50,100",
 }
 
 _SHOWN_CHARS = 40

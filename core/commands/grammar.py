@@ -41,6 +41,7 @@ from core.commands.adapters import (
 )
 from core.commands.flags import FLAG_ALIASES, FLAG_EXAMPLES, REPEATABLE
 from core.commands.flags import shown as _shown
+from core.commands.regions import Region, parse_region
 from core.commands.sizes import aspect_size, explicit_size, size_for_aspect
 from core.commands.text import check_characters, check_prompt_text
 from core.errors import InvalidRequest
@@ -61,6 +62,7 @@ _MARKER = re.compile(r"(?P<dash>--|−−|[—–―]{1,2})(?P<name>[A-Za-z][A-Z
 _STRONG_DASHES = frozenset({"--", "−−"})
 _AR_VALUE = re.compile(r"[0-9]+\s*:\s*[0-9]+(?!\S)")
 _SIZE_VALUE = re.compile(r"[0-9]+\s*[xX×*]\s*[0-9]+(?!\S)")
+_REGION_VALUE = re.compile(r"[0-9.]+(?:\s*,\s*[0-9.]+){3}(?!\S)")
 _INT = re.compile(r"[+-]?[0-9]{1,30}")
 _STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
@@ -96,6 +98,7 @@ class ImagineOptions:
     control: str | None = None  # --control kind; the picture comes with the command
     control_weight: float = 1.0  # --cw
     style: str | None = None  # --style: a preset's name (core.governance.styles applies it at submit time)
+    region: Region | None = None  # --region: repaint this rectangle of the attached image (inpaint)
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def _take_value(name: str, tail: str) -> tuple[str, str]:
         found = longest_sampler_prefix(stripped)
         if found is not None:
             return found
-    pair = {"ar": _AR_VALUE, "size": _SIZE_VALUE}.get(name)
+    pair = {"ar": _AR_VALUE, "size": _SIZE_VALUE, "region": _REGION_VALUE}.get(name)
     match = pair.match(stripped) if pair else None
     if match:
         return "".join(match.group().split()), stripped[match.end() :]
@@ -407,6 +410,13 @@ def parse_imagine(
 
     negative = _negative_prompt(given["no"], spec, limits) if "no" in given else ""
     style = _style_name(given["style"]) if "style" in given else None
+    region = None
+    if "region" in given:
+        if not spec.supports_img2img:
+            raise InvalidRequest(
+                "region", f"{spec.name} can't repaint part of an image, so --region can't be used with it."
+            )
+        region = parse_region(given["region"].value, given["region"].label)
     width, height, note = _image_size(given, spec, defaults.aspect)
     if note:
         notes.append(note)
@@ -436,6 +446,7 @@ def parse_imagine(
         control=control[0],
         control_weight=control[1],
         style=style,
+        region=region,
     )
     logger.debug("parsed imagine command: %r", options)
     return options

@@ -88,6 +88,16 @@ def origin_label(request: GenerationRequest | None) -> str | None:
         return f"Variation{number}"
     if request.mode is Mode.UPSCALE:
         return f"Upscale{number}"
+    if request.mode is Mode.INPAINT:
+        return f"Vary (Region){number}"
+    if request.mode is Mode.OUTPAINT and request.canvas is not None:
+        canvas = request.canvas
+        if canvas.pan is not None:
+            return f"Pan {canvas.pan}{number}"
+        return f"Zoom Out {canvas.zoom:g}×{number}"
+    if request.mode in (Mode.UPSCALE_SUBTLE, Mode.UPSCALE_CREATIVE):
+        kind = "Subtle" if request.mode is Mode.UPSCALE_SUBTLE else "Creative"
+        return f"Upscale ({kind}) {request.upscale_factor}×{number}"
     if request.mode is Mode.REROLL:
         return "Reroll"
     if request.mode is Mode.IMG2IMG:

@@ -1,4 +1,5 @@
-"""Per-user defaults set with /settings, stored in Redis: aspect ratio, model, image count, reply privacy."""
+"""Per-user defaults set with /settings, stored in Redis: aspect ratio, model, image count, reply privacy, and
+Remix (edit the prompt before a variation, reroll, zoom, pan or region edit)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class UserPrefs(Frozen):
     model: str | None = None
     n: int | None = None
     private: bool = False  # replies only the user sees (Discord ephemeral; Telegram: in a private chat)
+    remix: bool = False  # V, 🔄, zoom, pan and region edits first open the prompt for editing
 
     def defaults(self) -> UserDefaults:
         return UserDefaults(aspect=self.aspect, model=self.model, n=self.n)

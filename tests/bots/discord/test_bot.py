@@ -82,9 +82,15 @@ async def test_imagine_then_vary_then_upscale(bots: BotRunner, discord_emulator:
     single = await result_of(emulator, upscale.token)
     assert image_size(single.files[0].data) == (64, 64)
     assert single.custom_ids() == [
-        f"ib:vs:{variation_id}:0",
+        f"ib:us:{variation_id}:0",
+        f"ib:uc:{variation_id}:0",
         f"ib:vl:{variation_id}:0",
-        f"ib:x2:{variation_id}:0",
+        f"ib:vs:{variation_id}:0",
+        f"ib:vr:{variation_id}:0",
+        f"ib:zo:{variation_id}:0:200",
+        f"ib:zo:{variation_id}:0:150",
+        f"ib:zc:{variation_id}:0",
+        *(f"ib:pn:{variation_id}:0:{d}" for d in "lrud"),
         f"ib:de:{variation_id}:0",
         f"ib:i:{variation_id}",
         f"ib:dl:{variation_id}",

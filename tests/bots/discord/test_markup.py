@@ -25,4 +25,21 @@ def test_grid_rows_hold_at_most_five_and_the_link_fits_in() -> None:
 def test_no_link_for_local_files_and_single_image_buttons() -> None:
     view = result_view(single_buttons(REQUEST_ID, 1), "file:///tmp/x.png")
     labels = [button["label"] for row in _rows(view) for button in row]
-    assert labels == ["Vary (strong)", "Vary (subtle)", "Upscale 2×", "Describe", "ⓘ Info", "🗑 Delete"]
+    assert labels == [
+        "Upscale (Subtle)",
+        "Upscale (Creative)",
+        "Vary (Subtle)",
+        "Vary (Strong)",
+        "Vary (Region)",
+        "Zoom Out 2×",
+        "Zoom Out 1.5×",
+        "Custom Zoom",
+        "⬅️",
+        "➡️",
+        "⬆️",
+        "⬇️",
+        "Describe",
+        "ⓘ Info",
+        "🗑 Delete",
+    ]
+    assert [len(row) for row in _rows(view)] == [2, 3, 3, 4, 3]

@@ -89,7 +89,7 @@ async def test_with_image_2_withheld_the_buttons_the_grid_and_u3_agree(telegram_
     assert (document.caption or "").startswith("Image 3 · 512×512")
     with Image.open(io.BytesIO(document.file or b"")) as full:
         assert near(background(full, 5, 5), BACKGROUNDS[2])  # image 3 itself, not the third cell shown
-    assert document.callback_data()[0] == f"ib:vs:{request_id}:2"
+    assert document.callback_data()[0] == f"ib:us:{request_id}:2"
 
     await press(f"ib:u:{request_id}:3")  # U4 reaches image 4
     fourth = await emulator.wait_for(

@@ -68,8 +68,22 @@ async def test_imagine_then_vary_then_upscale(
         assert full.format == "PNG"
         assert full.size == (varied.images[0].width, varied.images[0].height)
     assert [b["text"] for b in document.buttons()] == [
-        "Vary (strong)", "Vary (subtle)", "Upscale 2×", "Describe", "ⓘ Info", "🗑 Delete"
-    ]  # fmt: skip
+        "Upscale (Subtle)",
+        "Upscale (Creative)",
+        "Vary (Subtle)",
+        "Vary (Strong)",
+        "Vary (Region)",
+        "Zoom Out 2×",
+        "Zoom Out 1.5×",
+        "Custom Zoom",
+        "⬅️",
+        "➡️",
+        "⬆️",
+        "⬇️",
+        "Describe",
+        "ⓘ Info",
+        "🗑 Delete",
+    ]
     assert all(len(data.encode()) <= 64 for data in document.callback_data())
 
     leaks = [
