@@ -6,6 +6,7 @@ ResultEvent later on the platform's stream). No platform types, no ML, no retrie
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -184,7 +185,7 @@ class ImagineService:
             if not has_size_flag(text):
                 width, height = fit_aspect(options.model, upload.width, upload.height)
             if options.region is not None:  # --region: repaint that rectangle, keep the rest, at its size
-                drawn = region_mask(options.region, upload.width, upload.height)
+                drawn = await asyncio.to_thread(region_mask, options.region, upload.width, upload.height)
                 mask = Upload(drawn, "image/png", upload.width, upload.height)
                 strength = options.strength or INPAINT_STRENGTH
                 source = Source(Mode.INPAINT, upload.key, strength, mask.key)
@@ -418,13 +419,13 @@ class ImagineService:
     ) -> Submission:
         """The web region editor: repaint where `mask_png` is white (or painted on a transparent layer) in
         image `index` of `request_id`. The mask must be the image's size and cover something but not
-        everything; `prompt` is checked like a new one (None: the image's own)."""
+        everything; `prompt` is checked like a new one (None or blank: the image's own)."""
         return await self._edit(
             request_id,
             index,
             requester,
             lambda model, image, key: region_edit(model, image, index, key or ""),
-            prompt=prompt,
+            prompt=(prompt or "").strip() or None,
             source_id=source_id,
             reply_to=reply_to,
             mask=lambda image: check_mask(
@@ -508,7 +509,8 @@ class ImagineService:
         model = self._local_model(parent.model)
         upload = None
         if mask is not None:
-            upload = Upload(mask(image), "image/png", image.width, image.height)
+            drawn = await asyncio.to_thread(mask, image)  # PIL decoding and encoding, off the event loop
+            upload = Upload(drawn, "image/png", image.width, image.height)
         derivation = build(model, image, None if upload is None else upload.key)
         if remix is not None:
             derivation = replace(derivation, prompt=remix[0], negative_prompt=remix[1])

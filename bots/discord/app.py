@@ -18,7 +18,7 @@ import yarl
 from arq.connections import ArqRedis
 from discord.gateway import DiscordWebSocket
 
-from bots.discord.buttons import CoreButton, answer_unclaimed
+from bots.discord.buttons import CoreButton, answer_modal, answer_unclaimed
 from bots.discord.commands import ImagebotTree, build_tree
 from bots.discord.context import IDENTIFY_INTERVAL_S, PROGRESS_INTERVAL_S, TOKEN_LIFETIME_S, BotContext
 from bots.discord.delivery import Delivery
@@ -102,7 +102,11 @@ class ImagebotClient(discord.Client):
         await self.lifecycle.setup()
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Every interaction passes here too: a press no button takes is answered (buttons.py)."""
+        """Every interaction passes here too: a press no button takes is answered, and a submitted modal
+        (Remix, a region's prompt, Custom Zoom) finishes its press (buttons.py)."""
+        if interaction.type is discord.InteractionType.modal_submit:
+            await answer_modal(interaction)
+            return
         await answer_unclaimed(interaction)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:

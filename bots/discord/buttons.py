@@ -165,7 +165,7 @@ async def press(interaction: discord.Interaction, button: Button, answer: Answer
         if answer is not None:  # a modal asked it all at once: nothing is left to ask
             await send_error(interaction, InvalidRequest("button", "Please press the button again."))
             return
-        await interaction.response.send_modal(EditModal(step))
+        await interaction.response.send_modal(edit_modal(step))
         return
 
     async def act(reply_to: dict[str, str]) -> Pressed:
@@ -193,35 +193,59 @@ async def _show_picker(interaction: discord.Interaction, button: Button, picker:
         await interaction.response.edit_message(content=picker.text, view=view)
 
 
-class EditModal(discord.ui.Modal):
-    """The questions of one press (the prompt to edit, prefilled; a zoom factor); submitting presses it."""
+MODAL_PREFIX = "ibm:"
 
-    def __init__(self, ask: Ask) -> None:
-        super().__init__(title=ask.title, timeout=15 * 60, custom_id=f"ibm:{ask.button.encode()}"[:100])
-        self.ask = ask
-        self.prompt: discord.ui.TextInput[EditModal] | None = None
-        self.factor: discord.ui.TextInput[EditModal] | None = None
-        if ask.wants_factor:
-            self.factor = discord.ui.TextInput(
+
+def edit_modal(ask: Ask) -> discord.ui.Modal:
+    """The questions of one press: the prompt to edit (prefilled) and/or a zoom factor.
+
+    Stateless: its custom_id is the press's button id and its inputs are named "prompt" and "factor", so
+    `answer_modal` finishes it from the submission alone (after a restart, too). It is stopped before it is
+    sent, so discord.py keeps no copy of it."""
+    modal = discord.ui.Modal(title=ask.title, custom_id=f"{MODAL_PREFIX}{ask.button.encode()}")
+    if ask.wants_factor:
+        modal.add_item(
+            discord.ui.TextInput(
                 label="Zoom out by (1.1–2.0)", placeholder="1.5", max_length=6, custom_id="factor"
             )
-            self.add_item(self.factor)
-        if ask.wants_prompt:
-            self.prompt = discord.ui.TextInput(
+        )
+    if ask.wants_prompt:
+        modal.add_item(
+            discord.ui.TextInput(
                 label="Prompt",
                 style=discord.TextStyle.paragraph,
                 default=(ask.prompt or "")[:PROMPT_LIMIT],
                 max_length=PROMPT_LIMIT,
                 custom_id="prompt",
             )
-            self.add_item(self.prompt)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        answer = Answer(
-            prompt=None if self.prompt is None else self.prompt.value,
-            factor=None if self.factor is None else self.factor.value,
         )
-        await press(interaction, self.ask.button, answer)
+    modal.stop()
+    return modal
+
+
+def _submitted(components: Any) -> dict[str, str]:
+    """The text inputs of a modal submission, by custom_id."""
+    values: dict[str, str] = {}
+    for row in components or []:
+        for component in row.get("components") or [row.get("component") or row]:
+            if isinstance(component, dict) and component.get("type") == 4:
+                values[str(component.get("custom_id"))] = str(component.get("value") or "")
+    return values
+
+
+async def answer_modal(interaction: discord.Interaction) -> None:
+    """A submitted `edit_modal`: the press it names, finished with what was typed."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    custom_id = str(data.get("custom_id") or "")
+    if not custom_id.startswith(MODAL_PREFIX):
+        return
+    try:
+        button = decode_button(custom_id.removeprefix(MODAL_PREFIX))
+    except InvalidRequest as exc:
+        await send_error(interaction, exc)
+        return
+    values = _submitted(data.get("components"))
+    await press(interaction, button, Answer(prompt=values.get("prompt"), factor=values.get("factor")))
 
 
 async def _private(interaction: discord.Interaction, button: Button) -> bool:

@@ -61,6 +61,7 @@ ADMINISTRATOR = 1 << 3
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
+MODAL_SUBMIT = 5
 
 _counter = itertools.count(1)
 
@@ -164,6 +165,7 @@ class Interaction:
     payload: dict[str, Any]
     original_id: int | None = None  # the message its response created
     response_type: int | None = None
+    modal: dict[str, Any] | None = None  # the modal it was answered with (response type 9)
 
 
 @dataclass
@@ -414,6 +416,43 @@ class DiscordEmulator:
             message.channel_id != self.dm_channel_id,
             message=message.payload(self.base_url),
             member=(self.channel_permissions(roles, overwrite), roles),
+        )
+
+    async def submit_modal(
+        self, answered: Interaction, values: dict[str, str] | None = None, *, user_id: int
+    ) -> Interaction:
+        """The user submits the modal `answered` was answered with: each text input's value from `values`
+        (by custom_id), else the value it was prefilled with. Returns the MODAL_SUBMIT interaction."""
+        modal = answered.modal
+        assert modal is not None, "that interaction was not answered with a modal"
+        inputs = [
+            component
+            for row in modal.get("components", [])
+            for component in (row.get("components") or [row.get("component") or row])
+            if component.get("type") == 4
+        ]
+        rows = [
+            {
+                "type": 1,
+                "components": [
+                    {
+                        "type": 4,
+                        "custom_id": field["custom_id"],
+                        "value": (values or {}).get(field["custom_id"], field.get("value") or ""),
+                    }
+                ],
+            }
+            for field in inputs
+        ]
+        data = {"custom_id": modal["custom_id"], "components": rows}
+        channel_id = int(answered.payload["channel"]["id"])
+        return await self._dispatch_interaction(
+            MODAL_SUBMIT,
+            data,
+            user_id,
+            channel_id,
+            "guild_id" in answered.payload,
+            message=answered.payload.get("message"),
         )
 
     async def add_role(self, name: str, permissions: int = 0) -> int:
@@ -757,6 +796,8 @@ class DiscordEmulator:
         elif kind == 7 and "message" in interaction.payload:  # edit the message the button is on
             message = self.messages[int(interaction.payload["message"]["id"])]
             _apply(message, data, files)
+        elif kind == 9:  # a modal: the user fills it in (submit_modal)
+            interaction.modal = data
         body: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction.id),
