@@ -45,5 +45,10 @@ class PreferenceStore:
             prefs = prefs.model_copy(update={"model": get_model(prefs.model).name})
         if prefs.n is not None and not 1 <= prefs.n <= 4:
             raise InvalidRequest("n", "The number of images must be from 1 to 4.")
-        await self.redis.set(PREFS_KEY.format(platform=platform, user_id=user_id), prefs.model_dump_json())
+        # Remix off writes the record the previous version reads (it forbids unknown fields), so a rolling
+        # upgrade doesn't break its processes still running the old code.
+        exclude = None if prefs.remix else {"remix"}
+        await self.redis.set(
+            PREFS_KEY.format(platform=platform, user_id=user_id), prefs.model_dump_json(exclude=exclude)
+        )
         return prefs

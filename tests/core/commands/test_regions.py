@@ -98,3 +98,10 @@ def test_an_uploaded_mask_is_normalised_to_black_and_white() -> None:
 def test_bad_masks_are_refused(data: bytes, words: str) -> None:
     with pytest.raises(InvalidRequest, match=words):
         check_mask(data, 40, 30)
+
+
+def test_transparent_pixels_are_kept_whatever_their_colour() -> None:
+    layer = Image.new("RGBA", (40, 30), (255, 255, 255, 0))  # white, but transparent: keep
+    layer.paste((255, 255, 255, 255), (0, 0, 6, 6))
+    mask = pixels(check_mask(png(layer), 40, 30))
+    assert mask.getpixel((2, 2)) == 255 and mask.getpixel((20, 20)) == 0

@@ -65,7 +65,6 @@ async def test_records_written_now_keep_the_same_field_names(redis: aioredis.Red
         "buttons": "owner",
         "default_model": None,
         "log_channel": "-1001",
-        "denied_loras": [],
     }
     await PreferenceStore(redis).update("telegram", "1", aspect="16:9", n=2)
     assert json.loads(await redis.get(PREFS_KEY.format(platform="telegram", user_id="1"))) == {
@@ -73,7 +72,6 @@ async def test_records_written_now_keep_the_same_field_names(redis: aioredis.Red
         "model": None,
         "n": 2,
         "private": False,
-        "remix": False,
     }
     before = time.time()
     await BanList(redis).ban("telegram:1", "spam", by="telegram:9", duration_s=3600)
