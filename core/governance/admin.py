@@ -218,8 +218,10 @@ class AdminService(CommunityAdmin):
         community = community_of(actor)
         if community is None:
             require(actor.privilege, Privilege.OWNER, "read the whole audit log (from a private chat)")
+        # Generations are many: shown when asked for ("action generated"), not between moderators' actions.
+        skip = frozenset() if query.action else frozenset({AuditAction.GENERATED.value})
         entries = await self.audit.read(
-            user=query.user, action=query.action, community=community, since=query.since
+            user=query.user, action=query.action, community=community, since=query.since, skip=skip
         )
         if not entries:
             return AdminReply.of("No audit entries match.")

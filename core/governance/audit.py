@@ -115,9 +115,10 @@ class AuditLog:
         since: float | None = None,
         limit: int = 20,
         scan: int = 5000,
+        skip: frozenset[str] = frozenset(),
     ) -> list[AuditEntry]:
         """Newest first, from the community's stream (None: the global one); `user` matches the actor or the
-        target. Scans at most `scan` recent entries of that stream."""
+        target; entries whose action is in `skip` are left out. Scans at most `scan` recent entries."""
         stream = COMMUNITY_AUDIT_STREAM.format(community=community) if community else AUDIT_STREAM
         start = f"{int(since * 1000)}-0" if since else "-"
         raw = await self.redis.xrevrange(stream, max="+", min=start, count=scan)
@@ -130,7 +131,7 @@ class AuditLog:
                 continue
             if user and user not in (entry.actor, entry.target):
                 continue
-            if action and entry.action != action:
+            if (action and entry.action != action) or entry.action in skip:
                 continue
             entries.append(entry)
             if len(entries) >= limit:
