@@ -54,7 +54,7 @@ from core.commands.buttons import (
 )
 from core.commands.buttons import TEMPLATE as CORE_TEMPLATE
 from core.commands.dialogs import Answer, Ask, Picker
-from core.commands.links import with_gallery_link
+from core.commands.links import with_gallery_link, with_region_link
 from core.commands.messages import result_caption
 from core.errors import InvalidRequest
 from core.governance.library import History
@@ -185,12 +185,14 @@ async def press(interaction: discord.Interaction, button: Button, answer: Answer
 async def _show_picker(interaction: discord.Interaction, button: Button, picker: Picker) -> None:
     """Vary (Region): the picker as an ephemeral message; a tap on one of its squares redraws it in place."""
     view = result_view(picker.rows)
+    context, requester = context_of(interaction), requester_of(interaction)
+    text = with_region_link(  # the picker is ephemeral: only the presser sees the link
+        picker.text, context.settings, requester, picker.request_id, picker.index, private=True
+    )
     if button.action == c.ACTION_VARY_REGION:
-        await interaction.response.send_message(
-            picker.text, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await interaction.response.send_message(text, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS)
     else:
-        await interaction.response.edit_message(content=picker.text, view=view)
+        await interaction.response.edit_message(content=text, view=view)
 
 
 MODAL_PREFIX = "ibm:"
@@ -312,7 +314,9 @@ async def render_press(interaction: discord.Interaction, pressed: Pressed) -> bo
         )
     elif pressed.history is not None:
         view = history_view(pressed.history)
-        text = with_gallery_link(pressed.history.text(), context.settings, requester_of(interaction))
+        text = with_gallery_link(
+            pressed.history.text(), context.settings, requester_of(interaction), private=True
+        )
         await interaction.edit_original_response(
             content=_clipped(text), view=view, allowed_mentions=NO_MENTIONS
         )

@@ -81,7 +81,7 @@ async def history(interaction: discord.Interaction) -> None:
     found = await context.service.history(requester)
     view = history_view(found)
     await interaction.response.send_message(
-        _clip(with_gallery_link(found.text(), context.settings, requester)),
+        _clip(with_gallery_link(found.text(), context.settings, requester, private=True)),  # ephemeral
         view=view or discord.utils.MISSING,
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,

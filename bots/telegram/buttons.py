@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from telegram import CallbackQuery, ForceReply, InputFile, Message, Update
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, filters
 
@@ -28,7 +28,9 @@ from bots.telegram.replies import reply_parameters, report_error, send_text
 from core import constants as c
 from core.commands.buttons import decode_button
 from core.commands.dialogs import REF_RE, Ask, Picker, answer_for, referenced_button
+from core.commands.links import with_region_link
 from core.commands.messages import queued_message
+from core.models.request import Requester
 from core.models.result import StoredImage
 from core.service import Pressed
 
@@ -64,7 +66,7 @@ class Buttons:
             await self._send_image(query, pressed, pressed.image, context)
             return
         if pressed.picker is not None:
-            await self._show_picker(query, pressed, pressed.picker, context)
+            await self._show_picker(query, pressed, pressed.picker, context, requester)
             return
         if pressed.ask is not None:
             await query.answer()
@@ -131,23 +133,33 @@ class Buttons:
         )
 
     async def _show_picker(
-        self, query: CallbackQuery, pressed: Pressed, picker: Picker, context: ContextTypes.DEFAULT_TYPE
+        self,
+        query: CallbackQuery,
+        pressed: Pressed,
+        picker: Picker,
+        context: ContextTypes.DEFAULT_TYPE,
+        requester: Requester,
     ) -> None:
-        """Vary (Region) opens the picker as a message of its own; a tap on a square redraws it in place."""
+        """Vary (Region) opens the picker as a message of its own; a tap on a square redraws it in place. In a
+        private chat it also links to the web's region editor (a link is the presser's own: never in groups)."""
         assert query.message is not None
         await query.answer()
         chat_id, message_id = query.message.chat.id, query.message.message_id
+        private = query.message.chat.type == ChatType.PRIVATE
+        text = with_region_link(
+            picker.text, self.imagebot.settings, requester, picker.request_id, picker.index, private=private
+        )
         if pressed.button.action == c.ACTION_VARY_REGION:
             await context.bot.send_message(
                 chat_id,
-                picker.text,
+                text,
                 reply_markup=picker_keyboard(picker),
                 reply_parameters=reply_parameters(message_id),
             )
             return
         try:
             await context.bot.edit_message_text(
-                picker.text, chat_id=chat_id, message_id=message_id, reply_markup=picker_keyboard(picker)
+                text, chat_id=chat_id, message_id=message_id, reply_markup=picker_keyboard(picker)
             )
         except BadRequest as exc:  # a double tap: already drawn so
             if "not modified" not in exc.message:

@@ -21,6 +21,7 @@ from telegram import (
     Message,
     Update,
 )
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bots.telegram.admin import result_request_id, split_message
@@ -130,7 +131,12 @@ class Library:
             return
         await context.bot.send_message(
             message.chat.id,
-            with_gallery_link(history.text(), self.imagebot.settings, requester),
+            with_gallery_link(
+                history.text(),
+                self.imagebot.settings,
+                requester,
+                private=message.chat.type == ChatType.PRIVATE,
+            ),
             reply_markup=history_keyboard(history),
             reply_parameters=reply_parameters(message.message_id),
         )
@@ -237,7 +243,12 @@ class Library:
         if pressed.history is not None:
             history = pressed.history
             await bot.edit_message_text(
-                with_gallery_link(history.text(), self.imagebot.settings, requester),
+                with_gallery_link(
+                    history.text(),
+                    self.imagebot.settings,
+                    requester,
+                    private=message.chat.type == ChatType.PRIVATE,
+                ),
                 chat_id=chat_id,
                 message_id=message.message_id,
                 reply_markup=history_keyboard(history),

@@ -13,6 +13,7 @@ from bots.web.context import CONTEXT
 from bots.web.markup import pressed_view, submission_view
 from bots.web.requester import current
 from core.commands.buttons import decode_button
+from core.commands.dialogs import ANSWER_MAX_CHARS, Answer
 from core.errors import InvalidRequest
 
 PNG_DATA_URL = "data:image/png;base64,"
@@ -55,9 +56,24 @@ async def imagine(request: web.Request) -> web.Response:
 
 async def press(request: web.Request) -> web.Response:
     session, service = current(request), request.app[CONTEXT].service
-    button = decode_button(_text(await _body(request), "button", 100))
-    pressed = await service.press(button, session.requester, reply_to=session.reply_to)
+    body = await _body(request)
+    button = decode_button(_text(body, "button", 100))
+    pressed = await service.press(button, session.requester, reply_to=session.reply_to, answer=_answer(body))
     return web.json_response(pressed_view(pressed))
+
+
+def _answer(body: dict[str, Any]) -> Answer | None:
+    """What the page answered a question with (Remix's or a region's prompt, Custom Zoom's factor)."""
+    answer = body.get("answer")
+    if answer is None:
+        return None
+    if not isinstance(answer, dict):
+        raise InvalidRequest("answer", "Answer the question on the page itself.")
+    prompt, factor = answer.get("prompt"), answer.get("factor")
+    for name, value in (("prompt", prompt), ("factor", factor)):
+        if value is not None and (not isinstance(value, str) or len(value) > ANSWER_MAX_CHARS):
+            raise InvalidRequest(name, f"The {name} must be text of at most {ANSWER_MAX_CHARS} characters.")
+    return Answer(prompt=prompt, factor=factor)
 
 
 def _mask(body: dict[str, Any], limit: int) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.commands.buttons import Button, button_label, grid_buttons, single_buttons
+from core.commands.buttons import Button, button_label, result_buttons, single_buttons
 from core.commands.messages import progress_message, queued_message, result_caption
 from core.jobs.queue import Submission
 from core.models.request import GenerationRequest
@@ -63,7 +63,8 @@ def event_view(event: ResultEvent, request: GenerationRequest | None) -> dict[st
     if event.kind is EventKind.DONE:
         view["text"] = result_caption(request, event, limit=4000)
         view["images"] = images_view(event)
-        view["buttons"] = buttons_view(grid_buttons(event.request_id, event.shown_indices))
+        mode = request.mode if request is not None else None
+        view["buttons"] = buttons_view(result_buttons(event.request_id, mode, event.shown_indices))
         return view
     view["text"] = event.message or ENDED.get(event.kind, "").format(request_id=event.request_id)
     return view
@@ -92,6 +93,22 @@ def pressed_view(pressed: Pressed) -> dict[str, Any]:
         return event_view(pressed.shown, None)
     if pressed.info is not None:
         return {"request_id": f"{button.request_id}-info", "kind": "info", "text": pressed.info.text()}
+    if pressed.picker is not None:  # Vary (Region): the web paints the region in its editor instead
+        return {
+            "request_id": button.request_id,
+            "kind": "navigate",
+            "href": region_href(button.request_id, button.index or 0),
+        }
+    if pressed.ask is not None:
+        ask = pressed.ask
+        return {
+            "request_id": f"{button.request_id}-ask",
+            "kind": "ask",
+            "text": ask.title,
+            "button": ask.button.encode(),
+            "prompt": ask.prompt if ask.wants_prompt else None,
+            "factor": ask.wants_factor,
+        }
     if pressed.history is not None:
         return {"request_id": f"{button.request_id}-history", "kind": "info", "text": pressed.history.text()}
     return {"request_id": button.request_id, "kind": "info", "text": "Done."}

@@ -134,12 +134,42 @@ def gallery_link(
     return page_link(settings, requester, PAGE_GALLERY, reply_to)
 
 
+PRIVATE_ONLY = "Your gallery: send me /history in a private chat for your own link to it."
+
+
 def with_gallery_link(
-    text: str, settings: Settings, requester: Requester, reply_to: dict[str, str] | None = None
+    text: str,
+    settings: Settings,
+    requester: Requester,
+    reply_to: dict[str, str] | None = None,
+    *,
+    private: bool,
 ) -> str:
-    """The /history reply: `text`, then "Your gallery: <signed link>" where the web front end is set up."""
+    """The /history reply: `text`, then "Your gallery: <signed link>" where the web front end is set up.
+
+    A link is a credential for its lifetime, so it goes only where the requester alone sees it (`private`: a DM,
+    an ephemeral reply); elsewhere the reply says where to ask for it."""
     link = gallery_link(settings, requester, reply_to)
-    return f"{text}\n\nYour gallery: {link}" if link else text
+    if link is None:
+        return text
+    return f"{text}\n\nYour gallery: {link}" if private else f"{text}\n\n{PRIVATE_ONLY}"
+
+
+def with_region_link(
+    text: str,
+    settings: Settings,
+    requester: Requester,
+    request_id: str,
+    index: int,
+    *,
+    private: bool,
+) -> str:
+    """The region picker's words, then a signed link to paint the region in the web editor instead (only
+    where the requester alone sees it, like `with_gallery_link`)."""
+    link = region_link(settings, requester, request_id, index)
+    if link is None or not private:
+        return text
+    return f"{text}\n\nOr paint the region yourself on the web: {link}"
 
 
 def region_link(

@@ -10,10 +10,11 @@ from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 
 from bots.web import build_app
+from core.commands.links import PRIVATE_ONLY
 from core.models.request import Platform, Requester
 from core.settings import Settings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, bots  # noqa: F401
-from tests.bots.telegram.conftest import ALICE, GROUP, TelegramBot, bot_settings
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, GROUP, TelegramBot, bot_settings
 from tests.emulators.discord_api import DiscordEmulator
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
 from tests.emulators.telegram_api import TelegramEmulator
@@ -54,10 +55,13 @@ async def test_telegram_history_links_to_the_gallery(
     bot = TelegramBot(telegram_emulator, pipeline, bot_settings(telegram_emulator, pipeline))
     await bot.start()
     try:
-        reply = await bot.command(GROUP, ALICE, "/history")
+        reply = await bot.command(ALICE_DM, ALICE, "/history")
         found = LINK.search(reply.shown)
         assert found is not None, reply.shown
         assert await gallery_through(found.group(1), pipeline) == [mine]
+        # In a group everyone would see it: a link is a credential, so the reply says where to get one.
+        in_group = await bot.command(GROUP, ALICE, "/history")
+        assert PRIVATE_ONLY in in_group.shown and "/link/" not in in_group.shown
     finally:
         await bot.stop()
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image
 
+from core import constants as c
 from core.commands.buttons import Button, button_label, grid_buttons, single_buttons
 from core.models.request import Mode
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
@@ -70,32 +71,42 @@ async def chat_and_buttons(page: Any, expect: Any, server: WebServer, artefacts:
     single = page.locator("#messages li.card[data-kind='image']")
     await expect(single.locator(".images img")).to_have_count(1)
     await expect(single.locator("button")).to_have_text(labels(single_buttons(request_id, 0)))
-    await expect(single.locator("a.region")).to_have_text("Vary (Region)")
+    # Custom Zoom asks for its factor on the page, then queues like any press
+    await single.get_by_role("button", name=button_label(Button(c.ACTION_ZOOM_CUSTOM, request_id, 0))).click()
+    question = page.locator("#messages li.card[data-kind='ask']")
+    await question.locator("input").fill("1.5")
+    await question.locator("button[type='submit']").click()
+    zoomed = page.locator("#messages li.card").last
+    await expect(zoomed).to_have_attribute("data-kind", "done", timeout=RENDER_S)
+    await expect(zoomed.locator(".status")).to_contain_text("Zoom Out 1.5× of image 1")
+    zoom_id = await zoomed.get_attribute("data-request-id")
+    await expect(zoomed.locator("button")).to_have_text(labels(single_buttons(zoom_id, 0)))  # one image
 
     await grid.get_by_role("button", name="V1", exact=True).click()
     done = page.locator("#messages li.card[data-kind='done']")
-    await expect(done).to_have_count(2, timeout=RENDER_S)
-    await expect(done.nth(1).locator(".status")).to_contain_text("Variation of image 1")
+    await expect(done).to_have_count(3, timeout=RENDER_S)
+    await expect(done.nth(2).locator(".status")).to_contain_text("Variation of image 1")
     await page.screenshot(path=artefacts / "2-chat-u1-v1.png", full_page=True)
 
 
 async def gallery(page: Any, expect: Any, artefacts: Path) -> None:
     await page.click("nav >> text=Gallery")
     results = page.locator("#results li.card")
-    await expect(results).to_have_count(2)  # the grid and its variation, newest first
+    await expect(results).to_have_count(3)  # the grid, its zoom and its variation, newest first
     await expect(results.nth(0).locator("dl.parameters")).to_contain_text("variation")
-    await expect(results.nth(1).locator("dl.parameters")).to_contain_text("a lighthouse at dusk")
+    await expect(results.nth(1).locator("dl.parameters")).to_contain_text("outpaint")
+    await expect(results.nth(2).locator("dl.parameters")).to_contain_text("txt2img")
     await page.screenshot(path=artefacts / "3-gallery.png", full_page=True)
     delete = results.nth(0).locator("button.delete")  # the variation goes, after a second click to confirm
     await delete.click()
     await expect(delete).to_have_text("Delete for good?")
     await delete.click()
-    await expect(results).to_have_count(1)
+    await expect(results).to_have_count(2)
     await page.reload()
-    await expect(results).to_have_count(1)
-    await results.nth(0).get_by_role("button", name="U2", exact=True).click()
-    await page.locator("li.card[data-kind='image'] a.region").click()
-    await page.wait_for_selector("#mask")
+    await expect(results).to_have_count(2)
+    await results.nth(1).get_by_role("button", name="U2", exact=True).click()
+    await page.locator("li.card[data-kind='image']").get_by_role("button", name="Vary (Region)").click()
+    await page.wait_for_selector("#mask")  # on the web, Vary (Region) opens the region editor
 
 
 async def region_editor(page: Any, expect: Any, pipeline: Pipeline, artefacts: Path) -> None:  # noqa: F811

@@ -19,15 +19,19 @@
     node.scrollIntoView({ block: "end" });
   }
 
+  const hooks = {
+    onPress: press,
+    onView(view, node) {
+      if (view.kind === "queued") waiting.add(view.request_id);
+      node.scrollIntoView({ block: "end" });
+    },
+  };
+
   async function press(buttonId, button) {
     button.disabled = true;
+    said(button.textContent);
     try {
-      const view = await imagebot.post("/api/press", { button: buttonId });
-      said(button.textContent);
-      if (view.kind === "queued") waiting.add(view.request_id);
-      if (view.kind === "image") view.request_id = `${view.request_id}-${view.images[0].index}`;
-      if (view.kind === "info") view.request_id = `${view.request_id}-${Date.now()}`;
-      onView(view);
+      await imagebot.press(list, buttonId, null, hooks);
     } catch (error) {
       said(error.message, "error");
     } finally {

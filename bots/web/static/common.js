@@ -75,7 +75,6 @@ const imagebot = (() => {
       figure.append(img);
       const caption = element("figcaption");
       caption.append(element("a", { href: image.src, target: "_blank", rel: "noopener" }, `${image.index + 1}`));
-      if (view.kind === "image") caption.append(" ", element("a", { href: image.region, class: "region" }, "Vary (Region)"));
       figure.append(caption);
       images.append(figure);
     }
@@ -112,6 +111,43 @@ const imagebot = (() => {
     return node;
   }
 
+  // A result button: core decides what it does, the page shows what came back (a queued job, an image, a
+  // question to answer, the region editor to open…). `hooks.onView` hears every view drawn.
+  async function press(list, buttonId, answer, hooks) {
+    const view = await post("/api/press", answer ? { button: buttonId, answer } : { button: buttonId });
+    if (view.kind === "navigate") {
+      window.location.assign(view.href);
+      return view;
+    }
+    if (view.kind === "image") view.request_id = `${view.request_id}-${view.images[0].index}`;
+    if (view.kind === "info" || view.kind === "ask") view.request_id = `${view.request_id}-${Date.now()}`;
+    const node = render(list, view, hooks.onPress, hooks.atTop);
+    if (view.kind === "ask") askForm(list, node, view, hooks);
+    hooks.onView(view, node);
+    return view;
+  }
+
+  function askForm(list, node, view, hooks) {
+    const form = element("form", { class: "ask" });
+    const input = element("input", {
+      name: "answer", maxlength: "2000", required: "",
+      placeholder: view.factor ? "1.1 to 2.0, e.g. 1.5" : "the prompt",
+    });
+    input.value = view.factor ? "" : view.prompt || "";
+    form.append(input, element("button", { type: "submit" }, "Go"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await press(list, view.button, view.factor ? { factor: input.value } : { prompt: input.value }, hooks);
+        form.remove();
+      } catch (error) {
+        setStatus(node, error.message);
+      }
+    });
+    node.append(form);
+    input.focus();
+  }
+
   // Server-sent events for this visitor; `pending` ids are fetched again when the stream (re)opens.
   function listen(onView, pending) {
     const source = new EventSource("/api/events");
@@ -129,5 +165,5 @@ const imagebot = (() => {
     return source;
   }
 
-  return { post, element, render, listen };
+  return { post, element, render, listen, press };
 })();

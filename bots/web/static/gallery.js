@@ -37,17 +37,24 @@
     return button;
   }
 
+  const hooks = {
+    onPress: press,
+    atTop: true,
+    onView(view, node) {
+      if (view.kind === "queued") {
+        waiting.add(view.request_id);
+        status.textContent = view.text;
+        node.remove(); // the new result appears in the gallery when it is done
+      } else {
+        node.scrollIntoView();
+      }
+    },
+  };
+
   async function press(buttonId, button) {
     button.disabled = true;
     try {
-      const view = await imagebot.post("/api/press", { button: buttonId });
-      if (view.kind === "image") {
-        view.request_id = `${view.request_id}-${view.images[0].index}`;
-        imagebot.render(list, view, press, true).scrollIntoView();
-      } else {
-        waiting.add(view.request_id);
-        status.textContent = view.text;
-      }
+      await imagebot.press(list, buttonId, null, hooks);
     } catch (error) {
       status.textContent = error.message;
     } finally {
