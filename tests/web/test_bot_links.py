@@ -25,6 +25,7 @@ from tests.web.results import planted
 from tests.web.test_security import CSRF
 
 PUBLIC = "http://imagebot.example"
+REGION = re.compile(r"paint the region yourself on the web: (http://imagebot\.example/link/\S+)")
 LINK = re.compile(r"Your gallery: (http://imagebot\.example/link/\S+)")
 
 
@@ -82,6 +83,22 @@ async def test_discord_history_links_to_the_gallery(
     found = LINK.search(page.content)
     assert page.ephemeral and found is not None, page.content
     assert await gallery_through(found.group(1), pipeline) == [mine]
+
+    # Vary (Region) under the image: the ephemeral picker also links to the web's region editor for it.
+    emulator = discord_emulator
+    show = await emulator.click(page, f"ib:sh:{mine}", user_id=user)
+    shown = await emulator.wait_for(lambda: (m := emulator.original(show.token)) and m.files and m, 20)
+    upscale = await emulator.click(shown, f"ib:u:{mine}:0", user_id=user)
+    single = await emulator.wait_for(lambda: (m := emulator.original(upscale.token)) and m.files and m, 20)
+    picker = await answer(emulator, await emulator.click(single, f"ib:vr:{mine}:0", user_id=user))
+    region = REGION.search(picker.content)
+    assert picker.ephemeral and region is not None, picker.content
+    runtime = pipeline.runtime
+    app = build_app(runtime.settings, runtime.service, runtime.redis, consumer_name="web-rg", tuning=FAST)
+    async with TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True)) as client:
+        editor = await client.get(region.group(1).removeprefix(PUBLIC))
+        assert editor.status == 200 and editor.url.path == f"/region/{mine}/0"
+        assert 'id="mask"' in await editor.text()
 
 
 async def test_a_discord_users_press_on_the_web_is_posted_to_their_channel(
