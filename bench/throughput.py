@@ -6,7 +6,8 @@ Two workloads, each on the same requests in every column:
 - `--jobs` jobs of `--n` images (default 12 × 4);
 - a burst of `--burst` one-image requests (default 48 × 1), what micro-batching is for.
 (a) plain loop: diffusers alone — load the pipeline, render each job (one seeded generator per image), save PNGs;
-    torch with its default threads.
+    torch with its default threads; (a') the same with the worker's model threads (worker/threads.py), which is
+    what it would get beside post-processing.
 (b) imagebot end to end, batching off: embedded Redis, the core service (grammar, moderation, quotas, fair queue),
     an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
 (c) the same with micro-batching on (`--batch` images per call; the worker holds `--batch` + 1 jobs).
@@ -159,18 +160,29 @@ def print_stages(stages: dict[str, list[float]]) -> None:
 
 def workload(title: str, folder: Path, args: argparse.Namespace, jobs: int, n: int, threads: int) -> None:
     """(a), (b) and (c) on `jobs` jobs of `n` images, printed side by side."""
+    from worker.threads import plan_threads, usable_cores
     from worker.tiny import ensure_tiny_model
 
     (folder / "plain").mkdir(parents=True)
-    plain = plain_loop(ensure_tiny_model(args.model_cache), jobs, n, folder / "plain", threads)
+    model_dir = ensure_tiny_model(args.model_cache)
+    plain = plain_loop(model_dir, jobs, n, folder / "plain", threads)
+    plan = plan_threads(Settings().worker, "cpu", usable_cores())
+    limited = plain_loop(model_dir, jobs, n, folder / "plain", plan.model) if plan.model != threads else plain
     off, off_stages = asyncio.run(end_to_end(settings_for(folder / "b", args.model_cache), jobs, n))
     batched = settings_for(
         folder / "c", args.model_cache, batch_max_images=args.batch, max_jobs=args.batch + 1
     )
     on, on_stages = asyncio.run(end_to_end(batched, jobs, n))
     print(f"{title}: {jobs} jobs × {n} image(s), tiny 64×64, {get_model('tiny').default_steps} steps")
-    print(f"  (a) plain diffusers loop        : {plain:6.2f} images/s")
-    print(f"  (b) imagebot, batching off      : {off:6.2f} images/s   b/a = {off / plain:.2f}")
+    print(f"  (a) plain diffusers loop        : {plain:6.2f} images/s   (torch's default {threads} threads)")
+    if plan.model != threads:
+        print(
+            f"  (a') the same, {plan.model} torch thread(s) : {limited:6.2f} images/s   (the worker's model threads)"
+        )
+    print(
+        f"  (b) imagebot, batching off      : {off:6.2f} images/s   b/a = {off / plain:.2f}   "
+        f"b/a' = {off / limited:.2f}"
+    )
     print_stages(off_stages)
     print(
         f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.2f} images/s   c/a = {on / plain:.2f}   "
