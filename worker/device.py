@@ -189,6 +189,11 @@ class DeviceGuard:
             interruption.cancel()
             raise
 
+    def close(self) -> None:
+        """Let the device thread go once its last call has ended (a new call would fail)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
     def _release(self, running: asyncio.Future[T]) -> None:
         self._lock.release()
         if not running.cancelled():

@@ -200,6 +200,7 @@ class DiffusersBackend:
             self.registry.close()
 
         await self.device.run(close)
+        self.device.close()
 
     def _batch_call(
         self, requests: tuple[GenerationRequest, ...], on_progress: ProgressCallback
