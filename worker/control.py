@@ -25,10 +25,18 @@ from worker.registry import LoadedModel, hub_offline
 logger = logging.getLogger(__name__)
 
 CANNY_LOW, CANNY_HIGH = 100, 200
-# COCO keypoint pairs drawn as the pose skeleton (shoulders, arms, hips, legs, head).
-_SKELETON = (
-    (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
-    (11, 13), (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4),
+POSE_MIN_SCORE = 0.3
+# OpenPose's 18 body points from COCO's 17 (what VitPose finds); None is the neck, between the shoulders.
+_OPENPOSE_FROM_COCO = (0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
+# OpenPose's limbs (pairs of its points) and colours, as openpose ControlNets were trained on them.
+_LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
+_COLOURS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
 )  # fmt: skip
 
 
@@ -39,6 +47,32 @@ def canny_map(image: Image.Image, low: int = CANNY_LOW, high: int = CANNY_HIGH) 
     grey = np.asarray(image.convert("L"))
     edges = cv2.Canny(grey, low, high)
     return Image.fromarray(np.stack([edges] * 3, axis=-1), "RGB")
+
+
+def openpose_map(people: list[tuple[list[list[float]], list[float]]], size: tuple[int, int]) -> Image.Image:
+    """People's COCO keypoints ((x, y) and a score each) drawn as OpenPose's coloured skeleton on black."""
+    import cv2
+
+    canvas = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+    for points, scores in people:
+        body: list[tuple[int, int] | None] = []
+        for coco in _OPENPOSE_FROM_COCO:
+            pair = (5, 6) if coco is None else (coco, coco)
+            if min(scores[pair[0]], scores[pair[1]]) < POSE_MIN_SCORE:
+                body.append(None)
+                continue
+            x = (points[pair[0]][0] + points[pair[1]][0]) / 2
+            y = (points[pair[0]][1] + points[pair[1]][1]) / 2
+            body.append((round(x), round(y)))
+        for index, (a, b) in enumerate(_LIMBS):
+            start, end = body[a], body[b]
+            if start is not None and end is not None:
+                colour = tuple(int(c * 0.6) for c in _COLOURS[index])
+                cv2.line(canvas, start, end, colour, 4)
+        for index, point in enumerate(body):
+            if point is not None:
+                cv2.circle(canvas, point, 4, _COLOURS[index], -1)
+    return Image.fromarray(canvas, "RGB")
 
 
 def scribble_map(image: Image.Image) -> Image.Image:
@@ -66,8 +100,7 @@ class Annotators:
         return depth.convert("RGB").resize(image.size)
 
     def pose_map(self, image: Image.Image) -> Image.Image:
-        """The skeleton of the most prominent person (VitPose on the whole picture), white on black."""
-        import cv2
+        """The skeleton of the most prominent person (VitPose on the whole picture), drawn as OpenPose draws it."""
         import torch
 
         processor, model = self._model("pose", self._load_pose)
@@ -76,15 +109,8 @@ class Annotators:
         with torch.inference_mode():
             outputs = model(**inputs)
         people = processor.post_process_pose_estimation(outputs, boxes=box)[0]
-        canvas = np.zeros((image.height, image.width, 3), dtype=np.uint8)
-        for person in people:
-            points, scores = person["keypoints"].tolist(), person["scores"].tolist()
-            for a, b in _SKELETON:
-                if scores[a] > 0.3 and scores[b] > 0.3:
-                    start = (int(points[a][0]), int(points[a][1]))
-                    end = (int(points[b][0]), int(points[b][1]))
-                    cv2.line(canvas, start, end, (255, 255, 255), 3)
-        return Image.fromarray(canvas, "RGB")
+        found = [(person["keypoints"].tolist(), person["scores"].tolist()) for person in people]
+        return openpose_map(found, image.size)
 
     def _model(self, kind: str, load: Any) -> Any:
         if kind not in self._models:

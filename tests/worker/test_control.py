@@ -17,7 +17,7 @@ from core.settings import AdapterSettings, Settings
 from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from tests.pipeline_fixture import Pipeline
 from tests.worker.test_pipeline import wait_for_result
-from worker.control import canny_map, scribble_map
+from worker.control import canny_map, openpose_map, scribble_map
 from worker.diffusers_backend import DiffusersBackend
 from worker.registry import ModelRegistry
 
@@ -51,6 +51,22 @@ def test_a_scribble_of_dark_lines_on_paper_becomes_white_strokes_on_black() -> N
 
     assert strokes[16].min() == 255
     assert strokes[:10].max() == 0 and strokes[22:].max() == 0
+
+
+def test_a_pose_is_drawn_as_openposes_coloured_skeleton_with_a_neck_between_the_shoulders() -> None:
+    points = [[32.0, 10.0]] * 17  # COCO: 0 nose … 5/6 shoulders … 15/16 ankles
+    points[5], points[6] = [20.0, 24.0], [44.0, 24.0]  # left and right shoulder
+    scores = [0.0] * 17
+    scores[0] = scores[5] = scores[6] = 0.9  # only the nose and the shoulders are seen
+
+    drawn = np.asarray(openpose_map([(points, scores)], (64, 64)))
+
+    assert tuple(drawn[24, 32]) == (255, 85, 0)  # the neck, OpenPose's point 1, in its colour
+    assert tuple(drawn[24, 44]) == (255, 170, 0)  # the right shoulder (OpenPose 2)
+    assert tuple(drawn[24, 20]) == (85, 255, 0)  # the left shoulder (OpenPose 5)
+    assert tuple(drawn[10, 32]) == (255, 0, 0)  # the nose (OpenPose 0)
+    assert tuple(drawn[17, 32]) == (0, 0, 153)  # neck to nose, the 13th limb, at 60 %
+    assert drawn[50:].max() == 0  # nothing unseen is drawn (hips, legs)
 
 
 @pytest.fixture
