@@ -150,7 +150,10 @@ async def region_editor(page: Any, expect: Any, pipeline: Pipeline, artefacts: P
         assert mask.getpixel((3, 60)) == 0 and mask.getpixel((60, 3)) == 0  # never painted
     await expect(card).to_have_attribute("data-kind", "done", timeout=RENDER_S)
     await expect(card.locator(".images img")).to_have_count(request.n)
+    await expect(card.locator("button")).to_have_text(labels(single_buttons(request.request_id, 0)))
     await page.screenshot(path=artefacts / "5-region-result.png", full_page=True)
+    await card.get_by_role("button", name="Vary (Subtle)").click()  # its buttons work here too
+    await expect(page.locator("#messages li.card")).to_have_count(2)
     edited = (await service.result(request.request_id)).images[0]
     assert request.source_image is not None
     with (

@@ -12,6 +12,24 @@
   const ctx = canvas.getContext("2d");
   const waiting = new Set();
   let drawing = null;
+  const hooks = {
+    onPress: press,
+    onView(view, node) {
+      if (view.kind === "queued") waiting.add(view.request_id);
+      node.scrollIntoView({ block: "end" });
+    },
+  };
+
+  async function press(buttonId, button) {  // the result's buttons work here as on the chat page
+    button.disabled = true;
+    try {
+      await imagebot.press(list, buttonId, null, hooks);
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   prompt.value = main.dataset.prompt;
   const tool = () => document.querySelector('input[name="tool"]:checked').value;
@@ -108,7 +126,7 @@
       });
       waiting.add(view.request_id);
       status.textContent = view.text;
-      imagebot.render(list, view, () => {});
+      imagebot.render(list, view, press);
     } catch (error) {
       status.textContent = error.message;
     }
@@ -117,6 +135,6 @@
   imagebot.listen((view) => {
     if (!waiting.has(view.request_id)) return;
     status.textContent = view.text;
-    imagebot.render(list, view, () => {});
+    imagebot.render(list, view, press);
   }, () => [...waiting]);
 })();
