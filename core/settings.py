@@ -231,6 +231,11 @@ class WorkerSettings(Group):
     model_cache_dir: Path = Path("imagebot-data/models")  # the built-in tiny model; real weights use HF_HOME
     preview_max_side: int = Field(default=1024, ge=64)
     preview_format: Literal["jpeg", "webp"] = "jpeg"
+    # Live previews (worker/live_preview.py): the progress shows a small picture decoded from the latents, each
+    # image-checked before it is published, at most once per interval (≥ 2 s, within the platforms' edit limits).
+    live_previews: bool = True
+    live_preview_interval_s: float = Field(default=2.0, ge=2.0, le=60)
+    live_preview_max_side: int = Field(default=256, ge=32, le=512)
     name: str | None = None  # worker id in heartbeats; defaults to host:pid
     # Thread pools (worker/threads.py), so the model, the image check and the encoders don't fight over cores.
     # 0 = derived from the cores this process may use: on a CPU worker the model gets all but the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -12,6 +12,17 @@ from core.models.request import GenerationRequest
 
 # Called from the generating thread with (step, total_steps); must be cheap and thread-safe.
 ProgressCallback = Callable[[int, int], None]
+
+
+@runtime_checkable
+class PreviewSink(Protocol):
+    """A progress callback that also takes live previews (worker/live_preview.py): the backend asks whether one
+    is due at this step and, if so, hands over a small picture decoded from the latents. Both are called from the
+    generating thread and must be cheap."""
+
+    def preview_due(self, step: int, total: int) -> bool: ...
+
+    def preview(self, step: int, total: int, image: Image.Image) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from core.models.catalog import Family, ModelSpec
 from core.models.request import GenerationRequest, Mode
 from core.settings import AdapterSettings, UpscalerSettings, WorkerSettings
 from worker.adapters import LoraAdapters
-from worker.backend import GeneratedImage, Generation, ProgressCallback
+from worker.backend import GeneratedImage, Generation, PreviewSink, ProgressCallback
 from worker.batching import Batcher, batch_arguments, batch_key, batch_size
 from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted
+from worker.latent_preview import LatentMap, latent_map
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
 from worker.samplers import sampler_for
 from worker.schedule import MAX_SEED, img2img_steps
@@ -113,6 +114,9 @@ class DiffusersBackend:
         self.adapter_settings = adapters or AdapterSettings()
         self.loras: dict[str, LoraAdapters] = {}  # per model: the LoRAs loaded into it
         self.controls = ControlNets(self.adapter_settings.control, registry.device)
+        self.latent_maps: dict[
+            str, LatentMap | None
+        ] = {}  # per model: its live previews' map (device thread)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
         self.device = DeviceGuard(executor)
@@ -250,15 +254,20 @@ class DiffusersBackend:
             arguments.update(batch_arguments(members, spec.supports_negative))
             seeds = tuple(seed for member in members for seed in member.seeds)
         done = [0]
+        # Live previews of single requests only: a micro-batch's progress is shared by its members.
+        previews = self._previews(loaded, on_progress) if not members else None
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             done[0] = step + 1
+            steps = int(getattr(pipe, "num_timesteps", total) or total)
             if on_progress is not None:
-                on_progress(step + 1, int(getattr(pipe, "num_timesteps", total) or total))
+                on_progress(step + 1, steps)
+            if previews is not None:
+                _live_preview(*previews, step + 1, steps, tensors.get("latents"))
             interruption.check()  # past the time limit, or nobody waits any more: stop before the next step
             return tensors
 
-        arguments["callback_on_step_end"] = on_step_end
+        arguments.update(callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
         arguments["generator"] = [
             torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in seeds
         ]
@@ -299,6 +308,31 @@ class DiffusersBackend:
                 f"The {spec.name} model returned {len(images)} images instead of {len(seeds)}."
             )
         return images, control_map, time.perf_counter() - started
+
+    def _previews(
+        self, loaded: LoadedModel, on_progress: ProgressCallback | None
+    ) -> tuple[PreviewSink, LatentMap] | None:
+        """Where this call's live previews go, and the model's latent-to-RGB map, when both exist. The map is
+        made once per model (in the device thread: the tiny model's is fitted on its VAE)."""
+        if not isinstance(on_progress, PreviewSink):
+            return None
+        name = loaded.spec.name
+        if name not in self.latent_maps:
+            try:
+                self.latent_maps[name] = latent_map(loaded.spec.family, getattr(loaded.text2img, "vae", None))
+            except Exception:
+                logger.exception("model %s: no live previews (its latent map failed)", name)
+                self.latent_maps[name] = None
+        mapping = self.latent_maps[name]
+        return None if mapping is None else (on_progress, mapping)
+
+
+def _live_preview(sink: PreviewSink, mapping: LatentMap, step: int, steps: int, latents: Any) -> None:
+    """Hand `sink` a picture of the latents after `step` when one is due (not after the last step)."""
+    if latents is None or step >= steps or latents.shape[1] != mapping.channels:
+        return
+    if sink.preview_due(step, steps):
+        sink.preview(step, steps, mapping.image(latents))
 
 
 def _call_for(

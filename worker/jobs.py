@@ -85,7 +85,10 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
             timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
             source = await load_source(deps, request, timings)
             reporter = progress_reporter(deps, request)
-            generation = await generate_images(deps, request, source, reporter, timings)
+            try:
+                generation = await generate_images(deps, request, source, reporter, timings)
+            finally:
+                await reporter.close()
             event = await store_outputs(deps, request, generation, source, started, timings)
     except UserError as exc:
         refused = isinstance(exc, PromptRejected)

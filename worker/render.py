@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PIL import Image
@@ -26,6 +25,7 @@ from moderation.image_check import ImageAction, ImagePolicy
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.context import WorkerContext
 from worker.inpaint import attach_mask, read_mask
+from worker.live_preview import ProgressReporter
 from worker.postprocess import encode_png, generation_parameters, make_grid, make_preview
 from worker.provenance import Claim
 
@@ -299,25 +299,7 @@ def _size_of(data: bytes) -> tuple[int, int]:
 
 def progress_reporter(
     ctx: WorkerContext, request: GenerationRequest, min_interval_s: float = 1.0
-) -> Callable[[int, int], None]:
-    """A thread-safe progress callback that publishes at most one PROGRESS event per interval."""
-    loop = asyncio.get_running_loop()
-    last = [0.0]
-
-    def report(step: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] < min_interval_s and step < total:
-            return
-        last[0] = now
-        event = ResultEvent(
-            kind=EventKind.PROGRESS,
-            request_id=request.request_id,
-            requester=request.requester,
-            reply_to=request.reply_to,
-            model=request.model,
-            step=step,
-            total_steps=total,
-        )
-        asyncio.run_coroutine_threadsafe(ctx.events.publish(event), loop)
-
-    return report
+) -> ProgressReporter:
+    """A thread-safe progress callback that publishes at most one PROGRESS event per interval, and live
+    previews (worker/live_preview.py) when the worker shows them."""
+    return ProgressReporter(ctx, request, min_interval_s)

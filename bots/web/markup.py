@@ -57,7 +57,9 @@ def event_view(event: ResultEvent, request: GenerationRequest | None) -> dict[st
     if not event.terminal:
         view["text"] = progress_message(event)
         view["step"], view["total"] = event.step, event.total_steps
-        if event.preview is not None:
+        if event.live_preview is not None:  # a data: URL, image-checked by the worker
+            view["preview"] = event.live_preview
+        elif event.preview is not None:
             view["preview"] = image_src(event.preview)
         return view
     if event.kind is EventKind.DONE:

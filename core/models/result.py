@@ -13,6 +13,8 @@ from pydantic import Field
 
 from core.models.request import Frozen, Requester
 
+LIVE_PREVIEW_MAX_CHARS = 64_000  # a live preview's data: URL; the worker publishes none larger
+
 
 class EventKind(StrEnum):
     STARTED = "started"
@@ -64,6 +66,8 @@ class ResultEvent(Frozen):
     message: str | None = None  # user-facing text for FAILED/REFUSED/CANCELLED
     step: int | None = None
     total_steps: int | None = None
+    # PROGRESS only: a small image-checked JPEG of the image as it forms, as a data: URL (bounded size)
+    live_preview: str | None = Field(default=None, max_length=LIVE_PREVIEW_MAX_CHARS)
     duration_s: float | None = None
     # Where the job's time went, in seconds: queued (submit → start), source (load input image), model,
     # store (check, encode, upload). For operators and bench/pipeline.py.

@@ -102,6 +102,7 @@ const imagebot = (() => {
     node.dataset.kind = view.kind;
     setStatus(node, view.text || "");
     if (view.kind === "started" || view.kind === "progress") showProgress(node, view);
+    else node.querySelectorAll("img.preview").forEach((old) => old.remove()); // ended: no live preview stays
     if (view.kind === "deleted") node.querySelectorAll(".images, .buttons, progress").forEach((old) => old.remove());
     if (view.images) {
       const bar = node.querySelector("progress");

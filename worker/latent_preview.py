@@ -1,0 +1,93 @@
+"""A cheap picture of the latents mid-render: a fixed linear map from latent channels to RGB, per model family.
+
+The SD 1.x/2.x and SDXL factors are the well-known ones (ComfyUI's latent_formats): a 4×3 matrix and a bias
+that take the sampler's (scaled) latents to RGB in [-1, 1], with no weights to load. The tiny model's VAE has
+random weights, so its map is fitted once from the VAE itself: a few random latents decoded, a least-squares fit.
+Families without a known map (FLUX's 16 channels) get no live preview.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from core.models.catalog import Family
+
+_SD15 = (
+    (
+        (0.3512, 0.2297, 0.3227),
+        (0.3250, 0.4974, 0.2350),
+        (-0.2829, 0.1762, 0.2721),
+        (-0.2120, -0.2616, -0.7177),
+    ),
+    (0.0, 0.0, 0.0),
+)
+_SDXL = (
+    (
+        (0.3651, 0.4232, 0.4341),
+        (-0.2533, -0.0042, 0.1068),
+        (0.1076, 0.1111, -0.0362),
+        (-0.3165, -0.2492, -0.2188),
+    ),
+    (0.1084, -0.0175, -0.0011),
+)
+KNOWN: dict[Family, tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
+    Family.SD15: _SD15,
+    Family.SD2: _SD15,
+    Family.SDXL: _SDXL,
+}
+
+
+@dataclass(frozen=True)
+class LatentMap:
+    """Latent channels → RGB in [-1, 1]: rgb = latent · weights + bias."""
+
+    weights: Any  # torch.Tensor, channels × 3
+    bias: Any  # torch.Tensor, 3
+
+    @property
+    def channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    def image(self, latents: Any) -> Image.Image:
+        """The first image of a batch of latents (batch × channels × h × w) as a latent-sized RGB picture."""
+        import torch
+
+        first = latents[0].detach().to(device="cpu", dtype=torch.float32)
+        rgb = torch.einsum("chw,ck->hwk", first, self.weights) + self.bias
+        pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+        return Image.fromarray(pixels, "RGB")
+
+
+def latent_map(family: Family, vae: Any) -> LatentMap | None:
+    """The family's map, fitted from `vae` for the tiny model; None where there is no cheap map."""
+    import torch
+
+    if family in KNOWN:
+        weights, bias = KNOWN[family]
+        return LatentMap(torch.tensor(weights), torch.tensor(bias))
+    if family is Family.TINY and vae is not None:
+        return fit(vae)
+    return None
+
+
+def fit(vae: Any, side: int = 16, samples: int = 8) -> LatentMap:
+    """A least-squares linear map from `vae`'s scaled latents to what its decoder makes of them, fitted on a few
+    seeded random latents against their decodings averaged down to the latent grid."""
+    import torch
+
+    parameter = next(vae.parameters())
+    channels = int(vae.config.latent_channels)
+    scale = float(getattr(vae.config, "scaling_factor", 1.0))
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(samples, channels, side, side, generator=generator)
+    with torch.inference_mode():
+        decoded = vae.decode(latents.to(parameter.device, parameter.dtype) / scale).sample.float().cpu()
+    pixels = torch.nn.functional.adaptive_avg_pool2d(decoded, side).clamp(-1, 1)  # samples × 3 × side × side
+    design = torch.cat(
+        [latents.movedim(1, -1).reshape(-1, channels), torch.ones(latents.numel() // channels, 1)], 1
+    )
+    solution = torch.linalg.lstsq(design, pixels.movedim(1, -1).reshape(-1, 3)).solution  # (channels + 1) × 3
+    return LatentMap(solution[:-1].contiguous(), solution[-1].contiguous())
