@@ -20,14 +20,14 @@ from dataclasses import replace
 from PIL import Image
 
 from core.models.request import GenerationRequest
-from core.models.result import LIVE_PREVIEW_MAX_CHARS, EventKind, ResultEvent
+from core.models.result import LIVE_PREVIEW_MAX_CHARS, LIVE_PREVIEW_PREFIX, EventKind, ResultEvent
 from moderation.image_check import ImageAction, ImagePolicy
 from worker.context import WorkerContext
 from worker.postprocess import make_preview
 
 log = logging.getLogger(__name__)
 
-DATA_URL_PREFIX = "data:image/jpeg;base64,"
+DATA_URL_PREFIX = LIVE_PREVIEW_PREFIX
 MAX_JPEG_BYTES = (LIVE_PREVIEW_MAX_CHARS - len(DATA_URL_PREFIX)) * 3 // 4
 
 

@@ -12,6 +12,7 @@ NOTICE events (automatic bans…) go to the community's log channel with the bot
 
 from __future__ import annotations
 
+import io
 import logging
 
 import discord
@@ -94,9 +95,15 @@ class Delivery:
         webhook = await reply_webhook(self.client, self.context, target)
         if webhook is None:
             return
+        # The worker's live preview (image-checked there) replaces the last one; without one, the last stays.
+        jpeg = event.live_preview_jpeg()
+        preview = [discord.File(io.BytesIO(jpeg), "preview.jpg")] if jpeg else discord.utils.MISSING
         try:
             await webhook.edit_message(
-                int(target["message_id"]), content=progress_message(event), allowed_mentions=NO_MENTIONS
+                int(target["message_id"]),
+                content=progress_message(event),
+                allowed_mentions=NO_MENTIONS,
+                attachments=preview,
             )
         except discord.HTTPException as exc:
             log.info("request %s: progress edit failed (%s)", event.request_id, exc.status)

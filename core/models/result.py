@@ -6,6 +6,7 @@ show; STARTED and PROGRESS are advisory and may be dropped or coalesced by a fro
 
 from __future__ import annotations
 
+import base64
 import time
 from enum import StrEnum
 
@@ -14,6 +15,7 @@ from pydantic import Field
 from core.models.request import Frozen, Requester
 
 LIVE_PREVIEW_MAX_CHARS = 64_000  # a live preview's data: URL; the worker publishes none larger
+LIVE_PREVIEW_PREFIX = "data:image/jpeg;base64,"
 
 
 class EventKind(StrEnum):
@@ -77,6 +79,15 @@ class ResultEvent(Frozen):
     @property
     def terminal(self) -> bool:
         return self.kind.terminal
+
+    def live_preview_jpeg(self) -> bytes | None:
+        """The live preview's JPEG bytes (for a front end that uploads it), or None without a valid one."""
+        if self.live_preview is None or not self.live_preview.startswith(LIVE_PREVIEW_PREFIX):
+            return None
+        try:
+            return base64.b64decode(self.live_preview.removeprefix(LIVE_PREVIEW_PREFIX), validate=True)
+        except ValueError:
+            return None
 
     @property
     def shown_indices(self) -> list[int]:
