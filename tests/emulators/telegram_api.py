@@ -682,7 +682,7 @@ class TelegramEmulator:
             message["caption"] = sent.caption
         if sent.entities:
             message["entities" if sent.text is not None else "caption_entities"] = sent.entities
-        if sent.reply_markup:
+        if sent.reply_markup and "inline_keyboard" in sent.reply_markup:  # as Telegram: never a ForceReply
             message["reply_markup"] = sent.reply_markup
         return message
 
