@@ -1,0 +1,100 @@
+"""What a worker runs and how: its jobs, threads and batching, the upscaler, the /describe captioner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from core.settings.base import Group
+
+
+class WorkerSettings(Group):
+    models: list[str] = Field(default_factory=lambda: ["tiny"])  # loaded at start-up and kept warm
+    max_jobs: int = Field(default=2, ge=1, le=16)  # 2 lets one job upload while the next one renders
+    job_timeout_s: int = Field(default=120, ge=5)
+    max_tries: int = Field(default=2, ge=1, le=10)
+    poll_delay_s: float = Field(default=0.1, gt=0, le=5)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)  # a killed worker's jobs go back after 3 of these
+    drain_s: float = Field(default=8.0, ge=0, le=3600)  # on SIGTERM, running jobs get this long, then go back
+    model_cache_dir: Path = Path("imagebot-data/models")  # the built-in tiny model; real weights use HF_HOME
+    preview_max_side: int = Field(default=1024, ge=64)
+    preview_format: Literal["jpeg", "webp"] = "jpeg"
+    # Live previews (worker/live_preview.py): the progress shows a small picture decoded from the latents, each
+    # image-checked before it is published, at most once per interval (≥ 2 s, within the platforms' edit limits).
+    live_previews: bool = True
+    live_preview_interval_s: float = Field(default=2.0, ge=2.0, le=60)
+    live_preview_max_side: int = Field(default=256, ge=32, le=512)
+    name: str | None = None  # worker id in heartbeats; defaults to host:pid
+    # Thread pools (worker/threads.py), so the model, the image check and the encoders don't fight over cores.
+    # 0 = derived from the cores this process may use: on a CPU worker the model gets all but the
+    # post-processing cores, and post-processing (image check, watermark, PNG, signing) gets 1 (¼ of them
+    # above 4 cores), each of its tasks single-threaded.
+    model_threads: int = Field(default=0, ge=0, le=256)  # torch intra-op threads for the model call
+    post_threads: int = Field(default=0, ge=0, le=256)  # worker threads for checks and encoding
+    # Micro-batching (worker/batching.py): compatible text-to-image requests this worker holds share one
+    # pipeline call of up to this many images (1 = off); per model by name, else the default. Only jobs the
+    # worker already took from the fair queue can join, so max_jobs bounds a batch too: raise both together.
+    batch_max_images: int = Field(default=1, ge=1, le=64)
+    batch_max_images_per_model: dict[str, int] = Field(default_factory=dict)
+    batch_window_s: float = Field(default=0.0, ge=0, le=1)  # an idle device waits this long for companions
+    # Pipeline speed switches (worker/acceleration.py), each reported at start-up.
+    channels_last: bool = False  # NHWC weights: faster convolutions on tensor-core GPUs
+    attention_slicing: bool = False  # less memory, slower: small cards only
+    vae_tiling: bool = False  # decode large images tile by tile in bounded memory
+    vae_slicing: bool = False  # decode a batch one image at a time
+    cpu_offload: bool = False  # GPU only: components wait on the CPU until they run (small cards)
+    compile: bool = False  # torch.compile the UNet/transformer; compiled by a warm-up render at start-up
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
+
+
+class UpscalerSettings(Group):
+    """The super-resolution model behind Upscale (Subtle) and (Creative), and the limits on what they make.
+
+    `model` is a local file (.pth, .safetensors, .ckpt) of any architecture spandrel reads (ESRGAN / Real-ESRGAN,
+    4x-UltraSharp, SwinIR, HAT, …) or a Hugging Face Hub path "owner/repo/filename"; None: no upscaler, and
+    upscales fall back to a plain Lanczos resize plus a light img2img pass, and say so in the reply.
+    Large images are upscaled in overlapping tiles of `tile` input pixels (each tile's outer `tile_overlap // 2`
+    pixels are cut away), so memory stays bounded whatever the image size.
+    """
+
+    model: str | None = None
+    tile: int = Field(default=512, ge=32, le=4096)  # input pixels per tile side
+    tile_overlap: int = Field(default=32, ge=0)  # input pixels shared by neighbouring tiles
+    max_output_side: int = Field(default=4096, ge=64)
+    max_output_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    detail_overlap: int = Field(default=64, ge=0)  # pixels the Creative detail pass's tiles share, blended
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> UpscalerSettings:
+        if self.tile_overlap * 2 > self.tile:
+            raise ValueError(
+                f"IMAGEBOT_UPSCALER__TILE_OVERLAP ({self.tile_overlap}) must be at most half the tile "
+                f"({self.tile})"
+            )
+        return self
+
+
+class CaptionerSettings(Group):
+    """/describe: an image → four prompt suggestions, from a local captioning model or OpenAI's vision model.
+
+    `backend` "auto" uses a GPU worker's local captioner when one runs, else OpenAI when a key is set (as image
+    generation falls back); "local" and "openai" use only that one.
+    """
+
+    backend: Literal["auto", "local", "openai"] = "auto"
+    local_model: str | None = (
+        None  # a transformers image-to-text model (Hub id or folder); None: no local one
+    )
+    openai_model: str = "gpt-4o-mini"
+    max_new_tokens: int = Field(default=40, ge=4, le=200)
+    timeout_s: float = Field(default=60.0, gt=0)
+    images_charged: int = Field(default=1, ge=0, le=4)  # what one /describe takes from the daily image quota
