@@ -29,7 +29,7 @@ from core.models.request import Requester
 from core.models.result import ResultEvent, StoredImage
 from core.service.base import counts_refusals
 from core.service.library import LibraryService
-from core.service.press_actions import PRESS_ACTIONS, REMIXABLE
+from core.service.press_actions import PRESS_ACTIONS, REMIXABLE, Press
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,8 @@ class ImagineService(LibraryService):
         if claimed != request_id:
             return Pressed(button, submission=await self._repeat(claimed))
         try:
-            submission = await action(
-                self, button, index, requester, source_id, reply_to or {}, answer or Answer()
-            )
+            press = Press(button, index, requester, source_id, reply_to or {}, answer or Answer())
+            submission = await action(self, press)
         except BaseException:
             await self.presses.release(owner, button_id, request_id, now)
             raise
