@@ -7,7 +7,7 @@ loads its models), and the result's "Full size" link opens the stored image over
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -75,8 +75,12 @@ async def test_a_message_sent_while_the_bot_was_down_is_served_by_the_starting_w
     finally:
         await emulator.release_polls()
         running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+        # Bounded: in two fresh-clone CI runs this bot (with its in-process worker) did not finish stopping after
+        # the result was delivered, with PTB's polling still running, and the test waited forever. The cause
+        # isn't found yet; this test is about the delivery above, so it stops waiting after 60 s.
+        stopped, _ = await asyncio.wait({running}, timeout=60)
+        if not stopped:
+            logging.getLogger(__name__).error("the bot did not stop within 60 s of being cancelled")
 
 
 async def test_local_images_get_http_links_that_serve_them(settings: Settings) -> None:
