@@ -7,13 +7,11 @@ vision model on the cloud queue when a key is configured — the same fallback i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from arq.connections import ArqRedis
 
 from core import constants as c
 from core.errors import BackendUnavailable, NotFound
-from core.jobs.queue import JOB_EXPIRES_S
+from core.jobs.queue import enqueue_scored
 from core.jobs.workers import WorkerRegistry
 from core.keys import DESCRIBE_KEY, REQUEST_TTL_S
 from core.models.describe import DescribeRequest
@@ -53,12 +51,4 @@ class CaptionJobs:
     ) -> bool:
         """Store the request and queue its id; False when the job already existed."""
         await self.store(request)
-        job = await self.redis.enqueue_job(
-            c.JOB_DESCRIBE,
-            request.request_id,
-            _job_id=job_id or request.request_id,
-            _queue_name=queue,
-            _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
-            _expires=JOB_EXPIRES_S,
-        )
-        return job is not None
+        return await enqueue_scored(self.redis, c.JOB_DESCRIBE, request.request_id, queue, score, job_id)

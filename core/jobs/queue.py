@@ -92,18 +92,10 @@ class JobQueue:
     ) -> bool:
         """Store the request and queue its id at `score` (core.jobs.fairness). False when the job already existed."""
         await self.store(request)
-        # arq takes the score from _defer_until; virtual tags always lie in the past, so the job is due at once
-        job = await self.redis.enqueue_job(
-            c.JOB_GENERATE,
-            request.request_id,
-            _job_id=job_id or request.request_id,
-            _queue_name=queue,
-            _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
-            _expires=JOB_EXPIRES_S,
-        )
-        if job is None:
+        queued = await enqueue_scored(self.redis, c.JOB_GENERATE, request.request_id, queue, score, job_id)
+        if not queued:
             log.info("request %s already queued or done; not queued again", request.request_id)
-        return job is not None
+        return queued
 
     async def remember(self, owner: str, request_id: str) -> None:
         """Keep a user's latest request ids, for /cancel and the moderators' usage view, and every one of them
@@ -185,3 +177,20 @@ class JobQueue:
 
     async def was_cancelled(self, request_id: str) -> bool:
         return bool(await self.redis.exists(CANCELLED_KEY.format(request_id=request_id)))
+
+
+async def enqueue_scored(
+    redis: ArqRedis, job: str, request_id: str, queue: str, score: float, job_id: str | None = None
+) -> bool:
+    """Queue job `job` for `request_id` at fair-queue `score`; False when arq already holds that job id.
+
+    arq takes the score from _defer_until; virtual tags always lie in the past, so the job is due at once."""
+    queued = await redis.enqueue_job(
+        job,
+        request_id,
+        _job_id=job_id or request_id,
+        _queue_name=queue,
+        _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
+        _expires=JOB_EXPIRES_S,
+    )
+    return queued is not None
