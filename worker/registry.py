@@ -172,6 +172,15 @@ class ModelRegistry:
 
     def _source(self, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         """Where the weights come from, and how to ask for them."""
+        folder = self.settings.model_paths.get(spec.name)
+        if folder is not None:
+            if not (Path(folder) / "model_index.json").is_file():
+                raise BackendUnavailable(
+                    f"IMAGEBOT_WORKER__MODEL_PATHS gives {folder} for model “{spec.name}”, but that is not a "
+                    "diffusers folder on this machine (no model_index.json in it). Fix the path, or remove "
+                    f"“{spec.name}” from IMAGEBOT_WORKER__MODEL_PATHS to load it from {spec.repo_id}."
+                )
+            return str(folder), {}
         if spec.family is Family.TINY:
             return str(ensure_tiny_model(self.settings.model_cache_dir)), {}
         options: dict[str, Any] = {}

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,28 +177,32 @@ def is_complete(folder: Path) -> bool:
 
 
 def ensure_tiny_model(cache_dir: Path) -> Path:
-    """The folder of the tiny model under cache_dir, built on first use; safe against concurrent builders.
+    """The folder of the tiny model under cache_dir, built on first use; safe against concurrent builders."""
+    return build_once(Path(cache_dir) / TINY_FOLDER, _build, is_complete)
+
+
+def build_once(target: Path, build: Callable[[Path], None], complete: Callable[[Path], bool]) -> Path:
+    """target, built by `build(folder)` unless `complete(target)` already; safe against concurrent builders.
 
     The model is built in a temporary folder next to its final place and renamed into place, so a reader
     never sees half a model. A folder left by an older recipe or a crashed copy is replaced.
     """
-    target = Path(cache_dir) / TINY_FOLDER
-    if is_complete(target):
+    if complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{TINY_FOLDER}-", dir=target.parent))
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        logger.info("building the tiny smoke-test model in %s", target)
-        staged = building / TINY_FOLDER
-        _build(staged)
-        if target.exists() and not is_complete(target):
+        logger.info("building %s", target)
+        staged = building / target.name
+        build(staged)
+        if target.exists() and not complete(target):
             # Stale or broken: move it aside first so the rename below can take its place.
             os.replace(target, building / "stale")
         try:
             os.replace(staged, target)
         except OSError:
             # Another process renamed its own build into place first; theirs is as good as ours.
-            if not is_complete(target):
+            if not complete(target):
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)

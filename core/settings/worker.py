@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import (
     Field,
+    field_validator,
     model_validator,
 )
 
@@ -24,6 +25,9 @@ class WorkerSettings(Group):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)  # a killed worker's jobs go back after 3 of these
     drain_s: float = Field(default=8.0, ge=0, le=3600)  # on SIGTERM, running jobs get this long, then go back
     model_cache_dir: Path = Path("imagebot-data/models")  # the built-in tiny model; real weights use HF_HOME
+    # Catalog name → a local diffusers folder (model_index.json and its components) to load that model from
+    # instead of its Hub repo: weights kept on disk, or worker/random_weights.py's real-size random ones.
+    model_paths: dict[str, Path] = Field(default_factory=dict)
     preview_max_side: int = Field(default=1024, ge=64)
     preview_format: Literal["jpeg", "webp"] = "jpeg"
     # Live previews (worker/live_preview.py): the progress shows a small picture decoded from the latents, each
@@ -54,6 +58,26 @@ class WorkerSettings(Group):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
         "default"
     )
+
+    @field_validator("model_paths")
+    @classmethod
+    def _catalog_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        """Keys are catalog names or aliases of diffusers models, kept under their catalog name."""
+        from core.errors import InvalidRequest
+        from core.models.catalog import BackendKind, get_model
+
+        named: dict[str, Path] = {}
+        for name, folder in value.items():
+            try:
+                spec = get_model(name)
+            except InvalidRequest as exc:
+                raise ValueError(exc.message) from None
+            if spec.backend is not BackendKind.DIFFUSERS:
+                raise ValueError(
+                    f"“{spec.name}” is an OpenAI model: it has no local weights to load, so remove it."
+                )
+            named[spec.name] = folder
+        return named
 
 
 class UpscalerSettings(Group):

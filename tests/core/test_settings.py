@@ -4,6 +4,7 @@ own variables (OPENAI_*, AWS_ENDPOINT_URL_S3) are read, ranked below the IMAGEBO
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "lowercase",
         ),
         ({"moderation": {"nsfw_policy": "sometimes"}}, "IMAGEBOT_MODERATION__NSFW_POLICY", "'refuse'"),
+        (
+            {"worker": {"model_paths": {"sd-99": "/models/x"}}},
+            "IMAGEBOT_WORKER__MODEL_PATHS",
+            "Choose one of",
+        ),
+        ({"worker": {"model_paths": {"dall-e-3": "/models/x"}}}, "IMAGEBOT_WORKER__MODEL_PATHS", "remove it"),
     ],
 )
 def test_a_bad_value_names_its_variable_and_what_to_write(
@@ -91,6 +98,14 @@ def test_a_bad_url_from_the_environment_names_the_variable_and_hides_the_passwor
     with pytest.raises(ConfigError, match=re.escape("IMAGEBOT_REDIS_URL: 'http://cache:6379/0'")) as refused:
         load_settings()
     assert "hunter2" not in refused.value.message
+
+
+def test_model_paths_are_read_from_json_and_keyed_by_catalog_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEBOT_WORKER__MODEL_PATHS", '{"SD1.5": "/models/sd15", "sdxl": "/models/sdxl"}')
+
+    paths = load_settings().worker.model_paths
+
+    assert paths == {"sd15": Path("/models/sd15"), "sdxl": Path("/models/sdxl")}
 
 
 def test_urls_are_kept_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
