@@ -27,6 +27,17 @@ QUEUE_DEPTH = Gauge(
     "imagebot_queue_depth", "Jobs on the queue (waiting or running), by queue, read at each scrape", ["queue"]
 )
 WARM_MODELS = Gauge("imagebot_warm_models", "Models loaded and kept warm by this worker", ["model"])
+MODEL_MEMORY_BYTES = Gauge(
+    "imagebot_model_memory_bytes",
+    "Bytes a warm model's weights take, by device (0 once evicted)",
+    ["model", "device"],
+)
+MODEL_LOADS = Counter(
+    "imagebot_model_loads_total", "Models loaded by this worker (start-up and reloads)", ["model"]
+)
+MODEL_EVICTIONS = Counter(
+    "imagebot_model_evictions_total", "Warm models evicted to stay within the memory budget", ["model"]
+)
 REFUSALS = Counter("imagebot_refusals_total", "Requests refused before queueing, by kind", ["kind"])
 PLATFORM_ERRORS = Counter(
     "imagebot_platform_api_errors_total", "Errors from a chat platform's API", ["platform", "kind"]

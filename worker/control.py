@@ -175,6 +175,12 @@ class ControlNets:
                 self._pipelines[key] = self._build(loaded, kind)
             return self._pipelines[key]
 
+    def forget(self, name: str) -> None:
+        """Drop the model's ControlNet pipelines (the model was evicted); the ControlNets stay for its family."""
+        with self._lock:
+            for key in [key for key in self._pipelines if key[0] == name]:
+                del self._pipelines[key]
+
     def _build(self, loaded: LoadedModel, kind: str) -> Any:
         family = loaded.spec.family
         source = self.settings.models.get(family, {}).get(kind)

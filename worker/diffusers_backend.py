@@ -29,8 +29,8 @@ from worker.backend import GeneratedImage, Generation, PreviewSink, ProgressCall
 from worker.batching import Batcher, batch_arguments, batch_key, batch_size
 from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted
-from worker.latent_preview import LatentMap, latent_map
-from worker.registry import LoadedModel, ModelRegistry, diffusers_spec
+from worker.latent_preview import PreviewDecoder, PreviewDecoders
+from worker.registry import LoadedModel, ModelRegistry, diffusers_spec, hub_offline
 from worker.samplers import sampler_for
 from worker.schedule import MAX_SEED, img2img_steps
 from worker.tiny import TINY_NOTE
@@ -114,13 +114,11 @@ class DiffusersBackend:
         self.adapter_settings = adapters or AdapterSettings()
         self.loras: dict[str, LoraAdapters] = {}  # per model: the LoRAs loaded into it
         self.controls = ControlNets(self.adapter_settings.control, registry.device)
-        self.latent_maps: dict[
-            str, LatentMap | None
-        ] = {}  # per model: its live previews' map (device thread)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
         self.device = DeviceGuard(executor)
         self.settings = settings = settings or registry.settings
+        self.preview_decoders = PreviewDecoders(settings, hub_offline())  # per model (device thread)
         self.batcher = Batcher(
             self.device,
             self._batch_call,
@@ -133,6 +131,14 @@ class DiffusersBackend:
         self.editor: Editor = Editor(
             registry, self.device, self.time_limit_s, limits, upscaler_model, self.adapted
         )
+        registry.on_evict(self._forget)
+
+    def _forget(self, name: str) -> None:
+        """An evicted model takes what was built on it: its LoRA state, previews, inpaint and control pipelines."""
+        self.loras.pop(name, None)
+        self.preview_decoders.forget(name)
+        self.controls.forget(name)
+        self.editor.inpainters.forget(name)
 
     @contextmanager
     def adapted(self, loaded: LoadedModel, pipeline: Any, request: GenerationRequest) -> Iterator[None]:
@@ -159,9 +165,10 @@ class DiffusersBackend:
             raise InvalidRequest(
                 "control", "--control needs its picture, and a picture for control needs --control."
             )
-        loaded = self.registry.get(spec.name)
-        if loaded is None:
-            loaded = await self.device.run(lambda _: self.registry.load(spec.name))
+        if (
+            self.registry.get(spec.name) is None
+        ):  # evicted or never loaded: load it now, outside the time limit
+            await self.device.run(lambda _: self.registry.load(spec.name))
         batched_with = 1
         if (
             source is None
@@ -173,8 +180,11 @@ class DiffusersBackend:
             images, compute_s, batched_with = rendered.images, rendered.compute_s, rendered.batched_with
             control_map = None
         else:
+            render = partial(
+                self._render, request=request, source=source, control=control, on_progress=on_progress
+            )
             images, control_map, compute_s = await self.device.run(
-                partial(self._render, loaded, request, source, control, on_progress), self.time_limit_s
+                partial(self._holding, spec.name, render), self.time_limit_s
             )
         logger.info(
             "request %s: %d image(s) %dx%d with %s in %.2fs%s",
@@ -210,26 +220,36 @@ class DiffusersBackend:
         self, requests: tuple[GenerationRequest, ...], on_progress: ProgressCallback
     ) -> Callable[[Interruption], tuple[list[Image.Image], float]]:
         """The blocking call that renders `requests` (worker.batching) together: one image per seed, in order."""
-        loaded = self.registry.get(requests[0].model)
-        if loaded is None:
-            raise RuntimeError(f"model {requests[0].model} is not loaded")
-        call = partial(self._render, loaded, requests[0], None, None, on_progress, members=requests)
+        render = partial(
+            self._render,
+            request=requests[0],
+            source=None,
+            control=None,
+            on_progress=on_progress,
+            members=requests,
+        )
 
         def images_and_seconds(interruption: Interruption) -> tuple[list[Image.Image], float]:
-            images, _, seconds = call(interruption)
+            images, _, seconds = self._holding(requests[0].model, render, interruption)
             return images, seconds
 
         return images_and_seconds
 
+    def _holding(self, name: str, render: Callable[..., Any], interruption: Interruption) -> Any:
+        """`render(loaded, interruption)` with the model held (in the device thread): no load evicts it meanwhile,
+        and one evicted since the job began is loaded again."""
+        with self.registry.using(name) as loaded:
+            return render(loaded, interruption)
+
     def _render(
         self,
         loaded: LoadedModel,
+        interruption: Interruption,
+        *,
         request: GenerationRequest,
         source: Image.Image | None,
         control: Image.Image | None,
         on_progress: ProgressCallback | None,
-        interruption: Interruption,
-        *,
         members: tuple[GenerationRequest, ...] = (),
     ) -> tuple[list[Image.Image], Image.Image | None, float]:
         """The blocking pipeline call (runs in the device's thread); returns the images, the control map it
@@ -311,23 +331,16 @@ class DiffusersBackend:
 
     def _previews(
         self, loaded: LoadedModel, on_progress: ProgressCallback | None
-    ) -> tuple[PreviewSink, LatentMap] | None:
-        """Where this call's live previews go, and the model's latent-to-RGB map, when both exist. The map is
-        made once per model (in the device thread: the tiny model's is fitted on its VAE)."""
+    ) -> tuple[PreviewSink, PreviewDecoder] | None:
+        """Where this call's live previews go, and the model's preview decoder (worker/latent_preview.py), when
+        both exist."""
         if not isinstance(on_progress, PreviewSink):
             return None
-        name = loaded.spec.name
-        if name not in self.latent_maps:
-            try:
-                self.latent_maps[name] = latent_map(loaded.spec.family, getattr(loaded.text2img, "vae", None))
-            except Exception:
-                logger.exception("model %s: no live previews (its latent map failed)", name)
-                self.latent_maps[name] = None
-        mapping = self.latent_maps[name]
-        return None if mapping is None else (on_progress, mapping)
+        decoder = self.preview_decoders.get(loaded)
+        return None if decoder is None else (on_progress, decoder)
 
 
-def _live_preview(sink: PreviewSink, mapping: LatentMap, step: int, steps: int, latents: Any) -> None:
+def _live_preview(sink: PreviewSink, mapping: PreviewDecoder, step: int, steps: int, latents: Any) -> None:
     """Hand `sink` a picture of the latents after `step` when one is due (not after the last step)."""
     if latents is None or step >= steps or latents.shape[1] != mapping.channels:
         return

@@ -141,13 +141,11 @@ class Editor:
     ) -> Generation:
         spec = validate_edit(request, source, self.limits)
         assert source is not None
-        loaded = None
-        if not (request.mode is Mode.UPSCALE_SUBTLE and self.upscaler is not None):
-            loaded = self.registry.get(spec.name) or await self.device.run(
-                lambda _: self.registry.load(spec.name)
-            )
+        model = None if request.mode is Mode.UPSCALE_SUBTLE and self.upscaler is not None else spec.name
+        if model is not None and self.registry.get(model) is None:  # loaded outside the time limit
+            await self.device.run(lambda _: self.registry.load(spec.name))
         started = time.perf_counter()
-        render = partial(self._guarded, spec, loaded, request, source, on_progress)
+        render = partial(self._guarded, spec, model, request, source, on_progress)
         images = await self.device.run(render, self.time_limit_s)
         compute_s = time.perf_counter() - started
         log.info(
@@ -156,10 +154,10 @@ class Editor:
             request.mode.value,
             request.width,
             request.height,
-            self.upscaler.name if loaded is None and self.upscaler else spec.name,
+            self.upscaler.name if model is None and self.upscaler else spec.name,
             compute_s,
         )
-        notes = [TINY_NOTE] if spec.family is Family.TINY and loaded is not None else []
+        notes = [TINY_NOTE] if spec.family is Family.TINY and model is not None else []
         if request.mode in UPSCALES and self.upscaler is None:
             notes.append(PLAIN_RESIZE_NOTE)
         return Generation(
@@ -175,17 +173,21 @@ class Editor:
     def _guarded(
         self,
         spec: ModelSpec,
-        loaded: LoadedModel | None,
+        model: str | None,
         request: GenerationRequest,
         source: Image.Image,
         on_progress: ProgressCallback | None,
         interruption: Interruption,
     ) -> list[Image.Image]:
-        """The blocking render (in the device's thread), its failures turned into the job's errors."""
+        """The blocking render (in the device's thread) with its model held, if it needs one (no load evicts it
+        meanwhile), its failures turned into the job's errors."""
         import torch
 
         try:
-            with torch.inference_mode():
+            with (
+                self.registry.using(model) if model is not None else nullcontext(None) as loaded,
+                torch.inference_mode(),
+            ):
                 images = self._render(loaded, request, source, on_progress, interruption)
         except (ImagebotError, RenderInterrupted):
             raise  # a time limit, a cancellation, a refused input: the job knows what each means

@@ -1,4 +1,5 @@
-"""Tell the routers this worker is alive, which queue it serves and which models are warm; hold its jobs' leases.
+"""Tell the routers this worker is alive, which queue and models it serves (every configured model, warm or evicted);
+hold its jobs' leases.
 
 arq marks a running job with an in-progress key and retries the job once that key expires. A worker that is
 killed cannot clean up, so the key's lifetime is how long its job waits: arq makes it the job timeout + 10 s

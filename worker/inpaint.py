@@ -95,6 +95,11 @@ class InpaintPipelines:
                 self._pipelines[loaded.spec.name] = pipeline
             return pipeline
 
+    def forget(self, name: str) -> None:
+        """Drop the model's pipeline (the model was evicted: its weights go with it)."""
+        with self._lock:
+            self._pipelines.pop(name, None)
+
 
 def _build(loaded: LoadedModel) -> Any:
     from diffusers import AutoPipelineForInpainting

@@ -4,16 +4,30 @@ The SD 1.x/2.x and SDXL factors are the well-known ones (ComfyUI's latent_format
 that take the sampler's (scaled) latents to RGB in [-1, 1], with no weights to load. The tiny model's VAE has
 random weights, so its map is fitted once from the VAE itself: a few random latents decoded, a least-squares fit.
 Families without a known map (FLUX's 16 channels) get no live preview.
+
+When the operator configures a tiny autoencoder for a model or family (WorkerSettings.live_preview_autoencoder:
+diffusers' AutoencoderTiny, e.g. madebyollin/taesd or taesdxl), previews are a real decode of the latents at full
+size instead, which shows shapes and colours the linear map blurs; one that fails to load is logged once and the
+linear map serves instead.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
 from core.models.catalog import Family
+from core.settings import WorkerSettings
+from core.settings.worker import for_model
+
+if TYPE_CHECKING:
+    from worker.registry import LoadedModel
+
+log = logging.getLogger(__name__)
 
 _SD15 = (
     (
@@ -38,6 +52,15 @@ KNOWN: dict[Family, tuple[tuple[tuple[float, float, float], ...], tuple[float, f
     Family.SD2: _SD15,
     Family.SDXL: _SDXL,
 }
+
+
+class PreviewDecoder(Protocol):
+    """Latents (batch × channels × h × w, as the sampler holds them) → a picture of the first image."""
+
+    @property
+    def channels(self) -> int: ...
+
+    def image(self, latents: Any) -> Image.Image: ...
 
 
 @dataclass(frozen=True)
@@ -91,3 +114,88 @@ def fit(vae: Any, side: int = 16, samples: int = 8) -> LatentMap:
     )
     solution = torch.linalg.lstsq(design, pixels.movedim(1, -1).reshape(-1, 3)).solution  # (channels + 1) × 3
     return LatentMap(solution[:-1].contiguous(), solution[-1].contiguous())
+
+
+@dataclass(frozen=True)
+class TinyAutoencoder:
+    """A tiny autoencoder's decoder (diffusers AutoencoderTiny): the sampler's latents → RGB at 8× their size."""
+
+    decoder: Any  # diffusers.AutoencoderTiny, on the model's device and in its dtype
+
+    @property
+    def channels(self) -> int:
+        return int(self.decoder.config.latent_channels)
+
+    def image(self, latents: Any) -> Image.Image:
+        import torch
+
+        parameter = next(self.decoder.parameters())
+        first = latents[:1].detach().to(device=parameter.device, dtype=parameter.dtype)
+        with torch.inference_mode():
+            rgb = self.decoder.decode(first).sample[0].float().clamp(-1, 1)  # 3 × H × W in [-1, 1]
+        pixels = ((rgb + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(pixels, "RGB")
+
+
+def load_tiny_autoencoder(source: str, device: str, dtype: Any, offline: bool) -> TinyAutoencoder:
+    """An AutoencoderTiny from a Hub repo or a folder, ready on `device` in `dtype` (a torch.dtype)."""
+    from diffusers import AutoencoderTiny
+
+    options: dict[str, Any] = {"torch_dtype": dtype}
+    if offline:
+        options["local_files_only"] = True
+    decoder = AutoencoderTiny.from_pretrained(source, **options).to(device).eval()
+    return TinyAutoencoder(decoder)
+
+
+class PreviewDecoders:
+    """Each warm model's live-preview decoder, made on first use (in the device thread: the tiny model's map is
+    fitted on its VAE): the configured tiny autoencoder when it loads, else the family's linear map; None where
+    there is neither. A tiny autoencoder that fails to load is logged once and not tried again."""
+
+    def __init__(self, settings: WorkerSettings, offline: bool = False) -> None:
+        self.settings = settings
+        self.offline = offline
+        self._decoders: dict[str, PreviewDecoder | None] = {}
+        self._broken: set[str] = set()  # autoencoder sources that failed to load
+        self._lock = threading.Lock()
+
+    def get(self, loaded: LoadedModel) -> PreviewDecoder | None:
+        name = loaded.spec.name
+        with self._lock:
+            if name not in self._decoders:
+                self._decoders[name] = self._make(loaded)
+            return self._decoders[name]
+
+    def forget(self, name: str) -> None:
+        """Drop the model's decoder (the model was evicted)."""
+        with self._lock:
+            self._decoders.pop(name, None)
+
+    def _make(self, loaded: LoadedModel) -> PreviewDecoder | None:
+        spec = loaded.spec
+        source = for_model(self.settings.live_preview_autoencoder, spec.name, spec.family.value)
+        if source is not None and source not in self._broken:
+            from worker.device import torch_dtype
+
+            try:
+                decoder = load_tiny_autoencoder(
+                    source, loaded.device, torch_dtype(loaded.dtype), self.offline
+                )
+                log.info("model %s: live previews from the tiny autoencoder %s", spec.name, source)
+                return decoder
+            except Exception as exc:
+                self._broken.add(source)
+                log.warning(
+                    "model %s: the tiny autoencoder %s could not be loaded (%s: %s); live previews use the "
+                    "linear latent map",
+                    spec.name,
+                    source,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+        try:
+            return latent_map(spec.family, getattr(loaded.text2img, "vae", None))
+        except Exception:
+            log.exception("model %s: no live previews (its latent map failed)", spec.name)
+            return None

@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core import constants as c
 from core.jobs.connection import JOB_SERIALIZERS, redis_settings
 from core.jobs.workers import WorkerInfo, WorkerRegistry
-from core.models.catalog import BackendKind, get_model
+from core.models.catalog import BackendKind
 from core.models.verdict import AllowAll, ImageModerator, Outcome
 from core.settings import Settings
 from core.storage.factory import build_store
@@ -85,9 +85,7 @@ def _backends(
     limit_libraries()
     registry = ModelRegistry(settings.worker)
     plan = plan_threads(settings.worker, registry.device, usable_cores())
-    models = tuple(get_model(name).name for name in settings.worker.models)
-    for name in models:
-        registry.load(name)
+    models = tuple(registry.load_configured())  # all of them are served, warm or evicted
     backend = DiffusersBackend(
         registry, adapters=settings.adapters, upscaler=settings.upscaler, executor=model_executor(plan)
     )

@@ -2,15 +2,28 @@
 
 A catalog spec becomes a diffusers pipeline here and only here. The img2img pipeline is built with
 `from_pipe`, so it shares the txt2img pipeline's weights: one copy in memory per model.
+
+Several models stay warm within `WorkerSettings.model_memory_budget_gb` (worker/memory.py measures them): a model
+is read into host memory, measured, and before it moves to the device the least recently used warm models that no
+running call holds (`using`) are evicted until it fits. A model that cannot fit (larger than the budget, or the
+rest held) is refused with BackendUnavailable rather than waited for: the worker loads and renders on its one
+device thread (worker.device.DeviceGuard), so the only model held while a load runs is the one that load is for,
+and a wait could only end by someone else's load, which that thread would have to run. An evicted model is
+still served: the next request for it loads it again (the worker's heartbeat lists every configured model).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +33,9 @@ from core.models.catalog import BackendKind, Family, ModelSpec, get_model
 from core.settings import WorkerSettings
 from worker.acceleration import accelerate, warm_up
 from worker.device import DeviceName, DtypeName, detect_device, generator_device, pick_dtype, torch_dtype
+from worker.memory import describe, evictions, footprint, total
 from worker.tiny import ensure_tiny_model
+from worker.vae import apply_force_upcast, load_vae, vae_source
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +51,11 @@ class LoadedModel:
     dtype: DtypeName
     source: str  # the folder or Hugging Face repo it was loaded from
     load_seconds: float
+    memory: dict[str, int] = field(default_factory=dict)  # bytes of its weights, by device type
+
+    @property
+    def memory_bytes(self) -> int:
+        return total(self.memory)
 
     @property
     def generator_device(self) -> str:
@@ -81,43 +101,123 @@ def _fetch_errors() -> tuple[type[BaseException], ...]:
 
 
 class ModelRegistry:
-    """Loads diffusers models by catalog name and keeps them warm; thread-safe, one copy per model."""
+    """Loads diffusers models by catalog name and keeps them warm within the memory budget, evicting the least
+    recently used; thread-safe, one copy per model."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.device: DeviceName = detect_device(settings)
-        self._models: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
+        self._in_use: Counter[str] = Counter()
+        self._evicted: list[Callable[[], Callable[[str], None] | None]] = []
+        self._lock = threading.RLock()
         _quiet_libraries()
 
     def loaded_models(self) -> list[str]:
+        """The warm models, least recently used first."""
         return list(self._models)
 
+    def resident_bytes(self) -> int:
+        """Bytes the warm models' weights take, on every device."""
+        return sum(loaded.memory_bytes for loaded in self._models.values())
+
     def get(self, name: str) -> LoadedModel | None:
-        """The loaded model for a name or alias, or None when it is not loaded yet."""
+        """The loaded model for a name or alias, or None when it is not loaded (yet, or any more)."""
         return self._models.get(diffusers_spec(name).name)
 
     def load(self, name: str) -> LoadedModel:
-        """Load a model once (blocking: call it from a thread in async code) and keep it warm."""
+        """The warm model, loaded first when it is not (blocking: call it from the device thread in async code),
+        evicting least recently used ones to stay within the budget; it becomes the most recently used."""
         spec = diffusers_spec(name)
         with self._lock:
             loaded = self._models.get(spec.name)
             if loaded is None:
                 loaded = self._load(spec)
                 self._models[spec.name] = loaded
-                metrics.WARM_MODELS.labels(model=spec.name).set(1)
+                _report_loaded(loaded)
+            self._models.move_to_end(spec.name)
             return loaded
 
+    @contextmanager
+    def using(self, name: str) -> Iterator[LoadedModel]:
+        """The model, loaded if needed and never evicted until the block ends: hold it around a model call."""
+        spec = diffusers_spec(name)
+        with self._lock:
+            self._in_use[spec.name] += 1
+        try:
+            yield self.load(spec.name)
+        finally:
+            with self._lock:
+                self._in_use[spec.name] -= 1
+                if self._in_use[spec.name] <= 0:
+                    del self._in_use[spec.name]
+
+    def on_evict(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(name)` when a model is evicted, to drop what was built on it (a bound method is held
+        weakly: a backend that is gone is not kept alive, nor called)."""
+        if hasattr(callback, "__self__"):
+            self._evicted.append(weakref.WeakMethod(callback))
+        else:
+            self._evicted.append(lambda: callback)
+
     def load_configured(self) -> list[str]:
-        """Load every model in settings.models (the worker's start-up); returns their catalog names."""
-        return [self.load(name).spec.name for name in self.settings.models]
+        """Load every model in settings.models (the worker's start-up, so a broken one fails it); returns their
+        catalog names. The last listed is loaded first, so under a budget the first listed stay warm."""
+        names = [diffusers_spec(name).name for name in self.settings.models]
+        for name in reversed(names):
+            self.load(name)
+        return names
 
     def close(self) -> None:
         """Drop every model and give the GPU memory back."""
         with self._lock:
-            for name in self._models:
-                metrics.WARM_MODELS.labels(model=name).set(0)
-            self._models.clear()
+            for name in list(self._models):
+                self._drop(name)
+        self._free_memory()
+
+    def _make_room(self, spec: ModelSpec, needed: int) -> None:
+        """Evict least recently used models not in use until `needed` more bytes fit in the budget."""
+        budget = self.settings.model_memory_budget_bytes
+        resident = [(name, loaded.memory_bytes) for name, loaded in self._models.items()]
+        chosen = evictions(resident, self._in_use, needed, budget)
+        if chosen is None:
+            held = [name for name in self._models if name in self._in_use]
+            reason = (
+                f"is larger than the whole budget ({describe(budget)})"
+                if needed > budget
+                else f"does not fit beside the models in use ({', '.join(held)}) in the {describe(budget)} budget"
+            )
+            raise BackendUnavailable(
+                f"Model “{spec.name}” ({describe(needed)}) {reason}. Raise "
+                "IMAGEBOT_WORKER__MODEL_MEMORY_BUDGET_GB, or serve fewer models on this worker."
+            )
+        for name in chosen:
+            size = self._models[name].memory_bytes
+            self._drop(name)
+            metrics.MODEL_EVICTIONS.labels(model=name).inc()
+            logger.info(
+                "evicted model %s (%s, least recently used) to make room for %s (%s) within the %s budget",
+                name,
+                describe(size),
+                spec.name,
+                describe(needed),
+                describe(budget),
+            )
+        if chosen:
+            self._free_memory()
+
+    def _drop(self, name: str) -> None:
+        loaded = self._models.pop(name)
+        metrics.WARM_MODELS.labels(model=name).set(0)
+        for device in loaded.memory:
+            metrics.MODEL_MEMORY_BYTES.labels(model=name, device=device).set(0)
+        for reference in self._evicted:
+            callback = reference()
+            if callback is not None:
+                callback(name)
+
+    def _free_memory(self) -> None:
+        gc.collect()  # pipelines hold reference cycles: free their tensors now, not at the next collection
         if self.device == "cuda":
             import torch
 
@@ -133,6 +233,9 @@ class ModelRegistry:
         if spec.family in (Family.TINY, Family.SD15, Family.SD2):
             options["safety_checker"] = None  # moderation/ checks every image; no black squares
             options["requires_safety_checker"] = False
+        vae = vae_source(spec, dtype, self.settings)
+        if vae is not None:
+            options["vae"] = load_vae(vae, dtype, hub_offline())
         pipeline_class = _pipeline_class(spec.family)
         try:
             text2img = pipeline_class.from_pretrained(source, **options)
@@ -149,26 +252,32 @@ class ModelRegistry:
             ) from exc
         except (ValueError, RuntimeError, TypeError) as exc:
             raise BackendUnavailable(f"Model “{spec.name}” ({source}) could not be loaded: {exc}") from exc
+        self._make_room(spec, total(footprint(text2img)))  # measured in host memory, before it moves
         if not (self.settings.cpu_offload and self.device == "cuda"):
             text2img.to(self.device)
         text2img.set_progress_bar_config(disable=True)
-        switches = accelerate(text2img, spec, self.settings, self.device)
+        upcast = apply_force_upcast(text2img, dtype, self.settings)
+        switches = [*([f"vae {vae}"] if vae else []), *([upcast] if upcast else [])]
+        switches += accelerate(text2img, spec, self.settings, self.device)
         if self.settings.compile:
             logger.info("model %s: compiling in a warm-up render…", spec.name)
             logger.info("model %s: warm-up render took %.1f s", spec.name, warm_up(text2img, spec))
         img2img = AutoPipelineForImage2Image.from_pipe(text2img)
         img2img.set_progress_bar_config(disable=True)
         seconds = time.perf_counter() - started
+        memory = footprint(text2img)
         logger.info(
-            "loaded model %s from %s on %s (%s) in %.2fs; %s",
+            "loaded model %s from %s on %s (%s) in %.2fs, %s (%s); %s",
             spec.name,
             source,
             self.device,
             dtype,
             seconds,
+            describe(total(memory)),
+            ", ".join(f"{device} {describe(size)}" for device, size in sorted(memory.items())),
             ", ".join(switches) or "no speed switches",
         )
-        return LoadedModel(spec, text2img, img2img, self.device, dtype, source, seconds)
+        return LoadedModel(spec, text2img, img2img, self.device, dtype, source, seconds, memory)
 
     def _source(self, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         """Where the weights come from, and how to ask for them."""
@@ -190,6 +299,14 @@ class ModelRegistry:
         if hub_offline():
             options["local_files_only"] = True
         return spec.repo_id, options
+
+
+def _report_loaded(loaded: LoadedModel) -> None:
+    name = loaded.spec.name
+    metrics.WARM_MODELS.labels(model=name).set(1)
+    metrics.MODEL_LOADS.labels(model=name).inc()
+    for device, size in loaded.memory.items():
+        metrics.MODEL_MEMORY_BYTES.labels(model=name, device=device).set(size)
 
 
 def _quiet_libraries() -> None:

@@ -1,4 +1,5 @@
-"""Worker heartbeats: which workers are alive, on which queue, with which models warm.
+"""Worker heartbeats: which workers are alive, on which queue, with which models (warm, or evicted to stay within
+the worker's memory budget: the next request loads it again).
 
 Each worker refreshes a key with a short TTL, and its id in an index scored by when that lapses; a worker that
 dies simply stops being listed. Routing uses this to
@@ -99,7 +100,7 @@ class WorkerRegistry:
                 await asyncio.sleep(0.02)
 
     async def serving(self, queue: str, model: str | None = None) -> list[WorkerInfo]:
-        """Live workers on `queue` (that have `model` warm, when given)."""
+        """Live workers on `queue` (that serve `model`, warm or not, when given)."""
         return [
             worker
             for worker in await self.alive()

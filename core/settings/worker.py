@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,29 @@ class WorkerSettings(Group):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
         "default"
     )
+    # Models warm at once (worker/registry.py): the weights (parameters + buffers) of the resident models stay
+    # within this many GiB; loading one more evicts the least recently used that no running job uses. 0: no limit.
+    model_memory_budget_gb: float = Field(default=0.0, ge=0)
+    # The VAE each model decodes with (worker/vae.py), by model name or family ("sdxl"): a Hub repo or a folder
+    # (one holding an AutoencoderKL, or a whole pipeline with a vae/ subfolder); "stock" keeps the model's own.
+    vae: dict[str, str] = Field(default_factory=dict)
+    # SDXL's stock VAE overflows to NaN (black images) in float16: SDXL models rendering in float16 decode with
+    # this fp16-safe VAE unless `vae` names another for them; None keeps the stock one (upcast to float32).
+    sdxl_fp16_vae: str | None = "madebyollin/sdxl-vae-fp16-fix"
+    vae_force_upcast: bool | None = None  # decode in float32 whatever the VAE's config says; None: its config
+    # Live previews from a tiny autoencoder (diffusers AutoencoderTiny, e.g. madebyollin/taesd for SD 1.x/2.x,
+    # madebyollin/taesdxl for SDXL), by model name or family: a Hub repo or folder. Others use the linear map.
+    live_preview_autoencoder: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def model_memory_budget_bytes(self) -> int:
+        """The budget in bytes; 0 when there is none."""
+        return int(self.model_memory_budget_gb * 2**30)
+
+
+def for_model(mapping: Mapping[str, str], name: str, family: str) -> str | None:
+    """A per-model setting's value for a model: under its catalog name, else under its family, else None."""
+    return mapping.get(name, mapping.get(family))
 
     @field_validator("model_paths")
     @classmethod
