@@ -78,11 +78,6 @@ class WorkerSettings(Group):
         """The budget in bytes; 0 when there is none."""
         return int(self.model_memory_budget_gb * 2**30)
 
-
-def for_model(mapping: Mapping[str, str], name: str, family: str) -> str | None:
-    """A per-model setting's value for a model: under its catalog name, else under its family, else None."""
-    return mapping.get(name, mapping.get(family))
-
     @field_validator("model_paths")
     @classmethod
     def _catalog_names(cls, value: dict[str, Path]) -> dict[str, Path]:
@@ -102,6 +97,33 @@ def for_model(mapping: Mapping[str, str], name: str, family: str) -> str | None:
                 )
             named[spec.name] = folder
         return named
+
+    @field_validator("vae", "live_preview_autoencoder")
+    @classmethod
+    def _model_or_family(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys are families ("sdxl") or catalog names or aliases of diffusers models (kept under their name)."""
+        from core.errors import InvalidRequest
+        from core.models.catalog import BackendKind, Family, get_model
+
+        families = {family.value for family in Family if family is not Family.OPENAI}
+        keyed: dict[str, str] = {}
+        for key, source in value.items():
+            if key.strip().lower() in families:
+                keyed[key.strip().lower()] = source
+                continue
+            try:
+                spec = get_model(key)
+            except InvalidRequest as exc:
+                raise ValueError(f"{exc.message[:-1]}, or a family: {', '.join(sorted(families))}.") from None
+            if spec.backend is not BackendKind.DIFFUSERS:
+                raise ValueError(f"“{spec.name}” is an OpenAI model: it has no VAE of ours, so remove it.")
+            keyed[spec.name] = source
+        return keyed
+
+
+def for_model(mapping: Mapping[str, str], name: str, family: str) -> str | None:
+    """A per-model setting's value for a model: under its catalog name, else under its family, else None."""
+    return mapping.get(name, mapping.get(family))
 
 
 class UpscalerSettings(Group):

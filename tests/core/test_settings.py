@@ -80,6 +80,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "Choose one of",
         ),
         ({"worker": {"model_paths": {"dall-e-3": "/models/x"}}}, "IMAGEBOT_WORKER__MODEL_PATHS", "remove it"),
+        ({"worker": {"vae": {"sdxll": "/vaes/x"}}}, "IMAGEBOT_WORKER__VAE", "or a family: flux, sd15"),
+        (
+            {"worker": {"live_preview_autoencoder": {"gpt-image-1": "madebyollin/taesd"}}},
+            "IMAGEBOT_WORKER__LIVE_PREVIEW_AUTOENCODER",
+            "remove it",
+        ),
     ],
 )
 def test_a_bad_value_names_its_variable_and_what_to_write(
@@ -98,6 +104,20 @@ def test_a_bad_url_from_the_environment_names_the_variable_and_hides_the_passwor
     with pytest.raises(ConfigError, match=re.escape("IMAGEBOT_REDIS_URL: 'http://cache:6379/0'")) as refused:
         load_settings()
     assert "hunter2" not in refused.value.message
+
+
+def test_per_model_vaes_and_preview_autoencoders_are_keyed_by_family_or_catalog_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "IMAGEBOT_WORKER__VAE", '{"SDXL": "madebyollin/sdxl-vae-fp16-fix", "SD1.5": "/vaes/mse"}'
+    )
+    monkeypatch.setenv("IMAGEBOT_WORKER__LIVE_PREVIEW_AUTOENCODER", '{"sd15": "madebyollin/taesd"}')
+
+    worker = load_settings().worker
+
+    assert worker.vae == {"sdxl": "madebyollin/sdxl-vae-fp16-fix", "sd15": "/vaes/mse"}
+    assert worker.live_preview_autoencoder == {"sd15": "madebyollin/taesd"}
 
 
 def test_model_paths_are_read_from_json_and_keyed_by_catalog_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,7 +58,7 @@ def registry(model_cache_dir: Path, **settings: object) -> ModelRegistry:
         ("sdxl", "float16", {"vae": {"sdxl": "/vaes/mine"}}, "/vaes/mine"),
         ("sdxl", "float32", {"vae": {"sdxl": "/vaes/mine"}}, "/vaes/mine"),
         ("sd15", "float32", {"vae": {"sd15": "stabilityai/sd-vae-ft-mse"}}, "stabilityai/sd-vae-ft-mse"),
-        ("sd15", "float32", {"vae": {"sd15": "a", "sd15-by-name": "b"}}, "a"),
+        ("sd15", "float32", {"vae": {"sd15": "a", "sdxl": "b"}}, "a"),
         ("sdxl", "float16", {"vae": {"sdxl": "family", "sdxl-turbo": "by-name"}}, "family"),
         ("sdxl-turbo", "float16", {"vae": {"sdxl": "family", "sdxl-turbo": "by-name"}}, "by-name"),
     ],
