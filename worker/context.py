@@ -6,6 +6,7 @@ arq style: on_startup builds a WorkerContext and keeps it in ctx["imagebot"]; jo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ class WorkerContext:
         if self.post is None:
             return await asyncio.to_thread(function, *args)
         return await self.post.run(function, *args)
+
+    def post_processing(self) -> contextlib.AbstractContextManager[None]:
+        """Held around a job's checks, encodings and uploads: meanwhile the model keeps to its own cores."""
+        return contextlib.nullcontext() if self.post is None else self.post.share.post_processing()
 
     async def close(self) -> None:
         await self.keeper.stop()

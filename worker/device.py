@@ -115,9 +115,16 @@ class Interruption:
     not count); `cancel()` comes from the event loop when the job awaiting the call is cancelled.
     """
 
-    def __init__(self, limit_s: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit_s: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        between_steps: Callable[[], None] | None = None,
+    ) -> None:
+        """`between_steps`: run in the model's thread at every check (the worker's CoreShare.adjust)."""
         self.limit_s = limit_s
         self.clock = clock
+        self.between_steps = between_steps
         self.deadline = None if limit_s is None else clock() + limit_s
         self._cancelled = threading.Event()
 
@@ -132,6 +139,8 @@ class Interruption:
         """Raise RenderInterrupted or TimeLimitExceeded when the call must stop; cheap and thread-safe."""
         if self._cancelled.is_set():
             raise RenderInterrupted("the job awaiting this model call was cancelled")
+        if self.between_steps is not None:
+            self.between_steps()
         if self.deadline is not None and self.limit_s is not None and self.clock() >= self.deadline:
             raise TimeLimitExceeded(time_limit_message(self.limit_s), self.limit_s)
 
@@ -139,11 +148,14 @@ class Interruption:
 class DeviceGuard:
     """One blocking model call at a time on a device, held until that call's thread has really ended."""
 
-    def __init__(self, executor: Executor | None = None) -> None:
+    def __init__(
+        self, executor: Executor | None = None, between_steps: Callable[[], None] | None = None
+    ) -> None:
+        """`executor`: the device thread (worker.threads.model_executor), None: asyncio's default;
+        `between_steps`: what the model's thread runs before each call and at every step (CoreShare.adjust)."""
         self._lock = asyncio.Lock()
-        self._executor = (
-            executor  # the device thread (worker.threads.model_executor); None: asyncio's default
-        )
+        self._executor = executor
+        self._between_steps = between_steps
 
     @property
     def busy(self) -> bool:
@@ -171,7 +183,8 @@ class DeviceGuard:
             if call is None:
                 self._lock.release()
                 return None
-            interruption = Interruption(limit_s)  # the clock starts once the device is ours
+            # the clock starts once the device is ours
+            interruption = Interruption(limit_s, between_steps=self._between_steps)
 
             def guarded() -> T:
                 interruption.check()  # the job may have been cancelled before this thread started

@@ -104,9 +104,10 @@ class DiffusersBackend:
         upscaler: UpscalerSettings | None = None,
         executor: Executor | None = None,
         settings: WorkerSettings | None = None,
+        between_steps: Callable[[], None] | None = None,
     ) -> None:
         """`executor`: the device thread (worker.threads.model_executor); `settings`: the worker's (batching),
-        the registry's by default."""
+        the registry's by default; `between_steps`: run in the device thread at every step (CoreShare.adjust)."""
         from worker.edits import Editor
         from worker.upscaler import load_upscaler
 
@@ -116,7 +117,7 @@ class DiffusersBackend:
         self.controls = ControlNets(self.adapter_settings.control, registry.device)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
-        self.device = DeviceGuard(executor)
+        self.device = DeviceGuard(executor, between_steps)
         self.settings = settings = settings or registry.settings
         self.preview_decoders = PreviewDecoders(settings, hub_offline())  # per model (device thread)
         self.batcher = Batcher(

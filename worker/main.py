@@ -39,7 +39,7 @@ from worker.context import WorkerContext, job_timeout_s
 from worker.describing import describe
 from worker.heartbeat import Heartbeat, default_worker_id, lease_s
 from worker.jobs import generate
-from worker.threads import PostPool, ThreadPlan, limit_libraries, model_executor, plan_threads, usable_cores
+from worker.threads import PostPool, limit_libraries, model_executor, plan_threads, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,13 @@ async def warm_up(moderator: ImageModerator) -> None:
 
 def _backends(
     settings: Settings, queue: str
-) -> tuple[dict[BackendKind, ImageBackend], tuple[str, ...], ThreadPlan]:
-    """The queue's backends with their models loaded, and how the worker's threads share the cores."""
+) -> tuple[dict[BackendKind, ImageBackend], tuple[str, ...], PostPool]:
+    """The queue's backends with their models loaded, and the post-processing threads that share the cores."""
     if queue == c.QUEUE_CLOUD:
         from worker.openai_backend import OpenAIBackend
 
-        plan = plan_threads(settings.worker, "remote", usable_cores())
-        return {BackendKind.OPENAI: OpenAIBackend(settings.openai)}, (settings.openai.model,), plan
+        post = PostPool(plan_threads(settings.worker, "remote", usable_cores()))
+        return {BackendKind.OPENAI: OpenAIBackend(settings.openai)}, (settings.openai.model,), post
     from worker.diffusers_backend import DiffusersBackend
     from worker.registry import ModelRegistry
 
@@ -86,10 +86,15 @@ def _backends(
     registry = ModelRegistry(settings.worker)
     plan = plan_threads(settings.worker, registry.device, usable_cores())
     models = tuple(registry.load_configured())  # all of them are served, warm or evicted
+    post = PostPool(plan)
     backend = DiffusersBackend(
-        registry, adapters=settings.adapters, upscaler=settings.upscaler, executor=model_executor(plan)
+        registry,
+        adapters=settings.adapters,
+        upscaler=settings.upscaler,
+        executor=model_executor(plan),
+        between_steps=post.share.adjust,
     )
-    return {BackendKind.DIFFUSERS: backend}, models, plan
+    return {BackendKind.DIFFUSERS: backend}, models, post
 
 
 def _captioner(settings: Settings, queue: str, backends: dict[BackendKind, ImageBackend]) -> Captioner | None:
@@ -159,12 +164,11 @@ class ImagebotWorker(Worker):
 
     async def _startup(self, ctx: dict[str, Any]) -> None:
         settings, queue = self.settings, self.queue_name
-        backends, models, plan = await asyncio.to_thread(_backends, settings, queue)
-        log.info("worker threads on %s: %s", queue, plan.describe())
+        backends, models, post = await asyncio.to_thread(_backends, settings, queue)
+        log.info("worker threads on %s: %s", queue, post.plan.describe())
         captioner = await asyncio.to_thread(_captioner, settings, queue, backends)
         if captioner is not None and queue == c.QUEUE_GPU:
             models = (*models, c.CAPTIONER)  # routers send /describe here (core.jobs.captions)
-        post = PostPool(plan)
         moderator = _image_moderator(settings, post)
         await warm_up(moderator)
         ctx["imagebot"] = WorkerContext(

@@ -13,17 +13,25 @@ the pools are sized here, once, by design:
 On a CPU worker the model gets every core but the post-processing ones; on a GPU the CPU only feeds the device,
 so the model needs few threads and post-processing gets the rest. WorkerSettings.model_threads / post_threads
 override either number (0 = derived).
+
+Post-processing is bursty: a job's checks and encodings take a fraction of its model time, and the post cores
+sit idle the rest of it. So on a CPU worker the model borrows them (`CoreShare`, WorkerSettings.lend_idle_cores):
+at the start of every model call and at every sampler step its thread takes the post cores too while no
+post-processing runs, and gives them back at the next step once some does. The post threads never wait for the
+model; at worst one step of the model overlaps the start of a post task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,8 +48,11 @@ class ThreadPlan:
     model: int  # torch intra-op threads in the model call
     post: int  # concurrent post-processing tasks, one thread each
 
+    lend: bool = False  # the model borrows the post cores while no post-processing runs (CPU workers)
+
     def describe(self) -> str:
-        return f"{self.cores} core(s): model {self.model} thread(s), post-processing {self.post}"
+        lent = f", lent to the model while idle (up to {self.model + self.post})" if self.lend else ""
+        return f"{self.cores} core(s): model {self.model} thread(s), post-processing {self.post}{lent}"
 
 
 def usable_cores() -> int:
@@ -59,9 +70,9 @@ def plan_threads(settings: WorkerSettings, device: str, cores: int) -> ThreadPla
     post = settings.post_threads or (1 if cores <= 4 else cores // 4)
     if device == "cpu":
         model = settings.model_threads or max(1, cores - post)
-    else:  # the accelerator computes; a few threads feed it
-        model = settings.model_threads or max(1, min(4, cores - post))
-    return ThreadPlan(cores, model, post)
+        return ThreadPlan(cores, model, post, lend=settings.lend_idle_cores and model + post <= cores)
+    # the accelerator computes; a few threads feed it
+    return ThreadPlan(cores, settings.model_threads or max(1, min(4, cores - post)), post)
 
 
 def limit_libraries() -> None:
@@ -98,17 +109,78 @@ def model_executor(plan: ThreadPlan) -> ThreadPoolExecutor:
     )
 
 
-class PostPool:
-    """Runs post-processing (checks, encoders) on the plan's post threads, off the model's cores."""
+class CoreShare:
+    """Who has the post-processing cores now: the model borrows them while no post-processing runs."""
 
     def __init__(self, plan: ThreadPlan) -> None:
         self.plan = plan
-        self.executor = ThreadPoolExecutor(
-            max_workers=plan.post,
+        self._running = 0  # post-processing tasks running now
+        self._lock = threading.Lock()
+        self._torch_threads = threading.local()  # torch's thread count is per calling thread
+
+    @property
+    def post_running(self) -> int:
+        return self._running
+
+    def model_threads(self) -> int:
+        """The torch threads the model may use for what it computes next."""
+        if self.plan.lend and self._running == 0:
+            return self.plan.model + self.plan.post
+        return self.plan.model
+
+    def adjust(self) -> None:
+        """In the model's thread, at the start of a call and at every step: take or give back the post cores."""
+        wanted = self.model_threads()
+        if getattr(self._torch_threads, "count", None) != wanted:
+            _set_torch_threads(wanted)
+            self._torch_threads.count = wanted
+
+    @contextlib.contextmanager
+    def post_processing(self) -> Iterator[None]:
+        """While this is open, post-processing runs: the model keeps to its own cores. A job holds it from its
+        first check to its last upload, so the model does not take the cores back between two of its tasks."""
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def wrap(self, function: Callable[..., T]) -> Callable[..., T]:
+        """`function`, counted as post-processing while it runs."""
+
+        def counted(*args: Any, **kwargs: Any) -> T:
+            with self.post_processing():
+                return function(*args, **kwargs)
+
+        return counted
+
+
+class _PostExecutor(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose every task counts as post-processing in a CoreShare (the image check submits
+    to it directly)."""
+
+    def __init__(self, share: CoreShare, max_workers: int) -> None:
+        super().__init__(
+            max_workers=max_workers,
             thread_name_prefix="post",
             initializer=_set_torch_threads,  # torch ops in post-processing (e.g. a watermark) stay single
             initargs=(1,),
         )
+        self.share = share
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(self.share.wrap(fn), *args, **kwargs)
+
+
+class PostPool:
+    """Runs post-processing (checks, encoders) on the plan's post threads, off the model's cores."""
+
+    def __init__(self, plan: ThreadPlan, share: CoreShare | None = None) -> None:
+        self.plan = plan
+        self.share = share or CoreShare(plan)
+        self.executor: ThreadPoolExecutor = _PostExecutor(self.share, plan.post)
 
     async def run(self, function: Callable[..., T], /, *args: Any) -> T:
         """`function(*args)` on a post thread, with the caller's context (like asyncio.to_thread)."""
