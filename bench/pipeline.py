@@ -8,6 +8,9 @@ local storage, result events. Prints plain lines:
   per-job medians     queued, model, store, event delivery, and worker-side time outside the model call
 
 Usage: python bench/pipeline.py [--jobs 50] [--n 4] [--max-jobs 2] [--no-image-check]
+           [--model tiny|sd15|sdxl] [--size 512x512] [--steps 30]
+
+`--model sd15|sdxl` renders with the real-size architecture with random weights (bench/architecture.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from arq.connections import ArqRedis
 
+from bench.architecture import Architecture, add_arguments, from_arguments
 from cli.runtime import open_runtime
 from core.delivery.events import follow, latest_id
 from core.jobs.workers import WorkerRegistry
@@ -34,15 +38,24 @@ from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
 
 
-async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path) -> float:
+async def burst(
+    jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: Path, arch: Architecture
+) -> float:
     """Run one burst and print its figures; returns the outside share."""
     from worker.main import run_workers
 
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
+        chosen = arch.settings()
         settings = Settings(
             data_dir=Path(tmp),
             storage={"local_dir": Path(tmp) / "storage"},  # type: ignore[arg-type]
-            worker={"model_cache_dir": cache_dir, "max_jobs": max_jobs, "poll_delay_s": 0.05},  # type: ignore[arg-type]
+            default_model=chosen["default_model"],
+            worker={
+                "model_cache_dir": cache_dir,
+                "max_jobs": max_jobs,
+                "poll_delay_s": 0.05,
+                **chosen["worker"],
+            },
             moderation={"image_check": image_check},  # type: ignore[arg-type]
             limits={"default_images": n},  # type: ignore[arg-type]
         )
@@ -56,14 +69,16 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
             # quotas stay on (their reservation is part of the path), but one user must be allowed a burst
             await runtime.service.admission.quotas.set_tier("cli:bench", "unlimited")
             # one warm-up job so first-call costs (allocator, kernels) are not counted
-            warm = await runtime.service.imagine("warm up", requester)
+            warm = await runtime.service.imagine(f"warm up{arch.flags}", requester)
             await _collect(runtime.redis, {warm.request_id}, "0-0")
             last_id = await latest_id(runtime.redis, Platform.CLI)
 
             started = time.monotonic()
             submitted = set()
             for i in range(jobs):
-                submission = await runtime.service.imagine(f"a lighthouse at dusk, study {i}", requester)
+                submission = await runtime.service.imagine(
+                    f"a lighthouse at dusk, study {i}{arch.flags}", requester
+                )
                 submitted.add(submission.request_id)
             submit_s = time.monotonic() - started
             events, received = await _collect(runtime.redis, submitted, last_id)
@@ -79,7 +94,8 @@ async def burst(jobs: int, n: int, max_jobs: int, image_check: bool, cache_dir: 
     delivery = [received[event.request_id] - event.created_at for event in done]
     busy = sum(model) / wall
     print(
-        f"jobs                      : {len(done)}/{jobs} done, {n} image(s) each, tiny 64x64, max_jobs {max_jobs}"
+        f"jobs                      : {len(done)}/{jobs} done, {n} image(s) each, {arch.describe()}, "
+        f"max_jobs {max_jobs}"
     )
     print(f"submit {jobs} jobs          : {submit_s:.3f} s ({1000 * submit_s / jobs:.1f} ms each)")
     print(f"burst wall time           : {wall:.2f} s ({jobs / wall:.1f} jobs/s)")
@@ -135,13 +151,14 @@ def main() -> None:
         help="one burst per value, side by side in this run",
     )
     parser.add_argument("--no-image-check", action="store_true")
-    parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
+    add_arguments(parser)  # --model, --size, --steps, --model-cache
     args = parser.parse_args()
+    arch = from_arguments(args)
     shares = {}
     for max_jobs in args.max_jobs:
         print(f"--- burst with max_jobs {max_jobs}")
         shares[max_jobs] = asyncio.run(
-            burst(args.jobs, args.n, max_jobs, not args.no_image_check, args.model_cache)
+            burst(args.jobs, args.n, max_jobs, not args.no_image_check, args.model_cache, arch)
         )
     if len(shares) > 1:
         print(

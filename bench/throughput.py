@@ -1,6 +1,7 @@
 """imagebot against the plain diffusers loop it wraps, side by side in one run, on the same work.
 
     .venv/bin/python -m bench.throughput [--jobs 12] [--n 4] [--burst 48] [--batch 8]
+        [--model tiny|sd15|sdxl] [--size 512x512] [--steps 30]
 
 Two workloads, each on the same requests in every column:
 - `--jobs` jobs of `--n` images (default 12 × 4);
@@ -12,8 +13,11 @@ Two workloads, each on the same requests in every column:
     an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
 (c) the same with micro-batching on (`--batch` images per call; the worker holds `--batch` + 1 jobs).
 Prints images/s for each and the ratios b/a, c/a, c/b, per-stage p50/p95 of (b) and (c), the acknowledgement
-latency p50/p99 of 500 concurrent submissions, and the answer time of a cache hit. Same model (tiny, random
-weights, 64×64) and steps everywhere. Run it on a quiet machine: the figures are only comparable within one run.
+latency p50/p99 of 500 concurrent submissions, and the answer time of a cache hit (these two on tiny: they time
+the service, not the model). Same model, size and steps everywhere: tiny (64×64, 2 steps) by default; `--model sd15`
+or `sdxl` renders with the real-size architecture built from its config with random weights (bench/architecture.py:
+real compute, no download), on the worker's device and dtype (a GPU when there is one, float16 there) in every
+column. Run it on a quiet machine: the figures are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from typing import Any
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from bench.architecture import Architecture, add_arguments, from_arguments
 from bench.pipeline import _collect
 from cli.runtime import open_runtime
 from core import constants as c
 from core.delivery.events import latest_id
 from core.jobs.workers import WorkerInfo, WorkerRegistry
-from core.models.catalog import get_model
 from core.models.request import Platform, Requester
 from core.models.result import EventKind
 from core.settings import Settings
@@ -42,27 +46,33 @@ from core.settings import Settings
 PROMPT = "a lighthouse at dusk, study {i}"
 
 
-def plain_loop(model_dir: Path, jobs: int, n: int, out: Path, threads: int) -> float:
+def plain_loop(arch: Architecture, jobs: int, n: int, out: Path, threads: int) -> float:
     """Images per second of diffusers alone doing the same work: render and save each image."""
     import torch
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
+
+    from worker.device import detect_device, generator_device, pick_dtype, torch_dtype
 
     torch.set_num_threads(threads)  # torch's default, whatever an earlier worker in this process set
 
-    spec = get_model("tiny")
-    pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None)
+    spec = arch.spec
+    worker = Settings().worker  # the device and dtype the worker picks, so both columns compute alike
+    device = detect_device(worker)
+    pipe = DiffusionPipeline.from_pretrained(
+        arch.folder, dtype=torch_dtype(pick_dtype(worker.dtype, device, spec.family))
+    ).to(device)
     pipe.set_progress_bar_config(disable=True)
 
     def job(i: int) -> None:
-        generators = [torch.Generator().manual_seed(1000 * i + k) for k in range(n)]
+        generators = [torch.Generator(generator_device(device)).manual_seed(1000 * i + k) for k in range(n)]
         images = pipe(
             PROMPT.format(i=i),
             num_images_per_prompt=n,
             generator=generators,
-            num_inference_steps=spec.default_steps,
+            num_inference_steps=arch.steps,
             guidance_scale=spec.default_guidance,
-            width=spec.native_width,
-            height=spec.native_height,
+            width=arch.width,
+            height=arch.height,
         ).images
         for k, image in enumerate(images):
             image.save(out / f"{i}-{k}.png")
@@ -79,7 +89,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def end_to_end(settings: Settings, jobs: int, n: int) -> tuple[float, dict[str, list[float]]]:
+async def end_to_end(
+    settings: Settings, jobs: int, n: int, flags: str = ""
+) -> tuple[float, dict[str, list[float]]]:
     from worker.main import run_workers
 
     async with open_runtime(settings) as runtime:
@@ -87,12 +99,12 @@ async def end_to_end(settings: Settings, jobs: int, n: int) -> tuple[float, dict
         await WorkerRegistry(runtime.redis).wait_until_serving(c.QUEUE_GPU, 600, worker)
         requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
         await runtime.service.admission.quotas.set_tier("cli:bench", "unlimited")
-        warm = await runtime.service.imagine(f"warm up --n {n}", requester)
+        warm = await runtime.service.imagine(f"warm up --n {n}{flags}", requester)
         await _collect(runtime.redis, {warm.request_id}, "0-0")
         after = await latest_id(runtime.redis, Platform.CLI)
         started = time.perf_counter()
         wanted = {
-            (await runtime.service.imagine(f"{PROMPT.format(i=i)} --n {n}", requester)).request_id
+            (await runtime.service.imagine(f"{PROMPT.format(i=i)} --n {n}{flags}", requester)).request_id
             for i in range(jobs)
         }
         events, received = await _collect(runtime.redis, wanted, after)
@@ -144,11 +156,15 @@ async def cache_hit(settings: Settings) -> float:
         return elapsed
 
 
-def settings_for(folder: Path, cache_dir: Path, **worker: Any) -> Settings:
+def settings_for(folder: Path, cache_dir: Path, arch: Architecture | None = None, **worker: Any) -> Settings:
+    chosen = arch.settings() if arch else {"worker": {}}
     return Settings(
         data_dir=folder,
         storage={"local_dir": folder / "storage"},
-        worker={"model_cache_dir": cache_dir, "poll_delay_s": 0.05, **worker},
+        **{
+            **chosen,
+            "worker": {"model_cache_dir": cache_dir, "poll_delay_s": 0.05, **chosen["worker"], **worker},
+        },
     )
 
 
@@ -158,22 +174,25 @@ def print_stages(stages: dict[str, list[float]]) -> None:
         print(f"      {name:<12} p50 {1000 * p50:8.1f} ms   p95 {1000 * p95:8.1f} ms")
 
 
-def workload(title: str, folder: Path, args: argparse.Namespace, jobs: int, n: int, threads: int) -> None:
+def workload(
+    title: str, folder: Path, args: argparse.Namespace, jobs: int, n: int, threads: int, arch: Architecture
+) -> None:
     """(a), (b) and (c) on `jobs` jobs of `n` images, printed side by side."""
+    from worker.device import detect_device
     from worker.threads import plan_threads, usable_cores
-    from worker.tiny import ensure_tiny_model
 
     (folder / "plain").mkdir(parents=True)
-    model_dir = ensure_tiny_model(args.model_cache)
-    plain = plain_loop(model_dir, jobs, n, folder / "plain", threads)
-    plan = plan_threads(Settings().worker, "cpu", usable_cores())
-    limited = plain_loop(model_dir, jobs, n, folder / "plain", plan.model) if plan.model != threads else plain
-    off, off_stages = asyncio.run(end_to_end(settings_for(folder / "b", args.model_cache), jobs, n))
-    batched = settings_for(
-        folder / "c", args.model_cache, batch_max_images=args.batch, max_jobs=args.batch + 1
+    plain = plain_loop(arch, jobs, n, folder / "plain", threads)
+    plan = plan_threads(Settings().worker, detect_device(Settings().worker), usable_cores())
+    limited = plain_loop(arch, jobs, n, folder / "plain", plan.model) if plan.model != threads else plain
+    off, off_stages = asyncio.run(
+        end_to_end(settings_for(folder / "b", args.model_cache, arch), jobs, n, arch.flags)
     )
-    on, on_stages = asyncio.run(end_to_end(batched, jobs, n))
-    print(f"{title}: {jobs} jobs × {n} image(s), tiny 64×64, {get_model('tiny').default_steps} steps")
+    batched = settings_for(
+        folder / "c", args.model_cache, arch, batch_max_images=args.batch, max_jobs=args.batch + 1
+    )
+    on, on_stages = asyncio.run(end_to_end(batched, jobs, n, arch.flags))
+    print(f"{title}: {jobs} jobs × {n} image(s), {arch.describe()}")
     print(f"  (a) plain diffusers loop        : {plain:6.2f} images/s   (torch's default {threads} threads)")
     if plan.model != threads:
         print(
@@ -200,20 +219,27 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=48, help="one-image requests in the burst (0: skip)")
     parser.add_argument("--batch", type=int, default=8, help="images per call in (c)")
     parser.add_argument("--acks", type=int, default=500)
-    parser.add_argument("--model-cache", type=Path, default=Path("imagebot-data/models"))
+    add_arguments(parser)  # --model, --size, --steps, --model-cache
     args = parser.parse_args()
+    arch = from_arguments(args)
     import torch
 
+    from worker.device import detect_device
     from worker.threads import plan_threads, usable_cores
 
     threads = torch.get_num_threads()
-    plan = plan_threads(Settings().worker, "cpu", usable_cores())
-    print(f"CPU, {plan.describe()} in imagebot's worker; the plain loop uses torch's default {threads}")
+    device = detect_device(Settings().worker)
+    plan = plan_threads(Settings().worker, device, usable_cores())
+    gpu = f"{torch.cuda.get_device_name()}, " if device == "cuda" else ""
+    print(
+        f"{device.upper()}, {gpu}{plan.describe()} in imagebot's worker; "
+        f"the plain loop uses torch's default {threads}"
+    )
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
         folder = Path(tmp)
-        workload("grids", folder / "grids", args, args.jobs, args.n, threads)
+        workload("grids", folder / "grids", args, args.jobs, args.n, threads, arch)
         if args.burst:
-            workload("burst", folder / "burst", args, args.burst, 1, threads)
+            workload("burst", folder / "burst", args, args.burst, 1, threads, arch)
         acks = asyncio.run(acknowledgements(settings_for(folder / "acks", args.model_cache), args.acks))
         hit = asyncio.run(cache_hit(settings_for(folder / "hit", args.model_cache)))
     print(
