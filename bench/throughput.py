@@ -193,18 +193,18 @@ def workload(
     )
     on, on_stages = asyncio.run(end_to_end(batched, jobs, n, arch.flags))
     print(f"{title}: {jobs} jobs × {n} image(s), {arch.describe()}")
-    print(f"  (a) plain diffusers loop        : {plain:6.2f} images/s   (torch's default {threads} threads)")
+    print(f"  (a) plain diffusers loop        : {plain:6.3g} images/s   (torch's default {threads} threads)")
     if plan.model != threads:
         print(
-            f"  (a') the same, {plan.model} torch thread(s) : {limited:6.2f} images/s   (the worker's model threads)"
+            f"  (a') the same, {plan.model} torch thread(s) : {limited:6.3g} images/s   (the worker's model threads)"
         )
     print(
-        f"  (b) imagebot, batching off      : {off:6.2f} images/s   b/a = {off / plain:.2f}   "
+        f"  (b) imagebot, batching off      : {off:6.3g} images/s   b/a = {off / plain:.2f}   "
         f"b/a' = {off / limited:.2f}"
     )
     print_stages(off_stages)
     print(
-        f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.2f} images/s   c/a = {on / plain:.2f}   "
+        f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.3g} images/s   c/a = {on / plain:.2f}   "
         f"c/b = {on / off:.2f}"
     )
     print_stages(on_stages)
