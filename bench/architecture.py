@@ -37,11 +37,10 @@ class Architecture:
         return f" --model {self.name} --size {self.width}x{self.height} --steps {self.steps}"
 
     def settings(self) -> dict[str, Any]:
-        """Settings overrides: this model is the default, the worker's only one, loaded from `folder`."""
-        return {
-            "default_model": self.name,
-            "worker": {"models": [self.name], "model_paths": {self.name: self.folder}},
-        }
+        """Settings overrides: this model is the default, the worker's only one, loaded from `folder` with the
+        folder's own VAE (the worker would fetch an fp16-safe one for SDXL; the random SDXL's decodes alike)."""
+        worker = {"models": [self.name], "model_paths": {self.name: self.folder}, "vae": {self.name: "stock"}}
+        return {"default_model": self.name, "worker": worker}
 
     def describe(self) -> str:
         kind = "random weights" if self.name == "tiny" else "real size, random weights"

@@ -11,7 +11,8 @@ The configs below are written out from the published ones, so nothing is fetched
 - SD 1.5: stable-diffusion-v1-5/stable-diffusion-v1-5 (formerly runwayml/stable-diffusion-v1-5), unet/, vae/ and
   scheduler/ config.json; its text encoder is openai/clip-vit-large-patch14's text half (CLIP ViT-L/14).
 - SDXL: stabilityai/stable-diffusion-xl-base-1.0, unet/, vae/, text_encoder/ (CLIP ViT-L/14),
-  text_encoder_2/ (OpenCLIP ViT-bigG/14, with projection) and scheduler/ config.json.
+  text_encoder_2/ (OpenCLIP ViT-bigG/14, with projection) and scheduler/ config.json; the VAE without
+  `force_upcast`, as madebyollin/sdxl-vae-fp16-fix (see `vae_config`).
 The tokenizers are worker/tiny.py's byte-level CLIP tokenizer (no vocabulary download); the text encoders keep
 CLIP's full 49,408-token embedding, so their size and compute are the real ones.
 """
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 RealSizeName = Literal["sd15", "sdxl"]
 REAL_SIZE_MODELS: tuple[RealSizeName, ...] = ("sd15", "sdxl")
 # Bump when a recipe changes: a cached model built by an older recipe is rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 MARKER = "imagebot-random-weights.json"
 SEED = 0
 CLIP_VOCAB_SIZE = 49408  # CLIP's BPE vocabulary: the token embedding's real size
@@ -80,7 +81,13 @@ def unet_config(name: RealSizeName) -> dict[str, Any]:
 
 
 def vae_config(name: RealSizeName) -> dict[str, Any]:
-    """The AutoencoderKL arguments (83,653,863 parameters, the same network in both; SDXL's is retrained)."""
+    """The AutoencoderKL arguments (83,653,863 parameters, the same network in both; SDXL's is retrained).
+
+    SDXL's is configured like madebyollin/sdxl-vae-fp16-fix, the same network without `force_upcast`: that is
+    the VAE the worker decodes SDXL with in float16 (worker/vae.py), so the random model decodes as it does (in
+    float16, not upcast to float32) without a download. Its random weights may overflow to NaN there (black
+    noise); the compute is the same.
+    """
     config: dict[str, Any] = {
         "in_channels": 3,
         "out_channels": 3,
@@ -93,7 +100,7 @@ def vae_config(name: RealSizeName) -> dict[str, Any]:
         "sample_size": 512,
     }
     if name == "sdxl":
-        config.update(sample_size=1024, scaling_factor=0.13025, force_upcast=True)
+        config.update(sample_size=1024, scaling_factor=0.13025, force_upcast=False)
     return config
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from bench.architecture import Architecture, add_arguments, from_arguments, work
 from core.commands.grammar import parse_imagine
+from core.models.catalog import get_model
 from core.settings import LimitsSettings, Settings
+from worker.vae import vae_source
 
 
 def arguments(*argv: str) -> argparse.Namespace:
@@ -45,6 +47,8 @@ def test_imagebot_is_asked_for_exactly_the_plain_loops_work(
     assert settings.default_model == args.model
     assert settings.worker.models == [args.model]
     assert settings.worker.model_paths == {args.model: tmp_path / "weights"}
+    # nothing to download: the worker decodes with the folder's own VAE (not SDXL's fp16-safe one from the Hub)
+    assert vae_source(get_model(args.model), "float16", settings.worker) is None
 
 
 def test_a_size_that_is_not_width_x_height_is_refused_with_an_example() -> None:

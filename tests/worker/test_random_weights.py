@@ -47,6 +47,8 @@ def test_the_pipelines_have_the_published_architectures_parameter_for_parameter(
     widths = [pipeline.text_encoder.config.hidden_size]
     if name == "sdxl":
         widths.append(pipeline.text_encoder_2.config.hidden_size)
+        # it decodes in float16, as the fp16-safe VAE the worker swaps in for the real SDXL does
+        assert pipeline.vae.config.force_upcast is False
         assert pipeline.unet.config.projection_class_embeddings_input_dim == (
             pipeline.text_encoder_2.config.projection_dim + 6 * pipeline.unet.config.addition_time_embed_dim
         )
