@@ -22,6 +22,7 @@ from core.errors import StorageError
 from core.jobs.workers import WorkerRegistry
 from core.settings import Settings
 from core.storage.local import LocalFileServer
+from core.tasks import cancel_and_wait, to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,17 @@ async def _run_bot(platform: str, settings: Settings, *, sync: bool, with_worker
             for task in done:
                 task.result()
         finally:
-            for task in reversed(tasks):  # the front end stops taking messages first, then the worker
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await to_the_end(_stop_in_order(tasks))
     return 0
+
+
+async def _stop_in_order(tasks: list[asyncio.Future[None]]) -> None:
+    """The front end stops taking messages first, then the worker; each is stopped even if one before failed
+    (run through `to_the_end`: a second SIGTERM does not leave the worker running behind a stopped bot)."""
+    for task in reversed(tasks):
+        failed = task.done() and not task.cancelled() and task.exception() is not None  # raised already
+        try:
+            await cancel_and_wait(task)
+        except Exception:
+            if not failed:
+                log.exception("%r failed while stopping", task)

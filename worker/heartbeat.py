@@ -10,7 +10,6 @@ heartbeat renews for every job still running: a killed worker's jobs go back to 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterable
 from arq.constants import in_progress_key_prefix
 
 from core.jobs.workers import WorkerInfo, WorkerRegistry
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         self.announced = False
         try:
             await self.registry.remove(self.info.worker_id)

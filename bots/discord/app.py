@@ -8,7 +8,6 @@ wide in discord.py (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY). A sharded cli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +31,7 @@ from core.governance.admin import AdminService
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
+from core.tasks import cancel_and_wait
 from moderation.factory import build_admin
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ class _Lifecycle:
     async def close(self) -> None:
         self.stop.set()
         if self.consumer is not None:
-            self.consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.consumer
+            await cancel_and_wait(self.consumer)
             self.consumer = None
         await self.delivery.close()
 

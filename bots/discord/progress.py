@@ -10,13 +10,13 @@ its way land before the result replaces it. Progress is advisory: a failed edit 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from core.delivery.progress import ProgressCoalescer, show_held
 from core.models.result import ResultEvent
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class ProgressThrottle:
     async def close(self) -> None:
         """Drop the progress edits still waiting for their interval."""
         if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            await cancel_and_wait(self._timer)
             self._timer = None
 
     async def _show_due(self, request_id: str, held: tuple[ResultEvent, dict[str, str]]) -> None:

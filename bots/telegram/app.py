@@ -5,9 +5,9 @@ result-event consumer, until cancelled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 from arq.connections import ArqRedis
 from telegram import (
@@ -50,6 +50,7 @@ from core.governance.forget import BUTTON_PATTERN as FORGET_BUTTONS
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
+from core.tasks import cancel_and_wait, to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -235,31 +236,52 @@ async def run_telegram_bot(
         tally=DailyTally(redis, settings.retention.stats_s),
     )
     stop = asyncio.Event()
-    consuming: asyncio.Task[None] | None = None
-    await application.initialize()
+    # Whatever has started is stopped on the way out, newest first, each step even when one before it failed, and
+    # to the end even when a second cancel (another SIGTERM) lands in the shutdown: a poller left running would
+    # go on taking messages from a bot that is gone.
+    started = AsyncExitStack()
     try:
+        started.push_async_callback(
+            application.shutdown
+        )  # after stop: PTB refuses to shut a running app down
+        await application.initialize()
         await _set_commands(application.bot, settings)
+        started.push_async_callback(_stop_application, application)
         await application.start()
-        await _start_updates(application, tuning, webhook)
-        log.info("Telegram bot @%s is up", application.bot.username)
+        started.push_async_callback(delivery.close)
         consuming = asyncio.create_task(
             consumer.run(delivery.handle, stop, block_ms=tuning.event_block_ms), name="telegram-results"
         )
-        await consuming
+        started.push_async_callback(_stop_consumer, consuming, stop, tuning.stop_grace_s)
+        started.push_async_callback(_stop_updates, application, webhook)  # first: no new messages
+        await _start_updates(application, tuning, webhook)
+        log.info("Telegram bot @%s is up", application.bot.username)
+        # Not `await consuming`: the bot's cancellation would reach the consumer in the middle of a delivery,
+        # which _stop_consumer gives its grace period first.
+        await asyncio.wait({consuming})
+        consuming.result()
     finally:
-        stop.set()
-        if consuming is not None and not consuming.done():
-            # Let a delivery in progress finish, so a reply is neither cut in half nor sent twice.
-            await asyncio.wait({consuming}, timeout=tuning.stop_grace_s)
-            consuming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consuming
-        await delivery.close()
-        if webhook is not None:
-            await webhook.stop()
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
+        await to_the_end(started.aclose())
         log.info("Telegram bot stopped")
+
+
+async def _stop_updates(application: Application, webhook: WebhookListener | None) -> None:
+    if webhook is not None:
+        await webhook.stop()
+    updater = application.updater
+    if updater is not None and updater.running:  # also after a start_polling that was cut short
+        await updater.stop()
+
+
+async def _stop_consumer(consuming: asyncio.Task[None], stop: asyncio.Event, grace_s: float) -> None:
+    """No new result is taken; the delivery in progress may finish within `grace_s`, so that a reply is neither
+    cut in half nor sent twice; then the consumer is cancelled (an unfinished result stays pending)."""
+    stop.set()
+    if not consuming.done():  # else it failed, and that error is on its way out already
+        await asyncio.wait({consuming}, timeout=grace_s)
+        await cancel_and_wait(consuming)
+
+
+async def _stop_application(application: Application) -> None:
+    if application.running:
+        await application.stop()

@@ -10,7 +10,6 @@ Progress is advisory: a failed edit is logged at DEBUG and dropped, never retrie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -23,6 +22,7 @@ from bots.telegram.replies import edit_advisory
 from core.commands.messages import progress_message
 from core.delivery.progress import ProgressCoalescer, show_held
 from core.models.result import EventKind, ResultEvent
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ class ProgressDisplay:
     async def close(self) -> None:
         """Drop what is held (the bot is stopping)."""
         if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            await cancel_and_wait(self._timer)
             self._timer = None
 
     async def _chat_action(self, chat_id: int, event: ResultEvent) -> None:

@@ -37,6 +37,7 @@ from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS
 from core.models.request import Platform
 from core.models.result import EventKind, ResultEvent
 from core.settings import DeliverySettings
+from core.tasks import cancel_and_wait, to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+ACKNOWLEDGE_TIMEOUT_S = 10.0  # bounds the acknowledgement a stopping consumer still finishes
 LEASE_RENEWALS = 3  # a lease is renewed this many times per lease_ms while its delivery runs
 
 
@@ -196,9 +198,7 @@ class EventConsumer:
             return await self._deliver(entry_id, event, marker, handler)
         finally:
             if renewing is not None:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewing
+                await cancel_and_wait(renewing)  # a cancel of this consumer landing here stops it
             if marker:
                 await self._release(keys=[marker + LEASE_SUFFIX], args=[self.consumer])
 
@@ -237,14 +237,19 @@ class EventConsumer:
                 if attempt == self.handler_attempts:
                     return False  # left pending: retried after a restart or by another consumer
                 await asyncio.sleep(min(self.retry_delay_s * 2 ** (attempt - 1), 10.0))
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # The reply is out: recording it is finished even if the consumer is cancelled now, or a restart would
+        # send it again.
+        await to_the_end(self._acknowledge(entry_id, marker))
+        if event.terminal and event.kind is not EventKind.NOTICE:
+            await self.tally.delivered(event)
+        return True
+
+    async def _acknowledge(self, entry_id: bytes, marker: str | None) -> None:
+        async with asyncio.timeout(ACKNOWLEDGE_TIMEOUT_S), self.redis.pipeline(transaction=True) as pipe:
             if marker:
                 pipe.set(marker, "1", ex=DELIVERED_TTL_S)
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
-        if event.terminal and event.kind is not EventKind.NOTICE:
-            await self.tally.delivered(event)
-        return True
 
     async def _claim_abandoned(self, handler: EventHandler) -> int:
         handled = 0

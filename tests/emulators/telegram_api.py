@@ -17,8 +17,10 @@ Tests play users with `user_message`, `user_photo`, `burst` (many messages in on
 administers a group (getChatAdministrators/getChatMember answer from it, and getChatMember knows every user
 who wrote); `bot_message(sent)` is a bot message as
 Telegram would nest it in `reply_to_message`. `rate_limit_next(method, count, retry_after)` answers the
-next `count` calls of a method with Telegram's 429 body. `block(chat_id)` plays a user who blocked the bot (or
-a group that removed it): every call into that chat is answered 403 Forbidden (or another error given).
+next `count` calls of a method with Telegram's 429 body; a message (send…, edit…, copy…, forward…, not
+sendChatAction) into that chat before the retry_after has passed is kept in `too_early`. `block(chat_id)`
+plays a user who blocked the bot (or a group that removed it): every call into that chat is answered 403
+Forbidden (or another error given).
 `migrate(chat_id, new_chat_id)` plays a group upgraded to a supergroup: every call into the old id is
 answered 400 with parameters.migrate_to_chat_id, as Telegram does. `fail_next(method, count, status,
 description)` answers the next `count` calls of a method with that error (e.g. a message too old to delete).
@@ -29,7 +31,8 @@ holds the result and `Sent.pings()` who would be notified by it.
 
 `webhook` is the webhook as setWebhook left it ({"url", "secret_token", "allowed_updates"}; None after
 deleteWebhook); while one is set, getUpdates is refused with 409 Conflict, as Telegram does.
-`post_update(url, update, secret)` plays Telegram delivering an update to the bot's webhook.
+`post_update(url, update, secret)` plays Telegram delivering an update to the bot's webhook. `polls` counts
+getUpdates calls (empty ones too): a bot that has stopped makes no more.
 """
 
 from __future__ import annotations
@@ -251,6 +254,9 @@ class TelegramEmulator:
         self._rate_limits: dict[str, tuple[int, int]] = {}  # method → (calls left, retry_after)
         self._failures: dict[str, tuple[int, int, str]] = {}  # method → (calls left, status, description)
         self._polls_released = False  # getUpdates answers at once (a bot is stopping)
+        self.polls = 0  # getUpdates calls so far, empty ones included: is a bot still polling?
+        self._flood_until: dict[Any, float] = {}  # chat → when its 429's retry_after has passed (monotonic)
+        self.too_early: list[Call] = []  # messages sent into a chat before its retry_after had passed
         self.webhook: dict[str, Any] | None = None
         self.blocked: dict[int, tuple[int, str]] = {}  # chat → the error every call into it gets
         self.migrated: dict[int, int] = {}  # group → the supergroup it became
@@ -307,8 +313,11 @@ class TelegramEmulator:
             )
         params = await self._params(request)
         status = 200
+        if method == "getUpdates":
+            self.polls += 1
+        self._check_flood_wait(method, params)
         try:
-            self._maybe_rate_limit(method)
+            self._maybe_rate_limit(method, params)
             self._maybe_fail(method)
             self._maybe_forbid(params)
             handler = getattr(self, f"_m_{method}", None)
@@ -322,7 +331,9 @@ class TelegramEmulator:
             if exc.parameters:
                 body["parameters"] = exc.parameters
         if method != "getUpdates" or body.get("result") or status != 200:
-            await self._record(Call(method, params, status))
+            # Recorded in the same step as the handler's changes: whoever sees a message sent also sees its call.
+            self.calls.append(Call(method, params, status))
+            await self._notify()
         return web.json_response(body, status=status)
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -333,11 +344,22 @@ class TelegramEmulator:
                 return web.Response(body=data, content_type="application/octet-stream")
         return web.Response(status=404)
 
-    def _maybe_rate_limit(self, method: str) -> None:
+    def _maybe_rate_limit(self, method: str, params: dict[str, Any]) -> None:
         left, retry_after = self._rate_limits.get(method, (0, 0))
         if left > 0:
             self._rate_limits[method] = (left - 1, retry_after)
+            chat = _coerce("chat_id", params.get("chat_id"))
+            until = time.monotonic() + retry_after
+            self._flood_until[chat] = max(self._flood_until.get(chat, 0.0), until)
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
+    def _check_flood_wait(self, method: str, params: dict[str, Any]) -> None:
+        """A message into a chat before the retry_after of a 429 there has passed goes to `too_early`."""
+        if method == "sendChatAction" or not method.startswith(("send", "edit", "copy", "forward")):
+            return
+        chat = _coerce("chat_id", params.get("chat_id"))
+        if time.monotonic() < self._flood_until.get(chat, 0.0):
+            self.too_early.append(Call(method, params, 0))
 
     def _maybe_fail(self, method: str) -> None:
         left, status, description = self._failures.get(method, (0, 0, ""))
@@ -355,11 +377,6 @@ class TelegramEmulator:
                 "Bad Request: group chat was upgraded to a supergroup chat",
                 {"migrate_to_chat_id": self.migrated[chat]},
             )
-
-    async def _record(self, call: Call) -> None:
-        async with self._changed:
-            self.calls.append(call)
-            self._changed.notify_all()
 
     async def _notify(self) -> None:
         async with self._changed:

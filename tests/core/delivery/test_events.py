@@ -8,8 +8,10 @@ import contextlib
 import redis.asyncio as aioredis
 
 from core.delivery.events import EventConsumer, EventPublisher
+from core.models.ids import new_request_id
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
+from tests.cancel_points import CancelPoints
 from tests.metrics_scrape import served
 
 REQUESTER = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="10")
@@ -167,7 +169,9 @@ async def test_a_running_consumer_delivers_again_after_flushall(redis: aioredis.
         await publisher.publish(_event("iiiiiiiiiiiiiiii"))
         await _delivered(recorder, "iiiiiiiiiiiiiiii")
         assert recorder.seen == [("hhhhhhhhhhhhhhhh", EventKind.DONE), ("iiiiiiiiiiiiiiii", EventKind.DONE)]
-        assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+        async with asyncio.timeout(5):  # acknowledged right after the handler returned
+            while (await redis.xpending(consumer.stream, consumer.group))["pending"]:
+                await asyncio.sleep(0.01)
     finally:
         stop.set()
         await running
@@ -222,3 +226,47 @@ async def test_a_delivered_result_times_the_delivery_stage_on_metrics(redis: aio
         after = await endpoint.metrics()
     name = "imagebot_stage_seconds_count"
     assert after.value(name, stage="delivery") - before.value(name, stage="delivery") == 1
+
+
+async def test_a_consumer_cancelled_at_any_await_stops_and_every_result_still_arrives_once(
+    redis: aioredis.Redis,
+) -> None:
+    """Wherever a cancel lands in a delivery (reading, the lease, the handler, the acknowledgement, stopping the
+    lease's renewal), the consumer stops. A cancel landing while it stopped the renewal used to be swallowed:
+    the consumer went on consuming, and a bot waiting for it to end never stopped (nor stopped polling).
+    A result a cancelled consumer did not finish is delivered later, once."""
+    publisher = EventPublisher(redis)
+    recorder = Recorder()
+
+    async def handler(event: ResultEvent) -> None:
+        await asyncio.sleep(0)  # an await inside the delivery too
+        await recorder(event)
+
+    def consumer(name: str, claim_idle_ms: int = 60_000) -> EventConsumer:
+        return EventConsumer(redis, Platform.TELEGRAM, name, lease_ms=300, claim_idle_ms=claim_idle_ms)
+
+    with CancelPoints(EventConsumer.run) as points:
+        # One delivery from start to idle, uncancelled: how many awaits a sweep has to cover.
+        first, stop = _event(new_request_id()), asyncio.Event()
+        await publisher.publish(first)
+        start = points.suspensions
+        running = asyncio.create_task(consumer("tg-0").run(handler, stop, block_ms=20))
+        await _delivered(recorder, first.request_id)
+        awaits = points.suspensions - start + 10  # and a few reads of an idle consumer
+        stop.set()
+        await running
+        for n in range(1, awaits + 1):
+            await publisher.publish(_event(new_request_id()))
+            running = asyncio.create_task(consumer(f"tg-{n}").run(handler, asyncio.Event(), block_ms=20))
+            points.cancel_at(running, n)
+            done, _ = await asyncio.wait({running}, timeout=5)
+            assert done, f"a consumer cancelled at its await #{n} went on consuming"
+            assert running.cancelled()
+    await asyncio.sleep(0.4)  # the leases the cancelled consumers held lapse
+    final = consumer("tg-final", claim_idle_ms=0)  # claims what the cancelled ones left
+    entries = await redis.xrange(final.stream)
+    published = {ResultEvent.model_validate_json(fields[b"event"]).request_id for _, fields in entries}
+    async with asyncio.timeout(10):
+        while {seen for seen, _ in recorder.seen} != published:
+            await final.read_once(handler, block_ms=20)
+    assert sorted(seen for seen, _ in recorder.seen) == sorted(published)  # none lost, none twice
