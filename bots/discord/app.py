@@ -31,7 +31,7 @@ from core.governance.admin import AdminService
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import DiscordSettings, Settings
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, to_the_end
 from moderation.factory import build_admin
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,15 @@ class ImagebotClient(discord.Client):
         await self.lifecycle.before_identify(initial)
 
     async def close(self) -> None:
-        await self.lifecycle.close()
-        await super().close()
+        """The result consumer, then the gateway and HTTP session: to the end even if a second cancel (another
+        SIGTERM) lands here, and the gateway is closed even when stopping the consumer failed."""
+        await to_the_end(self._close())
+
+    async def _close(self) -> None:
+        try:
+            await self.lifecycle.close()
+        finally:
+            await super().close()
 
 
 class ShardedImagebotClient(ImagebotClient, discord.AutoShardedClient):

@@ -8,7 +8,6 @@ community deployment, the chat platforms' streams followed for the pages' sake.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -24,6 +23,7 @@ from core.delivery.tally import DailyTally
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ def _consume(
         stop.set()
         await asyncio.wait(tasks, timeout=context.tuning.stop_grace_s)
         for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     return consume
 

@@ -33,6 +33,7 @@ from core.settings import RetentionSettings, StorageSettings
 from core.storage.local import LocalImageStore
 from core.storage.protocol import INPUT_PREFIX, PUBLIC_PREFIX, QUARANTINE_PREFIX, ImageStore
 from core.storage.s3 import S3ImageStore
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,5 @@ class RetentionKeeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
