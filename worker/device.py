@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from core.errors import ConfigError, TimeLimitExceeded
 from core.models.catalog import Family
@@ -94,6 +94,14 @@ def torch_dtype(name: DtypeName) -> torch.dtype:
     return dtypes[name]
 
 
+class Turns(Protocol):
+    """How a model call shares the cores with post-processing (worker.threads.CoreShare)."""
+
+    def pause(self) -> None: ...  # before a call and at every step, in the model's thread
+
+    def done(self) -> None: ...  # when a call ends, in the model's thread
+
+
 class RenderInterrupted(Exception):
     """Raised in a model call's thread when the job awaiting it was cancelled (arq's timeout, a shutdown).
 
@@ -121,7 +129,7 @@ class Interruption:
         clock: Callable[[], float] = time.monotonic,
         between_steps: Callable[[], None] | None = None,
     ) -> None:
-        """`between_steps`: run in the model's thread at every check (the worker's CoreShare.adjust)."""
+        """`between_steps`: run in the model's thread at every check (Turns.pause)."""
         self.limit_s = limit_s
         self.clock = clock
         self.between_steps = between_steps
@@ -148,14 +156,13 @@ class Interruption:
 class DeviceGuard:
     """One blocking model call at a time on a device, held until that call's thread has really ended."""
 
-    def __init__(
-        self, executor: Executor | None = None, between_steps: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, executor: Executor | None = None, turns: Turns | None = None) -> None:
         """`executor`: the device thread (worker.threads.model_executor), None: asyncio's default;
-        `between_steps`: what the model's thread runs before each call and at every step (CoreShare.adjust)."""
+        `turns`: how the model's thread shares the cores (worker.threads.CoreShare): it pauses before each call
+        and at every step, and says when a call is done."""
         self._lock = asyncio.Lock()
         self._executor = executor
-        self._between_steps = between_steps
+        self._turns = turns
 
     @property
     def busy(self) -> bool:
@@ -183,12 +190,17 @@ class DeviceGuard:
             if call is None:
                 self._lock.release()
                 return None
+            turns = self._turns
             # the clock starts once the device is ours
-            interruption = Interruption(limit_s, between_steps=self._between_steps)
+            interruption = Interruption(limit_s, between_steps=turns.pause if turns else None)
 
             def guarded() -> T:
-                interruption.check()  # the job may have been cancelled before this thread started
-                return call(interruption)
+                try:
+                    interruption.check()  # the job may have been cancelled before this thread started
+                    return call(interruption)
+                finally:
+                    if turns is not None:
+                        turns.done()
 
             loop = asyncio.get_running_loop()
             running = asyncio.ensure_future(loop.run_in_executor(self._executor, guarded))

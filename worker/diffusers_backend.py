@@ -28,7 +28,7 @@ from worker.adapters import LoraAdapters
 from worker.backend import GeneratedImage, Generation, PreviewSink, ProgressCallback
 from worker.batching import Batcher, batch_arguments, batch_key, batch_size
 from worker.control import ControlNets
-from worker.device import DeviceGuard, Interruption, RenderInterrupted
+from worker.device import DeviceGuard, Interruption, RenderInterrupted, Turns
 from worker.latent_preview import PreviewDecoder, PreviewDecoders
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec, hub_offline
 from worker.samplers import sampler_for
@@ -104,10 +104,10 @@ class DiffusersBackend:
         upscaler: UpscalerSettings | None = None,
         executor: Executor | None = None,
         settings: WorkerSettings | None = None,
-        between_steps: Callable[[], None] | None = None,
+        turns: Turns | None = None,
     ) -> None:
         """`executor`: the device thread (worker.threads.model_executor); `settings`: the worker's (batching),
-        the registry's by default; `between_steps`: run in the device thread at every step (CoreShare.adjust)."""
+        the registry's by default; `turns`: how the device thread shares the cores (worker.threads.CoreShare)."""
         from worker.edits import Editor
         from worker.upscaler import load_upscaler
 
@@ -117,7 +117,7 @@ class DiffusersBackend:
         self.controls = ControlNets(self.adapter_settings.control, registry.device)
         self.time_limit_s = float(registry.settings.job_timeout_s) if time_limit_s is None else time_limit_s
         # One model call at a time on the device: two concurrent calls only share (and may exhaust) its memory.
-        self.device = DeviceGuard(executor, between_steps)
+        self.device = DeviceGuard(executor, turns)
         self.settings = settings = settings or registry.settings
         self.preview_decoders = PreviewDecoders(settings, hub_offline())  # per model (device thread)
         self.batcher = Batcher(

@@ -89,8 +89,7 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
                 generation = await generate_images(deps, request, source, reporter, timings)
             finally:
                 await reporter.close()
-            with deps.post_processing():
-                event = await store_outputs(deps, request, generation, source, started, timings)
+            event = await store_outputs(deps, request, generation, source, started, timings)
     except UserError as exc:
         refused = isinstance(exc, PromptRejected)
         kind = EventKind.REFUSED if refused else EventKind.FAILED

@@ -92,7 +92,7 @@ def _backends(
         adapters=settings.adapters,
         upscaler=settings.upscaler,
         executor=model_executor(plan),
-        between_steps=post.share.adjust,
+        turns=post.share,
     )
     return {BackendKind.DIFFUSERS: backend}, models, post
 

@@ -167,40 +167,47 @@ async def store_outputs(
     """Check, encode and store every image, then the grid and the chat preview; build the DONE event. `parent` is
     the source image the request started from, named in the outputs' Content Credentials."""
     mark = time.monotonic()
-    checked = await asyncio.gather(
-        *(
-            _check(ctx, request, generation, index, generated, parent)
-            for index, generated in enumerate(generation.images)
+    claim = Claim(generation.model, f"{request.request_id}.png", parent)
+    with ctx.post_processing():  # every CPU step in one turn (worker.threads.CoreShare); uploads after it
+        checked = await asyncio.gather(
+            *(
+                _check(ctx, request, generation, index, generated, parent)
+                for index, generated in enumerate(generation.images)
+            )
         )
-    )
-    shown = [item for item in checked if item.action is not ImageAction.QUARANTINE]
-    withheld = [item for item in checked if item.action is ImageAction.QUARANTINE]
+        shown = [item for item in checked if item.action is not ImageAction.QUARANTINE]
+        withheld = [item for item in checked if item.action is ImageAction.QUARANTINE]
+        composed = await _compose(ctx, shown, claim) if shown else None
     if withheld:
         await _quarantine(ctx, request, withheld)
-    if not shown:
+    if composed is None:
         raise PromptRejected(
             "The images didn't pass the safety check, so I haven't posted them. You haven't been charged; "
             "please try a different prompt.",
             ("nsfw",),
             "image_refused",
         )
-    images = await asyncio.gather(
-        *(
-            _store(
-                ctx,
-                item.png,
-                "image/png",
-                item.generated.image.size,
-                seed=item.generated.seed,
-                index=item.index,
-                spoiler=item.action is ImageAction.SPOILER,
-                key_basis=item.key_basis,
+    spoiler = any(item.action is ImageAction.SPOILER for item in shown)
+    files = [composed.preview] if composed.grid is None else [composed.preview, composed.grid]
+    images, composites = await asyncio.gather(
+        asyncio.gather(
+            *(
+                _store(
+                    ctx,
+                    item.png,
+                    "image/png",
+                    item.generated.image.size,
+                    seed=item.generated.seed,
+                    index=item.index,
+                    spoiler=item.action is ImageAction.SPOILER,
+                    key_basis=item.key_basis,
+                )
+                for item in shown
             )
-            for item in shown
-        )
+        ),
+        asyncio.gather(*(_store_file(ctx, file, spoiler) for file in files)),
     )
-    claim = Claim(generation.model, f"{request.request_id}.png", parent)
-    grid, preview = await _grid_and_preview(ctx, shown, claim, spoiler=any(image.spoiler for image in images))
+    preview, grid = composites[0], (composites[1] if len(composites) > 1 else None)
     control = await _control_map(ctx, request, generation)
     notes = [generation.note] if generation.note else []
     if withheld:
@@ -267,27 +274,42 @@ async def _quarantine(ctx: WorkerContext, request: GenerationRequest, withheld: 
     )
 
 
-async def _grid_and_preview(
-    ctx: WorkerContext, shown: list[_Checked], claim: Claim, *, spoiler: bool
-) -> tuple[StoredImage | None, StoredImage]:
+@dataclass(frozen=True)
+class _File:
+    """An encoded, signed file ready to store, under the key of its unsigned encoding."""
+
+    data: bytes
+    content_type: str
+    size: tuple[int, int]
+    key_basis: bytes
+
+
+@dataclass(frozen=True)
+class _Composed:
+    grid: _File | None  # only for more than one image
+    preview: _File
+
+
+async def _compose(ctx: WorkerContext, shown: list[_Checked], claim: Claim) -> _Composed:
     """The grid of the shown (watermarked) images, when there is more than one, and the chat-sized preview, both
-    signed and stored under the key of their unsigned encoding."""
+    encoded and signed (CPU work only: storing them is the caller's)."""
     grid_image = await ctx.cpu(make_grid, [item.marked for item in shown])
     grid = None
     if len(shown) > 1:
         grid_png = await ctx.cpu(encode_png, grid_image, {"software": "imagebot"})
         signed_grid = await ctx.cpu(ctx.provenance.sign, grid_png, "image/png", claim)
-        grid = await _store(
-            ctx, signed_grid, "image/png", grid_image.size, spoiler=spoiler, key_basis=grid_png
-        )
+        grid = _File(signed_grid, "image/png", grid_image.size, grid_png)
     fmt = ctx.settings.worker.preview_format
     preview_bytes = await ctx.cpu(make_preview, grid_image, ctx.settings.worker.preview_max_side, fmt)
     preview_size = await ctx.cpu(_size_of, preview_bytes)
     signed_preview = await ctx.cpu(ctx.provenance.sign, preview_bytes, f"image/{fmt}", claim)
-    preview = await _store(
-        ctx, signed_preview, f"image/{fmt}", preview_size, spoiler=spoiler, key_basis=preview_bytes
+    return _Composed(grid, _File(signed_preview, f"image/{fmt}", preview_size, preview_bytes))
+
+
+async def _store_file(ctx: WorkerContext, file: _File, spoiler: bool) -> StoredImage:
+    return await _store(
+        ctx, file.data, file.content_type, file.size, spoiler=spoiler, key_basis=file.key_basis
     )
-    return grid, preview
 
 
 def _size_of(data: bytes) -> tuple[int, int]:

@@ -14,11 +14,14 @@ On a CPU worker the model gets every core but the post-processing ones; on a GPU
 so the model needs few threads and post-processing gets the rest. WorkerSettings.model_threads / post_threads
 override either number (0 = derived).
 
-Post-processing is bursty: a job's checks and encodings take a fraction of its model time, and the post cores
-sit idle the rest of it. So on a CPU worker the model borrows them (`CoreShare`, WorkerSettings.lend_idle_cores):
-at the start of every model call and at every sampler step its thread takes the post cores too while no
-post-processing runs, and gives them back at the next step once some does. The post threads never wait for the
-model; at worst one step of the model overlaps the start of a post task.
+On a CPU worker, splitting the cores wastes them: post-processing is bursty (a job's checks and encodings take a
+fraction of its model time) and its cores sit idle the rest of the time. So there the two take turns on every core
+instead (`CoreShare`, WorkerSettings.cpu_turns, on by default): the model runs with all the cores, and at the
+start of each call and at every sampler step it pauses while post-processing is waiting or running; each
+post-processing task waits for the model's pause and then runs beside the others, one per core. No core is
+shared by two pools at any moment, post-processing waits at most one sampler step, and the model always computes
+with the same number of threads: changing them mid-render changes the sums' order, and the same seed would no
+longer give the same bytes.
 """
 
 from __future__ import annotations
@@ -48,11 +51,15 @@ class ThreadPlan:
     model: int  # torch intra-op threads in the model call
     post: int  # concurrent post-processing tasks, one thread each
 
-    lend: bool = False  # the model borrows the post cores while no post-processing runs (CPU workers)
+    turns: bool = False  # the model and post-processing take turns on every core (CPU workers)
 
     def describe(self) -> str:
-        lent = f", lent to the model while idle (up to {self.model + self.post})" if self.lend else ""
-        return f"{self.cores} core(s): model {self.model} thread(s), post-processing {self.post}{lent}"
+        if self.turns:
+            return (
+                f"{self.cores} core(s), taken in turns: model {self.model} thread(s), "
+                f"post-processing {self.post} at a time between its steps"
+            )
+        return f"{self.cores} core(s): model {self.model} thread(s), post-processing {self.post}"
 
 
 def usable_cores() -> int:
@@ -68,9 +75,10 @@ def plan_threads(settings: WorkerSettings, device: str, cores: int) -> ThreadPla
     if device == "remote":  # a cloud worker: no model here, post-processing may take every core
         return ThreadPlan(cores, 0, settings.post_threads or cores)
     post = settings.post_threads or (1 if cores <= 4 else cores // 4)
+    if device == "cpu" and settings.cpu_turns:
+        return ThreadPlan(cores, settings.model_threads or cores, settings.post_threads or cores, turns=True)
     if device == "cpu":
-        model = settings.model_threads or max(1, cores - post)
-        return ThreadPlan(cores, model, post, lend=settings.lend_idle_cores and model + post <= cores)
+        return ThreadPlan(cores, settings.model_threads or max(1, cores - post), post)
     # the accelerator computes; a few threads feed it
     return ThreadPlan(cores, settings.model_threads or max(1, min(4, cores - post)), post)
 
@@ -94,8 +102,12 @@ def limit_libraries() -> None:
 
 
 def _set_torch_threads(count: int) -> None:
+    """This thread's torch intra-op threads. torch gives each thread, at its first use, the count the process
+    last set from any thread, and that first use would undo a count set before it: the post pool's later
+    set_num_threads(1) became the model thread's count. So the first use comes first here."""
     import torch
 
+    torch.get_num_threads()  # this thread's lazy initialisation, from the process-wide count
     torch.set_num_threads(count)
 
 
@@ -110,51 +122,68 @@ def model_executor(plan: ThreadPlan) -> ThreadPoolExecutor:
 
 
 class CoreShare:
-    """Who has the post-processing cores now: the model borrows them while no post-processing runs."""
+    """Turns on the cores of a CPU worker: the model pauses between steps while post-processing waits or runs.
+
+    Without turns (a GPU worker, or cpu_turns off) nothing waits: the plan's split of the cores is the sharing.
+    """
 
     def __init__(self, plan: ThreadPlan) -> None:
         self.plan = plan
-        self._running = 0  # post-processing tasks running now
-        self._lock = threading.Lock()
-        self._torch_threads = threading.local()  # torch's thread count is per calling thread
+        self._turns = threading.Condition()
+        self._held = 0  # jobs in post-processing (their checks, encodings and uploads)
+        self._tasks = 0  # post-processing tasks waiting for their turn or running
+        self._computing = False  # the model is between two pauses
 
     @property
-    def post_running(self) -> int:
-        return self._running
+    def post_waiting(self) -> int:
+        return self._held + self._tasks
 
-    def model_threads(self) -> int:
-        """The torch threads the model may use for what it computes next."""
-        if self.plan.lend and self._running == 0:
-            return self.plan.model + self.plan.post
-        return self.plan.model
+    def pause(self) -> None:
+        """In the model's thread, at the start of a call and at every step: let post-processing run first."""
+        if not self.plan.turns:
+            return
+        with self._turns:
+            self._computing = False
+            self._turns.notify_all()
+            self._turns.wait_for(lambda: self._held == 0 and self._tasks == 0)
+            self._computing = True
 
-    def adjust(self) -> None:
-        """In the model's thread, at the start of a call and at every step: take or give back the post cores."""
-        wanted = self.model_threads()
-        if getattr(self._torch_threads, "count", None) != wanted:
-            _set_torch_threads(wanted)
-            self._torch_threads.count = wanted
+    def done(self) -> None:
+        """In the model's thread, when a call ends (whatever way): post-processing need not wait for it."""
+        if not self.plan.turns:
+            return
+        with self._turns:
+            self._computing = False
+            self._turns.notify_all()
 
     @contextlib.contextmanager
     def post_processing(self) -> Iterator[None]:
-        """While this is open, post-processing runs: the model keeps to its own cores. A job holds it from its
-        first check to its last upload, so the model does not take the cores back between two of its tasks."""
-        with self._lock:
-            self._running += 1
+        """Held around a job's post-processing, from its first check to its last upload: the model pauses at its
+        next step until it ends, instead of taking a step between each two of the job's tasks. Never blocks."""
+        with self._turns:
+            self._held += 1
         try:
             yield
         finally:
-            with self._lock:
-                self._running -= 1
+            with self._turns:
+                self._held -= 1
+                self._turns.notify_all()
 
     def wrap(self, function: Callable[..., T]) -> Callable[..., T]:
-        """`function`, counted as post-processing while it runs."""
+        """`function`, run as post-processing: after the model's pause, on a post thread."""
 
-        def counted(*args: Any, **kwargs: Any) -> T:
-            with self.post_processing():
+        def in_turn(*args: Any, **kwargs: Any) -> T:
+            with self._turns:
+                self._tasks += 1
+                self._turns.wait_for(lambda: not self._computing)
+            try:
                 return function(*args, **kwargs)
+            finally:
+                with self._turns:
+                    self._tasks -= 1
+                    self._turns.notify_all()
 
-        return counted
+        return in_turn
 
 
 class _PostExecutor(ThreadPoolExecutor):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -14,11 +16,11 @@ from worker.threads import PostPool, ThreadPlan, model_executor, plan_threads
 
 
 def test_a_cpu_worker_gives_the_model_all_cores_but_the_post_processing_ones() -> None:
-    settings = WorkerSettings()
+    settings = WorkerSettings(cpu_turns=False)
     assert plan_threads(settings, "cpu", 1) == ThreadPlan(1, 1, 1)
-    assert plan_threads(settings, "cpu", 2) == ThreadPlan(2, 1, 1, lend=True)
-    assert plan_threads(settings, "cpu", 4) == ThreadPlan(4, 3, 1, lend=True)
-    assert plan_threads(settings, "cpu", 16) == ThreadPlan(16, 12, 4, lend=True)
+    assert plan_threads(settings, "cpu", 2) == ThreadPlan(2, 1, 1)
+    assert plan_threads(settings, "cpu", 4) == ThreadPlan(4, 3, 1)
+    assert plan_threads(settings, "cpu", 16) == ThreadPlan(16, 12, 4)
 
 
 def test_a_gpu_worker_feeds_the_device_with_few_threads_and_post_processes_with_the_rest() -> None:
@@ -29,8 +31,8 @@ def test_a_gpu_worker_feeds_the_device_with_few_threads_and_post_processes_with_
 
 
 def test_settings_override_the_derived_split() -> None:
-    settings = WorkerSettings(model_threads=6, post_threads=2)
-    assert plan_threads(settings, "cpu", 16) == ThreadPlan(16, 6, 2, lend=True)
+    settings = WorkerSettings(model_threads=6, post_threads=2, cpu_turns=False)
+    assert plan_threads(settings, "cpu", 16) == ThreadPlan(16, 6, 2)
     assert "model 6 thread(s), post-processing 2" in plan_threads(settings, "cpu", 16).describe()
 
 
@@ -69,56 +71,90 @@ async def test_post_processing_runs_on_its_own_bounded_pool() -> None:
     assert all(name.startswith("post") for name in names)
 
 
-def test_only_a_cpu_worker_lends_its_post_cores_to_the_model() -> None:
-    assert plan_threads(WorkerSettings(), "cpu", 1).lend is False  # one core: nothing to lend
-    assert plan_threads(WorkerSettings(), "cuda", 16).lend is False
-    assert plan_threads(WorkerSettings(lend_idle_cores=False), "cpu", 4).lend is False
-    assert (
-        plan_threads(WorkerSettings(model_threads=4, post_threads=2), "cpu", 4).lend is False
-    )  # already over
-    assert "lent to the model while idle (up to 4)" in plan_threads(WorkerSettings(), "cpu", 4).describe()
+def test_a_cpu_worker_takes_turns_on_every_core_by_default() -> None:
+    assert plan_threads(WorkerSettings(), "cpu", 2) == ThreadPlan(2, 2, 2, turns=True)
+    assert plan_threads(WorkerSettings(), "cuda", 16).turns is False  # the GPU computes: side by side
+    assert "taken in turns" in plan_threads(WorkerSettings(), "cpu", 4).describe()
 
 
-async def test_the_model_borrows_the_post_cores_while_no_post_processing_runs() -> None:
-    plan = ThreadPlan(cores=2, model=1, post=1, lend=True)
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def _plan_with_turns() -> tuple[PostPool, DeviceGuard]:
+    plan = ThreadPlan(cores=2, model=2, post=2, turns=True)
     post = PostPool(plan)
-    guard = DeviceGuard(model_executor(plan), post.share.adjust)
-    post_started, release_post, step_two = threading.Event(), threading.Event(), threading.Event()
+    return post, DeviceGuard(model_executor(plan), post.share)
 
-    def hold_the_post_core() -> None:
-        post_started.set()
-        release_post.wait(10)
 
-    def two_steps(interruption: Interruption) -> tuple[int, int]:
-        first = torch.get_num_threads()  # the call began with the post core idle
-        step_two.set()
-        assert post_started.wait(10)
-        interruption.check()  # the next step: post-processing runs now
-        return first, torch.get_num_threads()
+async def test_post_processing_waits_for_the_models_next_step_and_the_model_for_it() -> None:
+    post, guard = _plan_with_turns()
+    order: list[str] = []
+    in_step, post_asked = threading.Event(), threading.Event()
+
+    def post_task() -> None:
+        order.append("post starts")
+        threading.Event().wait(0.05)
+        order.append("post ends")
+
+    def two_steps(interruption: Interruption) -> int:
+        in_step.set()
+        assert post_asked.wait(10)
+        threading.Event().wait(0.05)  # the rest of the step: the post task must not start meanwhile
+        order.append("step 1 ends")
+        interruption.check()  # the pause between steps
+        order.append("step 2 starts")
+        return torch.get_num_threads()
 
     try:
         call = asyncio.ensure_future(guard.run(two_steps))
-        await asyncio.to_thread(step_two.wait, 10)
-        held = asyncio.ensure_future(post.run(hold_the_post_core))
-        assert await call == (2, 1)  # borrowed at the start, given back at the next step
-        assert (
-            await guard.run(lambda _: torch.get_num_threads()) == 1
-        )  # still busy: the model keeps to its core
-        release_post.set()
-        await held
-        assert await guard.run(lambda _: torch.get_num_threads()) == 2  # idle again: borrowed again
-        with post.share.post_processing():  # a job's post-processing, between two of its tasks
-            assert await guard.run(lambda _: torch.get_num_threads()) == 1
+        await asyncio.to_thread(in_step.wait, 10)
+        task = asyncio.ensure_future(post.run(post_task))
+        await asyncio.to_thread(_until, lambda: post.share.post_waiting > 0)
+        post_asked.set()
+        threads, _ = await asyncio.gather(call, task)
     finally:
-        release_post.set()
+        post.close()
+    assert order == ["step 1 ends", "post starts", "post ends", "step 2 starts"]
+    assert threads == 2  # the model always computes with every core: same sums, same bytes
+
+
+async def test_a_jobs_post_processing_holds_the_next_model_call_until_it_ends() -> None:
+    post, guard = _plan_with_turns()
+    started = threading.Event()
+
+    def call(_: Interruption) -> None:
+        started.set()
+
+    try:
+        with post.share.post_processing():
+            running = asyncio.ensure_future(guard.run(call))
+            await asyncio.sleep(0.1)
+            assert not started.is_set()  # paused before its first step
+        await running
+        assert started.is_set()
+        assert await post.run(lambda: "idle model: no wait") == "idle model: no wait"
+    finally:
         post.close()
 
 
-async def test_without_lending_the_model_keeps_to_its_own_cores() -> None:
-    plan = ThreadPlan(cores=2, model=1, post=1, lend=False)
+async def test_without_turns_post_processing_runs_beside_the_model() -> None:
+    plan = ThreadPlan(cores=2, model=1, post=1)
     post = PostPool(plan)
-    guard = DeviceGuard(model_executor(plan), post.share.adjust)
+    guard = DeviceGuard(model_executor(plan), post.share)
+    in_step, post_ran = threading.Event(), threading.Event()
+
+    def step(_: Interruption) -> bool:
+        in_step.set()
+        return post_ran.wait(10)  # finishes only if the post task ran meanwhile
+
     try:
-        assert await guard.run(lambda _: torch.get_num_threads()) == 1
+        call = asyncio.ensure_future(guard.run(step))
+        await asyncio.to_thread(in_step.wait, 10)
+        await post.run(post_ran.set)
+        assert await call is True
     finally:
         post.close()
