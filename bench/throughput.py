@@ -7,11 +7,14 @@ Two workloads, each on the same requests in every column:
 - `--jobs` jobs of `--n` images (default 12 × 4);
 - a burst of `--burst` one-image requests (default 48 × 1), what micro-batching is for.
 (a) plain loop: diffusers alone — load the pipeline, render each job (one seeded generator per image), save PNGs;
-    torch with its default threads; (a') the same with the worker's model threads (worker/threads.py), which is
-    what it would get beside post-processing.
+    torch with its default threads; (a') the same with the worker's model threads (worker/threads.py), when they
+    differ; for the burst, (a8) the plain loop with `--batch` prompts per call: the most batching could give.
 (b) imagebot end to end, batching off: embedded Redis, the core service (grammar, moderation, quotas, fair queue),
     an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
-(c) the same with micro-batching on (`--batch` images per call; the worker holds `--batch` + 1 jobs).
+    (b2), on a CPU worker: the same with the cores split between the model and post-processing instead of taken
+    in turns (WorkerSettings.cpu_turns off).
+(c) the same with micro-batching on (`--batch` images per call; the worker holds 2 × `--batch` jobs, so the next
+    batch gathers while the last one is checked and stored).
 Prints images/s for each and the ratios b/a, c/a, c/b, per-stage p50/p95 of (b) and (c), the acknowledgement
 latency p50/p99 of 500 concurrent submissions, and the answer time of a cache hit (these two on tiny: they time
 the service, not the model). Same model, size and steps everywhere: tiny (64×64, 2 steps) by default; `--model sd15`
@@ -46,8 +49,9 @@ from core.settings import Settings
 PROMPT = "a lighthouse at dusk, study {i}"
 
 
-def plain_loop(arch: Architecture, jobs: int, n: int, out: Path, threads: int) -> float:
-    """Images per second of diffusers alone doing the same work: render and save each image."""
+def plain_loop(arch: Architecture, jobs: int, n: int, out: Path, threads: int, per_call: int = 1) -> float:
+    """Images per second of diffusers alone doing the same work: render and save each image. With `per_call`
+    > 1 (one-image jobs only), that many jobs' prompts share each call: what batching could reach at best."""
     import torch
     from diffusers import DiffusionPipeline
 
@@ -77,10 +81,27 @@ def plain_loop(arch: Architecture, jobs: int, n: int, out: Path, threads: int) -
         for k, image in enumerate(images):
             image.save(out / f"{i}-{k}.png")
 
+    def together(first: int) -> None:
+        numbers = range(first, min(first + per_call, jobs))
+        images = pipe(
+            [PROMPT.format(i=i) for i in numbers],
+            generator=[torch.Generator(generator_device(device)).manual_seed(1000 * i) for i in numbers],
+            num_inference_steps=arch.steps,
+            guidance_scale=spec.default_guidance,
+            width=arch.width,
+            height=arch.height,
+        ).images
+        for i, image in zip(numbers, images, strict=True):
+            image.save(out / f"{i}-0.png")
+
     job(-1)  # warm-up, as (b) has
     started = time.perf_counter()
-    for i in range(jobs):
-        job(i)
+    if per_call > 1:
+        for first in range(0, jobs, per_call):
+            together(first)
+    else:
+        for i in range(jobs):
+            job(i)
     return jobs * n / (time.perf_counter() - started)
 
 
@@ -188,21 +209,41 @@ def workload(
     off, off_stages = asyncio.run(
         end_to_end(settings_for(folder / "b", args.model_cache, arch), jobs, n, arch.flags)
     )
+    split = None
+    if plan.turns:  # the other way to share a CPU worker's cores, for comparison
+        split, _ = asyncio.run(
+            end_to_end(
+                settings_for(folder / "b2", args.model_cache, arch, cpu_turns=False), jobs, n, arch.flags
+            )
+        )
     batched = settings_for(
-        folder / "c", args.model_cache, arch, batch_max_images=args.batch, max_jobs=args.batch + 1
+        folder / "c", args.model_cache, arch, batch_max_images=args.batch, max_jobs=2 * args.batch
     )
     on, on_stages = asyncio.run(end_to_end(batched, jobs, n, arch.flags))
+    ceiling = None
+    if n == 1 and args.batch > 1:
+        ceiling = plain_loop(arch, jobs, n, folder / "plain", threads, per_call=args.batch)
     print(f"{title}: {jobs} jobs × {n} image(s), {arch.describe()}")
     print(f"  (a) plain diffusers loop        : {plain:6.3g} images/s   (torch's default {threads} threads)")
     if plan.model != threads:
         print(
             f"  (a') the same, {plan.model} torch thread(s) : {limited:6.3g} images/s   (the worker's model threads)"
         )
+    if ceiling is not None:
+        print(
+            f"  (a{args.batch}) plain loop, {args.batch} prompts a call : {ceiling:6.3g} images/s   "
+            f"a{args.batch}/a = {ceiling / plain:.2f}   (the most batching could give)"
+        )
     print(
         f"  (b) imagebot, batching off      : {off:6.3g} images/s   b/a = {off / plain:.2f}   "
-        f"b/a' = {off / limited:.2f}"
+        + (f"b/a' = {off / limited:.2f}" if plan.model != threads else "")
     )
     print_stages(off_stages)
+    if split is not None:
+        print(
+            f"  (b2) the same, cores split      : {split:6.3g} images/s   b2/a = {split / plain:.2f}   "
+            "(cpu_turns off: model and post-processing side by side)"
+        )
     print(
         f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.3g} images/s   c/a = {on / plain:.2f}   "
         f"c/b = {on / off:.2f}"

@@ -48,7 +48,8 @@ class WorkerSettings(Group):
     cpu_turns: bool = True
     # Micro-batching (worker/batching.py): compatible text-to-image requests this worker holds share one
     # pipeline call of up to this many images (1 = off); per model by name, else the default. Only jobs the
-    # worker already took from the fair queue can join, so max_jobs bounds a batch too: raise both together.
+    # worker already took from the fair queue can join, so max_jobs bounds a batch too: raise both together
+    # (max_jobs = 2 × the batch keeps the device fed: the next batch gathers while the last one is stored).
     batch_max_images: int = Field(default=1, ge=1, le=64)
     batch_max_images_per_model: dict[str, int] = Field(default_factory=dict)
     batch_window_s: float = Field(default=0.0, ge=0, le=1)  # an idle device waits this long for companions
