@@ -72,6 +72,9 @@ def snowflake(at: float | None = None) -> int:
     return ((ms - DISCORD_EPOCH_MS) << 22) | (next(_counter) & 0x3FFFFF)
 
 
+LIVE_PREVIEW_FILE = "preview.jpg"  # what bots/discord/delivery.py names a live preview
+
+
 @dataclass
 class Upload:
     filename: str
@@ -293,6 +296,19 @@ class DiscordEmulator:
         if interaction is None or interaction.original_id is None:
             return None
         return self.messages.get(interaction.original_id)
+
+    async def result(self, token: str, within_s: float = 10.0) -> Message:
+        """The interaction's reply once it carries a result: a file other than the live preview the bot shows
+        while rendering ("preview.jpg", which a slow render gets first)."""
+
+        def delivered() -> Message | None:
+            message = self.original(token)
+            if message is None or not any(f.filename != LIVE_PREVIEW_FILE for f in message.files):
+                return None
+            return message
+
+        found: Message = await self.wait_for(delivered, within_s)
+        return found
 
     def followups(self, token: str) -> list[Message]:
         original = self.interactions[token].original_id

@@ -87,9 +87,9 @@ async def test_discord_history_links_to_the_gallery(
     # Vary (Region) under the image: the ephemeral picker also links to the web's region editor for it.
     emulator = discord_emulator
     show = await emulator.click(page, f"ib:sh:{mine}", user_id=user)
-    shown = await emulator.wait_for(lambda: (m := emulator.original(show.token)) and m.files and m, 20)
+    shown = await emulator.result(show.token, 20)
     upscale = await emulator.click(shown, f"ib:u:{mine}:0", user_id=user)
-    single = await emulator.wait_for(lambda: (m := emulator.original(upscale.token)) and m.files and m, 20)
+    single = await emulator.result(upscale.token, 20)
     picker = await answer(emulator, await emulator.click(single, f"ib:vr:{mine}:0", user_id=user))
     region = REGION.search(picker.content)
     assert picker.ephemeral and region is not None, picker.content

@@ -226,7 +226,7 @@ async def test_buttons_for_everyone_let_another_member_vary_and_upscale(
     await bots.pipeline.start_worker()
     await bots.start()
     command = await emulator.slash("imagine", {"prompt": "a fox", "count": 1}, user_id=USER)
-    grid = await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.files and m, 30)
+    grid = await emulator.result(command.token, 30)
     request_id = grid.files[0].filename.removesuffix(".png")
 
     refused = await answer(emulator, await emulator.click(grid, f"ib:v:{request_id}:0", user_id=OTHER))
@@ -235,9 +235,9 @@ async def test_buttons_for_everyone_let_another_member_vary_and_upscale(
     assert "buttons for everyone" in policy.content
 
     vary = await emulator.click(grid, f"ib:v:{request_id}:0", user_id=OTHER)
-    variation = await emulator.wait_for(lambda: (m := emulator.original(vary.token)) and m.files and m, 30)
+    variation = await emulator.result(vary.token, 30)
     upscale = await emulator.click(grid, f"ib:u:{request_id}:0", user_id=OTHER)
-    single = await emulator.wait_for(lambda: (m := emulator.original(upscale.token)) and m.files and m, 20)
+    single = await emulator.result(upscale.token, 20)
 
     stored = await bots.pipeline.runtime.service.queue.load(variation.files[0].filename.removesuffix(".png"))
     assert (stored.requester.user_id, stored.parent_id, stored.mode) == (str(OTHER), request_id, "variation")
@@ -262,10 +262,10 @@ async def test_a_moderator_cancels_a_queued_job_and_deletes_a_result(
 
     await bots.pipeline.start_worker()
     command = await emulator.slash("imagine", {"prompt": "a mill", "count": 1}, user_id=USER)
-    grid = await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.files and m, 30)
+    grid = await emulator.result(command.token, 30)
     request_id = grid.files[0].filename.removesuffix(".png")
     full_size = await emulator.click(grid, f"ib:u:{request_id}:0", user_id=USER)
-    shown = await emulator.wait_for(lambda: (m := emulator.original(full_size.token)) and m.files and m, 20)
+    shown = await emulator.result(full_size.token, 20)
     result = await service.result(request_id)
     keys = [image.key for image in (*result.images, result.grid, result.preview) if image is not None]
 

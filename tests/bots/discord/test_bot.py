@@ -40,7 +40,7 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 async def result_of(emulator: DiscordEmulator, token: str) -> Message:
     """The interaction's reply once it carries an image."""
-    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=20)
+    return await emulator.result(token, 20)
 
 
 async def queue_depth(bots: BotRunner) -> int:

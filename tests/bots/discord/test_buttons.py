@@ -18,7 +18,7 @@ from worker.postprocess import make_grid
 
 async def result_of(emulator: DiscordEmulator, token: str) -> Message:
     """The interaction's reply once it carries an image."""
-    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=60)
+    return await emulator.result(token, 60)
 
 
 def png_of(image: Image.Image) -> bytes:

@@ -45,7 +45,7 @@ def token_key(interaction_id: int) -> str:
 
 
 async def result_of(emulator: DiscordEmulator, token: str) -> Message:
-    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=30)
+    return await emulator.result(token, 30)
 
 
 async def test_interaction_tokens_live_only_under_their_own_key_for_15_minutes(

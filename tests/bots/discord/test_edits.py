@@ -36,7 +36,7 @@ def one_image_ids(request_id: str) -> list[str]:
 
 
 async def result_of(emulator: DiscordEmulator, token: str, within_s: float = RENDER_S) -> Message:
-    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s)
+    return await emulator.result(token, within_s)
 
 
 def request_id_in(message: Message) -> str:

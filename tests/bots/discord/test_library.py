@@ -43,9 +43,7 @@ async def finished(bots: BotRunner, prompt: str) -> tuple[str, Message]:
     event = await done(service, request)
     await service.results.save(event)
     await EventPublisher(bots.pipeline.runtime.redis).publish(event)
-    message = await emulator.wait_for(
-        lambda: (m := emulator.original(command.token)) and m.files and m, within_s=30
-    )
+    message = await emulator.result(command.token, 30)
     return request.request_id, message
 
 
@@ -87,9 +85,7 @@ async def test_history_info_and_delete(bots: BotRunner, discord_emulator: Discor
     ]  # fmt: skip
 
     show = await emulator.click(page, f"ib:sh:{first_id}", user_id=USER)
-    shown = await emulator.wait_for(
-        lambda: (m := emulator.original(show.token)) and m.files and m, within_s=20
-    )
+    shown = await emulator.result(show.token, 20)
     assert "a red kite" in shown.content and f"ib:dl:{first_id}" in shown.custom_ids()
 
     info = await answer(emulator, await emulator.click(page, f"ib:i:{second_id}", user_id=USER))

@@ -59,7 +59,7 @@ async def test_a_spoiler_image_is_attached_as_a_spoiler(
     await runtime.service.results.save(event)
     await runtime.service.events.publish(event)
 
-    result = await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.files and m, 20)
+    result = await emulator.result(command.token, 20)
 
     assert [upload.filename for upload in result.files] == [f"SPOILER_{request_id}.png"]
     assert result.files[0].data == data

@@ -41,7 +41,7 @@ def progress(request: GenerationRequest, step: int, total: int) -> ResultEvent:
 
 
 async def result_of(emulator: DiscordEmulator, token: str) -> Message:
-    return await emulator.wait_for(lambda: (m := emulator.original(token)) and m.files and m, within_s=20)
+    return await emulator.result(token, 20)
 
 
 async def handled(redis: ArqRedis, entry_id: str, within_s: float = 10) -> None:

@@ -58,7 +58,7 @@ async def test_a_lora_and_sampler_imagine_renders_and_moderators_can_turn_the_lo
         {"prompt": "a cat", "lora": "glow", "sampler": "dpm++ 2m karras", "count": 1, "seed": 3},
         user_id=USER,
     )
-    shown = await emulator.wait_for(lambda: (m := emulator.original(command.token)) and m.files and m, 60)
+    shown = await emulator.result(command.token, 60)
     request = await service.queue.load(shown.files[0].filename.removesuffix(".png"))
     assert request.prompt == "pixel, a cat" and request.sampler == "dpm++ 2m karras"
     assert [lora.name for lora in request.loras] == ["glow"]
