@@ -118,9 +118,12 @@ def fit(vae: Any, side: int = 16, samples: int = 8) -> LatentMap:
 
 @dataclass(frozen=True)
 class TinyAutoencoder:
-    """A tiny autoencoder's decoder (diffusers AutoencoderTiny): the sampler's latents → RGB at 8× their size."""
+    """A tiny autoencoder's decoder (diffusers AutoencoderTiny): the sampler's latents → RGB at 8× their size, or
+    from latents first shrunk (area average) so the picture is at most `max_side`: a preview is shown small, and
+    the decoder's cost grows with its output (on a CPU, seconds for a 1024-pixel one)."""
 
     decoder: Any  # diffusers.AutoencoderTiny, on the model's device and in its dtype
+    max_side: int | None = None
 
     @property
     def channels(self) -> int:
@@ -131,21 +134,31 @@ class TinyAutoencoder:
 
         parameter = next(self.decoder.parameters())
         first = latents[:1].detach().to(device=parameter.device, dtype=parameter.dtype)
+        height, width = int(first.shape[2]), int(first.shape[3])
+        if self.max_side is not None and max(height, width) * 8 > self.max_side:
+            scale = self.max_side / (max(height, width) * 8)
+            shrunk = (max(1, int(height * scale)), max(1, int(width * scale)))
+            first = torch.nn.functional.interpolate(first.float(), size=shrunk, mode="area").to(
+                parameter.dtype
+            )
         with torch.inference_mode():
             rgb = self.decoder.decode(first).sample[0].float().clamp(-1, 1)  # 3 × H × W in [-1, 1]
         pixels = ((rgb + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         return Image.fromarray(pixels, "RGB")
 
 
-def load_tiny_autoencoder(source: str, device: str, dtype: Any, offline: bool) -> TinyAutoencoder:
-    """An AutoencoderTiny from a Hub repo or a folder, ready on `device` in `dtype` (a torch.dtype)."""
+def load_tiny_autoencoder(
+    source: str, device: str, dtype: Any, offline: bool, max_side: int | None = None
+) -> TinyAutoencoder:
+    """An AutoencoderTiny from a Hub repo or a folder, ready on `device` in `dtype` (a torch.dtype), decoding
+    pictures of at most `max_side` pixels."""
     from diffusers import AutoencoderTiny
 
     options: dict[str, Any] = {"torch_dtype": dtype}
     if offline:
         options["local_files_only"] = True
     decoder = AutoencoderTiny.from_pretrained(source, **options).to(device).eval()
-    return TinyAutoencoder(decoder)
+    return TinyAutoencoder(decoder, max_side)
 
 
 class PreviewDecoders:
@@ -180,7 +193,11 @@ class PreviewDecoders:
 
             try:
                 decoder = load_tiny_autoencoder(
-                    source, loaded.device, torch_dtype(loaded.dtype), self.offline
+                    source,
+                    loaded.device,
+                    torch_dtype(loaded.dtype),
+                    self.offline,
+                    self.settings.live_preview_max_side,
                 )
                 log.info("model %s: live previews from the tiny autoencoder %s", spec.name, source)
                 return decoder
