@@ -35,7 +35,7 @@ from worker.acceleration import accelerate, warm_up
 from worker.device import DeviceName, DtypeName, detect_device, generator_device, pick_dtype, torch_dtype
 from worker.memory import describe, evictions, footprint, total
 from worker.tiny import ensure_tiny_model
-from worker.vae import apply_force_upcast, load_vae, vae_source
+from worker.vae import apply_force_upcast, swapped_vae
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class LoadedModel:
     dtype: DtypeName
     source: str  # the folder or Hugging Face repo it was loaded from
     load_seconds: float
-    memory: dict[str, int] = field(default_factory=dict)  # bytes of its weights, by device type
+    memory: dict[str, int] = field(
+        default_factory=dict, compare=False
+    )  # bytes of its weights, by device type
 
     @property
     def memory_bytes(self) -> int:
@@ -233,9 +235,9 @@ class ModelRegistry:
         if spec.family in (Family.TINY, Family.SD15, Family.SD2):
             options["safety_checker"] = None  # moderation/ checks every image; no black squares
             options["requires_safety_checker"] = False
-        vae = vae_source(spec, dtype, self.settings)
+        vae, vae_switch = swapped_vae(spec, dtype, self.settings, hub_offline())
         if vae is not None:
-            options["vae"] = load_vae(vae, dtype, hub_offline())
+            options["vae"] = vae
         pipeline_class = _pipeline_class(spec.family)
         try:
             text2img = pipeline_class.from_pretrained(source, **options)
@@ -257,7 +259,7 @@ class ModelRegistry:
             text2img.to(self.device)
         text2img.set_progress_bar_config(disable=True)
         upcast = apply_force_upcast(text2img, dtype, self.settings)
-        switches = [*([f"vae {vae}"] if vae else []), *([upcast] if upcast else [])]
+        switches = [switch for switch in (vae_switch, upcast) if switch]
         switches += accelerate(text2img, spec, self.settings, self.device)
         if self.settings.compile:
             logger.info("model %s: compiling in a warm-up render…", spec.name)

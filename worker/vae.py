@@ -32,6 +32,30 @@ def vae_source(spec: ModelSpec, dtype: DtypeName, settings: WorkerSettings) -> s
     return None if chosen is None or chosen.strip().lower() == STOCK else chosen
 
 
+def swapped_vae(
+    spec: ModelSpec, dtype: DtypeName, settings: WorkerSettings, offline: bool
+) -> tuple[Any, str | None]:
+    """The VAE to load `spec` with (None: its own) and the start-up switch that says so. A VAE the operator named
+    must load; the SDXL float16 default may be out of reach (offline, no cached copy): then the stock VAE serves,
+    upcast to float32 as diffusers does for it, and a warning says how to get the fast one."""
+    source = vae_source(spec, dtype, settings)
+    if source is None:
+        return None, None
+    try:
+        return load_vae(source, dtype, offline), f"vae {source}"
+    except BackendUnavailable as exc:
+        if for_model(settings.vae, spec.name, spec.family.value) is not None:
+            raise
+        log.warning(
+            "model %s: the fp16-safe VAE %s could not be loaded (%s); the stock VAE decodes in float32 instead. "
+            "Download it, or set IMAGEBOT_WORKER__SDXL_FP16_VAE to a folder holding it.",
+            spec.name,
+            source,
+            exc.__cause__ or exc,
+        )
+        return None, "stock vae (fp16-safe one unavailable)"
+
+
 def load_vae(source: str, dtype: DtypeName, offline: bool) -> Any:
     """An AutoencoderKL from a Hub repo, a folder holding one, or a pipeline folder with a vae/ subfolder."""
     from diffusers import AutoencoderKL

@@ -15,7 +15,7 @@ from core.settings import WorkerSettings
 from tests.worker.conftest import RequestFactory
 from worker.diffusers_backend import DiffusersBackend
 from worker.registry import ModelRegistry
-from worker.vae import vae_source
+from worker.vae import swapped_vae, vae_source
 
 FIX = "madebyollin/sdxl-vae-fp16-fix"
 
@@ -126,3 +126,26 @@ def test_a_vae_that_cannot_be_loaded_says_which_setting_to_fix(model_cache_dir: 
 
     assert str(tmp_path / "missing") in refused.value.message
     assert broken.loaded_models() == []
+
+
+def test_the_sdxl_default_loads_for_sdxl_in_float16_and_falls_back_to_the_stock_vae_when_out_of_reach(
+    other_vae: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sdxl, missing = get_model("sdxl"), str(tmp_path / "no-fp16-fix")
+
+    vae, switch = swapped_vae(sdxl, "float16", WorkerSettings(sdxl_fp16_vae=str(other_vae)), offline=True)
+    assert type(vae).__name__ == "AutoencoderKL" and vae.dtype == torch.float16
+    assert switch == f"vae {other_vae}"
+    assert swapped_vae(sdxl, "float32", WorkerSettings(sdxl_fp16_vae=str(other_vae)), offline=True) == (
+        None,
+        None,
+    )
+
+    with caplog.at_level(logging.WARNING, logger="worker.vae"):
+        fallback = swapped_vae(sdxl, "float16", WorkerSettings(sdxl_fp16_vae=missing), offline=True)
+    assert fallback == (None, "stock vae (fp16-safe one unavailable)")
+    assert "IMAGEBOT_WORKER__SDXL_FP16_VAE" in caplog.records[0].getMessage()
+    with pytest.raises(
+        BackendUnavailable, match="IMAGEBOT_WORKER__VAE"
+    ):  # the operator's own choice must load
+        swapped_vae(sdxl, "float16", WorkerSettings(vae={"sdxl": missing}), offline=True)
