@@ -72,6 +72,7 @@ WORKER_HEARTBEAT_TTL_S: Final = 15  # a worker that stops beating is gone within
 FAIR_FINISH_TTL_S: Final = 2 * 24 * 3600  # a user idle this long starts afresh in the fair queue
 USAGE_DAY_TTL_S: Final = 2 * 24 * 3600  # a day's counters outlive the UTC day they count
 USAGE_HOUR_TTL_S: Final = 2 * 3600
+PREVIEW_MESSAGE_TTL_S: Final = 2 * 24 * 3600  # Telegram lets a bot delete its messages for 48 hours
 
 # -- the job queue (arq) and what travels with it -------------------------------------------------------------
 
@@ -215,6 +216,12 @@ DELIVERY_LEASE_KEY: Final = _key(
     "string",
     Expiry.TTL,
     "the consumer's lease_ms while one consumer delivers a terminal event",
+)
+PREVIEW_MESSAGE_KEY: Final = _key(
+    "preview_message:{platform}:{request_id}",
+    "string",
+    Expiry.TTL,
+    "PREVIEW_MESSAGE_TTL_S: the chat message showing a request's live preview (core.delivery.preview_message)",
 )
 MESSAGES_KEY: Final = _key(
     "messages:{request_id}",

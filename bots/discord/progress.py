@@ -1,8 +1,9 @@
 """STARTED/PROGRESS events → edits of the command's reply, throttled.
 
 When to edit is core's decision (core/delivery/progress.py, shared with the Telegram bot): at most one edit per
-`interval_s` per request, the first at once and the newest of a burst when the interval is over, so the reply never
-stays behind; nothing once the request is over (`finish`), as a render can report progress after its job ended.
+`interval_s` per request, the first at once and the newest of a burst when the interval is over (with the burst's
+newest live preview, even when its last step brought none), so the reply never stays behind; nothing once the
+request is over (`finish`), as a render can report progress after its job ended.
 This module only does the edits: a timer shows held updates when they fall due, and `end` lets an edit already on
 its way land before the result replaces it. Progress is advisory: a failed edit is logged and dropped.
 """
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from core.delivery.progress import ProgressCoalescer, show_held
+from core.delivery.progress import ProgressCoalescer, keep_live_preview, show_held
 from core.models.result import ResultEvent
 from core.tasks import cancel_and_wait
 
@@ -23,13 +24,20 @@ log = logging.getLogger(__name__)
 Edit = Callable[[ResultEvent, dict[str, str]], Awaitable[None]]  # show one event in the reply of `target`
 
 
+def _newest(
+    held: tuple[ResultEvent, dict[str, str]], newer: tuple[ResultEvent, dict[str, str]]
+) -> tuple[ResultEvent, dict[str, str]]:
+    """The newer step, keeping the held live preview when it brings none (the reply shows the newest picture)."""
+    return keep_live_preview(held[0], newer[0]), newer[1]
+
+
 class ProgressThrottle:
     def __init__(self, interval_s: float, edit: Edit) -> None:
         self.interval_s = interval_s
         self._edit = edit
         # keyed by request: each request has its own reply
         self._coalescer: ProgressCoalescer[str, tuple[ResultEvent, dict[str, str]]] = ProgressCoalescer(
-            interval_s
+            interval_s, merge=_newest
         )
         self._on_the_way: dict[str, asyncio.Task[None]] = {}  # reply → the edit being sent
         self._replies: dict[str, str] = {}  # request id → its reply key, for `end`
@@ -77,6 +85,7 @@ class ProgressThrottle:
         self._on_the_way[reply] = task
         try:
             await asyncio.wait([task])
+            self._coalescer.landed(event.request_id, time.monotonic())  # the next edit counts from here
             if not task.cancelled() and task.exception() is not None:
                 log.warning(
                     "progress edit of message %s failed", target.get("message_id"), exc_info=task.exception()

@@ -3,9 +3,11 @@
 DONE: the preview as a photo replying to the asking message, with the caption and the U/V/🔄 keyboard; where
 it was posted goes to core's DeliveryLog (for `/admin delete`), and the status message is then deleted (or, when
 Telegram won't delete it any more, edited to say the images are below).
-FAILED, REFUSED, CANCELLED: the status message says why. STARTED and PROGRESS go to progress.py (the chat
-action, and the status message edited at most once per `progress_interval_s`). NOTICE (a message for
-moderators, e.g. an automatic ban) is posted once to its chat.
+FAILED, REFUSED, CANCELLED: the status message says why (or a new reply, when a live preview replaced it).
+STARTED and PROGRESS go to progress.py (the chat action, and the status message — or the photo showing the live
+preview — edited at most once per `progress_interval_s`). Once any result is out, the live preview's photo is
+removed (progress.py's `remove`); while the result can't be sent it stays, so nothing is lost to a failed send.
+NOTICE (a message for moderators, e.g. an automatic ban) is posted once to its chat.
 
 `handle` raises when a result could not be delivered, so the event consumer retries it; 429 answers are
 waited out by the bot's rate limiter. A chat that blocked the bot (403) or no longer exists can never be
@@ -29,6 +31,7 @@ from bots.telegram.progress import ProgressDisplay
 from bots.telegram.replies import caption_for, edit_or_send, reply_parameters, send_text
 from core.commands.describe import described_text, suggestion_buttons
 from core.delivery.delivery_log import DeliveryLog
+from core.delivery.preview_message import PreviewMessages
 from core.errors import NotFound, StorageError
 from core.models.request import Platform
 from core.models.result import EventKind, ResultEvent, StoredImage
@@ -60,7 +63,8 @@ class Delivery:
     def __init__(self, imagebot: BotContext, bot: ExtBot[Any]) -> None:
         self.imagebot = imagebot
         self.bot = bot
-        self.progress = ProgressDisplay(bot, imagebot.tuning.progress_interval_s)
+        previews = PreviewMessages(imagebot.redis, Platform.TELEGRAM.value)
+        self.progress = ProgressDisplay(bot, imagebot.tuning.progress_interval_s, previews)
 
     async def close(self) -> None:
         """Drop progress held back for later (the bot is stopping); results are never held."""
@@ -75,7 +79,7 @@ class Delivery:
         if not event.terminal:
             await self.progress.show(chat_id, event)
             return
-        self.progress.end(event.request_id)
+        preview = await self.progress.end(event.request_id)
         try:
             await self._deliver(chat_id, event)
         except ChatMigrated as exc:
@@ -87,6 +91,7 @@ class Delivery:
             )
             # The old group's message ids mean nothing in the supergroup: reply to nothing, edit nothing.
             await self.handle(event.model_copy(update={"reply_to": {"chat_id": str(exc.new_chat_id)}}))
+            return
         except (Forbidden, BadRequest) as exc:
             if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
                 raise
@@ -96,6 +101,9 @@ class Delivery:
                 chat_id,
                 exc.message,
             )
+            return
+        if preview is not None:  # the result is out: the photo that showed the render goes
+            await self.progress.remove(chat_id, event.request_id, preview)
 
     async def _deliver(self, chat_id: int, event: ResultEvent) -> None:
         if event.kind is EventKind.NOTICE:

@@ -1,10 +1,21 @@
-"""STARTED/PROGRESS events → the "uploading photo" chat action and the status message edited with the progress.
+"""STARTED/PROGRESS events → the "uploading photo" chat action and the progress shown in the chat, throttled.
 
-When to edit is core's decision (core/delivery/progress.py): at most one edit per `interval_s` per status
-message, always the latest step, and nothing once the request has ended, so "Rendering… 80%" never overwrites a
-result or an error. This module owns the timer that shows held steps when their interval ends.
+When to edit is core's decision (core/delivery/progress.py, shared with the Discord bot): at most one edit per
+`interval_s` per request, always the latest step with the newest live preview, and nothing once the request has
+ended, so "Rendering… 80%" never overwrites a result or an error. This module owns the timer that shows held steps
+when their interval ends.
 
-Progress is advisory: a failed edit is logged at DEBUG and dropped, never retried (a 429 is not waited out).
+Where the progress shows: the status message ("Queued…") is text, and Telegram can't turn a text message into a
+photo by editing (editMessageMedia needs a message with media). So the first live preview (image-checked by the
+worker) is sent as a silent photo replying to the request, its caption the progress, and the status message is
+deleted; from then on each update is one edit of that photo: editMessageMedia (the new picture and caption
+together) when it brings a picture, editMessageCaption when it brings only a step. Without previews (turned off,
+the OpenAI backend, a picture the image check refused) the status message is edited as text, as before. Which
+photo shows a request's progress is kept in Redis (core/delivery/preview_message.py), so the process that
+delivers the result removes it (`remove`) even after a restart or on another replica.
+
+Progress is advisory: a failed edit is logged at DEBUG and dropped, never retried (a 429 is not waited out, and
+the photo is simply not started then); the result never waits for it.
 """
 
 from __future__ import annotations
@@ -12,44 +23,82 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from telegram import InputFile, InputMediaPhoto
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
-from bots.telegram.replies import edit_advisory
+from bots.telegram.rate_limiter import NO_RETRIES
+from bots.telegram.replies import edit_advisory, reply_parameters, unmentioned
 from core.commands.messages import progress_message
-from core.delivery.progress import ProgressCoalescer, show_held
+from core.delivery.preview_message import PreviewMessages
+from core.delivery.progress import ProgressCoalescer, keep_live_preview, show_held
 from core.models.result import EventKind, ResultEvent
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
+PREVIEW_FILE = "preview.jpg"
+ENDED = "Finished — see the reply below."  # a preview's caption when Telegram won't delete it any more
+
+
+class _Turn:
+    """One request's progress message changes one call at a time; forgotten when nobody holds or awaits it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
 
 class ProgressDisplay:
-    def __init__(self, bot: ExtBot[Any], interval_s: float) -> None:
+    def __init__(self, bot: ExtBot[Any], interval_s: float, previews: PreviewMessages) -> None:
         self.bot = bot
-        self.coalescer: ProgressCoalescer[str, ResultEvent] = ProgressCoalescer(interval_s)
+        self.previews = previews
+        self.coalescer: ProgressCoalescer[str, ResultEvent] = ProgressCoalescer(
+            interval_s, merge=keep_live_preview
+        )
+        self._turns: dict[str, _Turn] = {}  # request id → its turn, while its progress message changes
         self._timer: asyncio.Task[None] | None = None
 
     async def show(self, chat_id: int, event: ResultEvent) -> None:
-        """Show a STARTED or PROGRESS event now, or hold it until its status message's interval ends."""
+        """Show a STARTED or PROGRESS event now, or hold it until its request's interval ends."""
         if self.coalescer.ended(event.request_id):
             return
         if event.kind is EventKind.STARTED:
             await self._chat_action(chat_id, event)
         ready = self.coalescer.offer(event.request_id, event, time.monotonic())
         if ready is not None:
-            await self._edit(ready)
+            await self._update(ready)
         elif self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(
-                show_held(self.coalescer, lambda _, held: self._edit(held)), name="telegram-progress"
+                show_held(self.coalescer, lambda _, held: self._update(held)), name="telegram-progress"
             )
 
-    def end(self, request_id: str) -> None:
-        """The request has ended (its result is being delivered): none of its progress is shown any more."""
+    async def end(self, request_id: str) -> int | None:
+        """The request has ended (its result is being delivered): none of its progress is shown any more, and
+        an update on its way lands first. Returns the photo showing its live preview, for `remove`, or None."""
         self.coalescer.end(request_id)
+        async with self._turn(request_id):
+            pass
+        photo = await self.previews.end(request_id)
+        return int(photo) if photo else None
+
+    async def remove(self, chat_id: int, request_id: str, photo: int) -> None:
+        """The result is out: the photo that showed the progress goes. Where Telegram won't delete it (a bot may
+        delete only messages under 48 hours old), its caption points to the reply."""
+        try:
+            await self.bot.delete_message(chat_id, photo)
+        except TelegramError as exc:
+            if "not found" not in exc.message.lower():
+                log.info("request %s: preview %s not deleted (%s)", request_id, photo, exc.message)
+                with contextlib.suppress(TelegramError):
+                    await self.bot.edit_message_caption(chat_id=chat_id, message_id=photo, caption=ENDED)
+        await self.previews.forget(request_id)
 
     async def close(self) -> None:
         """Drop what is held (the bot is stopping)."""
@@ -63,10 +112,81 @@ class ProgressDisplay:
         except TelegramError as exc:
             log.debug("request %s: chat action not shown (%s)", event.request_id, exc)
 
-    async def _edit(self, event: ResultEvent) -> None:
+    @contextlib.asynccontextmanager
+    async def _turn(self, request_id: str) -> AsyncIterator[None]:
+        turn = self._turns.setdefault(request_id, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._turns[request_id]
+
+    async def _update(self, event: ResultEvent) -> None:
+        async with self._turn(event.request_id):
+            if not self.coalescer.ended(event.request_id):
+                await self._show_now(event)
+                self.coalescer.landed(event.request_id, time.monotonic())  # the next edit counts from here
+
+    async def _show_now(self, event: ResultEvent) -> None:
         chat_id = int(event.reply_to["chat_id"])
         if event.kind is EventKind.PROGRESS:
             await self._chat_action(chat_id, event)  # keeps "uploading photo" showing on long renders
+        text = progress_message(event)
+        picture = event.live_preview_jpeg()
+        photo = await self.previews.shown(event.request_id)
+        if photo is not None:
+            await self._edit_photo(chat_id, int(photo), text, picture)
+        elif picture is not None and await self.previews.claim(event.request_id):
+            await self._start_photo(chat_id, event, text, picture)
+        elif status := event.reply_to.get("status_message_id"):
+            await edit_advisory(self.bot, chat_id, status, text)
+
+    async def _start_photo(self, chat_id: int, event: ResultEvent, text: str, picture: bytes) -> None:
+        """The first live preview: a silent photo replying to the request replaces the status message."""
+        request_id = event.request_id
+        try:
+            sent = await self.bot.send_photo(
+                chat_id,
+                InputFile(picture, filename=PREVIEW_FILE),
+                caption=unmentioned(text),
+                disable_notification=True,
+                reply_parameters=reply_parameters(event.reply_to.get("message_id")),
+                rate_limit_args=NO_RETRIES,
+            )
+        except TelegramError as exc:
+            log.debug("request %s: live preview not sent (%s); progress stays text", request_id, exc)
+            await self.previews.release(request_id)
+            return
+        if not await self.previews.record(request_id, str(sent.message_id)):  # it ended meanwhile
+            with contextlib.suppress(TelegramError):
+                await self.bot.delete_message(chat_id, sent.message_id)
+            return
         status = event.reply_to.get("status_message_id")
-        if status and not self.coalescer.ended(event.request_id):
-            await edit_advisory(self.bot, chat_id, status, progress_message(event))
+        if status:
+            try:
+                await self.bot.delete_message(chat_id, int(status), rate_limit_args=NO_RETRIES)
+            except TelegramError as exc:  # the delivery removes it with the result
+                log.debug("request %s: status message not deleted yet (%s)", request_id, exc)
+
+    async def _edit_photo(self, chat_id: int, photo: int, text: str, picture: bytes | None) -> None:
+        """One edit: the new picture with its caption, or the caption alone."""
+        caption = unmentioned(text)
+        try:
+            if picture is not None:
+                upload = InputFile(picture, filename=PREVIEW_FILE, attach=True)  # sent as attach://…
+                media = InputMediaPhoto(upload, caption=caption)
+                await self.bot.edit_message_media(
+                    media, chat_id=chat_id, message_id=photo, rate_limit_args=NO_RETRIES
+                )
+            else:
+                await self.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=photo, caption=caption, rate_limit_args=NO_RETRIES
+                )
+        except BadRequest as exc:
+            if "not modified" not in exc.message:
+                log.debug("preview %s in chat %s not edited (%s)", photo, chat_id, exc.message)
+        except TelegramError as exc:
+            log.debug("preview %s in chat %s not edited (%s)", photo, chat_id, exc)

@@ -7,8 +7,9 @@ bot as usual and:
 - a call that posts into a chat (send…, edit…, copy…, forward…; not sendChatAction) takes that chat's turn:
   one at a time, in the order the calls were made, at least `min_interval_s` apart, and at most
   `group_per_minute` a minute in a group; optionally at most `overall_per_second` across all chats;
-- any call answered 429 is tried again after `retry_after`, up to `max_retries` times; `rate_limit_args=N` on
-  one call allows N retries instead (0 for advisory edits such as progress: a 429 is raised at once);
+- any call answered 429 is tried again after `retry_after`, up to `max_retries` times; `rate_limit_args=Retries(N)`
+  on one call allows N retries instead (NO_RETRIES for advisory edits such as progress: a 429 is raised at once).
+  It is an object, not a bare int, because ExtBot drops a falsy `rate_limit_args`: a plain 0 would mean the default;
 - every error Telegram answers is counted in imagebot_platform_api_errors_total{platform="telegram"} (by
   kind: RetryAfter, Forbidden, BadRequest…), and every second spent waiting, on a 429 or for a chat's turn,
   in imagebot_rate_limit_wait_seconds_total;
@@ -43,6 +44,16 @@ PACED_PREFIXES = ("send", "edit", "copy", "forward")
 
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]]
 ApiCall = Callable[..., Coroutine[Any, Any, ApiResult]]
+
+
+@dataclass(frozen=True)
+class Retries:
+    """`rate_limit_args` for one call: how many times a 429 is waited out before it reaches the caller."""
+
+    count: int
+
+
+NO_RETRIES = Retries(0)  # advisory calls (progress, queue position): a 429 is raised at once
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ class _ChatTurns:
         self.expires_at = 0.0  # after this, nothing here limits the chat any more
 
 
-class ChatRateLimiter(BaseRateLimiter[int]):
+class ChatRateLimiter(BaseRateLimiter[Retries]):
     """A `BaseRateLimiter`: per-chat turns and spacing, group and overall limits, 429 retries; bounded state."""
 
     def __init__(self, limits: RateLimits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -135,9 +146,9 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: Retries | None,
     ) -> ApiResult:
-        retries = self.limits.max_retries if rate_limit_args is None else rate_limit_args
+        retries = self.limits.max_retries if rate_limit_args is None else rate_limit_args.count
         chat = paced_chat(endpoint, data)
         if chat is None:
             return await self._with_retries(_counted(callback), args, kwargs, endpoint, retries)

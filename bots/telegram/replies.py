@@ -19,6 +19,7 @@ from telegram import Bot, CallbackQuery, Message, ReplyParameters
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
+from bots.telegram.rate_limiter import NO_RETRIES
 from core.commands.messages import CAPTION_LIMIT, error_message, result_caption, text_length
 from core.models.request import GenerationRequest
 from core.models.result import ResultEvent
@@ -26,7 +27,6 @@ from core.models.result import ResultEvent
 log = logging.getLogger(__name__)
 
 ALERT_MAX_CHARS = 200  # answerCallbackQuery text limit
-NO_RETRIES = 0  # rate_limit_args for advisory edits: a 429 is not waited out
 WORD_JOINER = "\u2060"  # invisible, and not a username character
 _MENTION = re.compile(r"(?<!\w)@(?=\w)")
 

@@ -3,11 +3,12 @@
 Workers report progress often; chat platforms allow few edits. For each message (keyed by whatever the front end
 edits: a request id, a message id) the coalescer lets the first update through at once, then at most one per
 `interval_s`. Updates that arrive inside the interval are held, a newer one replacing an older one, so when the
-interval ends the latest step is shown. Once a message's request has ended (`end`), nothing more is shown for
-it, so "Rendering… 80%" never overwrites a result or an error.
+interval ends the latest step is shown (`keep_live_preview` as `merge` keeps a held live preview that a newer
+update without one would otherwise drop, so a front end still shows the newest picture). Once a message's request
+has ended (`end`), nothing more is shown for it, so "Rendering… 80%" never overwrites a result or an error.
 
 The caller owns time: it passes `now` in, shows what `offer` returns, and at `next_due()` calls `due(now)` and
-shows what that returns — `show_held` is that loop, for front ends that run it as a task. Memory is bounded:
+shows what that returns (telling `landed` when each edit was made, if the platform may have delayed it) — `show_held` is that loop, for front ends that run it as a task. Memory is bounded:
 a key is forgotten once its interval has passed with nothing held, and only the last `ended_remembered` ended
 keys are kept.
 """
@@ -21,6 +22,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from core.models.result import ResultEvent
+
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
@@ -33,11 +36,26 @@ class _Slot(Generic[T]):
     held: T | None = None  # the latest update waiting for the interval to end
 
 
+def keep_live_preview(held: ResultEvent, newer: ResultEvent) -> ResultEvent:
+    """`newer`, carrying `held`'s live preview when it has none of its own: the newest step and picture."""
+    if newer.live_preview is not None or held.live_preview is None:
+        return newer
+    return newer.model_copy(update={"live_preview": held.live_preview})
+
+
 class ProgressCoalescer(Generic[K, T]):
-    def __init__(self, interval_s: float, *, ended_remembered: int = ENDED_REMEMBERED) -> None:
+    def __init__(
+        self,
+        interval_s: float,
+        *,
+        merge: Callable[[T, T], T] | None = None,
+        ended_remembered: int = ENDED_REMEMBERED,
+    ) -> None:
+        """`merge(held, newer)` is what is held when a newer update arrives (default: the newer one)."""
         if interval_s < 0:
             raise ValueError("interval_s must be 0 or more")
         self.interval_s = interval_s
+        self.merge = merge
         self.ended_remembered = ended_remembered
         self._slots: OrderedDict[K, _Slot[T]] = OrderedDict()  # oldest shown first
         self._ended: OrderedDict[K, None] = OrderedDict()
@@ -51,7 +69,8 @@ class ProgressCoalescer(Generic[K, T]):
         if slot is None or now >= slot.shown_at + self.interval_s:
             self._mark_shown(key, now)
             return update
-        slot.held = update  # a newer update replaces an older one held
+        held = slot.held
+        slot.held = update if held is None or self.merge is None else self.merge(held, update)
         return None
 
     def due(self, now: float) -> list[tuple[K, T]]:
@@ -64,6 +83,18 @@ class ProgressCoalescer(Generic[K, T]):
         for key, _ in ready:
             self._mark_shown(key, now)
         return ready
+
+    def landed(self, key: K, now: float) -> None:
+        """The update let through for `key` has reached the platform at `now` (it may have waited for the
+        platform's rate limit): the interval counts from here, so edits land at least `interval_s` apart."""
+        if key in self._ended:
+            return
+        slot = self._slots.get(key)
+        if slot is None:
+            self._mark_shown(key, now)
+        else:
+            slot.shown_at = max(slot.shown_at, now)
+            self._slots.move_to_end(key)
 
     def next_due(self) -> float | None:
         """When the earliest held update falls due (None: nothing is held)."""

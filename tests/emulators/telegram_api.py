@@ -1,15 +1,20 @@
 """A small emulator of the Telegram Bot API, for the real python-telegram-bot client in tests.
 
     /bot<token>/<method>          getMe, getUpdates (long poll, offsets), deleteWebhook, setWebhook,
-                                  sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup,
-                                  deleteMessage, sendPhoto, sendDocument, sendChatAction, answerCallbackQuery,
-                                  getFile, setMyCommands, getMyCommands (per scope),
+                                  sendMessage, editMessageText, editMessageCaption, editMessageMedia,
+                                  editMessageReplyMarkup, deleteMessage, sendPhoto, sendDocument, sendChatAction,
+                                  answerCallbackQuery, getFile, setMyCommands, getMyCommands (per scope),
                                   getChatAdministrators, getChatMember
     /file/bot<token>/<file_path>  the bytes of a file users sent (or the bot uploaded)
 
 Bodies may be empty, form-urlencoded, JSON or multipart (PTB sends JSON-encoded values as form fields and
 files as multipart parts). Everything the bot sends is kept as a `Sent` message per chat, with its current
-text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`.
+text/caption/keyboard, its edit history and the uploaded bytes; every call is also in `.calls`. Edits answer as
+Telegram does: editMessageText on a photo "there is no text in the message to edit", editMessageCaption on a text
+message "there is no caption in the message to edit", editMessageMedia on a text message "there is no media in the
+message to edit" (a text message never becomes a photo), an edit that changes nothing "message is not modified"
+(a newly uploaded file always changes the media; the file_id the message already shows does not), an edit or
+delete of a deleted message "message to edit/delete not found". An edit without reply_markup removes the keyboard.
 
 Tests play users with `user_message`, `user_photo`, `burst` (many messages in one getUpdates batch) and `press`
 (a callback query), and wait for the bot with
@@ -68,6 +73,7 @@ _JSON_FIELDS = {
     "link_preview_options",
     "entities",
     "caption_entities",
+    "media",
 }
 _BOOL_FIELDS = {"has_spoiler", "show_alert", "disable_notification", "drop_pending_updates"}
 # Telegram links an @username (5-32 letters, digits, underscores, starting with a letter) not inside a word.
@@ -118,8 +124,11 @@ class Sent:
     caption: str | None = None
     reply_markup: dict[str, Any] | None = None
     reply_to: int | None = None  # the message id it replies to
-    file: bytes | None = None  # the photo or document bytes
+    file: bytes | None = None  # the photo or document bytes (the latest, after editMessageMedia)
     file_name: str | None = None
+    file_id: str | None = None  # the photo's file_id, as Telegram answered it
+    pictures: list[bytes] = field(default_factory=list)  # every photo/document it has shown, in order
+    silent: bool = False  # sent with disable_notification
     has_spoiler: bool = False
     deleted: bool = False
     history: list[str] = field(default_factory=list)  # every text/caption it has shown, in order
@@ -718,14 +727,17 @@ class TelegramEmulator:
             method,
             reply_markup=markup,
             reply_to=reply.get("message_id") or _coerce("message_id", params.get("reply_to_message_id")),
+            silent=bool(params.get("disable_notification")),
             **fields,
         )
         sent.history.append(sent.shown)
+        if sent.file is not None:
+            sent.pictures.append(sent.file)
         self.sent.append(sent)
         return sent
 
-    def _upload(self, params: dict[str, Any], name: str) -> tuple[str | None, bytes]:
-        value = params.get(name)
+    def _upload(self, params: dict[str, Any], name: str, value: Any = None) -> tuple[str | None, bytes]:
+        value = params.get(name) if value is None else value
         if isinstance(value, str) and value.startswith("attach://"):
             value = params.get(value.removeprefix("attach://"))
         if isinstance(value, tuple):
@@ -761,6 +773,7 @@ class TelegramEmulator:
         )
         message = self._bot_message(sent)
         message["photo"] = self._photo_sizes(data)
+        sent.file_id = message["photo"][0]["file_id"]
         return message
 
     async def _m_sendDocument(self, params: dict[str, Any]) -> Any:
@@ -781,24 +794,42 @@ class TelegramEmulator:
         }
         return message
 
-    def _target(self, params: dict[str, Any]) -> Sent:
+    def _target(self, params: dict[str, Any], action: str = "edit") -> Sent:
         try:
             sent = self.message(self._chat(params), int(params.get("message_id", 0)))
         except KeyError:
-            raise ApiError(400, "Bad Request: message to edit not found") from None
+            raise ApiError(400, f"Bad Request: message to {action} not found") from None
         if sent.deleted:
-            raise ApiError(400, "Bad Request: message to edit not found")
+            raise ApiError(400, f"Bad Request: message to {action} not found")
         return sent
 
     async def _edit(self, sent: Sent, params: dict[str, Any], **changes: Any) -> Any:
         markup = params.get("reply_markup")
         if all(getattr(sent, k) == v for k, v in changes.items()) and markup == sent.reply_markup:
-            raise ApiError(400, "Bad Request: message is not modified")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message",
+            )
         for key, value in changes.items():
             setattr(sent, key, value)
         sent.reply_markup = markup
         sent.history.append(sent.shown)
-        return self._bot_message(sent)
+        if "file" in changes:
+            sent.pictures.append(changes["file"])
+        message = self._bot_message(sent)
+        if sent.method == "sendPhoto" and sent.file is not None:
+            with Image.open(io.BytesIO(sent.file)) as image:
+                width, height = image.size
+            message["photo"] = [
+                {
+                    "file_id": sent.file_id,
+                    "file_unique_id": f"u{sent.file_id}",
+                    "width": width,
+                    "height": height,
+                }
+            ]
+        return message
 
     async def _m_editMessageText(self, params: dict[str, Any]) -> Any:
         sent = self._target(params)
@@ -811,15 +842,53 @@ class TelegramEmulator:
 
     async def _m_editMessageCaption(self, params: dict[str, Any]) -> Any:
         sent = self._target(params)
+        if sent.text is not None:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        if len(params.get("caption") or "") > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
         caption, entities = as_telegram_parses(params.get("caption") or "", params, "caption_entities")
         return await self._edit(sent, params, caption=caption or None, entities=entities)
+
+    async def _m_editMessageMedia(self, params: dict[str, Any]) -> Any:
+        """Replace a photo's (or document's) file and caption; a text message has no media to replace."""
+        sent = self._target(params)
+        if sent.method not in ("sendPhoto", "sendDocument"):
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        media = params.get("media")
+        if not isinstance(media, dict) or media.get("type") not in ("photo", "document"):
+            raise ApiError(
+                400, "Bad Request: can't parse InputMedia: media type is not specified or unsupported"
+            )
+        if media.get("type") == "photo" and sent.method != "sendPhoto":
+            raise ApiError(
+                400, "Bad Request: can't edit a document into a photo here"
+            )  # the emulator's limit
+        reference = media.get("media")
+        if isinstance(reference, str) and reference == sent.file_id:
+            file_id, data = sent.file_id, sent.file or b""  # the file it shows already: not a change
+        else:
+            data = self._upload(params, "media", reference)[1]
+            file_id = self.add_file(data)
+        caption = media.get("caption")
+        if caption and len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        caption, entities = as_telegram_parses(caption or "", media, "caption_entities")
+        return await self._edit(
+            sent,
+            params,
+            caption=caption or None,
+            entities=entities,
+            file=data,
+            file_id=file_id,
+            has_spoiler=bool(media.get("has_spoiler")),
+        )
 
     async def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
         sent = self._target(params)
         return await self._edit(sent, params)
 
     async def _m_deleteMessage(self, params: dict[str, Any]) -> Any:
-        sent = self._target(params)
+        sent = self._target(params, "delete")
         sent.deleted = True
         return True
 

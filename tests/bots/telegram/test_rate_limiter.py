@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bots.telegram.rate_limiter import ChatRateLimiter, RateLimits, paced_chat
+from bots.telegram.rate_limiter import NO_RETRIES, ChatRateLimiter, RateLimits, Retries, paced_chat
 
 # RetryAfter's own constructor reads its deprecated int form; nothing here can avoid it.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -45,7 +45,7 @@ class Api:
 
 
 async def send(
-    limiter: ChatRateLimiter, api: Api, chat: int, label: str = "", retries: int | None = None
+    limiter: ChatRateLimiter, api: Api, chat: int, label: str = "", retries: Retries | None = None
 ) -> Any:
     return await limiter.process_request(
         api.call, (label or str(chat),), {}, "sendMessage", {"chat_id": chat, "text": "hi"}, retries
@@ -93,7 +93,7 @@ async def test_429_is_waited_out_and_retried_and_advisory_calls_give_up_at_once(
 
     advisory = Api(refuse=1)
     with pytest.raises(RetryAfter):
-        await send(limiter, advisory, 2, "progress", retries=0)
+        await send(limiter, advisory, 2, "progress", retries=NO_RETRIES)
     assert len(advisory.calls) == 1
 
     stubborn = Api(refuse=10)

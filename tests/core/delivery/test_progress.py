@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from core.delivery.progress import ProgressCoalescer
+from core.delivery.progress import ProgressCoalescer, keep_live_preview
+from core.models.request import Platform, Requester
+from core.models.result import EventKind, ResultEvent
+
+ALICE = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="1")
+
+
+def progress_event(step: int, preview: str | None = None) -> ResultEvent:
+    return ResultEvent(
+        kind=EventKind.PROGRESS,
+        request_id="r1",
+        requester=ALICE,
+        step=step,
+        total_steps=8,
+        live_preview=preview,
+    )
 
 
 def test_the_first_update_shows_at_once_and_a_burst_becomes_its_latest_step() -> None:
@@ -73,3 +88,30 @@ def test_memory_is_bounded_by_what_is_in_flight() -> None:
 def test_a_negative_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="interval_s"):
         ProgressCoalescer(-1.0)
+
+
+def test_a_held_live_preview_survives_a_newer_step_without_one() -> None:
+    progress: ProgressCoalescer[str, ResultEvent] = ProgressCoalescer(2.0, merge=keep_live_preview)
+    assert progress.offer("r1", progress_event(1), now=0.0) is not None
+    red, blue = "data:image/jpeg;base64,cmVk", "data:image/jpeg;base64,Ymx1ZQ=="
+    progress.offer("r1", progress_event(2, red), now=0.5)
+    progress.offer("r1", progress_event(3), now=1.0)  # a step alone: the picture stays
+    [(_, shown)] = progress.due(now=2.0)
+    assert (shown.step, shown.live_preview) == (3, red)
+    progress.offer("r1", progress_event(4, red), now=2.5)
+    progress.offer("r1", progress_event(5, blue), now=3.0)  # a newer picture replaces the held one
+    [(_, shown)] = progress.due(now=4.0)
+    assert (shown.step, shown.live_preview) == (5, blue)
+
+
+def test_the_interval_counts_from_when_the_edit_landed() -> None:
+    """A platform's rate limit may hold an edit back: the next one waits a full interval after it landed."""
+    progress: ProgressCoalescer[str, int] = ProgressCoalescer(2.0)
+    assert progress.offer("a", 1, now=0.0) == 1
+    progress.landed("a", 1.5)  # the edit waited for the chat's turn
+    assert progress.offer("a", 2, now=2.0) is None  # 2 s after the offer, but not after the edit
+    assert progress.next_due() == 3.5
+    assert progress.due(now=3.5) == [("a", 2)]
+    progress.end("a")
+    progress.landed("a", 4.0)  # an edit that lands after the end does not bring the key back
+    assert len(progress) == 0 and progress.offer("a", 3, now=10.0) is None
