@@ -73,6 +73,7 @@ FAIR_FINISH_TTL_S: Final = 2 * 24 * 3600  # a user idle this long starts afresh 
 USAGE_DAY_TTL_S: Final = 2 * 24 * 3600  # a day's counters outlive the UTC day they count
 USAGE_HOUR_TTL_S: Final = 2 * 3600
 PREVIEW_MESSAGE_TTL_S: Final = 2 * 24 * 3600  # Telegram lets a bot delete its messages for 48 hours
+PREVIEW_ENDED_TTL_S: Final = 10 * 60  # longer than a late progress event of an ended request takes to arrive
 
 # -- the job queue (arq) and what travels with it -------------------------------------------------------------
 
@@ -221,7 +222,8 @@ PREVIEW_MESSAGE_KEY: Final = _key(
     "preview_message:{platform}:{request_id}",
     "string",
     Expiry.TTL,
-    "PREVIEW_MESSAGE_TTL_S: the chat message showing a request's live preview (core.delivery.preview_message)",
+    "the chat message showing a request's live preview (core.delivery.preview_message): PREVIEW_MESSAGE_TTL_S, "
+    "then PREVIEW_ENDED_TTL_S once the request ended",
 )
 MESSAGES_KEY: Final = _key(
     "messages:{request_id}",

@@ -24,6 +24,7 @@ class Tuning:
 
     rate_limits: RateLimits = field(default_factory=RateLimits)
     progress_interval_s: float = 4.0  # at most one progress edit per status message this often
+    preview_photo_min_left_s: float = 4.0  # a live preview's photo only for a render with this long left
     poll_timeout_s: int = 10  # getUpdates long-poll
     event_block_ms: int = 1000  # how long one read of the result stream waits (and a stop may wait)
     stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish

@@ -64,7 +64,10 @@ class Delivery:
         self.imagebot = imagebot
         self.bot = bot
         previews = PreviewMessages(imagebot.redis, Platform.TELEGRAM.value)
-        self.progress = ProgressDisplay(bot, imagebot.tuning.progress_interval_s, previews)
+        tuning = imagebot.tuning
+        self.progress = ProgressDisplay(
+            bot, tuning.progress_interval_s, previews, photo_min_left_s=tuning.preview_photo_min_left_s
+        )
 
     async def close(self) -> None:
         """Drop progress held back for later (the bot is stopping); results are never held."""

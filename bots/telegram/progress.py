@@ -8,11 +8,14 @@ when their interval ends.
 Where the progress shows: the status message ("Queued…") is text, and Telegram can't turn a text message into a
 photo by editing (editMessageMedia needs a message with media). So the first live preview (image-checked by the
 worker) is sent as a silent photo replying to the request, its caption the progress, and the status message is
-deleted; from then on each update is one edit of that photo: editMessageMedia (the new picture and caption
-together) when it brings a picture, editMessageCaption when it brings only a step. Without previews (turned off,
-the OpenAI backend, a picture the image check refused) the status message is edited as text, as before. Which
-photo shows a request's progress is kept in Redis (core/delivery/preview_message.py), so the process that
-delivers the result removes it (`remove`) even after a restart or on another replica.
+deleted — but only when the render has at least `photo_min_left_s` left at its pace so far (core's
+`seconds_left`): a fast render's result would replace the photo before anyone saw it, and the photo would take
+the chat's turn from the result. From then on each update is one edit of that photo: editMessageMedia (the new
+picture and caption together) when it brings a picture, editMessageCaption when it brings only a step. Without
+previews (turned off, the OpenAI backend, a picture the image check refused, a render about to end) the status
+message is edited as text, as before. Which photo shows a request's progress is kept in Redis
+(core/delivery/preview_message.py), so the process that delivers the result removes it (`remove`) even after a
+restart or on another replica.
 
 Progress is advisory: a failed edit is logged at DEBUG and dropped, never retried (a 429 is not waited out, and
 the photo is simply not started then); the result never waits for it.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,7 +39,13 @@ from bots.telegram.rate_limiter import NO_RETRIES
 from bots.telegram.replies import edit_advisory, reply_parameters, unmentioned
 from core.commands.messages import progress_message
 from core.delivery.preview_message import PreviewMessages
-from core.delivery.progress import ProgressCoalescer, keep_live_preview, show_held
+from core.delivery.progress import (
+    ENDED_REMEMBERED,
+    ProgressCoalescer,
+    keep_live_preview,
+    seconds_left,
+    show_held,
+)
 from core.models.result import EventKind, ResultEvent
 from core.tasks import cancel_and_wait
 
@@ -56,9 +66,13 @@ class _Turn:
 
 
 class ProgressDisplay:
-    def __init__(self, bot: ExtBot[Any], interval_s: float, previews: PreviewMessages) -> None:
+    def __init__(
+        self, bot: ExtBot[Any], interval_s: float, previews: PreviewMessages, *, photo_min_left_s: float = 4.0
+    ) -> None:
         self.bot = bot
         self.previews = previews
+        self.photo_min_left_s = photo_min_left_s
+        self._first: OrderedDict[str, ResultEvent] = OrderedDict()  # request id → its first event seen (pace)
         self.coalescer: ProgressCoalescer[str, ResultEvent] = ProgressCoalescer(
             interval_s, merge=keep_live_preview
         )
@@ -71,6 +85,10 @@ class ProgressDisplay:
             return
         if event.kind is EventKind.STARTED:
             await self._chat_action(chat_id, event)
+        if event.request_id not in self._first:
+            self._first[event.request_id] = event
+            while len(self._first) > ENDED_REMEMBERED:
+                self._first.popitem(last=False)
         ready = self.coalescer.offer(event.request_id, event, time.monotonic())
         if ready is not None:
             await self._update(ready)
@@ -83,6 +101,7 @@ class ProgressDisplay:
         """The request has ended (its result is being delivered): none of its progress is shown any more, and
         an update on its way lands first. Returns the photo showing its live preview, for `remove`, or None."""
         self.coalescer.end(request_id)
+        self._first.pop(request_id, None)
         async with self._turn(request_id):
             pass
         photo = await self.previews.end(request_id)
@@ -139,10 +158,18 @@ class ProgressDisplay:
         photo = await self.previews.shown(event.request_id)
         if photo is not None:
             await self._edit_photo(chat_id, int(photo), text, picture)
-        elif picture is not None and await self.previews.claim(event.request_id):
+        elif (
+            picture is not None and self._worth_a_photo(event) and await self.previews.claim(event.request_id)
+        ):
             await self._start_photo(chat_id, event, text, picture)
         elif status := event.reply_to.get("status_message_id"):
             await edit_advisory(self.bot, chat_id, status, text)
+
+    def _worth_a_photo(self, event: ResultEvent) -> bool:
+        """Whether the render has long enough left for a photo of its own (True when its pace is unknown)."""
+        first = self._first.get(event.request_id)
+        left = seconds_left(first, event) if first is not None else None
+        return left is None or left >= self.photo_min_left_s
 
     async def _start_photo(self, chat_id: int, event: ResultEvent, text: str, picture: bytes) -> None:
         """The first live preview: a silent photo replying to the request replaces the status message."""

@@ -11,14 +11,15 @@ that photo is lives in Redis, one small string per request, in one of four state
     "-"        ended (`end`): no photo may be started any more
 
 `end` wins every race with a photo on its way: a process whose `record` finds the request ended removes the photo
-it just sent. The key lives PREVIEW_MESSAGE_TTL_S, as long as Telegram lets a bot delete its own messages.
+it just sent. A photo's id lives PREVIEW_MESSAGE_TTL_S, as long as Telegram lets a bot delete its own messages; the
+ended mark only PREVIEW_ENDED_TTL_S (every result writes one), long enough to turn away a late progress event.
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from core.keys import PREVIEW_MESSAGE_KEY, PREVIEW_MESSAGE_TTL_S
+from core.keys import PREVIEW_ENDED_TTL_S, PREVIEW_MESSAGE_KEY, PREVIEW_MESSAGE_TTL_S
 
 CLAIMED = ""
 ENDED = "-"
@@ -48,10 +49,17 @@ return value
 
 
 class PreviewMessages:
-    def __init__(self, redis: Redis, platform: str, ttl_s: int = PREVIEW_MESSAGE_TTL_S) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        platform: str,
+        ttl_s: int = PREVIEW_MESSAGE_TTL_S,
+        ended_ttl_s: int = PREVIEW_ENDED_TTL_S,
+    ) -> None:
         self.redis = redis
         self.platform = platform
         self.ttl_s = ttl_s
+        self.ended_ttl_s = ended_ttl_s
         self._release = redis.register_script(_RELEASE)
         self._record = redis.register_script(_RECORD)
         self._end = redis.register_script(_END)
@@ -81,7 +89,7 @@ class PreviewMessages:
     async def end(self, request_id: str) -> str | None:
         """The request has ended: no photo may be started for it any more. Returns the id of the photo that
         shows its progress (it stays recorded until `forget`, so a retried delivery finds it again), or None."""
-        value = await self._end(keys=[self._key(request_id)], args=[CLAIMED, ENDED, self.ttl_s])
+        value = await self._end(keys=[self._key(request_id)], args=[CLAIMED, ENDED, self.ended_ttl_s])
         if value is None:
             return None
         value = value.decode() if isinstance(value, bytes) else str(value)
@@ -89,4 +97,4 @@ class PreviewMessages:
 
     async def forget(self, request_id: str) -> None:
         """The photo is removed (or can't be): the request stays ended, with no photo."""
-        await self.redis.set(self._key(request_id), ENDED, ex=self.ttl_s)
+        await self.redis.set(self._key(request_id), ENDED, ex=self.ended_ttl_s)

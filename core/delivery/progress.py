@@ -8,9 +8,10 @@ update without one would otherwise drop, so a front end still shows the newest p
 has ended (`end`), nothing more is shown for it, so "Rendering… 80%" never overwrites a result or an error.
 
 The caller owns time: it passes `now` in, shows what `offer` returns, and at `next_due()` calls `due(now)` and
-shows what that returns (telling `landed` when each edit was made, if the platform may have delayed it) — `show_held` is that loop, for front ends that run it as a task. Memory is bounded:
-a key is forgotten once its interval has passed with nothing held, and only the last `ended_remembered` ended
-keys are kept.
+shows what that returns — `show_held` is that loop, for front ends that run it as a task. A front end whose edits
+may wait for the platform's rate limit tells `landed` when each was made, so the interval counts from there.
+Memory is bounded: a key is forgotten once its interval has passed with nothing held, and only the last
+`ended_remembered` ended keys are kept.
 """
 
 from __future__ import annotations
@@ -127,6 +128,17 @@ class ProgressCoalescer(Generic[K, T]):
             if slot.held is not None or now < slot.shown_at + self.interval_s:
                 return
             del self._slots[key]
+
+
+def seconds_left(earlier: ResultEvent, latest: ResultEvent) -> float | None:
+    """How long a render has left at its pace between two of its events (both stamped by the worker's clock), or
+    None when they don't tell (no step done between them). A front end that would post a message of its own for
+    a live preview asks this first: a render about to end is better shown by its result alone."""
+    done_then, done_now, total = earlier.step or 0, latest.step or 0, latest.total_steps
+    elapsed = latest.created_at - earlier.created_at
+    if not total or done_now <= done_then or elapsed <= 0:
+        return None
+    return (total - done_now) * elapsed / (done_now - done_then)
 
 
 async def show_held(coalescer: ProgressCoalescer[K, T], show: Callable[[K, T], Awaitable[None]]) -> None:

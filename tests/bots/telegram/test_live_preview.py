@@ -13,6 +13,7 @@ import asyncio
 import base64
 import io
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -46,8 +47,11 @@ def jpeg(colour: str) -> bytes:
 
 
 def with_preview(template: ResultEvent, step: int, picture: bytes | None) -> ResultEvent:
+    """A PROGRESS event at `step` of 8, stamped now (the bot judges the render's pace by the worker's stamps)."""
     preview = LIVE_PREVIEW_PREFIX + base64.b64encode(picture).decode() if picture else None
-    return event(template, EventKind.PROGRESS, step=step, total_steps=8, live_preview=preview)
+    return event(
+        template, EventKind.PROGRESS, step=step, total_steps=8, live_preview=preview, created_at=time.time()
+    )
 
 
 @pytest.fixture
@@ -188,11 +192,13 @@ async def waiting_bot(preview_bot: TelegramBot) -> TelegramBot:
     return preview_bot
 
 
-async def started(bot: TelegramBot) -> tuple[Sent, ResultEvent, EventPublisher]:
-    """Alice's request, rendering: its status message, an event template and a publisher."""
+async def started(bot: TelegramBot, ago_s: float = 10.0) -> tuple[Sent, ResultEvent, EventPublisher]:
+    """Alice's request, rendering since `ago_s`: its status message, an event template and a publisher. (At 25 %
+    after 10 s, a render has 30 s left: worth a photo.)"""
     publisher = EventPublisher(bot.pipeline.runtime.redis)
     status, template = await queued(bot, "a windmill")
-    await publisher.publish(template)  # STARTED
+    template = template.model_copy(update={"created_at": time.time() - ago_s})
+    await publisher.publish(template)  # STARTED, stamped `ago_s` ago
     await bot.emulator.wait_for(lambda: status.shown == "Rendering…")
     return status, template, publisher
 
@@ -278,6 +284,20 @@ async def test_a_first_photo_flood_control_refused_leaves_the_text_until_the_nex
     photo = await preview_photo(emulator, {"message_id": status.reply_to})
     assert photo.pictures == [jpeg("blue")] and photo.caption == "Rendering… 50%"
     await emulator.wait_for(lambda: status.deleted)
+
+
+async def test_a_render_about_to_end_is_not_worth_a_photo(waiting_bot: TelegramBot) -> None:
+    emulator = waiting_bot.emulator
+    status, template, publisher = await started(waiting_bot)
+    at_25 = with_preview(template, 2, jpeg("red")).model_copy(
+        update={"created_at": template.created_at + 0.5}
+    )
+    await publisher.publish(at_25)  # 25 % half a second after it started: 1.5 s left
+    await emulator.wait_for(lambda: status.shown == "Rendering… 25%", timeout=5 * INTERVAL_S)
+    await publisher.publish(await done(waiting_bot, template))
+    result = await result_photo(emulator, {"message_id": status.reply_to})
+    await emulator.wait_for(lambda: status.deleted)
+    assert emulator.in_chat(ALICE_DM.id, "sendPhoto") == [result] and left_in_chat(emulator) == [result]
 
 
 async def test_a_preview_telegram_wont_delete_points_to_the_result(waiting_bot: TelegramBot) -> None:

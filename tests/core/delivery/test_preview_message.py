@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from core.delivery.preview_message import PreviewMessages
-from core.keys import PREVIEW_MESSAGE_KEY, PREVIEW_MESSAGE_TTL_S
+from core.keys import PREVIEW_ENDED_TTL_S, PREVIEW_MESSAGE_KEY, PREVIEW_MESSAGE_TTL_S
 
 
 async def test_one_process_starts_the_photo_and_the_end_finds_it(redis: aioredis.Redis) -> None:
@@ -14,6 +14,8 @@ async def test_one_process_starts_the_photo_and_the_end_finds_it(redis: aioredis
     assert await second.shown("r1") is None  # being sent: nobody edits it yet
     assert await first.record("r1", "42")
     assert await second.shown("r1") == "42"
+    key = PREVIEW_MESSAGE_KEY.format(platform="telegram", request_id="r1")
+    assert PREVIEW_ENDED_TTL_S < await redis.ttl(key) <= PREVIEW_MESSAGE_TTL_S  # while Telegram lets it go
     assert await second.end("r1") == "42"
     assert await first.end("r1") == "42"  # a retried delivery finds it again until it is removed
     assert await first.shown("r1") == "42"
@@ -21,8 +23,7 @@ async def test_one_process_starts_the_photo_and_the_end_finds_it(redis: aioredis
     assert await first.end("r1") is None and not await first.claim(
         "r1"
     )  # ended: a late preview starts nothing
-    key = PREVIEW_MESSAGE_KEY.format(platform="telegram", request_id="r1")
-    assert 0 < await redis.ttl(key) <= PREVIEW_MESSAGE_TTL_S
+    assert 0 < await redis.ttl(key) <= PREVIEW_ENDED_TTL_S  # the ended mark is short-lived
 
 
 async def test_an_end_while_the_photo_is_on_its_way_makes_its_sender_remove_it(redis: aioredis.Redis) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.delivery.progress import ProgressCoalescer, keep_live_preview
+from core.delivery.progress import ProgressCoalescer, keep_live_preview, seconds_left
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
 
 ALICE = Requester(platform=Platform.TELEGRAM, user_id="1", chat_id="1")
 
 
-def progress_event(step: int, preview: str | None = None) -> ResultEvent:
+def progress_event(step: int, preview: str | None = None, at: float = 0.0) -> ResultEvent:
     return ResultEvent(
         kind=EventKind.PROGRESS,
         request_id="r1",
@@ -19,6 +19,7 @@ def progress_event(step: int, preview: str | None = None) -> ResultEvent:
         step=step,
         total_steps=8,
         live_preview=preview,
+        created_at=at,
     )
 
 
@@ -115,3 +116,11 @@ def test_the_interval_counts_from_when_the_edit_landed() -> None:
     progress.end("a")
     progress.landed("a", 4.0)  # an edit that lands after the end does not bring the key back
     assert len(progress) == 0 and progress.offer("a", 3, now=10.0) is None
+
+
+def test_the_time_left_follows_the_renders_pace_by_the_workers_clock() -> None:
+    started = progress_event(0, at=100.0).model_copy(update={"kind": EventKind.STARTED, "step": None})
+    assert seconds_left(started, progress_event(2, at=104.0)) == 12.0  # 2 steps in 4 s: 6 more in 12 s
+    assert seconds_left(progress_event(2, at=104.0), progress_event(6, at=106.0)) == 1.0
+    assert seconds_left(progress_event(2, at=104.0), progress_event(2, at=105.0)) is None  # no step between
+    assert seconds_left(progress_event(2, at=104.0), progress_event(4, at=104.0)) is None  # no time between
