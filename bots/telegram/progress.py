@@ -28,6 +28,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import InputFile, InputMediaPhoto
@@ -55,6 +56,14 @@ PREVIEW_FILE = "preview.jpg"
 ENDED = "Finished — see the reply below."  # a preview's caption when Telegram won't delete it any more
 
 
+@dataclass
+class _Seen:
+    """What the display knows of one request: its first event (for its pace) and the furthest step shown."""
+
+    first: ResultEvent
+    step: int = 0
+
+
 class _Turn:
     """One request's progress message changes one call at a time; forgotten when nobody holds or awaits it."""
 
@@ -72,7 +81,7 @@ class ProgressDisplay:
         self.bot = bot
         self.previews = previews
         self.photo_min_left_s = photo_min_left_s
-        self._first: OrderedDict[str, ResultEvent] = OrderedDict()  # request id → its first event seen (pace)
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()  # request id → what is known of it, oldest first
         self.coalescer: ProgressCoalescer[str, ResultEvent] = ProgressCoalescer(
             interval_s, merge=keep_live_preview
         )
@@ -85,10 +94,10 @@ class ProgressDisplay:
             return
         if event.kind is EventKind.STARTED:
             await self._chat_action(chat_id, event)
-        if event.request_id not in self._first:
-            self._first[event.request_id] = event
-            while len(self._first) > ENDED_REMEMBERED:
-                self._first.popitem(last=False)
+        if event.request_id not in self._seen:
+            self._seen[event.request_id] = _Seen(event)
+            while len(self._seen) > ENDED_REMEMBERED:
+                self._seen.popitem(last=False)
         ready = self.coalescer.offer(event.request_id, event, time.monotonic())
         if ready is not None:
             await self._update(ready)
@@ -101,7 +110,7 @@ class ProgressDisplay:
         """The request has ended (its result is being delivered): none of its progress is shown any more, and
         an update on its way lands first. Returns the photo showing its live preview, for `remove`, or None."""
         self.coalescer.end(request_id)
-        self._first.pop(request_id, None)
+        self._seen.pop(request_id, None)
         async with self._turn(request_id):
             pass
         photo = await self.previews.end(request_id)
@@ -153,6 +162,10 @@ class ProgressDisplay:
         chat_id = int(event.reply_to["chat_id"])
         if event.kind is EventKind.PROGRESS:
             await self._chat_action(chat_id, event)  # keeps "uploading photo" showing on long renders
+        seen = self._seen.get(event.request_id)
+        if seen is not None and event.step is not None:  # a preview checked after a later step: no step back
+            seen.step = max(seen.step, event.step)
+            event = event.model_copy(update={"step": seen.step})
         text = progress_message(event)
         picture = event.live_preview_jpeg()
         photo = await self.previews.shown(event.request_id)
@@ -167,8 +180,8 @@ class ProgressDisplay:
 
     def _worth_a_photo(self, event: ResultEvent) -> bool:
         """Whether the render has long enough left for a photo of its own (True when its pace is unknown)."""
-        first = self._first.get(event.request_id)
-        left = seconds_left(first, event) if first is not None else None
+        seen = self._seen.get(event.request_id)
+        left = seconds_left(seen.first, event) if seen is not None else None
         return left is None or left >= self.photo_min_left_s
 
     async def _start_photo(self, chat_id: int, event: ResultEvent, text: str, picture: bytes) -> None:

@@ -38,10 +38,14 @@ class _Slot(Generic[T]):
 
 
 def keep_live_preview(held: ResultEvent, newer: ResultEvent) -> ResultEvent:
-    """`newer`, carrying `held`'s live preview when it has none of its own: the newest step and picture."""
-    if newer.live_preview is not None or held.live_preview is None:
-        return newer
-    return newer.model_copy(update={"live_preview": held.live_preview})
+    """`newer`, carrying `held`'s live preview when it has none of its own, and `held`'s step when that was further
+    (a preview is published once checked, so it may arrive after a later step): the furthest step, newest picture."""
+    changes: dict[str, object] = {}
+    if newer.live_preview is None and held.live_preview is not None:
+        changes["live_preview"] = held.live_preview
+    if newer.step is not None and held.step is not None and held.step > newer.step:
+        changes["step"] = held.step
+    return newer.model_copy(update=changes) if changes else newer
 
 
 class ProgressCoalescer(Generic[K, T]):

@@ -27,6 +27,7 @@ from bots.telegram.rate_limiter import RateLimits
 from core.delivery.events import EventPublisher
 from core.keys import PREVIEW_MESSAGE_KEY
 from core.models.result import LIVE_PREVIEW_PREFIX, EventKind, ResultEvent, StoredImage
+from core.settings import Settings
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings
 from tests.bots.telegram.test_progress import event, queued
 from tests.emulators.telegram_api import Call, Sent, TelegramEmulator
@@ -36,8 +37,9 @@ INTERVAL_S = 1.5  # progress edits per request, as the bot is tuned here (4 s by
 PER_CHAT_S = 1.0  # the rate limiter's spacing of messages in one chat (its default)
 EDITS = ("editMessageText", "editMessageCaption", "editMessageMedia")
 PACED = ("sendMessage", "sendPhoto", "sendDocument", *EDITS)
-# 50 steps at 128×128 take 10–20 s on this CPU: a preview every 2 s (the worker's minimum) and several edits
-RENDER = "/imagine a lighthouse at dusk --n 1 --steps 50 --size 128x128 --seed 7"
+# 50 steps at 96×96 take 4–20 s on this CPU (on one core, however loaded the machine): a preview every 2 s (the
+# worker's minimum) and several edits
+RENDER = "/imagine a lighthouse at dusk --n 1 --steps 50 --size 96x96 --seed 7"
 
 
 def jpeg(colour: str) -> bytes:
@@ -56,14 +58,26 @@ def with_preview(template: ResultEvent, step: int, picture: bytes | None) -> Res
 
 @pytest.fixture
 async def preview_bot(telegram_emulator: TelegramEmulator, pipeline: Pipeline) -> AsyncIterator[TelegramBot]:
-    """A bot paced as in production (one message a second per chat), progress edits every INTERVAL_S."""
-    tuning = replace(FAST, progress_interval_s=INTERVAL_S, rate_limits=RateLimits(min_interval_s=PER_CHAT_S))
+    """A bot paced as in production (one message a second per chat), progress edits every INTERVAL_S, and a
+    preview's photo for a render with a second left."""
+    tuning = replace(
+        FAST,
+        progress_interval_s=INTERVAL_S,
+        rate_limits=RateLimits(min_interval_s=PER_CHAT_S),
+        preview_photo_min_left_s=1.0,
+    )
     bot = TelegramBot(telegram_emulator, pipeline, bot_settings(telegram_emulator, pipeline), tuning=tuning)
     await bot.start()
     try:
         yield bot
     finally:
         await bot.stop()
+
+
+def one_core(settings: Settings, **worker: object) -> Settings:
+    """The worker's model on one core, lending none: the render's length doesn't swing with the machine's load."""
+    changes = {"model_threads": 1, "lend_idle_cores": False, **worker}
+    return settings.model_copy(update={"worker": settings.worker.model_copy(update=changes)})
 
 
 def successful(emulator: TelegramEmulator, methods: tuple[str, ...], chat_id: int) -> list[Call]:
@@ -103,7 +117,7 @@ async def preview_photo(emulator: TelegramEmulator, asked: dict[str, object]) ->
             ),
             None,
         ),
-        60,
+        120,
     )
 
 
@@ -117,7 +131,7 @@ async def result_photo(emulator: TelegramEmulator, asked: dict[str, object]) -> 
             ),
             None,
         ),
-        120,
+        240,
     )
 
 
@@ -128,14 +142,14 @@ async def test_the_user_watches_the_render_in_a_photo_that_the_result_replaces(
     preview_bot: TelegramBot,
 ) -> None:
     bot, emulator = preview_bot, preview_bot.emulator
-    await bot.pipeline.start_worker()
+    await bot.pipeline.start_worker(settings=one_core(bot.pipeline.settings))
     asked = await emulator.user_message(ALICE_DM, ALICE, RENDER)
     status = await bot.reply_to(ALICE_DM, asked, prefix="Queued")
 
     preview = await preview_photo(emulator, asked)
     assert preview.caption is not None and preview.caption.startswith("Rendering… ")
     with Image.open(io.BytesIO(preview.pictures[0])) as picture:
-        assert picture.format == "JPEG" and picture.size == (128, 128)
+        assert picture.format == "JPEG" and picture.size == (96, 96)
     await emulator.wait_for(lambda: status.deleted)  # the photo took the status message's place
 
     result = await result_photo(emulator, asked)
@@ -156,10 +170,8 @@ async def test_the_user_watches_the_render_in_a_photo_that_the_result_replaces(
 
 async def test_with_previews_off_the_progress_stays_text(preview_bot: TelegramBot) -> None:
     bot, emulator = preview_bot, preview_bot.emulator
-    settings = bot.pipeline.settings
-    off = settings.model_copy(update={"worker": settings.worker.model_copy(update={"live_previews": False})})
-    await bot.pipeline.start_worker(settings=off)
-    asked = await emulator.user_message(ALICE_DM, ALICE, RENDER.replace("128x128", "96x96"))
+    await bot.pipeline.start_worker(settings=one_core(bot.pipeline.settings, live_previews=False))
+    asked = await emulator.user_message(ALICE_DM, ALICE, RENDER)
     status = await bot.reply_to(ALICE_DM, asked, prefix="Queued")
 
     result = await result_photo(emulator, asked)
@@ -290,9 +302,9 @@ async def test_a_render_about_to_end_is_not_worth_a_photo(waiting_bot: TelegramB
     emulator = waiting_bot.emulator
     status, template, publisher = await started(waiting_bot)
     at_25 = with_preview(template, 2, jpeg("red")).model_copy(
-        update={"created_at": template.created_at + 0.5}
+        update={"created_at": template.created_at + 0.2}
     )
-    await publisher.publish(at_25)  # 25 % half a second after it started: 1.5 s left
+    await publisher.publish(at_25)  # 25 % a fifth of a second in: 0.6 s left
     await emulator.wait_for(lambda: status.shown == "Rendering… 25%", timeout=5 * INTERVAL_S)
     await publisher.publish(await done(waiting_bot, template))
     result = await result_photo(emulator, {"message_id": status.reply_to})

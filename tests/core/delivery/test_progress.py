@@ -103,6 +103,12 @@ def test_a_held_live_preview_survives_a_newer_step_without_one() -> None:
     progress.offer("r1", progress_event(5, blue), now=3.0)  # a newer picture replaces the held one
     [(_, shown)] = progress.due(now=4.0)
     assert (shown.step, shown.live_preview) == (5, blue)
+    progress.offer("r1", progress_event(7), now=4.5)
+    progress.offer(
+        "r1", progress_event(6, red), now=5.0
+    )  # a picture checked after a later step: no step back
+    [(_, shown)] = progress.due(now=6.0)
+    assert (shown.step, shown.live_preview) == (7, red)
 
 
 def test_the_interval_counts_from_when_the_edit_landed() -> None:
