@@ -24,6 +24,7 @@ the photo is simply not started then); the result never waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
