@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from telegram import InputFile, InputMediaPhoto
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
@@ -114,7 +115,11 @@ class ProgressDisplay:
         self._seen.pop(request_id, None)
         async with self._turn(request_id):
             pass
-        photo = await self.previews.end(request_id)
+        try:
+            photo = await self.previews.end(request_id)
+        except (RedisError, OSError) as exc:  # the result matters more than removing its preview
+            log.warning("request %s: its live preview's photo is unknown (%s); it may stay", request_id, exc)
+            return None
         return int(photo) if photo else None
 
     async def remove(self, chat_id: int, request_id: str, photo: int) -> None:
@@ -127,7 +132,10 @@ class ProgressDisplay:
                 log.info("request %s: preview %s not deleted (%s)", request_id, photo, exc.message)
                 with contextlib.suppress(TelegramError):
                     await self.bot.edit_message_caption(chat_id=chat_id, message_id=photo, caption=ENDED)
-        await self.previews.forget(request_id)
+        try:
+            await self.previews.forget(request_id)
+        except (RedisError, OSError) as exc:  # the result is out: raising would post it again
+            log.warning("request %s: its removed preview is still recorded (%s)", request_id, exc)
 
     async def close(self) -> None:
         """Drop what is held (the bot is stopping)."""
@@ -156,7 +164,10 @@ class ProgressDisplay:
     async def _update(self, event: ResultEvent) -> None:
         async with self._turn(event.request_id):
             if not self.coalescer.ended(event.request_id):
-                await self._show_now(event)
+                try:
+                    await self._show_now(event)
+                except (RedisError, OSError) as exc:  # advisory: never held up, never retried
+                    log.debug("request %s: progress not shown (%s)", event.request_id, exc)
                 self.coalescer.landed(event.request_id, time.monotonic())  # the next edit counts from here
 
     async def _show_now(self, event: ResultEvent) -> None:
