@@ -37,9 +37,9 @@ INTERVAL_S = 1.5  # progress edits per request, as the bot is tuned here (4 s by
 PER_CHAT_S = 1.0  # the rate limiter's spacing of messages in one chat (its default)
 EDITS = ("editMessageText", "editMessageCaption", "editMessageMedia")
 PACED = ("sendMessage", "sendPhoto", "sendDocument", *EDITS)
-# 50 steps at 96×96 take 4–20 s on this CPU (on one core, however loaded the machine): a preview every 2 s (the
+# 50 steps at 160×160 take 8–45 s on this CPU on one core, loaded or not: a preview every 2 s (the
 # worker's minimum) and several edits
-RENDER = "/imagine a lighthouse at dusk --n 1 --steps 50 --size 96x96 --seed 7"
+RENDER = "/imagine a lighthouse at dusk --n 1 --steps 50 --size 160x160 --seed 7"
 
 
 def jpeg(colour: str) -> bytes:
@@ -149,7 +149,7 @@ async def test_the_user_watches_the_render_in_a_photo_that_the_result_replaces(
     preview = await preview_photo(emulator, asked)
     assert preview.caption is not None and preview.caption.startswith("Rendering… ")
     with Image.open(io.BytesIO(preview.pictures[0])) as picture:
-        assert picture.format == "JPEG" and picture.size == (96, 96)
+        assert picture.format == "JPEG" and picture.size == (160, 160)
     await emulator.wait_for(lambda: status.deleted)  # the photo took the status message's place
 
     result = await result_photo(emulator, asked)
@@ -171,7 +171,7 @@ async def test_the_user_watches_the_render_in_a_photo_that_the_result_replaces(
 async def test_with_previews_off_the_progress_stays_text(preview_bot: TelegramBot) -> None:
     bot, emulator = preview_bot, preview_bot.emulator
     await bot.pipeline.start_worker(settings=one_core(bot.pipeline.settings, live_previews=False))
-    asked = await emulator.user_message(ALICE_DM, ALICE, RENDER)
+    asked = await emulator.user_message(ALICE_DM, ALICE, RENDER.replace("160x160", "128x128"))
     status = await bot.reply_to(ALICE_DM, asked, prefix="Queued")
 
     result = await result_photo(emulator, asked)
