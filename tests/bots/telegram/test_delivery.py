@@ -8,6 +8,8 @@ import logging
 
 import pytest
 from PIL import Image
+from telegram import Bot
+from telegram.error import RetryAfter
 
 from bots.telegram.delivery import DELIVERED
 from core.delivery.events import EventPublisher
@@ -24,7 +26,8 @@ from tests.bots.telegram.conftest import (
     render,
     request_id_of,
 )
-from tests.emulators.telegram_api import Chat
+from tests.emulators.telegram_api import Chat, TelegramEmulator
+from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 
 
 async def test_a_result_finished_while_the_bot_was_down_arrives_once(telegram_bot: TelegramBot) -> None:
@@ -98,6 +101,20 @@ async def test_every_reply_arrives_through_a_429_storm(telegram_bot: TelegramBot
     assert sorted(refused) == ["sendMessage", "sendMessage", "sendPhoto", "sendPhoto"]
     assert [call.status for call in emulator.calls if call.method == "sendPhoto"] == [429, 429, 200]
     assert emulator.too_early == []  # each retry came after Telegram's retry_after, none hammered
+
+
+async def test_the_emulator_catches_a_message_sent_before_retry_after(
+    telegram_emulator: TelegramEmulator,
+) -> None:
+    """What the storm test's `too_early == []` rules out: a client without a limiter that retries at once."""
+    emulator = telegram_emulator
+    emulator.rate_limit_next("sendMessage", 1, retry_after=1)
+    async with Bot(emulator.token, base_url=emulator.base_url) as bot:
+        with pytest.raises(RetryAfter):
+            await bot.send_message(ALICE_DM.id, "first")
+        await bot.send_message(ALICE_DM.id, "at once")  # Telegram asked for a second
+        await bot.send_message(BOB.id, "another chat")  # its flood wait is not this chat's
+    assert [call.params["text"] for call in emulator.too_early] == ["at once"]
 
 
 def png(width: int, height: int) -> bytes:
