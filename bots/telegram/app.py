@@ -241,9 +241,8 @@ async def run_telegram_bot(
     # go on taking messages from a bot that is gone.
     started = AsyncExitStack()
     try:
-        started.push_async_callback(
-            application.shutdown
-        )  # after stop: PTB refuses to shut a running app down
+        # Last on the way out: PTB refuses to shut a running application down.
+        started.push_async_callback(application.shutdown)
         await application.initialize()
         await _set_commands(application.bot, settings)
         started.push_async_callback(_stop_application, application)
