@@ -190,7 +190,11 @@ async def deliver(cluster: Cluster, update: dict[str, object], asked: Asked, tur
 
 
 def photos(emulator: TelegramEmulator, asked: Asked) -> list[float]:
-    return [s.at for s in emulator.in_chat(asked.chat_id, "sendPhoto") if s.reply_to == asked.message_id]
+    return [  # a live preview's photo (sent silently) is not a delivery
+        s.at
+        for s in emulator.in_chat(asked.chat_id, "sendPhoto")
+        if s.reply_to == asked.message_id and not s.silent
+    ]
 
 
 async def jobs_run_again(redis_url: str) -> int:
