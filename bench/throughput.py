@@ -11,8 +11,8 @@ Two workloads, each on the same requests in every column:
     differ; for the burst, (a8) the plain loop with `--batch` prompts per call: the most batching could give.
 (b) imagebot end to end, batching off: embedded Redis, the core service (grammar, moderation, quotas, fair queue),
     an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
-    (b2), on a CPU worker: the same with the cores split between the model and post-processing instead of taken
-    in turns (WorkerSettings.cpu_turns off).
+    (b2), on a CPU worker: the same with the model and post-processing taking turns on every core instead of
+    splitting them (WorkerSettings.cpu_turns on).
 (c) the same with micro-batching on (`--batch` images per call; the worker holds 2 × `--batch` jobs, so the next
     batch gathers while the last one is checked and stored).
 Prints images/s for each and the ratios b/a, c/a, c/b, per-stage p50/p95 of (b) and (c), the acknowledgement
@@ -204,16 +204,17 @@ def workload(
 
     (folder / "plain").mkdir(parents=True)
     plain = plain_loop(arch, jobs, n, folder / "plain", threads)
-    plan = plan_threads(Settings().worker, detect_device(Settings().worker), usable_cores())
+    device = detect_device(Settings().worker)
+    plan = plan_threads(Settings().worker, device, usable_cores())
     limited = plain_loop(arch, jobs, n, folder / "plain", plan.model) if plan.model != threads else plain
     off, off_stages = asyncio.run(
         end_to_end(settings_for(folder / "b", args.model_cache, arch), jobs, n, arch.flags)
     )
-    split = None
-    if plan.turns:  # the other way to share a CPU worker's cores, for comparison
-        split, _ = asyncio.run(
+    turns = None
+    if device == "cpu" and not plan.turns:  # the other way to share a CPU worker's cores
+        turns, _ = asyncio.run(
             end_to_end(
-                settings_for(folder / "b2", args.model_cache, arch, cpu_turns=False), jobs, n, arch.flags
+                settings_for(folder / "b2", args.model_cache, arch, cpu_turns=True), jobs, n, arch.flags
             )
         )
     batched = settings_for(
@@ -239,10 +240,10 @@ def workload(
         + (f"b/a' = {off / limited:.2f}" if plan.model != threads else "")
     )
     print_stages(off_stages)
-    if split is not None:
+    if turns is not None:
         print(
-            f"  (b2) the same, cores split      : {split:6.3g} images/s   b2/a = {split / plain:.2f}   "
-            "(cpu_turns off: model and post-processing side by side)"
+            f"  (b2) the same, cores in turns   : {turns:6.3g} images/s   b2/a = {turns / plain:.2f}   "
+            "(cpu_turns on: model and post-processing take turns on every core)"
         )
     print(
         f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.3g} images/s   c/a = {on / plain:.2f}   "

@@ -14,14 +14,12 @@ On a CPU worker the model gets every core but the post-processing ones; on a GPU
 so the model needs few threads and post-processing gets the rest. WorkerSettings.model_threads / post_threads
 override either number (0 = derived).
 
-On a CPU worker, splitting the cores wastes them: post-processing is bursty (a job's checks and encodings take a
-fraction of its model time) and its cores sit idle the rest of the time. So there the two take turns on every core
-instead (`CoreShare`, WorkerSettings.cpu_turns, on by default): the model runs with all the cores, and at the
-start of each call and at every sampler step it pauses while post-processing is waiting or running; each
-post-processing task waits for the model's pause and then runs beside the others, one per core. No core is
-shared by two pools at any moment, post-processing waits at most one sampler step, and the model always computes
-with the same number of threads: changing them mid-render changes the sums' order, and the same seed would no
-longer give the same bytes.
+On a CPU worker the split leaves the post cores idle most of the time: a job's checks and encodings take a
+fraction of its model time. WorkerSettings.cpu_turns (off by default: see there for why) has the two take turns on
+every core instead (`CoreShare`): the model runs with all the cores, and at the start of each call and at every
+sampler step it pauses while post-processing is waiting or running; each post-processing task waits for the
+model's pause and then runs beside the others, one per core. The model keeps one thread count throughout:
+changing it mid-render changes the sums' order, and the same seed would no longer give the same bytes.
 """
 
 from __future__ import annotations

@@ -43,9 +43,11 @@ class WorkerSettings(Group):
     # above 4 cores), each of its tasks single-threaded.
     model_threads: int = Field(default=0, ge=0, le=256)  # torch intra-op threads for the model call
     post_threads: int = Field(default=0, ge=0, le=256)  # worker threads for checks and encoding
-    # On a CPU worker the model and post-processing take turns on every core (worker/threads.py CoreShare): the
-    # model pauses between steps while a job is checked and encoded. Off: the split above, side by side.
-    cpu_turns: bool = True
+    # On a CPU worker, the model and post-processing may take turns on every core instead of the split above
+    # (worker/threads.py CoreShare): the model pauses between steps while a job is checked and encoded. Off by
+    # default: bench/throughput.py measured it slower than the split, and a model on every core slows down
+    # many times over when anything else runs on the machine.
+    cpu_turns: bool = False
     # Micro-batching (worker/batching.py): compatible text-to-image requests this worker holds share one
     # pipeline call of up to this many images (1 = off); per model by name, else the default. Only jobs the
     # worker already took from the fair queue can join, so max_jobs bounds a batch too: raise both together

@@ -16,7 +16,7 @@ from worker.threads import PostPool, ThreadPlan, model_executor, plan_threads
 
 
 def test_a_cpu_worker_gives_the_model_all_cores_but_the_post_processing_ones() -> None:
-    settings = WorkerSettings(cpu_turns=False)
+    settings = WorkerSettings()
     assert plan_threads(settings, "cpu", 1) == ThreadPlan(1, 1, 1)
     assert plan_threads(settings, "cpu", 2) == ThreadPlan(2, 1, 1)
     assert plan_threads(settings, "cpu", 4) == ThreadPlan(4, 3, 1)
@@ -31,7 +31,7 @@ def test_a_gpu_worker_feeds_the_device_with_few_threads_and_post_processes_with_
 
 
 def test_settings_override_the_derived_split() -> None:
-    settings = WorkerSettings(model_threads=6, post_threads=2, cpu_turns=False)
+    settings = WorkerSettings(model_threads=6, post_threads=2)
     assert plan_threads(settings, "cpu", 16) == ThreadPlan(16, 6, 2)
     assert "model 6 thread(s), post-processing 2" in plan_threads(settings, "cpu", 16).describe()
 
@@ -71,10 +71,12 @@ async def test_post_processing_runs_on_its_own_bounded_pool() -> None:
     assert all(name.startswith("post") for name in names)
 
 
-def test_a_cpu_worker_takes_turns_on_every_core_by_default() -> None:
-    assert plan_threads(WorkerSettings(), "cpu", 2) == ThreadPlan(2, 2, 2, turns=True)
-    assert plan_threads(WorkerSettings(), "cuda", 16).turns is False  # the GPU computes: side by side
-    assert "taken in turns" in plan_threads(WorkerSettings(), "cpu", 4).describe()
+def test_a_cpu_worker_takes_turns_on_every_core_when_asked() -> None:
+    assert plan_threads(WorkerSettings(), "cpu", 2).turns is False  # the split, by default
+    turns = WorkerSettings(cpu_turns=True)
+    assert plan_threads(turns, "cpu", 2) == ThreadPlan(2, 2, 2, turns=True)
+    assert plan_threads(turns, "cuda", 16).turns is False  # the GPU computes: side by side
+    assert "taken in turns" in plan_threads(turns, "cpu", 4).describe()
 
 
 def _until(condition: Callable[[], bool]) -> None:
