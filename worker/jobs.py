@@ -18,6 +18,7 @@ from arq import Retry
 
 from core import constants as c
 from core import metrics
+from core.delivery.events import was_delivered
 from core.delivery.result_store import stored_keys
 from core.errors import (
     BackendUnavailable,
@@ -63,6 +64,7 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
     if await deps.results.exists(request_id):
         # a job run again after it had ended (handed back while it was finishing, a lease that lapsed late)
         log.info("request %s: already ended; not rendered again", request_id)
+        await _publish_unless_delivered(deps, request_id)
         return "done"
     if await deps.queue.was_cancelled(request_id):
         log.info("request %s: cancelled before it started", request_id)
@@ -112,6 +114,16 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         await _finish(deps, request, _failure(request, EventKind.FAILED, code, message))
         return "failed"
     return await _done(deps, request, event, started)
+
+
+async def _publish_unless_delivered(deps: WorkerContext, request_id: str) -> None:
+    """The ended request's result, published again unless a front end already replied with it. Redis can fail
+    between keeping a result and publishing it (a failover while the job finished): the retry that follows finds
+    the result kept and must still get it to the user. The consumers' delivered markers keep it to one reply."""
+    ended = await deps.results.load(request_id)
+    if not await was_delivered(deps.redis, ended):
+        log.info("request %s: its result was kept but never delivered; published again", request_id)
+        await deps.events.publish(ended)
 
 
 async def _done(deps: WorkerContext, request: GenerationRequest, event: ResultEvent, started: float) -> str:

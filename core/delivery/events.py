@@ -362,3 +362,11 @@ async def latest_id(redis: Redis, platform: Platform | str) -> str:
     """The id of the newest entry on the platform's stream ("0-0" when empty), to follow only what comes next."""
     last = await redis.xrevrange(stream_key(platform), count=1)
     return last[0][0].decode() if last else "0-0"
+
+
+async def was_delivered(redis: Redis, event: ResultEvent) -> bool:
+    """Whether a front end already replied with this terminal event (its consumer's delivered marker)."""
+    marker = DELIVERED_KEY.format(
+        platform=str(event.requester.platform), event_id=f"{event.request_id}:{event.kind}"
+    )
+    return bool(await redis.exists(marker))

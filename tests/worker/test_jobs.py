@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from core import constants as c
 from core.commands.messages import progress_message
-from core.delivery.events import stream_key
+from core.delivery.events import EventConsumer, stream_key
 from core.errors import GenerationFailed
 from core.keys import REQUEST_KEY
 from core.models.catalog import BackendKind
@@ -191,14 +191,55 @@ async def test_a_job_run_again_after_its_request_ended_renders_nothing(pipeline:
     first = await wait_for_result(pipeline, submission.request_id)
     assert first.kind is EventKind.DONE
     await pipeline.stop_workers()
-    deps = WorkerContext(
+    replies = await reply_to_everything(pipeline)  # the front end replied with it
+    assert [e.request_id for e in replies] == [submission.request_id]
+    before = await pipeline.runtime.redis.xlen(stream_key(Platform.CLI))
+    assert await generate({"imagebot": idle_worker(pipeline), "job_try": 1}, submission.request_id) == "done"
+    assert await pipeline.runtime.redis.xlen(stream_key(Platform.CLI)) == before  # no new event
+
+
+async def test_a_result_kept_but_never_published_is_published_by_the_jobs_next_run(
+    pipeline: Pipeline,
+) -> None:
+    """Redis can fail between keeping a result and publishing it (a failover while the job finished): the retry
+    that follows finds the result kept, renders nothing, and still gets it to the user, once."""
+    await pipeline.start_worker()
+    service = pipeline.runtime.service
+    submission = await service.imagine("a fox --n 1 --seed 4", ALICE)
+    done = await wait_for_result(pipeline, submission.request_id)
+    await pipeline.stop_workers()
+    redis = pipeline.runtime.redis
+    await redis.delete(stream_key(Platform.CLI))  # as if the publish had never reached Redis
+    worker = idle_worker(pipeline)
+
+    assert await generate({"imagebot": worker, "job_try": 2}, submission.request_id) == "done"
+    replies = await reply_to_everything(pipeline)
+    assert [(e.request_id, e.kind, e.images) for e in replies] == [(done.request_id, done.kind, done.images)]
+
+    assert await generate({"imagebot": worker, "job_try": 3}, submission.request_id) == "done"  # and again
+    assert await reply_to_everything(pipeline) == []  # replied once
+
+
+def idle_worker(pipeline: Pipeline) -> WorkerContext:
+    return WorkerContext(
         settings=pipeline.settings,
         queue_name=c.QUEUE_GPU,
         redis=pipeline.runtime.redis,
-        store=service.store,
+        store=pipeline.runtime.service.store,
         backends={},  # no backend at all: rendering would fail loudly
         image_moderator=AllowAll(),
     )
-    before = await pipeline.runtime.redis.xlen(stream_key(Platform.CLI))
-    assert await generate({"imagebot": deps, "job_try": 1}, submission.request_id) == "done"
-    assert await pipeline.runtime.redis.xlen(stream_key(Platform.CLI)) == before  # no new event
+
+
+async def reply_to_everything(pipeline: Pipeline) -> list[ResultEvent]:
+    """What a CLI front end replies with now: every terminal event its consumer delivers (duplicates skipped)."""
+    replied: list[ResultEvent] = []
+
+    async def reply(event: ResultEvent) -> None:
+        if event.terminal:
+            replied.append(event)
+
+    consumer = EventConsumer(pipeline.runtime.redis, Platform.CLI, "cli-test")
+    while await consumer.read_once(reply, block_ms=10):
+        pass
+    return replied
