@@ -75,8 +75,9 @@ async def preview_bot(telegram_emulator: TelegramEmulator, pipeline: Pipeline) -
 
 
 def one_core(settings: Settings, **worker: object) -> Settings:
-    """The worker's model on one core, lending none: the render's length doesn't swing with the machine's load."""
-    changes = {"model_threads": 1, "lend_idle_cores": False, **worker}
+    """The worker's model on one core, cores split (not taken in turns): the render's length doesn't swing with
+    the machine's load."""
+    changes = {"model_threads": 1, "cpu_turns": False, **worker}
     return settings.model_copy(update={"worker": settings.worker.model_copy(update=changes)})
 
 
