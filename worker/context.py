@@ -98,8 +98,8 @@ class WorkerContext:
         return await self.post.run(function, *args)
 
     def post_processing(self) -> contextlib.AbstractContextManager[None]:
-        """Held around a job's checks, encodings and uploads: meanwhile the model keeps to its own cores."""
-        return contextlib.nullcontext() if self.post is None else self.post.share.post_processing()
+        """Held around a job's checks and encodings: with turns on the cores, the model pauses until it ends."""
+        return contextlib.nullcontext() if self.post is None else self.post.post_processing()
 
     async def close(self) -> None:
         await self.keeper.stop()

@@ -122,11 +122,11 @@ def model_executor(plan: ThreadPlan) -> ThreadPoolExecutor:
 class CoreShare:
     """Turns on the cores of a CPU worker: the model pauses between steps while post-processing waits or runs.
 
-    Without turns (a GPU worker, or cpu_turns off) nothing waits: the plan's split of the cores is the sharing.
+    Only a plan with turns has one (PostPool.share); without, the plan's split of the cores is the sharing and
+    nothing waits.
     """
 
-    def __init__(self, plan: ThreadPlan) -> None:
-        self.plan = plan
+    def __init__(self) -> None:
         self._turns = threading.Condition()
         self._held = 0  # jobs in post-processing (their checks, encodings and uploads)
         self._tasks = 0  # post-processing tasks waiting for their turn or running
@@ -138,8 +138,6 @@ class CoreShare:
 
     def pause(self) -> None:
         """In the model's thread, at the start of a call and at every step: let post-processing run first."""
-        if not self.plan.turns:
-            return
         with self._turns:
             self._computing = False
             self._turns.notify_all()
@@ -148,15 +146,13 @@ class CoreShare:
 
     def done(self) -> None:
         """In the model's thread, when a call ends (whatever way): post-processing need not wait for it."""
-        if not self.plan.turns:
-            return
         with self._turns:
             self._computing = False
             self._turns.notify_all()
 
     @contextlib.contextmanager
     def post_processing(self) -> Iterator[None]:
-        """Held around a job's post-processing, from its first check to its last upload: the model pauses at its
+        """Held around a job's post-processing, from its first check to its last encoding: the model pauses at its
         next step until it ends, instead of taking a step between each two of the job's tasks. Never blocks."""
         with self._turns:
             self._held += 1
@@ -185,29 +181,36 @@ class CoreShare:
 
 
 class _PostExecutor(ThreadPoolExecutor):
-    """A ThreadPoolExecutor whose every task counts as post-processing in a CoreShare (the image check submits
-    to it directly)."""
+    """A ThreadPoolExecutor whose every task runs in turn with the model (the image check submits to it
+    directly)."""
 
     def __init__(self, share: CoreShare, max_workers: int) -> None:
-        super().__init__(
-            max_workers=max_workers,
-            thread_name_prefix="post",
-            initializer=_set_torch_threads,  # torch ops in post-processing (e.g. a watermark) stay single
-            initargs=(1,),
-        )
+        super().__init__(max_workers, "post", _set_torch_threads, (1,))
         self.share = share
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         return super().submit(self.share.wrap(fn), *args, **kwargs)
 
 
-class PostPool:
-    """Runs post-processing (checks, encoders) on the plan's post threads, off the model's cores."""
+def _post_executor(workers: int, share: CoreShare | None) -> ThreadPoolExecutor:
+    """The post threads; torch ops in post-processing (e.g. a watermark) stay single-threaded."""
+    if share is not None:
+        return _PostExecutor(share, workers)
+    return ThreadPoolExecutor(workers, "post", _set_torch_threads, (1,))
 
-    def __init__(self, plan: ThreadPlan, share: CoreShare | None = None) -> None:
+
+class PostPool:
+    """Runs post-processing (checks, encoders) on the plan's post threads: off the model's cores, or in turns
+    with the model (`share`, for a plan with turns; None otherwise)."""
+
+    def __init__(self, plan: ThreadPlan) -> None:
         self.plan = plan
-        self.share = share or CoreShare(plan)
-        self.executor: ThreadPoolExecutor = _PostExecutor(self.share, plan.post)
+        self.share = CoreShare() if plan.turns else None
+        self.executor = _post_executor(plan.post, self.share)
+
+    def post_processing(self) -> contextlib.AbstractContextManager[None]:
+        """Held around a job's checks and encodings: with turns, the model pauses until it ends."""
+        return contextlib.nullcontext() if self.share is None else self.share.post_processing()
 
     async def run(self, function: Callable[..., T], /, *args: Any) -> T:
         """`function(*args)` on a post thread, with the caller's context (like asyncio.to_thread)."""
