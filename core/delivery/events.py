@@ -173,9 +173,6 @@ class EventConsumer:
         )
         self._group_ready = True
 
-    def _marker(self, event: ResultEvent) -> str:
-        return DELIVERED_KEY.format(platform=self.platform, event_id=f"{event.request_id}:{event.kind}")
-
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], handler: EventHandler) -> bool:
         self._last_seen = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         try:
@@ -184,7 +181,7 @@ class EventConsumer:
             log.exception("dropping malformed event %s on %s", entry_id, self.stream)
             await self.redis.xack(self.stream, self.group, entry_id)
             return False
-        marker = self._marker(event) if event.terminal else None
+        marker = delivered_marker(self.platform, event) if event.terminal else None
         if marker and await self.redis.exists(marker):
             log.info("request %s: %s already delivered; skipping duplicate", event.request_id, event.kind)
             await self.redis.xack(self.stream, self.group, entry_id)
@@ -364,9 +361,11 @@ async def latest_id(redis: Redis, platform: Platform | str) -> str:
     return last[0][0].decode() if last else "0-0"
 
 
+def delivered_marker(platform: Platform | str, event: ResultEvent) -> str:
+    """The key a platform's consumer sets once it replied with a terminal event: a replay is skipped."""
+    return DELIVERED_KEY.format(platform=str(platform), event_id=f"{event.request_id}:{event.kind}")
+
+
 async def was_delivered(redis: Redis, event: ResultEvent) -> bool:
     """Whether a front end already replied with this terminal event (its consumer's delivered marker)."""
-    marker = DELIVERED_KEY.format(
-        platform=str(event.requester.platform), event_id=f"{event.request_id}:{event.kind}"
-    )
-    return bool(await redis.exists(marker))
+    return bool(await redis.exists(delivered_marker(event.requester.platform, event)))
