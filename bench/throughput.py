@@ -67,41 +67,29 @@ def plain_loop(arch: Architecture, jobs: int, n: int, out: Path, threads: int, p
     ).to(device)
     pipe.set_progress_bar_config(disable=True)
 
-    def job(i: int) -> None:
-        generators = [torch.Generator(generator_device(device)).manual_seed(1000 * i + k) for k in range(n)]
-        images = pipe(
-            PROMPT.format(i=i),
-            num_images_per_prompt=n,
-            generator=generators,
-            num_inference_steps=arch.steps,
-            guidance_scale=spec.default_guidance,
-            width=arch.width,
-            height=arch.height,
-        ).images
-        for k, image in enumerate(images):
-            image.save(out / f"{i}-{k}.png")
-
-    def together(first: int) -> None:
-        numbers = range(first, min(first + per_call, jobs))
+    def render(numbers: range) -> None:
+        """Jobs `numbers` in one call: each its own prompt, n images, one seeded generator per image."""
         images = pipe(
             [PROMPT.format(i=i) for i in numbers],
-            generator=[torch.Generator(generator_device(device)).manual_seed(1000 * i) for i in numbers],
+            num_images_per_prompt=n,
+            generator=[
+                torch.Generator(generator_device(device)).manual_seed(1000 * i + k)
+                for i in numbers
+                for k in range(n)
+            ],
             num_inference_steps=arch.steps,
             guidance_scale=spec.default_guidance,
             width=arch.width,
             height=arch.height,
         ).images
-        for i, image in zip(numbers, images, strict=True):
-            image.save(out / f"{i}-0.png")
+        names = [f"{i}-{k}.png" for i in numbers for k in range(n)]
+        for name, image in zip(names, images, strict=True):
+            image.save(out / name)
 
-    job(-1)  # warm-up, as (b) has
+    render(range(-1, 0))  # warm-up, as (b) has
     started = time.perf_counter()
-    if per_call > 1:
-        for first in range(0, jobs, per_call):
-            together(first)
-    else:
-        for i in range(jobs):
-            job(i)
+    for first in range(0, jobs, per_call):
+        render(range(first, min(first + per_call, jobs)))
     return jobs * n / (time.perf_counter() - started)
 
 
