@@ -20,7 +20,7 @@ from cli.health import HealthServer, health_endpoints, queue_depth, redis_check
 from cli.runtime import Runtime, open_runtime
 from core.errors import StorageError
 from core.jobs.workers import WorkerRegistry
-from core.settings import Settings
+from core.settings import Settings, updated
 from core.storage.local import LocalFileServer
 from core.tasks import cancel_and_wait, to_the_end
 
@@ -46,7 +46,7 @@ async def serve_local_images(settings: Settings, stack: AsyncExitStack) -> Setti
         server = LocalFileServer(storage.local_dir)
         base_url = await server.start()
     stack.push_async_callback(server.close)
-    return settings.model_copy(update={"storage": storage.model_copy(update={"public_base_url": base_url})})
+    return updated(settings, {"storage": {"public_base_url": base_url}})
 
 
 def _front_end(

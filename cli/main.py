@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from cli.redaction import Redactor, install, mask_uncaught
 from core.commands.uploads import limit_decoding
 from core.errors import ConfigError, ImagebotError
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, updated
 
 QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "botocore", "diffusers", "transformers", "arq.worker")
 
@@ -71,9 +73,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "web":
         from cli.web import run_web
 
-        listen = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        web = settings.web.model_copy(update=listen)
-        return await run_web(settings.model_copy(update={"web": web}), with_worker=args.with_worker)
+        return await run_web(_listening(settings, args.host, args.port), with_worker=args.with_worker)
     if args.command == "worker":
         from worker.main import queues_for, run_worker_process
 
@@ -92,6 +92,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return await run_bot(
         args.command, settings, sync=getattr(args, "sync", False), with_worker=args.with_worker
     )
+
+
+def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with `imagebot web --host/--port`, checked like IMAGEBOT_WEB__HOST/PORT (ConfigError)."""
+    listen = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
+    try:
+        return updated(settings, {"web": listen})
+    except ValidationError as exc:
+        problems = [f"--{error['loc'][-1]}: {error['msg']}" for error in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
 
 
 @asynccontextmanager

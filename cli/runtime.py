@@ -13,7 +13,7 @@ from cli.redis_server import EmbeddedRedis
 from core.governance.admin import AdminService
 from core.jobs.connection import create_queue_pool
 from core.service import ImagineService
-from core.settings import Settings
+from core.settings import Settings, updated
 from core.storage.factory import build_store
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def with_redis(settings: Settings, stack: AsyncExitStack) -> Settings:
     server = EmbeddedRedis(data_dir=settings.data_dir / "redis").start()
     stack.callback(server.stop)
     log.info("IMAGEBOT_REDIS_URL is not set: using an embedded Redis on 127.0.0.1:%d", server.port)
-    return settings.model_copy(update={"redis_url": server.url})
+    return updated(settings, {"redis_url": server.url})
 
 
 @asynccontextmanager

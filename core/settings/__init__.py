@@ -15,7 +15,7 @@ One module per concern: `base` (the prefix, the group base), `urls` (URL fields,
 """
 
 from core.settings.adapters import CONTROL_KINDS, AdapterSettings, ControlSettings, LoraSettings
-from core.settings.base import ECOSYSTEM_VARIABLES, ENV_PREFIX, Group
+from core.settings.base import ECOSYSTEM_VARIABLES, ENV_PREFIX, Group, updated
 from core.settings.governance import (
     LimitsSettings,
     ModerationSettings,
@@ -86,4 +86,5 @@ __all__ = [
     "load_settings",
     "redacted_url",
     "sentinel_address",
+    "updated",
 ]

@@ -20,6 +20,7 @@ from core.settings import Settings, StorageSettings, TelegramSettings
 from core.storage.factory import build_store
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
+from tests.settings import with_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,8 +29,7 @@ STOPPED_WITHIN_S = 60  # the delivery grace (5 s) and the worker's stop take sec
 
 
 def local_storage(settings: Settings, **changes: object) -> Settings:
-    storage = settings.storage.model_copy(update={"serve_port": 0, **changes})
-    return settings.model_copy(update={"storage": storage})
+    return with_settings(settings, storage={"serve_port": 0, **changes})
 
 
 async def fetch(url: str) -> tuple[int, bytes]:
@@ -44,7 +44,7 @@ async def test_a_message_sent_while_the_bot_was_down_is_served_by_the_starting_w
     telegram = TelegramSettings(
         token=SecretStr(emulator.token), base_url=emulator.base_url, base_file_url=emulator.base_file_url
     )
-    bot_settings = local_storage(settings).model_copy(update={"telegram": telegram})
+    bot_settings = with_settings(local_storage(settings), telegram=telegram)
     asked = await emulator.user_message(Chat(ALICE.id), ALICE, "/imagine a lighthouse at dusk --n 2")
     running = asyncio.create_task(run_bot("telegram", bot_settings, with_worker=True))
     try:
@@ -104,7 +104,7 @@ async def test_local_images_get_http_links_that_serve_them(settings: Settings) -
 
 async def test_no_server_when_someone_else_serves_the_images(settings: Settings) -> None:
     cdn = local_storage(settings, public_base_url="https://cdn.example/imagebot")
-    s3 = settings.model_copy(update={"storage": StorageSettings(backend="s3", s3_bucket="images")})
+    s3 = with_settings(settings, storage=StorageSettings(backend="s3", s3_bucket="images"))
     async with AsyncExitStack() as stack:
         assert await serve_local_images(cdn, stack) is cdn
         assert await serve_local_images(s3, stack) is s3

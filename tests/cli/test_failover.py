@@ -28,6 +28,7 @@ from core.settings import Settings
 from tests.emulators.telegram_api import Chat, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 from tests.sentinel_cluster import SentinelCluster
+from tests.settings import with_settings
 from worker.main import run_workers
 
 MESSAGES = 45
@@ -60,20 +61,17 @@ def outcome(emulator: TelegramEmulator, chat_id: int, message_id: int) -> Outcom
 
 
 def failover_settings(settings: Settings, url: str, emulator: TelegramEmulator) -> Settings:
-    return settings.model_copy(
-        update={
-            "redis_url": url,
-            "telegram": settings.telegram.model_copy(
-                update={
-                    "token": SecretStr(emulator.token),
-                    "base_url": emulator.base_url,
-                    "base_file_url": emulator.base_file_url,
-                }
-            ),
-            "worker": settings.worker.model_copy(update={"heartbeat_interval_s": 0.5}),
-            "moderation": settings.moderation.model_copy(update={"image_check": False}),
-            "quotas": settings.quotas.model_copy(update={"enabled": False}),
-        }
+    return with_settings(
+        settings,
+        redis_url=url,
+        telegram={
+            "token": SecretStr(emulator.token),
+            "base_url": emulator.base_url,
+            "base_file_url": emulator.base_file_url,
+        },
+        worker={"heartbeat_interval_s": 0.5},
+        moderation={"image_check": False},
+        quotas={"enabled": False},
     )
 
 

@@ -18,6 +18,7 @@ from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from tests.metrics_scrape import served
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c1")
 GPU = c.QUEUE_GPU
@@ -61,14 +62,12 @@ async def test_refusals_queue_depth_warm_models_and_jobs_move(pipeline: Pipeline
 
 
 async def test_paid_fallback_spend_counts_each_image_openai_made(pipeline: Pipeline, openai_emulator) -> None:  # type: ignore[no-untyped-def]
-    openai = pipeline.settings.openai.model_copy(
-        update={
-            "api_key": SecretStr(openai_emulator.api_key),
-            "base_url": openai_emulator.base_url,
-            "model": "dall-e-3",
-        }
-    )
-    async with open_runtime(pipeline.settings.model_copy(update={"openai": openai})) as runtime:
+    openai = {
+        "api_key": SecretStr(openai_emulator.api_key),
+        "base_url": openai_emulator.base_url,
+        "model": "dall-e-3",
+    }
+    async with open_runtime(with_settings(pipeline.settings, openai=openai)) as runtime:
         cloud = Pipeline(runtime)
         async with served() as endpoint:
             before = await endpoint.metrics()
@@ -77,7 +76,9 @@ async def test_paid_fallback_spend_counts_each_image_openai_made(pipeline: Pipel
                 submission = await runtime.service.imagine("a lighthouse --n 2", ALICE)
                 assert submission.queue == c.QUEUE_CLOUD
                 assert (await result_of(cloud, submission.request_id)).kind is EventKind.DONE
-                quote = paid_quote(openai, await runtime.service.queue.load(submission.request_id))
+                quote = paid_quote(
+                    runtime.settings.openai, await runtime.service.queue.load(submission.request_id)
+                )
                 spend = "imagebot_paid_fallback_usd_total"
                 after = await endpoint.metrics_when(lambda m: m.value(spend) > before.value(spend))
             finally:

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from cli.redis_server import AOF_FILE, EmbeddedRedis
 from cli.runtime import open_runtime
 from core.settings import Settings
+from tests.settings import with_settings
 
 
 def test_a_key_written_just_before_a_crash_survives_the_restart(tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ async def test_the_runtime_uses_a_protected_embedded_redis_and_never_logs_its_pa
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with open_runtime(settings.model_copy(update={"redis_url": None})) as runtime:
+    async with open_runtime(with_settings(settings, redis_url=None)) as runtime:
         url = runtime.settings.redis_url
         assert url is not None and url.startswith("redis://:")
         password = url.split(":")[2].split("@")[0]

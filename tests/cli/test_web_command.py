@@ -67,3 +67,14 @@ def test_the_embedded_web_page_renders_and_serves_the_images(tmp_path: Path) -> 
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_port_out_of_range_is_refused_naming_the_option(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEBOT_", "OPENAI_"))}
+    environment |= {"PYTHONPATH": str(ROOT)}
+    run = [sys.executable, "-m", "cli", "web", "--port", "70000"]
+    done = subprocess.run(
+        run, check=False, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--port: Input should be less than 65536" in done.stderr

@@ -24,6 +24,7 @@ from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from worker.jobs import RETRY_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,12 +116,7 @@ async def events_of(pipeline: Pipeline, request_id: str) -> list[ResultEvent]:
 
 async def standby(pipeline: Pipeline) -> None:
     """An in-process worker on the same queue, started and announced."""
-    settings = pipeline.settings.model_copy(
-        update={
-            "worker": pipeline.settings.worker.model_copy(update={"name": "standby"}),
-            "moderation": pipeline.settings.moderation.model_copy(update={"image_check": False}),
-        }
-    )
+    settings = with_settings(pipeline.settings, worker={"name": "standby"}, moderation={"image_check": False})
     await pipeline.start_worker(settings=settings)
     registry = WorkerRegistry(pipeline.runtime.redis)
     async with asyncio.timeout(60):

@@ -22,6 +22,7 @@ from core.models.result import EventKind, ResultEvent, StoredImage
 from core.service import ImagineService
 from core.settings import QuotaSettings, Settings
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 ALICE = Requester(platform=Platform.TELEGRAM, user_id="alice", chat_id="-42", community_id="-42")
 BOB = Requester(platform=Platform.TELEGRAM, user_id="bob", chat_id="-42", community_id="-42")
@@ -30,7 +31,7 @@ BOB = Requester(platform=Platform.TELEGRAM, user_id="bob", chat_id="-42", commun
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """Many jobs in flight at once for one user (each test queues several edits that never run)."""
-    return settings.model_copy(update={"quotas": QuotaSettings(default_tier="unlimited")})
+    return with_settings(settings, quotas=QuotaSettings(default_tier="unlimited"))
 
 
 def png(size: tuple[int, int], colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr, ValidationError
 
 from core.errors import ConfigError
 from core.models.policy import NsfwPolicy
@@ -17,6 +18,7 @@ from core.settings import (
     load_settings,
     redacted_url,
     sentinel_address,
+    updated,
 )
 
 ECOSYSTEM = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -208,3 +210,14 @@ def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database() -> Non
     )
     assert sentinel_address("redis://cache:6379/0") is None
     assert redacted_url(url) == "redis+sentinel://sentinel-1:26380,sentinel-2,10.0.0.3:26381/imagebot/2"
+
+
+def test_a_change_names_only_what_it_changes_and_is_checked() -> None:
+    settings = Settings(openai={"api_key": "sk-1"}, worker={"max_jobs": 3})  # type: ignore[arg-type]
+    changed = updated(settings, {"worker": {"poll_delay_s": 0.5}, "owners": ["telegram:1"]})
+    assert (changed.worker.max_jobs, changed.worker.poll_delay_s, changed.owners) == (3, 0.5, ["telegram:1"])
+    assert changed.openai.api_key == SecretStr("sk-1") and settings.worker.poll_delay_s != 0.5
+    with pytest.raises(ValidationError, match="lend_idle_cores"):  # a stale name is refused, not ignored
+        updated(settings, {"worker": {"lend_idle_cores": True}})
+    with pytest.raises(ValidationError, match="WebSettings\nport"):
+        updated(settings, {"web": {"port": 70000}})

@@ -19,6 +19,7 @@ from moderation.default_terms import default_blocklist
 from moderation.factory import build_image_moderator, build_prompt_moderator
 from moderation.image_check import NudeNetImageCheck
 from moderation.prompt_check import PromptCheck, remote_category
+from tests.settings import with_settings
 
 DEFAULT = default_blocklist()
 
@@ -408,23 +409,20 @@ async def test_factory_builds_the_configured_prompt_check(settings: Settings, re
 async def test_factory_adds_openai_when_enabled_and_fails_closed_when_it_is_unreachable(
     settings: Settings,
 ) -> None:
-    unreachable = settings.model_copy(
-        update={
-            "openai": OpenAISettings(
-                api_key=SecretStr("sk-test"), base_url="http://127.0.0.1:1/v1", max_retries=0
-            )
-        }
+    unreachable = with_settings(
+        settings,
+        openai=OpenAISettings(api_key=SecretStr("sk-test"), base_url="http://127.0.0.1:1/v1", max_retries=0),
     )
     check = build_prompt_moderator(unreachable, None)
     try:
         assert (await check.check_prompt("a lighthouse", "", None)).reason_code == "moderation_unavailable"
     finally:
         await check.close()
-    no_openai = unreachable.model_copy(update={"moderation": ModerationSettings(use_openai=False)})
+    no_openai = with_settings(unreachable, moderation=ModerationSettings(use_openai=False))
     assert (await build_prompt_moderator(no_openai, None).check_prompt("a lighthouse", "", None)).allowed
 
 
 def test_factory_builds_the_image_check_or_allow_all(settings: Settings) -> None:
     assert isinstance(build_image_moderator(settings), NudeNetImageCheck)
-    off = settings.model_copy(update={"moderation": ModerationSettings(image_check=False)})
+    off = with_settings(settings, moderation=ModerationSettings(image_check=False))
     assert isinstance(build_image_moderator(off), AllowAll)

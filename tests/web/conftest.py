@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from bots.web import Tuning, build_app
 from core.settings import Settings, WebSettings
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
+from tests.settings import with_settings
 
 CHROMIUM = os.environ.get("IMAGEBOT_CHROMIUM", "/usr/bin/chromium")
 FAST = Tuning(event_block_ms=100, keepalive_s=1.0, stop_grace_s=1.0)
@@ -25,7 +26,7 @@ SECRET = "s" * 40
 def community(settings: Settings, public_url: str = "https://imagebot.example") -> Settings:
     """The same settings as a community deployment: a web secret and the public address of the pages."""
     web_settings = WebSettings(secret=SecretStr(SECRET), public_url=public_url)
-    return settings.model_copy(update={"web": web_settings})
+    return with_settings(settings, web=web_settings)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import InvalidRequest
 from core.models.request import GenerationRequest, LoraRef
-from core.settings import AdapterSettings
+from core.settings import AdapterSettings, updated
 from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from worker.diffusers_backend import DiffusersBackend
 from worker.registry import ModelRegistry
@@ -61,9 +61,7 @@ async def test_past_the_bound_the_least_recently_used_lora_is_unloaded(
     adapter_settings: AdapterSettings,  # noqa: F811
     make_request: RequestFactory,
 ) -> None:
-    bounded = DiffusersBackend(
-        tiny_registry, adapters=adapter_settings.model_copy(update={"max_loaded_loras": 1})
-    )
+    bounded = DiffusersBackend(tiny_registry, adapters=updated(adapter_settings, {"max_loaded_loras": 1}))
     plain = await render(bounded, make_request(seeds=(2,)))
     await render(bounded, make_request(seeds=(2,), loras=(LoraRef(name="glow"),)))
     grain = await render(bounded, make_request(seeds=(2,), loras=(LoraRef(name="grain"),)))

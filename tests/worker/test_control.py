@@ -16,6 +16,7 @@ from core.models.result import EventKind
 from core.settings import AdapterSettings, Settings
 from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from tests.worker.test_pipeline import wait_for_result
 from worker.control import canny_map, openpose_map, scribble_map
 from worker.diffusers_backend import DiffusersBackend
@@ -103,7 +104,7 @@ async def test_control_without_its_picture_is_refused(
 
 @pytest.fixture
 def settings(settings: Settings, adapter_settings: AdapterSettings) -> Settings:  # noqa: F811
-    return settings.model_copy(update={"adapters": adapter_settings})
+    return with_settings(settings, adapters=adapter_settings)
 
 
 async def test_control_and_lora_end_to_end_through_the_queue(pipeline: Pipeline) -> None:

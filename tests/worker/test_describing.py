@@ -28,6 +28,7 @@ from core.storage.factory import build_store
 from tests.drawings import figure
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from worker.captioner import Suggestions
 from worker.context import WorkerContext
 from worker.describing import describe
@@ -57,13 +58,7 @@ def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def local(settings: Settings, redis: object, tiny_blip: Path) -> AsyncIterator[Pipeline]:
-    configured = settings.model_copy(
-        update={
-            "captioner": settings.captioner.model_copy(
-                update={"local_model": str(tiny_blip), "max_new_tokens": 8}
-            )
-        }
-    )
+    configured = with_settings(settings, captioner={"local_model": str(tiny_blip), "max_new_tokens": 8})
     async with open_runtime(configured) as runtime:
         running = Pipeline(runtime)
         await running.start_worker()
@@ -136,12 +131,8 @@ async def test_without_a_describer_the_user_hears_so_and_nothing_is_charged(pipe
 async def test_openai_describes_when_no_local_captioner_runs(
     settings: Settings, redis: object, openai_emulator: OpenAIEmulator
 ) -> None:
-    configured = settings.model_copy(
-        update={
-            "openai": settings.openai.model_copy(
-                update={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
-            )
-        }
+    configured = with_settings(
+        settings, openai={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
     )
     async with open_runtime(configured) as runtime:
         cloud = Pipeline(runtime)
@@ -181,12 +172,8 @@ class BrokenCaptioner:
 async def test_a_local_captioner_that_keeps_failing_hands_the_describe_to_openai(
     settings: Settings, redis: object, openai_emulator: OpenAIEmulator
 ) -> None:
-    configured = settings.model_copy(
-        update={
-            "openai": settings.openai.model_copy(
-                update={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
-            )
-        }
+    configured = with_settings(
+        settings, openai={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
     )
     async with open_runtime(configured) as runtime:
         await WorkerRegistry(runtime.redis).beat(WorkerInfo("gpu", c.QUEUE_GPU, ("tiny", c.CAPTIONER), 0.0))

@@ -25,6 +25,7 @@ from core.errors import (
 from core.models.catalog import Family
 from core.models.request import GenerationRequest, Mode
 from core.settings import Settings, WorkerSettings
+from tests.settings import with_settings
 from worker.backend import ImageBackend
 from worker.device import pick_device, pick_dtype
 from worker.diffusers_backend import TINY_NOTE, DiffusersBackend, img2img_steps
@@ -352,7 +353,7 @@ def test_the_registry_keeps_one_warm_copy_shared_by_txt2img_and_img2img(tiny_reg
 
 
 def test_the_registry_uses_the_shared_settings_model_cache(settings: Settings, tiny_model_dir: Path) -> None:
-    registry = ModelRegistry(settings.worker.model_copy(update={"device": "cpu"}))
+    registry = ModelRegistry(with_settings(settings, worker={"device": "cpu"}).worker)
     started = time.perf_counter()
 
     loaded = registry.load("tiny")

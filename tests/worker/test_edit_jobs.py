@@ -20,6 +20,7 @@ from core.storage.protocol import INPUT_PREFIX
 from moderation.provenance import read_manifest
 from tests.drawings import figure
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from tests.worker.test_edits import ellipse_mask, png
 from tests.worker.test_pipeline import ALICE, wait_for_result
 from tests.worker.test_upscaler import save_esrgan
@@ -59,7 +60,7 @@ async def run(pipeline: Pipeline, request: GenerationRequest) -> ResultEvent:
 def with_upscaler(settings: Settings, folder: Path) -> Settings:
     weights = save_esrgan(folder / "RealESRGAN_x2-tiny.pth", 2)
     upscaler = UpscalerSettings(model=str(weights), tile=32, tile_overlap=8, detail_overlap=16)
-    return settings.model_copy(update={"upscaler": upscaler})
+    return with_settings(settings, upscaler=upscaler)
 
 
 async def test_every_edit_mode_is_rendered_stored_signed_as_an_edit_and_cacheable(

@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.storage.factory import build_store
 from core.storage.protocol import ImageStore
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from tests.worker.test_pipeline import wait_for_result
 from worker.backend import Generation, ProgressCallback
 from worker.context import WorkerContext
@@ -122,9 +123,7 @@ async def test_a_retry_tells_the_user_the_job_is_being_tried_again(pipeline: Pip
 
 
 async def test_a_final_local_failure_goes_to_openai_when_configured(pipeline: Pipeline) -> None:
-    settings = pipeline.settings.model_copy(
-        update={"openai": pipeline.settings.openai.model_copy(update={"api_key": SecretStr("sk-test")})}
-    )
+    settings = with_settings(pipeline.settings, openai={"api_key": SecretStr("sk-test")})
     deps = context(pipeline, settings, build_store(settings), BrokenBackend())
     request_id = await queued(pipeline)
     ctx: dict[str, Any] = {"imagebot": deps, "job_try": settings.worker.max_tries}
@@ -147,13 +146,12 @@ async def test_a_job_whose_worker_died_reports_instead_of_vanishing(pipeline: Pi
 
 
 async def test_openai_does_not_stand_in_beyond_the_paid_budget(pipeline: Pipeline) -> None:
-    settings = pipeline.settings.model_copy(
-        update={
-            "openai": pipeline.settings.openai.model_copy(
-                update={"api_key": SecretStr("sk-test")}
-            ),  # gpt-image-1 at medium quality ("standard"), 1024x1024: $0.042 an image
-            "quotas": pipeline.settings.quotas.model_copy(update={"openai_daily_budget_usd": 0.10}),
-        }
+    settings = with_settings(
+        pipeline.settings,
+        openai={
+            "api_key": SecretStr("sk-test")
+        },  # gpt-image-1 at medium quality ("standard"), 1024x1024: $0.042
+        quotas={"openai_daily_budget_usd": 0.10},
     )
     deps = context(pipeline, settings, build_store(settings), BrokenBackend())
     first, second = await queued(pipeline, "a boat --n 2"), await queued(pipeline, "a ship --n 2")

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from core.settings import WorkerSettings
+from tests.settings import with_settings
 from tests.worker.conftest import RequestFactory
 from worker.diffusers_backend import DiffusersBackend
 from worker.latent_preview import LatentMap, PreviewDecoders, TinyAutoencoder
@@ -117,9 +118,7 @@ def test_an_autoencoder_that_cannot_be_loaded_falls_back_to_the_linear_map_and_i
 async def test_a_render_shows_the_autoencoders_previews(
     tiny_registry: ModelRegistry, model_cache_dir: Path, autoencoder: Path, make_request: RequestFactory
 ) -> None:
-    settings = tiny_registry.settings.model_copy(
-        update={"live_preview_autoencoder": {"tiny": str(autoencoder)}}
-    )
+    settings = with_settings(tiny_registry.settings, live_preview_autoencoder={"tiny": str(autoencoder)})
     previews, plain = Previews(), Previews()
 
     generation = await DiffusersBackend(tiny_registry, settings=settings).generate(

@@ -23,6 +23,7 @@ from core.models.verdict import Outcome, Verdict
 from core.settings import Settings
 from core.storage.factory import build_store
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from worker.context import WorkerContext
 from worker.diffusers_backend import DiffusersBackend
 from worker.jobs import generate
@@ -154,8 +155,7 @@ async def test_a_preview_the_image_check_refuses_or_cannot_check_is_not_publishe
 async def test_no_previews_when_the_operator_turns_them_off(
     pipeline: Pipeline, tiny_registry: ModelRegistry
 ) -> None:
-    worker = pipeline.settings.worker.model_copy(update={"live_previews": False})
-    settings = pipeline.settings.model_copy(update={"worker": worker})
+    settings = with_settings(pipeline.settings, worker={"live_previews": False})
     check = PreviewCheck("allow")
     events = await _render(pipeline, tiny_registry, check, settings)
     assert check.previews_checked == 0 and all(event.live_preview is None for event in events)

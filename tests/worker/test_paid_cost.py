@@ -23,6 +23,7 @@ from core.settings import Settings
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.openai_fixture import openai_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from tests.worker.test_pipeline import wait_for_result
 from worker.context import WorkerContext
 from worker.ledger import record_job
@@ -31,16 +32,13 @@ ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c1", display_
 
 
 def paid_settings(settings: Settings, emulator: OpenAIEmulator, quality: str, budget: float) -> Settings:
-    openai = settings.openai.model_copy(
-        update={
-            "api_key": SecretStr(emulator.api_key),
-            "base_url": emulator.base_url,
-            "model": "gpt-image-1",
-            "quality": quality,
-        }
-    )
-    quotas = settings.quotas.model_copy(update={"openai_daily_budget_usd": budget})
-    return settings.model_copy(update={"openai": openai, "quotas": quotas})
+    openai = {
+        "api_key": SecretStr(emulator.api_key),
+        "base_url": emulator.base_url,
+        "model": "gpt-image-1",
+        "quality": quality,
+    }
+    return with_settings(settings, openai=openai, quotas={"openai_daily_budget_usd": budget})
 
 
 async def generated_entries(redis: Any) -> list[dict[str, Any]]:

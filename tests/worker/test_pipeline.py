@@ -17,6 +17,7 @@ from core.keys import CACHE_KEY, REQUEST_KEY
 from core.models.request import GenerationRequest, Mode, Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from worker.postprocess import read_png_parameters
 
 ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c1")
@@ -182,16 +183,13 @@ async def test_no_live_worker_and_no_openai_is_a_clear_refusal(pipeline: Pipelin
 
 
 async def test_openai_takes_over_when_no_local_worker_is_alive(pipeline: Pipeline, openai_emulator) -> None:  # type: ignore[no-untyped-def]
-    settings = pipeline.settings.model_copy(
-        update={
-            "openai": pipeline.settings.openai.model_copy(
-                update={
-                    "api_key": SecretStr(openai_emulator.api_key),
-                    "base_url": openai_emulator.base_url,
-                    "model": "dall-e-3",
-                }
-            )
-        }
+    settings = with_settings(
+        pipeline.settings,
+        openai={
+            "api_key": SecretStr(openai_emulator.api_key),
+            "base_url": openai_emulator.base_url,
+            "model": "dall-e-3",
+        },
     )
     from cli.runtime import open_runtime
 
@@ -226,9 +224,7 @@ async def test_a_failing_job_ends_in_a_failure_event(pipeline: Pipeline) -> None
 
 
 async def test_a_flood_from_one_user_does_not_starve_another(pipeline: Pipeline) -> None:
-    settings = pipeline.settings.model_copy(
-        update={"worker": pipeline.settings.worker.model_copy(update={"max_jobs": 1})}
-    )
+    settings = with_settings(pipeline.settings, worker={"max_jobs": 1})
     await pipeline.start_worker(settings=settings)
     service = pipeline.runtime.service
     await service.admission.quotas.set_tier("cli:alice", "unlimited")  # free tiers can't queue 20 at once

@@ -18,6 +18,7 @@ from moderation.provenance import DIGITAL_SOURCE_TYPE, has_watermark, read_manif
 from tests.emulators.openai_fixture import openai_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline
 from tests.pipeline_fixture import pipeline as pipeline  # noqa: PLC0414
+from tests.settings import with_settings
 from tests.worker.test_pipeline import ALICE, wait_for_result
 from worker.dev_certificate import SIGNER_NAME, make_development_identity
 from worker.postprocess import encode_png, read_png_parameters
@@ -162,10 +163,8 @@ async def test_openai_images_keep_their_own_credentials_as_an_ingredient(
 ) -> None:
     upstream = make_development_identity()
     openai_emulator.sign_with = (upstream.chain_pem, upstream.key_pem)
-    openai = pipeline.settings.openai.model_copy(
-        update={"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
-    )
-    settings = pipeline.settings.model_copy(update={"openai": openai})
+    openai = {"api_key": SecretStr(openai_emulator.api_key), "base_url": openai_emulator.base_url}
+    settings = with_settings(pipeline.settings, openai=openai)
     from cli.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:

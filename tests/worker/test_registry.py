@@ -23,6 +23,7 @@ from core.models.request import Platform, Requester
 from core.models.result import EventKind
 from core.settings import Settings, WorkerSettings
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from tests.worker.conftest import RequestFactory
 from tests.worker.test_pipeline import wait_for_result
 from worker.diffusers_backend import DiffusersBackend
@@ -216,10 +217,8 @@ async def test_an_evicted_model_is_still_advertised_routed_here_and_rendered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="worker.registry")
-    worker = settings.worker.model_copy(
-        update={"models": ["tiny", "tiny-b"], "model_memory_budget_gb": 1.5 * tiny_bytes / 2**30}
-    )
-    await pipeline.start_worker(settings=settings.model_copy(update={"worker": worker}))
+    worker = {"models": ["tiny", "tiny-b"], "model_memory_budget_gb": 1.5 * tiny_bytes / 2**30}
+    await pipeline.start_worker(settings=with_settings(settings, worker=worker))
     workers = WorkerRegistry(pipeline.runtime.redis)
 
     (serving,) = await workers.serving(c.QUEUE_GPU)

@@ -31,6 +31,7 @@ from core.models.request import GenerationRequest, Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from core.settings import Settings
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.heartbeat import lease_s
 from worker.main import ImagebotWorker, build_worker
@@ -39,7 +40,7 @@ ALICE = Requester(platform=Platform.CLI, user_id="alice", chat_id="c")
 
 
 def tuned(settings: Settings, **worker: Any) -> Settings:
-    return settings.model_copy(update={"worker": settings.worker.model_copy(update=worker)})
+    return with_settings(settings, worker=worker)
 
 
 @contextlib.asynccontextmanager
@@ -86,10 +87,8 @@ async def test_a_worker_rides_out_a_redis_restart_and_serves_again(
         protected=False
     ).start()  # its own server: restarting it must not disturb other tests
     try:
-        settings = tuned(settings, heartbeat_interval_s=0.5).model_copy(update={"redis_url": server.url})
-        settings = settings.model_copy(
-            update={"moderation": settings.moderation.model_copy(update={"image_check": False})}
-        )
+        settings = with_settings(tuned(settings, heartbeat_interval_s=0.5), redis_url=server.url)
+        settings = with_settings(settings, moderation={"image_check": False})
         worker = build_worker(settings, c.QUEUE_GPU)
         watcher = aioredis.Redis.from_url(server.url)
         async with running(worker, watcher) as task:

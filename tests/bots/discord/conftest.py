@@ -26,6 +26,7 @@ from core.settings import DiscordSettings, Settings
 from tests.emulators.discord_api import BOT_TOKEN, Call, DiscordEmulator, Interaction, Message
 from tests.emulators.discord_fixture import discord_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
+from tests.settings import with_settings
 
 
 def discord_settings(settings: Settings, emulator: DiscordEmulator, sharded: bool = False) -> Settings:
@@ -35,7 +36,7 @@ def discord_settings(settings: Settings, emulator: DiscordEmulator, sharded: boo
         gateway_url=emulator.gateway_url,
         sharded=sharded,
     )
-    return settings.model_copy(update={"discord": group})
+    return with_settings(settings, discord=group)
 
 
 @dataclass

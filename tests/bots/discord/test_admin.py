@@ -13,6 +13,7 @@ from core.governance.audit import AUDIT_STREAM
 from core.settings import PrivilegeSettings, QuotaSettings, Settings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
 from tests.emulators.discord_api import MANAGE_MESSAGES, DiscordEmulator, Message, UserOption
+from tests.settings import with_settings
 
 USER = 4242
 OTHER = 5151
@@ -28,12 +29,11 @@ def roles_of(emulator: DiscordEmulator, user_id: int) -> tuple[int, ...]:
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The pipeline's settings with an owner, a role giving a tier, a moderators' role, quick auto-bans."""
-    return settings.model_copy(
-        update={
-            "owners": [f"discord:{OWNER}"],
-            "quotas": QuotaSettings(role_tiers={"Supporters": "supporter"}),
-            "privileges": PrivilegeSettings(discord_mod_roles=["Helpers"], refusals_before_ban=2),
-        }
+    return with_settings(
+        settings,
+        owners=[f"discord:{OWNER}"],
+        quotas=QuotaSettings(role_tiers={"Supporters": "supporter"}),
+        privileges=PrivilegeSettings(discord_mod_roles=["Helpers"], refusals_before_ban=2),
     )
 
 

@@ -28,6 +28,7 @@ from tests.emulators.discord_api import (
     DiscordEmulator,
     Message,
 )
+from tests.settings import with_settings
 
 USER = 4242
 OTHER_USER = 5151
@@ -286,7 +287,7 @@ async def test_sync_publishes_commands_and_the_token_is_never_logged(
 
 
 async def test_missing_token_is_a_config_error(bots: BotRunner) -> None:
-    settings = bots.pipeline.settings.model_copy(update={"discord": DiscordSettings(token=SecretStr(" "))})
+    settings = with_settings(bots.pipeline.settings, discord=DiscordSettings(token=SecretStr(" ")))
     runtime = bots.pipeline.runtime
     with pytest.raises(ConfigError, match=re.escape("IMAGEBOT_DISCORD__TOKEN")):
         await run_discord_bot(settings, runtime.service, runtime.redis)

@@ -10,6 +10,7 @@ from core.models.request import Canvas, GenerationRequest, Mode
 from core.settings import QuotaSettings, Settings
 from tests.bots.discord.conftest import BotRunner, answer
 from tests.emulators.discord_api import DiscordEmulator, Interaction, Message
+from tests.settings import with_settings
 
 USER = 4242
 RENDER_S = 120.0  # a tiny render takes seconds, but the machine may be busy
@@ -18,7 +19,7 @@ RENDER_S = 120.0  # a tiny render takes seconds, but the machine may be busy
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """More than the free tier's two jobs in flight: these tests press several edit buttons at once."""
-    return settings.model_copy(update={"quotas": QuotaSettings(default_tier="unlimited")})
+    return with_settings(settings, quotas=QuotaSettings(default_tier="unlimited"))
 
 
 def one_image_ids(request_id: str) -> list[str]:

@@ -18,6 +18,7 @@ from moderation.factory import build_image_moderator
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, done, queued
 from tests.bots.discord.test_admin import MOD, USER, admin, roles_of
 from tests.emulators.discord_api import DiscordEmulator, Message
+from tests.settings import with_settings
 from worker.captioner import TransformersCaptioner
 from worker.context import WorkerContext
 from worker.describing import describe
@@ -26,7 +27,7 @@ from worker.tiny_captioner import build_tiny_captioner
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"privileges": PrivilegeSettings(discord_mod_roles=["Helpers"])})
+    return with_settings(settings, privileges=PrivilegeSettings(discord_mod_roles=["Helpers"]))
 
 
 def png(colour: tuple[int, int, int]) -> bytes:

@@ -13,6 +13,7 @@ from core.settings import PrivilegeSettings, Settings
 from tests.bots.discord.conftest import BotRunner, answer
 from tests.bots.discord.test_bot import result_of
 from tests.emulators.discord_api import DiscordEmulator, Message
+from tests.settings import with_settings
 
 USER = 4242
 OTHER = 5151
@@ -22,8 +23,8 @@ OWNER = 9000
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"owners": [f"discord:{OWNER}"], "privileges": PrivilegeSettings(refusals_before_ban=0)}
+    return with_settings(
+        settings, owners=[f"discord:{OWNER}"], privileges=PrivilegeSettings(refusals_before_ban=0)
     )
 
 

@@ -10,6 +10,7 @@ from core.models.result import EventKind, ResultEvent, StoredImage
 from core.settings import StorageSettings
 from tests.bots.discord.conftest import BotRunner, announce_worker, answer, queue_depth, request_ids
 from tests.emulators.discord_api import DiscordEmulator
+from tests.settings import with_settings
 
 USER = 4242
 OTHER = 5151
@@ -71,7 +72,7 @@ async def test_a_grid_larger_than_the_upload_limit_is_an_embed_of_its_cdn_url(
     emulator, settings = discord_emulator, bots.pipeline.settings
     emulator.attachment_size_limit = 200  # bytes: no grid or preview fits
     storage = StorageSettings(local_dir=settings.storage.local_dir, public_base_url=CDN)
-    await bots.pipeline.start_worker(settings=settings.model_copy(update={"storage": storage}))
+    await bots.pipeline.start_worker(settings=with_settings(settings, storage=storage))
     await bots.start()
 
     command = await emulator.slash("imagine", {"prompt": "a canyon", "count": 2}, user_id=USER)

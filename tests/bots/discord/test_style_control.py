@@ -14,6 +14,7 @@ from core.settings import AdapterSettings, Settings
 from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from tests.bots.discord.conftest import BotRunner, answer
 from tests.emulators.discord_api import DiscordEmulator
+from tests.settings import with_settings
 
 USER = 4242
 ADMIN = 6002
@@ -21,7 +22,7 @@ ADMIN = 6002
 
 @pytest.fixture
 def settings(settings: Settings, adapter_settings: AdapterSettings) -> Settings:  # noqa: F811
-    return settings.model_copy(update={"adapters": adapter_settings})
+    return with_settings(settings, adapters=adapter_settings)
 
 
 def square_png() -> bytes:

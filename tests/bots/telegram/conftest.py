@@ -26,6 +26,7 @@ from moderation.factory import build_image_moderator
 from tests.emulators.telegram_api import Chat, Sent, TelegramEmulator, User
 from tests.emulators.telegram_fixture import telegram_emulator_fixture  # noqa: F401
 from tests.pipeline_fixture import Pipeline, pipeline  # noqa: F401
+from tests.settings import with_settings
 from worker.backend import GeneratedImage, Generation, ProgressCallback
 from worker.context import WorkerContext
 from worker.jobs import generate
@@ -179,7 +180,7 @@ def bot_settings(
         base_file_url=emulator.base_file_url,
         **telegram,
     )
-    return pipeline.settings.model_copy(update={"telegram": group, "owners": [f"telegram:{OLGA.id}"]})
+    return with_settings(pipeline.settings, telegram=group, owners=[f"telegram:{OLGA.id}"])
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from core.keys import REQUEST_KEY, TELEGRAM_CHAT_ADMINS_KEY
 from core.settings import TelegramSettings
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, GROUP, MONA, TelegramBot, last_request
 from tests.emulators.telegram_api import Sent
+from tests.settings import with_settings
 
 
 def status_reply(bot: TelegramBot, chat_id: int, message_id: object) -> Sent:
@@ -208,7 +209,7 @@ async def test_help_lists_the_flags_and_commands_are_registered(telegram_bot: Te
 
 
 async def test_a_missing_token_is_a_config_error(telegram_bot: TelegramBot) -> None:
-    settings = telegram_bot.settings.model_copy(update={"telegram": TelegramSettings(token=SecretStr(" "))})
+    settings = with_settings(telegram_bot.settings, telegram=TelegramSettings(token=SecretStr(" ")))
     runtime = telegram_bot.pipeline.runtime
     with pytest.raises(ConfigError, match=r"^IMAGEBOT_TELEGRAM__TOKEN: "):
         await run_telegram_bot(settings, runtime.service, runtime.redis, admin=runtime.admin)

@@ -15,6 +15,7 @@ from core.models.request import Canvas, GenerationRequest, Mode
 from core.settings import QuotaSettings, Settings
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, TelegramBot, request_id_of
 from tests.emulators.telegram_api import Sent
+from tests.settings import with_settings
 
 ONE_IMAGE_LABELS = [
     "Upscale (Subtle)",
@@ -36,7 +37,7 @@ RENDER_S = 120  # a tiny render takes seconds, but the machine may be busy
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """More than the free tier's two jobs in flight: these tests press several edit buttons at once."""
-    return settings.model_copy(update={"quotas": QuotaSettings(default_tier="unlimited")})
+    return with_settings(settings, quotas=QuotaSettings(default_tier="unlimited"))
 
 
 async def sent(

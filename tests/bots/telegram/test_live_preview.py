@@ -32,6 +32,7 @@ from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot
 from tests.bots.telegram.test_progress import event, queued
 from tests.emulators.telegram_api import Call, Sent, TelegramEmulator
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 INTERVAL_S = 1.5  # progress edits per request, as the bot is tuned here (4 s by default)
 PER_CHAT_S = 1.0  # the rate limiter's spacing of messages in one chat (its default)
@@ -78,7 +79,7 @@ def one_core(settings: Settings, **worker: object) -> Settings:
     """The worker's model on one core, cores split (not taken in turns): the render's length doesn't swing with
     the machine's load."""
     changes = {"model_threads": 1, "cpu_turns": False, **worker}
-    return settings.model_copy(update={"worker": settings.worker.model_copy(update=changes)})
+    return with_settings(settings, worker=changes)
 
 
 def successful(emulator: TelegramEmulator, methods: tuple[str, ...], chat_id: int) -> list[Call]:

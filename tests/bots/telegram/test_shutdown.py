@@ -23,6 +23,7 @@ from core.models.result import EventKind, ResultEvent
 from tests.bots.telegram.conftest import FAST, TelegramBot
 from tests.cancel_points import CancelPoints
 from tests.emulators.telegram_api import Chat
+from tests.settings import with_settings
 
 MODS = Chat(-555, "supergroup", "Moderators")
 STOPPED_WITHIN_S = 20.0  # a stop takes well under a second here; a bot that hangs fails the test
@@ -54,11 +55,9 @@ class Sweep:
         """The bot, as a new consumer each time: a result an earlier (cancelled) run left behind is not in its
         way, so each run takes the same steps (the last run, claiming at once, delivers what they left)."""
         runtime, self.runs = self.bot.pipeline.runtime, self.runs + 1
-        settings = self.bot.settings
-        delivery = settings.delivery.model_copy(update={"claim_idle_s": claim_idle_s})
         return asyncio.create_task(
             run_telegram_bot(
-                settings.model_copy(update={"delivery": delivery}),
+                with_settings(self.bot.settings, delivery={"claim_idle_s": claim_idle_s}),
                 runtime.service,
                 runtime.redis,
                 admin=runtime.admin,

@@ -13,11 +13,12 @@ from core.settings import AdapterSettings, Settings
 from tests.adapter_fixture import adapter_settings, tiny_controlnet_dir, tiny_lora_files  # noqa: F401
 from tests.bots.telegram.conftest import ALICE, ALICE_DM, TelegramBot
 from tests.bots.telegram.test_telegram_uploads import stored_inputs
+from tests.settings import with_settings
 
 
 @pytest.fixture
 def settings(settings: Settings, adapter_settings: AdapterSettings) -> Settings:  # noqa: F811
-    return settings.model_copy(update={"adapters": adapter_settings})
+    return with_settings(settings, adapters=adapter_settings)
 
 
 def square_png() -> bytes:

@@ -15,8 +15,9 @@ from core.governance.audit import AUDIT_STREAM
 from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.models.privileges import Privilege
 from core.models.request import LoraRef, Platform, Requester
-from core.settings import AdapterSettings, LimitsSettings, Settings
+from core.settings import AdapterSettings, LimitsSettings, Settings, updated
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 CATALOG = AdapterSettings.model_validate(
     {
@@ -96,9 +97,7 @@ def test_control_kinds_need_a_controlnet_and_for_depth_and_pose_an_annotator() -
     assert refusal("a house --control canny --cw 3").field == "cw"
     assert refusal("a house --cw 0.5").field == "cw"
     assert "no canny ControlNet for sdxl" in refusal("a house --control canny", "sdxl").message
-    with_annotator = CATALOG.model_copy(
-        update={"control": CATALOG.control.model_copy(update={"depth_annotator": "/w/dpt"})}
-    )
+    with_annotator = updated(CATALOG, {"control": {"depth_annotator": "/w/dpt"}})
     assert parse("a house --control depth", adapters=with_annotator).control == "depth"
 
 
@@ -117,7 +116,7 @@ MOD = USER.model_copy(update={"user_id": "2", "privilege": Privilege.MOD})
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"adapters": CATALOG})
+    return with_settings(settings, adapters=CATALOG)
 
 
 async def test_moderators_turn_a_lora_off_here_audited_and_refusals_charge_nothing(

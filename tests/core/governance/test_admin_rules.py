@@ -15,6 +15,7 @@ from core.models.request import GenerationRequest, Platform, Requester
 from core.models.result import EventKind, ResultEvent
 from core.settings import QuotaSettings, Settings
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 GROUP = "-100"
 
@@ -53,7 +54,7 @@ async def here(user_id: str) -> Requester | None:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"quotas": QuotaSettings(role_tiers={"Supporters": "supporter"})})
+    return with_settings(settings, quotas=QuotaSettings(role_tiers={"Supporters": "supporter"}))
 
 
 async def bans(pipeline: Pipeline) -> list[bytes]:

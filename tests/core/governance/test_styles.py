@@ -11,6 +11,7 @@ from core.models.privileges import Privilege
 from core.models.request import Platform, Requester
 from core.settings import LimitsSettings, Settings, StylePreset
 from tests.pipeline_fixture import Pipeline
+from tests.settings import with_settings
 
 WATERCOLOR = StylePreset(template="watercolor painting of {prompt}, soft edges", negative="photo, 3d")
 GROUP = "-100"
@@ -40,7 +41,7 @@ def test_settings_refuse_a_template_without_its_placeholder_and_bad_names() -> N
 async def test_community_presets_live_in_their_community_and_unknown_names_list_what_exists(
     redis: aioredis.Redis, settings: Settings
 ) -> None:
-    book = StyleBook(redis, settings.model_copy(update={"styles": {"watercolor": WATERCOLOR}}))
+    book = StyleBook(redis, with_settings(settings, styles={"watercolor": WATERCOLOR}))
     assert await book.add("telegram:-100", "Ink", "ink drawing of {prompt}", "colour") == "ink"
     assert [style.name for style in await book.all(ALICE)] == ["watercolor", "ink"]
     assert [style.name for style in await book.all(ELSEWHERE)] == ["watercolor"]
