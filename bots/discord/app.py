@@ -24,7 +24,7 @@ from bots.discord.delivery import Delivery
 from bots.discord.forget import ForgetButton
 from bots.discord.replies import NO_MENTIONS
 from bots.discord.telemetry import instrument, watch_rate_limits
-from core.delivery.events import EventConsumer, consumer_for
+from core.delivery.events import STOP_GRACE_S, EventConsumer, consumer_for, stop_consuming
 from core.delivery.tally import DailyTally
 from core.errors import ConfigError
 from core.governance.admin import AdminService
@@ -79,11 +79,15 @@ class _Lifecycle:
         if not initial:
             await asyncio.sleep(self.context.identify_interval_s)
 
-    async def close(self) -> None:
-        self.stop.set()
+    async def stop_consuming(self) -> None:
+        """No new result is taken; the delivery in progress may finish within the grace period (so it is not sent
+        again after a restart), then the consumer is cancelled."""
         if self.consumer is not None:
-            await cancel_and_wait(self.consumer)
+            await stop_consuming(self.consumer, self.stop, self.context.stop_grace_s)
             self.consumer = None
+
+    async def close(self) -> None:
+        await self.stop_consuming()
         await self.delivery.close()
 
 
@@ -176,10 +180,14 @@ async def run_discord_bot(
     token_lifetime_s: float = TOKEN_LIFETIME_S,
     progress_interval_s: float = PROGRESS_INTERVAL_S,
     identify_interval_s: float = IDENTIFY_INTERVAL_S,
+    stop_grace_s: float = STOP_GRACE_S,
     admin: AdminService | None = None,
     add_check: AddCheck | None = None,
 ) -> None:
     """Run the bot until cancelled; with `sync`, publish the application commands and return.
+
+    On cancel it stops in order (`_stop`): no new interactions, then the delivery in progress may finish within
+    `stop_grace_s`, so it is neither cut short nor sent twice after a restart; then the connections close.
 
     `admin` runs the /admin commands; when None one is built over the same Redis, store and quotas as
     `service` (as cli/runtime.py does). `add_check("gateway", check)` registers the readiness of the gateway
@@ -195,6 +203,7 @@ async def run_discord_bot(
         token_lifetime_s=token_lifetime_s,
         progress_interval_s=progress_interval_s,
         identify_interval_s=identify_interval_s,
+        stop_grace_s=stop_grace_s,
         consume=not sync,
     )
     client = build_client(context)
@@ -208,4 +217,32 @@ async def run_discord_bot(
                 "published %d application commands: %s", len(commands), ", ".join(c.name for c in commands)
             )
             return
-        await client.start(token)
+        await client.login(token)  # setup_hook starts the result consumer
+        gateway = asyncio.create_task(client.connect(), name="discord gateway")
+        try:
+            # Not `await gateway`: the bot's cancellation is for _stop to hand on, in order.
+            await asyncio.wait({gateway})
+            gateway.result()
+        finally:
+            await to_the_end(_stop(client, gateway))
+
+
+async def _stop(client: ImagebotClient, gateway: asyncio.Task[None]) -> None:
+    """Interactions first (the gateway is no longer read), then the result consumer with its grace period (its
+    replies still go out over REST), then the gateway and HTTP connections.
+
+    The gateway task also ends when the cancel meant for it is lost (Python 3.11's wait_for, around discord.py's
+    connect, returns a result that came in with the cancel instead of raising it): closing the client ends
+    discord.py's reconnect loop.
+    """
+    failed_before = gateway.done() and not gateway.cancelled() and gateway.exception() is not None
+    gateway.cancel()
+    if isinstance(client, discord.AutoShardedClient):  # its shards read the gateway in tasks of their own
+        await asyncio.gather(*(shard.disconnect() for shard in client.shards.values()))
+    await client.lifecycle.stop_consuming()
+    await client.close()
+    try:
+        await cancel_and_wait(gateway)
+    except Exception:
+        if not failed_before:  # else it is raised already
+            log.exception("the Discord gateway connection failed while the bot stopped")

@@ -9,6 +9,7 @@ import discord
 from arq.connections import ArqRedis
 
 from core.delivery.delivery_log import DeliveryLog
+from core.delivery.events import STOP_GRACE_S
 from core.governance.admin import AdminService
 from core.governance.preferences import PreferenceStore
 from core.service import ImagineService
@@ -57,6 +58,7 @@ class BotContext:
     token_lifetime_s: float = TOKEN_LIFETIME_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
     identify_interval_s: float = IDENTIFY_INTERVAL_S
+    stop_grace_s: float = STOP_GRACE_S  # how long a stopping bot lets a delivery in progress finish
     consume: bool = True  # False for `--sync`: publish the commands, deliver nothing
     acks: Acknowledgements = field(default_factory=Acknowledgements)
 

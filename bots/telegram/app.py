@@ -42,7 +42,7 @@ from bots.telegram.replies import report_error
 from bots.telegram.update_processor import ChatOrderedProcessor
 from bots.telegram.webhook import WebhookListener, webhook_secret
 from core.commands.buttons import PREFIX as BUTTON_PREFIX
-from core.delivery.events import consumer_for
+from core.delivery.events import consumer_for, stop_consuming
 from core.delivery.tally import DailyTally
 from core.errors import ConfigError
 from core.governance.admin import AdminService
@@ -50,7 +50,7 @@ from core.governance.forget import BUTTON_PATTERN as FORGET_BUTTONS
 from core.models.request import Platform
 from core.service import ImagineService
 from core.settings import Settings
-from core.tasks import cancel_and_wait, to_the_end
+from core.tasks import to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +251,12 @@ async def run_telegram_bot(
         consuming = asyncio.create_task(
             consumer.run(delivery.handle, stop, block_ms=tuning.event_block_ms), name="telegram-results"
         )
-        started.push_async_callback(_stop_consumer, consuming, stop, tuning.stop_grace_s)
+        started.push_async_callback(stop_consuming, consuming, stop, tuning.stop_grace_s)
         started.push_async_callback(_stop_updates, application, webhook)  # first: no new messages
         await _start_updates(application, tuning, webhook)
         log.info("Telegram bot @%s is up", application.bot.username)
         # Not `await consuming`: the bot's cancellation would reach the consumer in the middle of a delivery,
-        # which _stop_consumer gives its grace period first.
+        # which stop_consuming gives its grace period first.
         await asyncio.wait({consuming})
         consuming.result()
     finally:
@@ -270,15 +270,6 @@ async def _stop_updates(application: Application, webhook: WebhookListener | Non
     updater = application.updater
     if updater is not None and updater.running:  # also after a start_polling that was cut short
         await updater.stop()
-
-
-async def _stop_consumer(consuming: asyncio.Task[None], stop: asyncio.Event, grace_s: float) -> None:
-    """No new result is taken; the delivery in progress may finish within `grace_s`, so that a reply is neither
-    cut in half nor sent twice; then the consumer is cancelled (an unfinished result stays pending)."""
-    stop.set()
-    if not consuming.done():  # else it failed, and that error is on its way out already
-        await asyncio.wait({consuming}, timeout=grace_s)
-        await cancel_and_wait(consuming)
 
 
 async def _stop_application(application: Application) -> None:

@@ -11,6 +11,7 @@ from telegram import Bot, Chat, User
 from bots.telegram.rate_limiter import RateLimits
 from bots.telegram.requester import Privileges, requester_for
 from core.delivery.delivery_log import DeliveryLog
+from core.delivery.events import STOP_GRACE_S
 from core.governance.admin import AdminService
 from core.governance.preferences import PreferenceStore
 from core.models.request import Requester
@@ -27,7 +28,7 @@ class Tuning:
     preview_photo_min_left_s: float = 4.0  # a live preview's photo only for a render with this long left
     poll_timeout_s: int = 10  # getUpdates long-poll
     event_block_ms: int = 1000  # how long one read of the result stream waits (and a stop may wait)
-    stop_grace_s: float = 5.0  # how long a stopping bot lets a delivery in progress finish
+    stop_grace_s: float = STOP_GRACE_S  # how long a stopping bot lets a delivery in progress finish
     concurrent_chats: int = 256  # chats whose updates are handled at once (each chat's one at a time)
 
 

@@ -56,6 +56,7 @@ return 0
 """
 ACKNOWLEDGE_TIMEOUT_S = 10.0  # bounds the acknowledgement a stopping consumer still finishes
 LEASE_RENEWALS = 3  # a lease is renewed this many times per lease_ms while its delivery runs
+STOP_GRACE_S = 5.0  # how long a stopping front end lets the delivery in progress finish (stop_consuming)
 
 
 def stream_key(platform: Platform | str) -> str:
@@ -248,12 +249,14 @@ class EventConsumer:
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
 
-    async def _claim_abandoned(self, handler: EventHandler) -> int:
+    async def _claim_abandoned(self, handler: EventHandler, stop: asyncio.Event) -> int:
         handled = 0
         _, claimed, *_ = await self.redis.xautoclaim(
             self.stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0", count=50
         )
         for entry_id, fields in claimed:
+            if stop.is_set():
+                break
             if not fields:
                 continue
             if await self._deliveries(entry_id) > self.max_deliveries:
@@ -283,44 +286,64 @@ class EventConsumer:
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
 
-    async def read_once(self, handler: EventHandler, block_ms: int = 1000, count: int = 20) -> int:
+    async def read_once(
+        self, handler: EventHandler, block_ms: int = 1000, count: int = 20, stop: asyncio.Event | None = None
+    ) -> int:
         """Deliver this consumer's backlog (first call), abandoned entries, then new ones. Returns how many.
 
-        A missing group is recreated (and 0 returned); connection errors propagate to the caller."""
+        Once `stop` is set no further delivery starts and the wait for new entries ends. A missing group is
+        recreated (and 0 returned); connection errors propagate to the caller."""
         await self.ensure_group()
         try:
-            return await self._read(handler, block_ms, count)
+            return await self._read(handler, block_ms, count, stop or asyncio.Event())
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             await self._recreate_group()
             return 0
 
-    async def _read(self, handler: EventHandler, block_ms: int, count: int) -> int:
+    async def _read(self, handler: EventHandler, block_ms: int, count: int, stop: asyncio.Event) -> int:
         handled = 0
         if not self._backlog_done:
             response = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=1000)
             for _, entries in response:
                 for entry_id, fields in entries:
+                    if stop.is_set():  # a stopping consumer starts no new delivery: the rest stay pending
+                        return handled
                     if fields:
                         handled += await self._handle(entry_id, fields, handler)
             self._backlog_done = True
-        handled += await self._claim_abandoned(handler)
-        response = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
-        )
-        for _, entries in response or []:
+        handled += await self._claim_abandoned(handler, stop)
+        for _, entries in await self._new_entries(block_ms, count, stop):
             for entry_id, fields in entries:
+                if stop.is_set():
+                    return handled
                 handled += await self._handle(entry_id, fields, handler)
         return handled
 
+    async def _new_entries(self, block_ms: int, count: int, stop: asyncio.Event) -> list[Any]:
+        """New entries, waiting up to `block_ms` for some; a stop ends the wait at once (nothing is returned, and
+        what Redis handed over as the read was cut short stays pending for this consumer name)."""
+        reading = asyncio.ensure_future(
+            self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait(stopping)
+            if not reading.done():
+                await cancel_and_wait(reading)
+        return [] if reading.cancelled() else list(reading.result() or [])
+
     async def run(self, handler: EventHandler, stop: asyncio.Event, block_ms: int = 1000) -> None:
-        """Deliver events until `stop` is set. While Redis is unreachable, retry with backoff (logged once per
+        """Deliver events until `stop` is set: the delivery in progress then finishes, and a wait for new entries
+        ends at once (see `stop_consuming`). While Redis is unreachable, retry with backoff (logged once per
         outage, and when it is back); other failures are logged with their traceback and retried the same way."""
         delay = 0.0
         while not stop.is_set():
             try:
-                await self.read_once(handler, block_ms=block_ms)
+                await self.read_once(handler, block_ms=block_ms, stop=stop)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -339,6 +362,17 @@ class EventConsumer:
                 continue
             with contextlib.suppress(TimeoutError):  # a stop request cuts the wait short
                 await asyncio.wait_for(stop.wait(), delay)
+
+
+async def stop_consuming(consuming: asyncio.Task[None], stop: asyncio.Event, grace_s: float) -> None:
+    """Stop a front end's consumer task (running `EventConsumer.run(…, stop)`): no new result is taken, the
+    delivery in progress may finish within `grace_s`, so that a reply is neither cut in half nor sent again after
+    a restart (its delivered marker is written); then the task is cancelled (an unfinished result stays pending).
+    An idle consumer ends at once: its wait for new entries ends when `stop` is set."""
+    stop.set()
+    if not consuming.done():  # else it failed, and that error is on its way out already
+        await asyncio.wait({consuming}, timeout=grace_s)
+        await cancel_and_wait(consuming)
 
 
 async def follow(

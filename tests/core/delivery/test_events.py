@@ -7,7 +7,7 @@ import contextlib
 
 import redis.asyncio as aioredis
 
-from core.delivery.events import EventConsumer, EventPublisher
+from core.delivery.events import EventConsumer, EventPublisher, stop_consuming
 from core.models.ids import new_request_id
 from core.models.request import Platform, Requester
 from core.models.result import EventKind, ResultEvent
@@ -154,6 +154,50 @@ async def _delivered(recorder: Recorder, request_id: str, within: float = 10.0) 
         while (request_id, EventKind.DONE) not in recorder.seen:
             recorder.arrived.clear()
             await recorder.arrived.wait()
+
+
+async def test_a_stopping_consumer_finishes_the_delivery_in_hand_and_starts_no_other(
+    redis: aioredis.Redis,
+) -> None:
+    publisher = EventPublisher(redis)
+    sending, release = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def slow(event: ResultEvent) -> None:
+        sending.set()
+        await release.wait()
+        sent.append(event.request_id)
+
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    await consumer.ensure_group()
+    for request_id in ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"):
+        await publisher.publish(_event(request_id))
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(slow, stop, block_ms=60_000))
+    await asyncio.wait_for(sending.wait(), 10)
+    stopping = asyncio.create_task(stop_consuming(running, stop, grace_s=30.0))
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # the send in hand is waited for…
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    assert sent == ["aaaaaaaaaaaaaaaa"]  # …and the second result is left for the next start
+
+    restarted = Recorder()
+    assert await EventConsumer(redis, Platform.TELEGRAM, "tg-1").read_once(restarted, block_ms=10) == 1
+    assert restarted.seen == [("bbbbbbbbbbbbbbbb", EventKind.DONE)]
+
+
+async def test_an_idle_consumer_stops_at_once_without_waiting_out_its_read(redis: aioredis.Redis) -> None:
+    consumer = EventConsumer(redis, Platform.TELEGRAM, "tg-1")
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(Recorder(), stop, block_ms=60_000))
+    await asyncio.sleep(0.3)  # blocked reading the stream, for a minute
+    async with asyncio.timeout(5):
+        await stop_consuming(running, stop, grace_s=120.0)
+    assert running.done() and not running.cancelled()  # it ended by itself, before the grace ran out
+    await EventPublisher(redis).publish(_event("cccccccccccccccc"))
+    later = Recorder()  # nothing was taken from the stream by the read that was cut short
+    assert await EventConsumer(redis, Platform.TELEGRAM, "tg-1").read_once(later, block_ms=10) == 1
 
 
 async def test_a_running_consumer_delivers_again_after_flushall(redis: aioredis.Redis) -> None:
