@@ -141,11 +141,11 @@ async def _run_bot(platform: str, settings: Settings, *, sync: bool, with_worker
             for task in done:
                 task.result()
         finally:
-            await to_the_end(_stop_in_order(tasks))
+            await to_the_end(stop_in_order(tasks))
     return 0
 
 
-async def _stop_in_order(tasks: list[asyncio.Future[None]]) -> None:
+async def stop_in_order(tasks: list[asyncio.Future[None]]) -> None:
     """The front end stops taking messages first, then the worker; each is stopped even if one before failed
     (run through `to_the_end`: a second SIGTERM does not leave the worker running behind a stopped bot)."""
     for task in reversed(tasks):

@@ -9,16 +9,16 @@ unless --with-worker), and with IMAGEBOT_WEB__SECRET the visitors are the chat u
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
-from cli.bots import start_worker, until_sigterm
+from cli.bots import start_worker, stop_in_order, until_sigterm
 from cli.health import health_endpoints, redis_check
 from cli.runtime import open_runtime
 from core.settings import Settings
+from core.tasks import to_the_end
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ async def _run_web(settings: Settings, with_worker: bool | None, ready: Callable
             for task in done:
                 task.result()
         finally:
-            for task in reversed(tasks):  # the pages stop first, then the worker
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # The pages stop first, then the worker; to the end even when another cancel (a second SIGTERM)
+            # lands meanwhile, which is raised once both have stopped.
+            await to_the_end(stop_in_order(tasks))
     return 0

@@ -1,8 +1,9 @@
 """`imagebot web` as a newcomer runs it: no settings, so an embedded Redis, an in-process worker and local storage
-behind the pages, for one local user; SIGTERM stops it cleanly."""
+behind the pages, for one local user; SIGTERM stops it cleanly, and a second one does not cut that stop short."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,7 +15,19 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
+from bots.web.app import run_web_bot
+from cli.web import run_web
+from core import constants as c
+from core.delivery.events import EventPublisher, stream_key
+from core.models.ids import new_request_id
+from core.models.request import Platform, Requester
+from core.models.result import EventKind, ResultEvent
+from core.settings import Settings
+from tests.cancel_points import CancelPoints
 from tests.cli.test_imagine_command import ROOT
+from tests.settings import with_settings
 
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
@@ -78,3 +91,51 @@ def test_a_port_out_of_range_is_refused_naming_the_option(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert "--port: Input should be less than 65536" in done.stderr
+
+
+async def test_a_second_cancel_while_the_pages_stop_lets_them_stop_then_is_raised(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    """The pages' own shutdown (their result consumer among it) runs to its end through a second cancel, which
+    then stops `imagebot web` as it was told to. Before, the second cancel was handed on to the pages' shutdown,
+    cutting it short: a result consumer could be left reading the stream, and the cancel itself was swallowed."""
+    settings = with_settings(settings, web={"port": 0})
+
+    async def stopped(web: asyncio.Task[int], where: str) -> None:
+        done, _ = await asyncio.wait({web}, timeout=20)
+        assert done, f"imagebot web cancelled {where} did not stop"
+        assert web.cancelled(), f"cancelled {where}, it returned {web.result()}"
+
+    async def started() -> asyncio.Task[int]:
+        listening = asyncio.Event()
+        web = asyncio.create_task(run_web(settings, with_worker=False, ready=lambda _: listening.set()))
+        await asyncio.wait_for(listening.wait(), 20)
+        return web
+
+    with CancelPoints(run_web_bot) as points:
+        web = await started()
+        before = points.suspensions
+        web.cancel()
+        await stopped(web, "once")
+        awaits = points.suspensions - before + 2
+        for n in range(1, awaits + 1):
+            web = await started()
+            web.cancel()
+            points.cancel_at(web, n)
+            await stopped(web, f"again at await #{n} of the pages' shutdown ({points.where})")
+    assert awaits > 3
+
+    # No consumer of a stopped run reads the stream any more: a result published now stays undelivered.
+    stream = stream_key(Platform.WEB)
+    read_before = await _last_delivered(redis, stream)
+    requester = Requester(platform=Platform.WEB, user_id="1", chat_id="1")
+    await EventPublisher(redis).publish(
+        ResultEvent(kind=EventKind.NOTICE, request_id=new_request_id(), message="hi", requester=requester)
+    )
+    await asyncio.sleep(1.5)  # longer than a consumer's read waits
+    assert await _last_delivered(redis, stream) == read_before
+
+
+async def _last_delivered(redis: aioredis.Redis, stream: str) -> bytes:
+    groups = await redis.xinfo_groups(stream)
+    return next(g["last-delivered-id"] for g in groups if g["name"].decode() == c.EVENTS_GROUP)
