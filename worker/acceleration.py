@@ -5,6 +5,8 @@
 - `channels_last`: the UNet's (and VAE's) weights in NHWC, faster convolutions on tensor cores.
 - `vae_tiling` / `vae_slicing`: decode large images tile by tile, and a batch image by image, in bounded memory.
 - `cpu_offload`: keep each component on the CPU until it runs (cards too small for the whole model).
+- `batch_invariant`: on a CPU worker, a batched image has the same bytes as the same request alone
+  (worker/invariance.py).
 - `compile`: torch.compile of the UNet, opt-in; its compilation happens in a warm-up render at start-up, never in
   the first user's job.
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from core.models.catalog import ModelSpec
 from core.settings import WorkerSettings
+from worker.invariance import describe as describe_invariance
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ def accelerate(pipeline: Any, spec: ModelSpec, settings: WorkerSettings, device:
             switches.append("model cpu offload")
         else:
             log.warning("cpu_offload is for GPUs; %s runs on %s, so it is off", spec.name, device)
+    invariance = describe_invariance(settings, device)
+    if invariance:
+        switches.append(invariance)
     if settings.compile:
         denoiser = "unet" if getattr(pipeline, "unet", None) is not None else "transformer"
         setattr(pipeline, denoiser, torch.compile(getattr(pipeline, denoiser), mode=settings.compile_mode))

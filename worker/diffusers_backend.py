@@ -29,6 +29,8 @@ from worker.backend import GeneratedImage, Generation, PreviewSink, ProgressCall
 from worker.batching import Batcher, batch_arguments, batch_key, batch_size
 from worker.control import ControlNets
 from worker.device import DeviceGuard, Interruption, RenderInterrupted, Turns
+from worker.invariance import active as invariance_active
+from worker.invariance import rows
 from worker.latent_preview import PreviewDecoder, PreviewDecoders
 from worker.registry import LoadedModel, ModelRegistry, diffusers_spec, hub_offline
 from worker.samplers import sampler_for
@@ -292,12 +294,8 @@ class DiffusersBackend:
         arguments["generator"] = [
             torch.Generator(device=loaded.generator_device).manual_seed(seed) for seed in seeds
         ]
-        loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
         try:
-            with ExitStack() as scope, torch.inference_mode():
-                # the request's sampler and LoRAs, for this call only: the model's own come back after it
-                scope.enter_context(sampler_for(pipeline, request.sampler))
-                scope.enter_context(loras.applied(loaded.text2img, request.loras, request.request_id))
+            with self._for_one_call(loaded, pipeline, request), torch.inference_mode():
                 output = pipeline(**arguments)
         except TimeLimitExceeded:
             logger.warning(
@@ -329,6 +327,18 @@ class DiffusersBackend:
                 f"The {spec.name} model returned {len(images)} images instead of {len(seeds)}."
             )
         return images, control_map, time.perf_counter() - started
+
+    @contextmanager
+    def _for_one_call(self, loaded: LoadedModel, pipeline: Any, request: GenerationRequest) -> Iterator[None]:
+        """The request's sampler and LoRAs for this call only (the model's own come back after it) and, on a CPU
+        worker, batch-invariant kernels (worker/invariance.py): alone or batched, the same kernels."""
+        loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
+        with ExitStack() as scope:
+            scope.enter_context(sampler_for(pipeline, request.sampler))
+            scope.enter_context(loras.applied(loaded.text2img, request.loras, request.request_id))
+            if invariance_active(self.settings, loaded.device):
+                scope.enter_context(rows(pipeline))
+            yield
 
     def _previews(
         self, loaded: LoadedModel, on_progress: ProgressCallback | None

@@ -55,6 +55,12 @@ class WorkerSettings(Group):
     batch_max_images: int = Field(default=1, ge=1, le=64)
     batch_max_images_per_model: dict[str, int] = Field(default_factory=dict)
     batch_window_s: float = Field(default=0.0, ge=0, le=1)  # an idle device waits this long for companions
+    # Batch invariance (worker/invariance.py): on a CPU worker, every pipeline call gives each image the kernel
+    # shapes it gets rendered alone, so a batched image has the same bytes as the same request alone (tested on
+    # the tiny model at 1 and 2 torch threads, this CPU and these torch/oneDNN/MKL builds; not another CPU or
+    # version). No effect on a GPU, whose kernels also choose by shape (not checked there), nor under `compile`.
+    # Cost measured by bench/batch_invariance.py.
+    batch_invariant: bool = True
     # Pipeline speed switches (worker/acceleration.py), each reported at start-up.
     channels_last: bool = False  # NHWC weights: faster convolutions on tensor-core GPUs
     attention_slicing: bool = False  # less memory, slower: small cards only

@@ -38,7 +38,14 @@ def test_switches_are_applied_reported_and_keep_the_picture(tiny_model_dir: Path
 
     switches = accelerate(tuned, get_model("tiny"), settings, "cpu")
 
-    assert switches == ["sdpa attention", "attention slicing", "channels-last", "vae tiling", "vae slicing"]
+    assert switches == [
+        "sdpa attention",
+        "attention slicing",
+        "channels-last",
+        "vae tiling",
+        "vae slicing",
+        "batch-invariant kernels",
+    ]
     assert "model cpu offload" not in switches  # a GPU-only switch, skipped on a CPU worker
     assert tuned.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert tuned.vae.use_tiling and tuned.vae.use_slicing
@@ -47,5 +54,8 @@ def test_switches_are_applied_reported_and_keep_the_picture(tiny_model_dir: Path
 
 def test_nothing_is_switched_on_by_default(tiny_model_dir: Path) -> None:
     pipeline = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None)
-    assert accelerate(pipeline, get_model("tiny"), WorkerSettings(), "cpu") == ["sdpa attention"]
+    assert accelerate(pipeline, get_model("tiny"), WorkerSettings(), "cpu") == [
+        "sdpa attention",
+        "batch-invariant kernels",
+    ]
     assert not pipeline.vae.use_tiling

@@ -1,5 +1,6 @@
-"""Micro-batching on the worker: same seed, same bytes, batched or not; only compatible requests share a call; a
-failing batch fails nobody; a cancelled request leaves the line. On the real tiny pipeline where pixels matter."""
+"""Micro-batching on the worker: same seed, same bytes, batched or not (on a CPU: worker/invariance.py); only
+compatible requests share a call; a failing batch fails nobody; a cancelled request leaves the line. On the real
+tiny pipeline where pixels matter."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from core.settings import WorkerSettings
 from worker.batching import Batcher, batch_key
 from worker.device import DeviceGuard, Interruption
 from worker.diffusers_backend import DiffusersBackend
+from worker.invariance import describe as accelerate_words
 from worker.postprocess import encode_png
 from worker.registry import ModelRegistry
+from worker.threads import ThreadPlan, model_executor
 
 RequestFactory = Callable[..., GenerationRequest]
 
@@ -38,31 +41,94 @@ def png(image: Image.Image) -> bytes:
     return encode_png(image, {"software": "imagebot"})
 
 
-async def test_batched_images_match_the_same_requests_rendered_alone(
+# Batches of 2, 4 and 8 images: mixed prompts, a negative prompt, several seeds per request, a seed above 2**32.
+BATCHES = {
+    2: (("a", "a red fox", "", (7,)), ("c", "a cat", "blurry", (3,))),
+    4: (
+        ("a", "a red fox", "", (7,)),
+        ("b", "a lighthouse at dusk", "", (11, 12)),
+        ("c", "a cat", "blurry", (3,)),
+    ),
+    8: (
+        ("a", "a red fox", "", (7,)),
+        ("b", "a lighthouse at dusk", "", (11, 12)),
+        ("c", "a cat", "blurry", (3,)),
+        ("d", "a red fox", "", (8, 9, 10, 2**40)),
+    ),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("images", sorted(BATCHES))
+async def test_batched_images_have_the_bytes_of_each_image_rendered_alone(
+    tiny_registry: ModelRegistry,
+    model_cache_dir: Path,
+    make_request: RequestFactory,
+    images: int,
+    threads: int,
+) -> None:
+    """Same seed, same bytes, batched or not (worker/invariance.py, on by default on a CPU): each image of a
+    batch is byte for byte the image its seed gives in a request of its own, at 1 and 2 torch threads."""
+    plan = ThreadPlan(cores=threads, model=threads, post=1)
+    requests = [
+        make_request(request_id=name, prompt=prompt, negative_prompt=negative, seeds=seeds)
+        for name, prompt, negative, seeds in BATCHES[images]
+    ]
+    settings = WorkerSettings(
+        model_cache_dir=model_cache_dir, device="cpu", batch_max_images=images, batch_window_s=0.2
+    )
+    device_threads = [model_executor(plan), model_executor(plan)]  # the worker's device thread, twice
+    batched = DiffusersBackend(tiny_registry, settings=settings, executor=device_threads[0])
+    together = await asyncio.gather(*(batched.generate(r, None) for r in requests))
+    assert batched.batcher.calls == 1  # all of them shared one pipeline call
+    assert sum(len(g.images) for g in together) == images
+
+    alone = DiffusersBackend(tiny_registry, executor=device_threads[1])
+    for request, generation in zip(requests, together, strict=True):
+        assert [g.seed for g in generation.images] == list(request.seeds)
+        for image in generation.images:
+            single = await alone.generate(request.model_copy(update={"seeds": (image.seed,)}), None)
+            assert png(image.image) == png(single.images[0].image), (request.request_id, image.seed)
+    for executor in device_threads:
+        executor.shutdown()
+
+
+async def test_without_batch_invariance_the_same_seeds_still_draw_the_same_pictures(
     tiny_registry: ModelRegistry, model_cache_dir: Path, make_request: RequestFactory
 ) -> None:
-    """Same seeds, same pictures. Not always the same bytes: the model's sums run in another order at another
-    batch size (oneDNN and BLAS choose kernels by shape; text encoder, UNet and VAE each differ by ~1e-6 on the
-    tiny model, with or without oneDNN), so a value lying within 1e-6 of a rounding edge lands one step of
-    8-bit colour away: measured, 0–2 values of 12 288 per image, never more than one step."""
+    """With the switch off the kernels see other shapes in a batch, and a value lying on a rounding edge may
+    land one step of 8-bit colour away: measured 0–2 values of 12 288 per image, never more than one step."""
     requests = [
-        make_request(request_id="a", prompt="a red fox", seeds=(7,)),
-        make_request(request_id="b", prompt="a lighthouse at dusk", seeds=(11, 12)),
-        make_request(request_id="c", prompt="a cat", negative_prompt="blurry", seeds=(3,)),
-        make_request(request_id="d", prompt="a red fox", seeds=(8, 9, 10, 2**40)),
+        make_request(request_id=name, prompt=prompt, negative_prompt=negative, seeds=seeds)
+        for name, prompt, negative, seeds in BATCHES[8]
     ]
-    batched = batching_backend(tiny_registry, model_cache_dir)
+    settings = WorkerSettings(
+        model_cache_dir=model_cache_dir,
+        device="cpu",
+        batch_max_images=8,
+        batch_window_s=0.2,
+        batch_invariant=False,
+    )
+    batched = DiffusersBackend(tiny_registry, settings=settings)
     together = await asyncio.gather(*(batched.generate(r, None) for r in requests))
-    assert batched.batcher.calls == 1  # all four shared one pipeline call
-
-    alone = DiffusersBackend(tiny_registry)
+    assert batched.batcher.calls == 1
+    alone = DiffusersBackend(tiny_registry, settings=settings.model_copy(update={"batch_max_images": 1}))
     for request, generation in zip(requests, together, strict=True):
         single = await alone.generate(request, None)
-        assert [g.seed for g in generation.images] == list(request.seeds)
         for mine, theirs in zip(generation.images, single.images, strict=True):
             difference = np.abs(pixels(mine.image) - pixels(theirs.image))
             assert difference.max() <= 1
             assert np.count_nonzero(difference) <= difference.size // 1000
+
+
+def test_batch_invariance_is_reported_at_start_up_and_only_on_a_cpu() -> None:
+    cpu = WorkerSettings(device="cpu")
+    assert accelerate_words(cpu, "cpu") == "batch-invariant kernels"
+    assert accelerate_words(cpu, "cuda") == "batch invariance off (it is for CPU workers, not cuda)"
+    assert accelerate_words(cpu.model_copy(update={"compile": True}), "cpu") == (
+        "batch invariance off (torch.compile is on)"
+    )
+    assert accelerate_words(cpu.model_copy(update={"batch_invariant": False}), "cpu") is None
 
 
 async def test_a_batch_of_one_request_is_byte_identical_to_it_alone(
