@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.models.request import GenerationRequest, Requester
-from core.settings import WorkerSettings
+from core.settings import WorkerSettings, updated
 from worker.diffusers_backend import DiffusersBackend
 from worker.registry import ModelRegistry
 from worker.threads import ThreadPlan, model_executor
@@ -42,8 +42,9 @@ def requests() -> list[GenerationRequest]:
 
 
 async def images_per_second(registry: ModelRegistry, invariant: bool, batched: bool) -> float:
-    settings = registry.settings.model_copy(
-        update={"batch_invariant": invariant, "batch_max_images": 8 if batched else 1, "batch_window_s": 0.0}
+    settings = updated(
+        registry.settings,
+        {"batch_invariant": invariant, "batch_max_images": 8 if batched else 1, "batch_window_s": 0.0},
     )
     executor = model_executor(ThreadPlan(cores=1, model=1, post=1))
     backend = DiffusersBackend(registry, settings=settings, executor=executor)

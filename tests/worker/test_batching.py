@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.errors import GenerationFailed
 from core.models.request import ControlRef, GenerationRequest, LoraRef, Mode
-from core.settings import WorkerSettings
+from core.settings import WorkerSettings, updated
 from worker.batching import Batcher, batch_key
 from worker.device import DeviceGuard, Interruption
 from worker.diffusers_backend import DiffusersBackend
@@ -112,7 +112,7 @@ async def test_without_batch_invariance_the_same_seeds_still_draw_the_same_pictu
     batched = DiffusersBackend(tiny_registry, settings=settings)
     together = await asyncio.gather(*(batched.generate(r, None) for r in requests))
     assert batched.batcher.calls == 1
-    alone = DiffusersBackend(tiny_registry, settings=settings.model_copy(update={"batch_max_images": 1}))
+    alone = DiffusersBackend(tiny_registry, settings=updated(settings, {"batch_max_images": 1}))
     for request, generation in zip(requests, together, strict=True):
         single = await alone.generate(request, None)
         for mine, theirs in zip(generation.images, single.images, strict=True):
@@ -125,10 +125,10 @@ def test_batch_invariance_is_reported_at_start_up_and_only_on_a_cpu() -> None:
     cpu = WorkerSettings(device="cpu")
     assert accelerate_words(cpu, "cpu") == "batch-invariant kernels"
     assert accelerate_words(cpu, "cuda") == "batch invariance off (it is for CPU workers, not cuda)"
-    assert accelerate_words(cpu.model_copy(update={"compile": True}), "cpu") == (
+    assert accelerate_words(updated(cpu, {"compile": True}), "cpu") == (
         "batch invariance off (torch.compile is on)"
     )
-    assert accelerate_words(cpu.model_copy(update={"batch_invariant": False}), "cpu") is None
+    assert accelerate_words(updated(cpu, {"batch_invariant": False}), "cpu") is None
 
 
 async def test_a_batch_of_one_request_is_byte_identical_to_it_alone(
