@@ -19,6 +19,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel
 
+from core.jobs.pipelining import AutoPipelined
 from core.settings import sentinel_address
 
 START_RETRIES = 30  # a process starting while Redis restarts waits this many times…
@@ -67,13 +68,18 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def create_queue_pool(url: str) -> ArqRedis:
-    """A client that can enqueue jobs, speaking the workers' JSON."""
-    return await create_pool(redis_settings(url), **JOB_SERIALIZERS)
+    """A client that can enqueue jobs, speaking the workers' JSON, whose concurrent commands share pipelines
+    (core/jobs/pipelining.py). It owns its connections: closing it closes them."""
+    connected = await create_pool(redis_settings(url), **JOB_SERIALIZERS)
+    client = queue_client(connected.connection_pool)
+    client.auto_close_connection_pool = True
+    return client
 
 
 def queue_client(pool: ConnectionPool) -> ArqRedis:
-    """An ArqRedis over an existing connection pool (tests share one), speaking the workers' JSON."""
-    return ArqRedis(pool, **JOB_SERIALIZERS)
+    """An ArqRedis over an existing connection pool (tests share one), speaking the workers' JSON, whose
+    concurrent commands share pipelines."""
+    return AutoPipelined(pool, **JOB_SERIALIZERS)
 
 
 def connect(url: str, **options: Any) -> Redis:
