@@ -176,9 +176,13 @@ class Admission:
         """Refuse a request over its tier's work limit, then reserve the quota (and the paid budget for the
         cloud queue); returns the fair-queue score."""
         cost = paid_quote(self.settings.openai, request).total_usd if queue == c.QUEUE_CLOUD else 0.0
+        known = await self.quotas.limits_for(request.requester)  # one read for the three uses below
+        limits = known[1]
         try:
-            await self.quotas.check_cost(request)
-            await self.quotas.reserve(request.request_id, request.requester, request.n, cost, request.cost)
+            await self.quotas.check_cost(request, known)
+            await self.quotas.reserve(
+                request.request_id, request.requester, request.n, cost, request.cost, known=known
+            )
         except QuotaExceeded as exc:
             await self._refused(request, AuditAction.QUOTA_REFUSED, exc.message)
             raise
@@ -187,8 +191,7 @@ class Admission:
                 await self._refused(request, AuditAction.COST_REFUSED, exc.message)
             raise
         try:
-            weight = await self.quotas.weight_of(request.requester)
-            return await self.fair.score(queue, owner_id(request.requester), request.n, weight)
+            return await self.fair.score(queue, owner_id(request.requester), request.n, limits.weight)
         except BaseException:
             await self.quotas.refund(request.request_id)
             raise

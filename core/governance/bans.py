@@ -81,17 +81,19 @@ class BanList:
 
     async def _load(self, owner: str, scope: str) -> Ban | None:
         raw = await self.redis.get(BAN_KEY.format(scope=scope, owner=owner))
-        if raw is None:
-            return None
-        record = BanRecord.model_validate_json(raw)
-        return Ban(owner=owner, scope=scope, **record.model_dump())
+        return (
+            None
+            if raw is None
+            else Ban(owner=owner, scope=scope, **BanRecord.model_validate_json(raw).model_dump())
+        )
 
     async def get(self, owner: str, community: str | None = None) -> Ban | None:
         """The ban that applies to the user here: everywhere, or in this community (or in private chats)."""
-        for scope in (GLOBAL, scope_of(community)):
-            ban = await self._load(owner, scope)
-            if ban is not None:
-                return ban
+        scopes = (GLOBAL, scope_of(community))
+        found = await self.redis.mget([BAN_KEY.format(scope=scope, owner=owner) for scope in scopes])
+        for scope, raw in zip(scopes, found, strict=True):
+            if raw is not None:
+                return Ban(owner=owner, scope=scope, **BanRecord.model_validate_json(raw).model_dump())
         return None
 
     async def active(self, owner: str) -> list[Ban]:

@@ -38,6 +38,8 @@ from core.models.pricing import Quote, quote
 from core.models.request import GenerationRequest, Requester
 from core.settings import OpenAISettings, QuotaSettings, TierLimits
 
+Limits = tuple[str, TierLimits]  # a requester's tier and its limits (with an admin's daily override)
+
 # A job that waited longer than STALE_JOB_S is reported and settled when a worker takes it; if no worker runs at
 # all, its in-flight slot lapses an hour later so the user isn't locked out meanwhile.
 INFLIGHT_LAPSE_S = c.STALE_JOB_S + 3600
@@ -194,16 +196,14 @@ class QuotaService:
         else:
             await self.redis.set(key, images_per_day)
 
-    async def limits_for(self, requester: Requester) -> tuple[str, TierLimits]:
+    async def limits_for(self, requester: Requester) -> Limits:
         owner = owner_id(requester)
         assigned, override = await self.redis.mget(
             [TIER_KEY.format(owner=owner), OVERRIDE_KEY.format(owner=owner)]
         )
         return self._limits(requester, assigned, override)
 
-    def _limits(
-        self, requester: Requester, assigned: bytes | None, override: bytes | None
-    ) -> tuple[str, TierLimits]:
+    def _limits(self, requester: Requester, assigned: bytes | None, override: bytes | None) -> Limits:
         tier = self._tier(requester, assigned)
         limits = self.settings.tiers[tier]
         if override is not None:
@@ -215,13 +215,14 @@ class QuotaService:
 
     # -- reserve / commit / refund ---------------------------------------------------------------------------
 
-    async def check_cost(self, request: GenerationRequest) -> None:
+    async def check_cost(self, request: GenerationRequest, known: Limits | None = None) -> None:
         """Refuse (InvalidRequest "cost") a request whose work is over its owner's per-request limit.
 
-        Called before `reserve`, so a refused request takes nothing."""
+        Called before `reserve`, so a refused request takes nothing. `known`: the owner's `limits_for`, when
+        the caller has just read them."""
         if not self.settings.enabled:
             return
-        tier, limits = await self.limits_for(request.requester)
+        tier, limits = known or await self.limits_for(request.requester)
         if limits.max_request_cost is not None and request.cost > limits.max_request_cost:
             raise cost_refusal(request, tier, limits.max_request_cost)
 
@@ -232,13 +233,15 @@ class QuotaService:
         images: int,
         cost_usd: float = 0.0,
         work: float = 0.0,
+        known: Limits | None = None,
     ) -> None:
         """Take `images` from every limit that applies, or raise QuotaExceeded saying which and until when.
 
-        `work` (the request's megapixel-steps) is kept in the reservation for operators; no limit counts it."""
+        `work` (the request's megapixel-steps) is kept in the reservation for operators; no limit counts it.
+        `known`: the requester's `limits_for`, when the caller has just read them."""
         if not self.settings.enabled:
             return
-        tier, limits = await self.limits_for(requester)
+        tier, limits = known or await self.limits_for(requester)
         owner, day = owner_id(requester), self._day()
         community = requester.community_id
         keys = [
@@ -315,18 +318,16 @@ class QuotaService:
         community_key = USAGE_DAY_KEY.format(
             scope="community", owner=f"{requester.platform}:{requester.community_id}", day=day
         )
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.mget(
-                [
-                    TIER_KEY.format(owner=owner),
-                    OVERRIDE_KEY.format(owner=owner),
-                    USAGE_DAY_KEY.format(scope="user", owner=owner, day=day),
-                    USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()),
-                    community_key,
-                ]
-            )
-            pipe.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
-            (assigned, override, used_day, used_hour, raw_community), in_flight = await pipe.execute()
+        assigned, override, used_day, used_hour, raw_community = await self.redis.mget(
+            [
+                TIER_KEY.format(owner=owner),
+                OVERRIDE_KEY.format(owner=owner),
+                USAGE_DAY_KEY.format(scope="user", owner=owner, day=day),
+                USAGE_HOUR_KEY.format(owner=owner, hour=self._hour()),
+                community_key,
+            ]
+        )
+        in_flight = await self.redis.zcount(INFLIGHT_KEY.format(owner=owner), self.now(), "+inf")
         tier, limits = self._limits(requester, assigned, override)
         community_used = None
         community_limit = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from arq.constants import in_progress_key_prefix
@@ -32,14 +33,15 @@ from core.models.request import GenerationRequest
 # score of the last job started), so these are also the ones checked for running. Reading every job ahead made
 # each submission O(queue): 500 at once took seconds.
 AHEAD_READ = 48
+UNITS_KEPT = 4096  # requests whose work one estimator keeps in memory (a float each)
 
-# KEYS: the queue, the job's in-progress key. ARGV: job id, how many ahead to read, arq's in-progress prefix.
-# Returns {} when the job is not waiting (gone, or running), else {rank, id, running, id, running, ...} for the
-# nearest ARGV[2] jobs ahead.
+# KEYS: the queue, the job's in-progress key, the queue's work times. ARGV: job id, how many ahead to read, arq's
+# in-progress prefix. Returns {} when the job is not waiting (gone, or running), else {rank, {work times},
+# id, running, id, running, ...} for the nearest ARGV[2] jobs ahead.
 _AHEAD = """
 local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
 if not rank or redis.call('EXISTS', KEYS[2]) == 1 then return {} end
-local out = {rank}
+local out = {rank, redis.call('LRANGE', KEYS[3], 0, -1)}
 if rank == 0 then return out end
 local ahead = redis.call('ZRANGE', KEYS[1], 0, math.min(rank, tonumber(ARGV[2])) - 1)
 for _, id in ipairs(ahead) do
@@ -81,6 +83,16 @@ class QueueEstimator:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._ahead = redis.register_script(_AHEAD)
+        # The work of requests already read: a request never changes, and a burst of submissions all read the
+        # same jobs at the head of the queue (a gone request is not kept: it may be read again)
+        self._units: OrderedDict[str, float] = OrderedDict()
+
+    def _remember_units(self, request_id: str, units: float | None) -> None:
+        if units is None:
+            return
+        self._units[request_id] = units
+        if len(self._units) > UNITS_KEPT:
+            self._units.popitem(last=False)
 
     async def record(self, queue: str, seconds: float, request: GenerationRequest) -> None:
         """A job of `request` took `seconds` from start to end on `queue`."""
@@ -104,28 +116,31 @@ class QueueEstimator:
     ) -> Standing:
         """Where `job_id` stands on `queue`, served by `slots` jobs at once (the live workers' max_jobs).
 
-        Two round trips whatever the queue's length: one script for the rank and which of the nearest jobs
-        ahead are running, then their requests and the recent timings."""
+        At most two round trips whatever the queue's length: one script for the rank, the recent timings and
+        which of the nearest jobs ahead are running, then those of their requests this estimator has not read
+        (in a burst, the same jobs at the head of the queue: read once)."""
         found = await self._ahead(
-            keys=[queue, in_progress_key_prefix + job_id], args=[job_id, AHEAD_READ, in_progress_key_prefix]
+            keys=[queue, in_progress_key_prefix + job_id, WORK_TIMES_KEY.format(queue=queue)],
+            args=[job_id, AHEAD_READ, in_progress_key_prefix],
         )
         if not found:
             return Standing(None, None)
         rank = int(found[0])
-        ahead = [value.decode() for value in found[1::2]]
-        running = [bool(int(flag)) for flag in found[2::2]]
+        samples = [float(value) for value in found[1]]
+        ahead = [value.decode() for value in found[2::2]]
+        running = [bool(int(flag)) for flag in found[3::2]]
         position = rank - sum(running) + 1
-        keys = [REQUEST_KEY.format(request_id=other.removesuffix(CLOUD_SUFFIX)) for other in ahead]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(WORK_TIMES_KEY.format(queue=queue), 0, -1)
-            if keys:
-                pipe.mget(keys)
-            replies = await pipe.execute()
-        samples = [float(value) for value in replies[0]]
         if not samples:
             return Standing(position, None)
         per_unit = statistics.median(samples)
-        units = [_stored_units(raw) for raw in replies[1]] if keys else []
+        ids = [other.removesuffix(CLOUD_SUFFIX) for other in ahead]
+        unread = [request_id for request_id in ids if request_id not in self._units]
+        if unread:
+            requests = await self.redis.mget([REQUEST_KEY.format(request_id=i) for i in unread])
+            for request_id, raw in zip(unread, requests, strict=True):
+                if request_id not in self._units:  # a concurrent submission may have read it meanwhile
+                    self._remember_units(request_id, _stored_units(raw))
+        units = [self._units.get(request_id) for request_id in ids]
         known = [unit for unit in units if unit is not None]
         typical = statistics.fmean(known) if known else (own_units or 0.0)
         waiting = running_work = 0.0

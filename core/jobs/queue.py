@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 
 from core import constants as c
 from core.errors import NotFound
@@ -40,6 +42,17 @@ if removed == 0 then return -1 end
 redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
 return 1
+"""
+
+# KEYS: the owner's latest ids, every id of theirs with its time. ARGV: request id, last index kept, TTL (s),
+# now, the oldest time kept. One step, so concurrent submissions pipeline it (core/jobs/pipelining.py).
+_REMEMBER_SCRIPT = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 """
 
 
@@ -71,6 +84,7 @@ class JobQueue:
         self.redis = redis
         self.ttl_s = ttl_s
         self._cancel = redis.register_script(_CANCEL_SCRIPT)
+        self._remember = redis.register_script(_REMEMBER_SCRIPT)
         self.estimator = QueueEstimator(redis)
 
     async def store(self, request: GenerationRequest) -> None:
@@ -100,16 +114,11 @@ class JobQueue:
     async def remember(self, owner: str, request_id: str) -> None:
         """Keep a user's latest request ids, for /cancel and the moderators' usage view, and every one of them
         within the retention, for /forget."""
-        key, every = RECENT_KEY.format(owner=owner), USER_REQUESTS_KEY.format(owner=owner)
         now = time.time()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, request_id)
-            pipe.ltrim(key, 0, c.RECENT_KEPT - 1)
-            pipe.expire(key, self.ttl_s)
-            pipe.zadd(every, {request_id: now})
-            pipe.zremrangebyscore(every, "-inf", now - self.ttl_s)
-            pipe.expire(every, self.ttl_s)
-            await pipe.execute()
+        await self._remember(
+            keys=[RECENT_KEY.format(owner=owner), USER_REQUESTS_KEY.format(owner=owner)],
+            args=[request_id, c.RECENT_KEPT - 1, self.ttl_s, repr(now), repr(now - self.ttl_s)],
+        )
 
     async def every_request(self, owner: str) -> list[str]:
         """Every request id of a user still kept (oldest first)."""
@@ -179,18 +188,33 @@ class JobQueue:
         return bool(await self.redis.exists(CANCELLED_KEY.format(request_id=request_id)))
 
 
+# KEYS: the job's key, its result's key, the queue. ARGV: job id, score, expiry (ms), the job as arq stores it.
+# What arq's enqueue_job does with WATCH and MULTI over three round trips on a connection of its own, in one
+# step that concurrent submissions can pipeline (core/jobs/pipelining.py): queue once, unless arq holds the job.
+_ENQUEUE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+
 async def enqueue_scored(
     redis: ArqRedis, job: str, request_id: str, queue: str, score: float, job_id: str | None = None
 ) -> bool:
     """Queue job `job` for `request_id` at fair-queue `score`; False when arq already holds that job id.
 
-    arq takes the score from _defer_until; virtual tags always lie in the past, so the job is due at once."""
-    queued = await redis.enqueue_job(
-        job,
-        request_id,
-        _job_id=job_id or request_id,
-        _queue_name=queue,
-        _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
-        _expires=JOB_EXPIRES_S,
+    The job is written exactly as arq's enqueue_job writes it (arq's own serializer, our JSON), due at once:
+    virtual tags always lie in the past."""
+    job_id = job_id or request_id
+    payload = serialize_job(job, (request_id,), {}, None, timestamp_ms(), serializer=redis.job_serializer)
+    queued = await redis.register_script(_ENQUEUE_SCRIPT)(
+        keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
+        args=[
+            job_id,
+            to_unix_ms(datetime.fromtimestamp(score / 1000, tz=UTC)),
+            JOB_EXPIRES_S * 1000,
+            payload,
+        ],
     )
-    return queued is not None
+    return bool(queued)

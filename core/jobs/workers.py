@@ -40,12 +40,22 @@ class WorkerInfo:
 
 _WORKER_INFO: TypeAdapter[WorkerInfo] = TypeAdapter(WorkerInfo)
 
+# KEYS: the index of workers. ARGV: the heartbeat key's prefix. Returns {ids, heartbeats}: one round trip.
+_READ_ALIVE = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #ids == 0 then return {{}, {}} end
+local keys = {}
+for i, id in ipairs(ids) do keys[i] = ARGV[1] .. id end
+return {ids, redis.call('MGET', unpack(keys))}
+"""
+
 
 class WorkerRegistry:
     def __init__(self, redis: Redis, ttl_s: float = WORKER_HEARTBEAT_TTL_S) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_s * 1000)
         self._reading: asyncio.Future[list[WorkerInfo]] | None = None
+        self._read = redis.register_script(_READ_ALIVE)
 
     async def beat(self, info: WorkerInfo) -> None:
         now = time.time()
@@ -65,21 +75,19 @@ class WorkerRegistry:
             await pipe.execute()
 
     async def alive(self) -> list[WorkerInfo]:
-        """The workers whose heartbeat has not lapsed, by id. Two round trips whatever the keyspace holds (the
-        index, then the heartbeats); concurrent callers share one read instead of each making their own."""
+        """The workers whose heartbeat has not lapsed, by id. One round trip whatever the keyspace holds (the
+        index and its heartbeats); concurrent callers share one read instead of each making their own."""
         if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self._read_alive())
         return list(await asyncio.shield(self._reading))
 
     async def _read_alive(self) -> list[WorkerInfo]:
-        ids = [raw.decode() for raw in await self.redis.zrange(WORKERS_INDEX_KEY, 0, -1)]
-        if not ids:
-            return []
+        ids, beats = await self._read(keys=[WORKERS_INDEX_KEY], args=[WORKER_KEY.format(worker_id="")])
         workers = []
-        for worker_id, raw in zip(
-            ids, await self.redis.mget([WORKER_KEY.format(worker_id=i) for i in ids]), strict=True
-        ):
-            if raw is None:  # lapsed since its last beat
+        for worker_id, raw in zip((raw.decode() for raw in ids), beats, strict=True):
+            if (
+                not raw
+            ):  # lapsed since its last beat (Lua gives false for a missing key, which arrives as None)
                 continue
             try:
                 workers.append(_WORKER_INFO.validate_json(raw))
