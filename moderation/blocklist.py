@@ -78,6 +78,7 @@ class Blocklist:
             by_category.setdefault(term.category, {})[normalized] = None
         self._terms = {category: tuple(terms) for category, terms in by_category.items()}
         self._patterns = {category: _compile(terms) for category, terms in self._terms.items()}
+        self._any = _compile_any(term for terms in self._terms.values() for term in terms)
         self._joined = JoinedTerms(term for terms in self._terms.values() for term in terms)
         exception_terms = sorted({normalize(text) for text in exceptions} - {""}, key=len, reverse=True)
         self._exceptions = _compile_plain(exception_terms) if exception_terms else None
@@ -101,6 +102,8 @@ class Blocklist:
         found: dict[Match, None] = {}
         for reading in (*normalized, *self._split_joined(normalized)):
             text = reading if self._exceptions is None else self._exceptions.sub(" ", reading)
+            if self._any.search(text) is None:  # most prompts: one scan instead of one per category
+                continue
             for category, (pattern, names) in self._patterns.items():
                 for hit in pattern.finditer(text):
                     assert hit.lastgroup is not None
@@ -185,6 +188,13 @@ def _compile(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
     names = {f"t{index}": term for index, term in enumerate(ordered)}
     body = "|".join(f"(?P<{name}>{term_pattern(term)})" for name, term in names.items())
     return re.compile(rf"(?<!\w)(?:{body})(?:e?s)?(?!\w)"), names
+
+
+def _compile_any(terms: Iterable[str]) -> re.Pattern[str]:
+    """Every category's terms in one pattern without names: where it finds nothing, no category's pattern can
+    (each is the same boundaries around a subset of these alternatives), so a clean text costs one scan."""
+    body = "|".join(f"(?:{term_pattern(term)})" for term in sorted(set(terms), key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{body})(?:e?s)?(?!\w)")
 
 
 def _compile_plain(phrases: list[str]) -> re.Pattern[str]:
