@@ -208,7 +208,7 @@ async def enqueue_scored(
     virtual tags always lie in the past."""
     job_id = job_id or request_id
     payload = serialize_job(job, (request_id,), {}, None, timestamp_ms(), serializer=redis.job_serializer)
-    queued = await redis.register_script(_ENQUEUE_SCRIPT)(
+    queued = await redis.register_script(_ENQUEUE_SCRIPT)(  # AutoPipelined keeps one per text
         keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
         args=[
             job_id,

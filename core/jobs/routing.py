@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from core import constants as c
 from core.errors import BackendUnavailable, InvalidRequest
-from core.jobs.workers import WorkerRegistry
+from core.jobs.workers import WorkerRegistry, slots_on
 from core.models.catalog import BackendKind, get_model
 from core.models.request import GenerationRequest, Mode
 
@@ -32,6 +32,7 @@ def cloud_capable(request: GenerationRequest) -> bool:
 class Route:
     queue: str
     fallback: bool  # OpenAI serves a request meant for a local model
+    slots: int = 1  # jobs the live workers on `queue` run at once, together (for the wait estimate)
 
 
 class Router:
@@ -56,11 +57,15 @@ class Router:
                     "OpenAI models can only make new images from text here; variations, upscales, LoRAs, "
                     "--control and --sampler need a local model.",
                 )
-            return Route(c.QUEUE_CLOUD, fallback=spec.backend is not BackendKind.OPENAI)
-        if await self.workers.serving(c.QUEUE_GPU, spec.name):
-            return Route(c.QUEUE_GPU, fallback=False)
+            alive = await self.workers.alive()
+            return Route(
+                c.QUEUE_CLOUD, spec.backend is not BackendKind.OPENAI, slots_on(alive, c.QUEUE_CLOUD)
+            )
+        alive = await self.workers.alive()  # one read decides the queue and counts its slots
+        if any(worker.queue == c.QUEUE_GPU and spec.name in worker.models for worker in alive):
+            return Route(c.QUEUE_GPU, False, slots_on(alive, c.QUEUE_GPU))
         if self.cloud_enabled and cloud_capable(request):
-            return Route(c.QUEUE_CLOUD, fallback=True)
+            return Route(c.QUEUE_CLOUD, True, slots_on(alive, c.QUEUE_CLOUD))
         raise BackendUnavailable(
             f"No image generator with {spec.name} is running right now, so I can't start this. "
             "Please try again in a few minutes."

@@ -115,6 +115,7 @@ class WorkerRegistry:
             if worker.queue == queue and (model is None or model in worker.models)
         ]
 
-    async def slots(self, queue: str) -> int:
-        """How many jobs the live workers on `queue` run at once, together (at least 1)."""
-        return max(1, sum(max(1, worker.max_jobs) for worker in await self.serving(queue)))
+
+def slots_on(workers: list[WorkerInfo], queue: str) -> int:
+    """How many jobs `workers` run at once on `queue`, together (at least 1)."""
+    return max(1, sum(max(1, worker.max_jobs) for worker in workers if worker.queue == queue))

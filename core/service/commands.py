@@ -181,8 +181,7 @@ class CommandService(ServiceBase):
             raise
         # Not queued means a concurrent twin won the race; its reservation is this one (same id): keep it.
         await self.queue.remember(owner, request.request_id)
-        slots = await self.workers.slots(route.queue)
-        standing = await self.queue.standing(request.request_id, route.queue, slots, request)
+        standing = await self.queue.standing(request.request_id, route.queue, route.slots, request)
         log.info(
             "request %s queued on %s (position %s, about %s s, fallback %s)",
             request.request_id,
