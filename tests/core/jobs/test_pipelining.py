@@ -30,22 +30,23 @@ async def reads(client: aioredis.Redis) -> int:
     return int((await client.info("stats"))["total_reads_processed"])
 
 
-async def test_concurrent_commands_travel_together_and_each_caller_gets_its_own_reply(
-    redis: aioredis.Redis, redis_server: EmbeddedRedis
-) -> None:
-    assert isinstance(redis, AutoPipelined)
-    observer = aioredis.Redis.from_url(redis_server.url)
-    before = await reads(observer)
-    counts = await asyncio.gather(*(redis.incr("counter") for _ in range(200)))
-    assert sorted(counts) == list(range(1, 201))  # every caller its own reply, none lost or doubled
-    assert await reads(observer) - before <= 10  # 200 commands in a handful of writes (INFO itself is one)
+async def test_concurrent_commands_travel_together_and_each_caller_gets_its_own_reply() -> None:
+    with EmbeddedRedis(protected=False) as server:  # its own server: nothing else reads or writes there
+        client = queue_client(aioredis.ConnectionPool.from_url(server.url))
+        assert isinstance(client, AutoPipelined)
+        observer = aioredis.Redis.from_url(server.url)
+        before = await reads(observer)
+        counts = await asyncio.gather(*(client.incr("counter") for _ in range(200)))
+        assert sorted(counts) == list(range(1, 201))  # every caller its own reply, none lost or doubled
+        assert await reads(observer) - before <= 10  # 200 commands in a handful of writes (INFO is one)
 
-    plain = ArqRedis(aioredis.ConnectionPool.from_url(redis_server.url))
-    before = await reads(observer)
-    await asyncio.gather(*(plain.incr("counter") for _ in range(200)))
-    assert await reads(observer) - before >= 200  # the same commands, one trip each
-    await plain.aclose(close_connection_pool=True)
-    await observer.aclose()
+        plain = ArqRedis(aioredis.ConnectionPool.from_url(server.url))
+        before = await reads(observer)
+        await asyncio.gather(*(plain.incr("counter") for _ in range(200)))
+        assert await reads(observer) - before >= 200  # the same commands, one trip each
+        for opened in (client, plain):
+            await opened.aclose(close_connection_pool=True)
+        await observer.aclose()
 
 
 async def test_a_callers_error_reply_is_its_own(redis: aioredis.Redis) -> None:
