@@ -133,16 +133,25 @@ async def end_to_end(
 
 
 async def acknowledgements(settings: Settings, count: int) -> list[float]:
-    """Seconds from each of `count` concurrent /imagine submissions (distinct users) to its queue position."""
+    """Seconds from each of `count` concurrent /imagine submissions (distinct users) to its queue position and
+    wait estimate."""
     async with open_runtime(settings) as runtime:
         # a live worker that takes nothing: routing accepts the jobs and they stay queued
         await WorkerRegistry(runtime.redis).beat(WorkerInfo("bench", c.QUEUE_GPU, ("tiny",), 0.0))
+        # as after any finished job, the queue knows how long work takes: every answer carries a wait estimate
+        queue = runtime.service.queue
+        first = await runtime.service.imagine(
+            "a first job --n 1", Requester(platform=Platform.CLI, user_id="first", chat_id="first")
+        )
+        await queue.record_duration(c.QUEUE_GPU, 1.0, await queue.load(first.request_id))
 
         async def submit(i: int) -> float:
             requester = Requester(platform=Platform.CLI, user_id=f"user{i}", chat_id=f"chat{i}")
             start = time.perf_counter()
-            await runtime.service.imagine(f"{PROMPT.format(i=i)} --n 1", requester)
-            return time.perf_counter() - start
+            submission = await runtime.service.imagine(f"{PROMPT.format(i=i)} --n 1", requester)
+            elapsed = time.perf_counter() - start
+            assert submission.position is not None and submission.eta_s is not None, submission
+            return elapsed
 
         return list(await asyncio.gather(*(submit(i) for i in range(count))))
 
@@ -244,7 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=12)
+    parser.add_argument(
+        "--jobs", type=int, default=12, help="jobs of --n images in the grids workload (0: skip)"
+    )
     parser.add_argument("--n", type=int, default=4, choices=(1, 2, 3, 4))
     parser.add_argument("--burst", type=int, default=48, help="one-image requests in the burst (0: skip)")
     parser.add_argument("--batch", type=int, default=8, help="images per call in (c)")
@@ -267,7 +278,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-") as tmp:
         folder = Path(tmp)
-        workload("grids", folder / "grids", args, args.jobs, args.n, threads, arch)
+        if args.jobs:
+            workload("grids", folder / "grids", args, args.jobs, args.n, threads, arch)
         if args.burst:
             workload("burst", folder / "burst", args, args.burst, 1, threads, arch)
         acks = asyncio.run(acknowledgements(settings_for(folder / "acks", args.model_cache), args.acks))
