@@ -42,9 +42,9 @@ def requests() -> list[GenerationRequest]:
 
 
 async def images_per_second(registry: ModelRegistry, invariant: bool, batched: bool) -> float:
+    # a worker that micro-batches (the only kind the switch applies to); "alone" sends one request at a time
     settings = updated(
-        registry.settings,
-        {"batch_invariant": invariant, "batch_max_images": 8 if batched else 1, "batch_window_s": 0.0},
+        registry.settings, {"batch_invariant": invariant, "batch_max_images": 8, "batch_window_s": 0.0}
     )
     executor = model_executor(ThreadPlan(cores=1, model=1, post=1))
     backend = DiffusersBackend(registry, settings=settings, executor=executor)

@@ -331,12 +331,13 @@ class DiffusersBackend:
     @contextmanager
     def _for_one_call(self, loaded: LoadedModel, pipeline: Any, request: GenerationRequest) -> Iterator[None]:
         """The request's sampler and LoRAs for this call only (the model's own come back after it) and, on a CPU
-        worker, batch-invariant kernels (worker/invariance.py): alone or batched, the same kernels."""
+        worker that micro-batches the model, batch-invariant kernels (worker/invariance.py): alone or batched,
+        the same kernels."""
         loras = self.loras.setdefault(loaded.spec.name, LoraAdapters(self.adapter_settings))
         with ExitStack() as scope:
             scope.enter_context(sampler_for(pipeline, request.sampler))
             scope.enter_context(loras.applied(loaded.text2img, request.loras, request.request_id))
-            if invariance_active(self.settings, loaded.device):
+            if invariance_active(self.settings, loaded.device, loaded.spec.name):
                 scope.enter_context(rows(pipeline))
             yield
 

@@ -37,22 +37,35 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from core.settings import WorkerSettings
+from worker.batching import batch_size
 
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 DENOISERS = ("unet", "transformer")
 CONV_ROWS = 8  # below 16: one kernel for every group (see _row_mode)
 
 
-def active(settings: WorkerSettings, device: str) -> bool:
-    """Whether this worker renders batch-invariantly: asked for, on a CPU, and not compiled."""
-    return settings.batch_invariant and device == "cpu" and not settings.compile
+def active(settings: WorkerSettings, device: str, model: str) -> bool:
+    """Whether this worker renders `model` batch-invariantly: asked for, on a CPU, not compiled, and micro-batching
+    on for the model. Without batching no request shares a call with another's, so its bytes depend on itself
+    alone, and the kernels' cost (bench/batch_invariance.py) would buy nothing."""
+    return (
+        settings.batch_invariant and device == "cpu" and not settings.compile and _batching(settings, model)
+    )
+
+
+def _batching(settings: WorkerSettings, model: str | None = None) -> bool:
+    if model is not None:
+        return batch_size(settings, model) > 1
+    return settings.batch_max_images > 1 or any(
+        size > 1 for size in settings.batch_max_images_per_model.values()
+    )
 
 
 def describe(settings: WorkerSettings, device: str) -> str | None:
-    """The start-up line's word for the switch (None when it was not asked for)."""
-    if not settings.batch_invariant:
+    """The start-up line's word for the switch (None when it was not asked for, or nothing is micro-batched)."""
+    if not settings.batch_invariant or not _batching(settings):
         return None
-    if active(settings, device):
+    if device == "cpu" and not settings.compile:
         return "batch-invariant kernels"
     reason = "torch.compile is on" if settings.compile else f"it is for CPU workers, not {device}"
     return f"batch invariance off ({reason})"

@@ -58,8 +58,9 @@ class WorkerSettings(Group):
     # Batch invariance (worker/invariance.py): on a CPU worker, every pipeline call gives each image the kernel
     # shapes it gets rendered alone, so a batched image has the same bytes as the same request alone (tested on
     # the tiny model at 1 and 2 torch threads, this CPU and these torch/oneDNN/MKL builds; not another CPU or
-    # version). No effect on a GPU, whose kernels also choose by shape (not checked there), nor under `compile`.
-    # Cost measured by bench/batch_invariance.py.
+    # version). No effect on a GPU, whose kernels also choose by shape (not checked there), nor under `compile`,
+    # nor for a model not micro-batched (batch size 1): its requests never share a call. Cost measured by
+    # bench/batch_invariance.py (10-20 % of a CPU worker's images/s).
     batch_invariant: bool = True
     # Pipeline speed switches (worker/acceleration.py), each reported at start-up.
     channels_last: bool = False  # NHWC weights: faster convolutions on tensor-core GPUs

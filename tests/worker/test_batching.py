@@ -18,6 +18,7 @@ from core.settings import WorkerSettings, updated
 from worker.batching import Batcher, batch_key
 from worker.device import DeviceGuard, Interruption
 from worker.diffusers_backend import DiffusersBackend
+from worker.invariance import active as invariance_active
 from worker.invariance import describe as accelerate_words
 from worker.postprocess import encode_png
 from worker.registry import ModelRegistry
@@ -83,7 +84,10 @@ async def test_batched_images_have_the_bytes_of_each_image_rendered_alone(
     assert batched.batcher.calls == 1  # all of them shared one pipeline call
     assert sum(len(g.images) for g in together) == images
 
-    alone = DiffusersBackend(tiny_registry, executor=device_threads[1])
+    # the same worker, each request alone (invariance is on where the model is micro-batched)
+    alone = DiffusersBackend(
+        tiny_registry, settings=updated(settings, {"batch_window_s": 0.0}), executor=device_threads[1]
+    )
     for request, generation in zip(requests, together, strict=True):
         assert [g.seed for g in generation.images] == list(request.seeds)
         for image in generation.images:
@@ -121,9 +125,13 @@ async def test_without_batch_invariance_the_same_seeds_still_draw_the_same_pictu
             assert np.count_nonzero(difference) <= difference.size // 1000
 
 
-def test_batch_invariance_is_reported_at_start_up_and_only_on_a_cpu() -> None:
-    cpu = WorkerSettings(device="cpu")
+def test_batch_invariance_is_reported_at_start_up_and_only_on_a_cpu_that_batches() -> None:
+    cpu = WorkerSettings(device="cpu", batch_max_images=8)
     assert accelerate_words(cpu, "cpu") == "batch-invariant kernels"
+    assert accelerate_words(updated(cpu, {"batch_max_images": 1}), "cpu") is None  # nothing shares a call
+    only_tiny = updated(cpu, {"batch_max_images": 1, "batch_max_images_per_model": {"tiny": 4}})
+    assert accelerate_words(only_tiny, "cpu") == "batch-invariant kernels"
+    assert invariance_active(only_tiny, "cpu", "tiny") and not invariance_active(only_tiny, "cpu", "sd15")
     assert accelerate_words(cpu, "cuda") == "batch invariance off (it is for CPU workers, not cuda)"
     assert accelerate_words(updated(cpu, {"compile": True}), "cpu") == (
         "batch invariance off (torch.compile is on)"
@@ -134,9 +142,17 @@ def test_batch_invariance_is_reported_at_start_up_and_only_on_a_cpu() -> None:
 async def test_a_batch_of_one_request_is_byte_identical_to_it_alone(
     tiny_registry: ModelRegistry, model_cache_dir: Path, make_request: RequestFactory
 ) -> None:
-    """Where the shapes match, so do the bytes: the batching path itself adds nothing to the pixels."""
+    """Where the shapes match, so do the bytes: the batching path itself adds nothing to the pixels (the same
+    kernels on both sides: batch invariance off, as it is for a worker that does not batch)."""
     request = make_request(prompt="a red fox", seeds=(7, 8))
-    batched = await batching_backend(tiny_registry, model_cache_dir).generate(request, None)
+    settings = WorkerSettings(
+        model_cache_dir=model_cache_dir,
+        device="cpu",
+        batch_max_images=8,
+        batch_window_s=0.2,
+        batch_invariant=False,
+    )
+    batched = await DiffusersBackend(tiny_registry, settings=settings).generate(request, None)
     single = await DiffusersBackend(tiny_registry).generate(request, None)
     assert [png(g.image) for g in batched.images] == [png(g.image) for g in single.images]
 
