@@ -29,6 +29,8 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +46,7 @@ from core.delivery.events import latest_id
 from core.jobs.workers import WorkerInfo, WorkerRegistry
 from core.models.request import Platform, Requester
 from core.models.result import EventKind
-from core.settings import Settings
+from core.settings import Settings, updated
 
 PROMPT = "a lighthouse at dusk, study {i}"
 
@@ -99,17 +101,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def end_to_end(
-    settings: Settings, jobs: int, n: int, flags: str = ""
+    settings: Settings, jobs: int, n: int, flags: str = "", processes: int = 0
 ) -> tuple[float, dict[str, list[float]]]:
+    """imagebot end to end: an in-process worker, or `processes` worker processes (`imagebot worker`)."""
     from worker.main import run_workers
 
     async with open_runtime(settings) as runtime:
-        worker = asyncio.ensure_future(run_workers(runtime.settings, [c.QUEUE_GPU]))
-        await WorkerRegistry(runtime.redis).wait_until_serving(c.QUEUE_GPU, 600, worker)
+        if processes:
+            children = worker_processes(runtime.settings, processes)
+            worker = asyncio.ensure_future(
+                asyncio.gather(*(asyncio.to_thread(child.wait) for child in children))
+            )
+        else:
+            worker = asyncio.ensure_future(run_workers(runtime.settings, [c.QUEUE_GPU]))
+        registry = WorkerRegistry(runtime.redis)
+        async with asyncio.timeout(600):
+            while len(await registry.serving(c.QUEUE_GPU)) < max(1, processes):
+                await registry.wait_until_serving(c.QUEUE_GPU, 600, worker)
+                await asyncio.sleep(0.1)
         requester = Requester(platform=Platform.CLI, user_id="bench", chat_id="bench")
         await runtime.service.admission.quotas.set_tier("cli:bench", "unlimited")
-        warm = await runtime.service.imagine(f"warm up --n {n}{flags}", requester)
-        await _collect(runtime.redis, {warm.request_id}, "0-0")
+        warm = [
+            (await runtime.service.imagine(f"warm up {k} --n {n}{flags}", requester)).request_id
+            for k in range(2 * max(1, processes))  # every worker's first job is behind us
+        ]
+        await _collect(runtime.redis, set(warm), "0-0")
         after = await latest_id(runtime.redis, Platform.CLI)
         started = time.perf_counter()
         wanted = {
@@ -120,7 +136,11 @@ async def end_to_end(
         rate = sum(len(e.images) for e in events if e.kind is EventKind.DONE) / (
             time.perf_counter() - started
         )
-        worker.cancel()
+        if processes:
+            for child in children:
+                child.terminate()  # SIGTERM: the queue is empty, so they leave at once
+        else:
+            worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     done = [e for e in events if e.kind is EventKind.DONE]
     stages = {
@@ -130,6 +150,22 @@ async def end_to_end(
         "delivery": [received[e.request_id] - e.created_at for e in done],
     }
     return rate, stages
+
+
+def worker_processes(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` processes of `imagebot worker` on the gpu queue, with these settings, each on one model thread and
+    one post-processing thread: on a CPU, the other way to use every core."""
+    worker = updated(settings.worker, {"model_threads": 1, "post_threads": 1, "drain_s": 1})
+    environment = {
+        **os.environ,
+        "IMAGEBOT_REDIS_URL": str(settings.redis_url),
+        "IMAGEBOT_DATA_DIR": str(settings.data_dir),
+        "IMAGEBOT_DEFAULT_MODEL": settings.default_model,
+        "IMAGEBOT_STORAGE": settings.storage.model_dump_json(),
+        "IMAGEBOT_WORKER": worker.model_dump_json(),
+    }
+    command = [sys.executable, "-m", "cli.main", "worker", "--queue", "gpu"]
+    return [subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL) for _ in range(count)]
 
 
 async def acknowledgements(settings: Settings, count: int) -> list[float]:
@@ -218,6 +254,13 @@ def workload(
         folder / "c", args.model_cache, arch, batch_max_images=args.batch, max_jobs=2 * args.batch
     )
     on, on_stages = asyncio.run(end_to_end(batched, jobs, n, arch.flags))
+    apart = None
+    if device == "cpu" and args.processes:  # a worker process per core instead of one splitting the cores
+        apart, _ = asyncio.run(
+            end_to_end(
+                settings_for(folder / "b3", args.model_cache, arch), jobs, n, arch.flags, args.processes
+            )
+        )
     ceiling = None
     if n == 1 and args.batch > 1:
         ceiling = plain_loop(arch, jobs, n, folder / "plain", threads, per_call=args.batch)
@@ -242,6 +285,11 @@ def workload(
             f"  (b2) the same, cores in turns   : {turns:6.3g} images/s   b2/a = {turns / plain:.2f}   "
             "(cpu_turns on: model and post-processing take turns on every core)"
         )
+    if apart is not None:
+        print(
+            f"  (b3) {args.processes} worker processes        : {apart:6.3g} images/s   b3/a = {apart / plain:.2f}   "
+            "(imagebot worker × N, each 1 model thread and 1 post-processing thread)"
+        )
     print(
         f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.3g} images/s   c/a = {on / plain:.2f}   "
         f"c/b = {on / off:.2f}"
@@ -260,6 +308,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=48, help="one-image requests in the burst (0: skip)")
     parser.add_argument("--batch", type=int, default=8, help="images per call in (c)")
     parser.add_argument("--acks", type=int, default=500)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="CPU only: (b3) with this many worker processes (0: skip)"
+    )
     add_arguments(parser)  # --model, --size, --steps, --model-cache
     args = parser.parse_args()
     arch = from_arguments(args)
