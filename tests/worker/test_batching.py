@@ -27,9 +27,15 @@ from worker.threads import ThreadPlan, model_executor
 RequestFactory = Callable[..., GenerationRequest]
 
 
-def batching_backend(registry: ModelRegistry, model_cache_dir: Path, images: int = 8) -> DiffusersBackend:
+def batching_backend(
+    registry: ModelRegistry, model_cache_dir: Path, images: int = 8, invariant: bool = True
+) -> DiffusersBackend:
     settings = WorkerSettings(
-        model_cache_dir=model_cache_dir, device="cpu", batch_max_images=images, batch_window_s=0.2
+        model_cache_dir=model_cache_dir,
+        device="cpu",
+        batch_max_images=images,
+        batch_window_s=0.2,
+        batch_invariant=invariant,
     )
     return DiffusersBackend(registry, settings=settings)
 
@@ -106,17 +112,10 @@ async def test_without_batch_invariance_the_same_seeds_still_draw_the_same_pictu
         make_request(request_id=name, prompt=prompt, negative_prompt=negative, seeds=seeds)
         for name, prompt, negative, seeds in BATCHES[8]
     ]
-    settings = WorkerSettings(
-        model_cache_dir=model_cache_dir,
-        device="cpu",
-        batch_max_images=8,
-        batch_window_s=0.2,
-        batch_invariant=False,
-    )
-    batched = DiffusersBackend(tiny_registry, settings=settings)
+    batched = batching_backend(tiny_registry, model_cache_dir, invariant=False)
     together = await asyncio.gather(*(batched.generate(r, None) for r in requests))
     assert batched.batcher.calls == 1
-    alone = DiffusersBackend(tiny_registry, settings=updated(settings, {"batch_max_images": 1}))
+    alone = DiffusersBackend(tiny_registry, settings=updated(batched.settings, {"batch_max_images": 1}))
     for request, generation in zip(requests, together, strict=True):
         single = await alone.generate(request, None)
         for mine, theirs in zip(generation.images, single.images, strict=True):
@@ -145,14 +144,7 @@ async def test_a_batch_of_one_request_is_byte_identical_to_it_alone(
     """Where the shapes match, so do the bytes: the batching path itself adds nothing to the pixels (the same
     kernels on both sides: batch invariance off, as it is for a worker that does not batch)."""
     request = make_request(prompt="a red fox", seeds=(7, 8))
-    settings = WorkerSettings(
-        model_cache_dir=model_cache_dir,
-        device="cpu",
-        batch_max_images=8,
-        batch_window_s=0.2,
-        batch_invariant=False,
-    )
-    batched = await DiffusersBackend(tiny_registry, settings=settings).generate(request, None)
+    batched = await batching_backend(tiny_registry, model_cache_dir, invariant=False).generate(request, None)
     single = await DiffusersBackend(tiny_registry).generate(request, None)
     assert [png(g.image) for g in batched.images] == [png(g.image) for g in single.images]
 
