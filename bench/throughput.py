@@ -1,7 +1,7 @@
 """imagebot against the plain diffusers loop it wraps, side by side in one run, on the same work.
 
-    .venv/bin/python -m bench.throughput [--jobs 12] [--n 4] [--burst 48] [--batch 8]
-        [--model tiny|sd15|sdxl] [--size 512x512] [--steps 30]
+    .venv/bin/python -m bench.throughput [--jobs 12] [--n 4] [--burst 48] [--batch 8] [--processes 2]
+        [--acks 500] [--model tiny|sd15|sdxl] [--size 512x512] [--steps 30]
 
 Two workloads, each on the same requests in every column:
 - `--jobs` jobs of `--n` images (default 12 × 4);
@@ -12,7 +12,8 @@ Two workloads, each on the same requests in every column:
 (b) imagebot end to end, batching off: embedded Redis, the core service (grammar, moderation, quotas, fair queue),
     an in-process worker (model, image check, watermark, C2PA signing, PNG/grid/preview, storage), result events.
     (b2), on a CPU worker: the same with the model and post-processing taking turns on every core instead of
-    splitting them (WorkerSettings.cpu_turns on).
+    splitting them (WorkerSettings.cpu_turns on); (b3), on a CPU: `imagebot worker --processes N` (`--processes`,
+    default 2) instead of the in-process worker, a worker process per core.
 (c) the same with micro-batching on (`--batch` images per call; the worker holds 2 × `--batch` jobs, so the next
     batch gathers while the last one is checked and stored).
 Prints images/s for each and the ratios b/a, c/a, c/b, per-stage p50/p95 of (b) and (c), the acknowledgement
@@ -108,10 +109,8 @@ async def end_to_end(
 
     async with open_runtime(settings) as runtime:
         if processes:
-            children = worker_processes(runtime.settings, processes)
-            worker = asyncio.ensure_future(
-                asyncio.gather(*(asyncio.to_thread(child.wait) for child in children))
-            )
+            parent = worker_processes(runtime.settings, processes)
+            worker = asyncio.ensure_future(asyncio.to_thread(parent.wait))
         else:
             worker = asyncio.ensure_future(run_workers(runtime.settings, [c.QUEUE_GPU]))
         registry = WorkerRegistry(runtime.redis)
@@ -137,8 +136,7 @@ async def end_to_end(
             time.perf_counter() - started
         )
         if processes:
-            for child in children:
-                child.terminate()  # SIGTERM: the queue is empty, so they leave at once
+            parent.terminate()  # SIGTERM to every child: the queue is empty, so they leave at once
         else:
             worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
@@ -152,20 +150,19 @@ async def end_to_end(
     return rate, stages
 
 
-def worker_processes(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
-    """`count` processes of `imagebot worker` on the gpu queue, with these settings, each on one model thread and
-    one post-processing thread: on a CPU, the other way to use every core."""
-    worker = updated(settings.worker, {"model_threads": 1, "post_threads": 1, "drain_s": 1})
+def worker_processes(settings: Settings, count: int) -> subprocess.Popen[bytes]:
+    """`imagebot worker --processes count` on the gpu queue with these settings (cli/processes.py: each child on
+    cores ÷ count model threads and one post-processing thread): on a CPU, the other way to use every core."""
     environment = {
         **os.environ,
         "IMAGEBOT_REDIS_URL": str(settings.redis_url),
         "IMAGEBOT_DATA_DIR": str(settings.data_dir),
         "IMAGEBOT_DEFAULT_MODEL": settings.default_model,
         "IMAGEBOT_STORAGE": settings.storage.model_dump_json(),
-        "IMAGEBOT_WORKER": worker.model_dump_json(),
+        "IMAGEBOT_WORKER": updated(settings.worker, {"drain_s": 1}).model_dump_json(),
     }
-    command = [sys.executable, "-m", "cli.main", "worker", "--queue", "gpu"]
-    return [subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL) for _ in range(count)]
+    command = [sys.executable, "-m", "cli", "worker", "--queue", "gpu", "--processes", str(count)]
+    return subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
 
 
 async def acknowledgements(settings: Settings, count: int) -> list[float]:
@@ -288,7 +285,7 @@ def workload(
     if apart is not None:
         print(
             f"  (b3) {args.processes} worker processes        : {apart:6.3g} images/s   b3/a = {apart / plain:.2f}   "
-            "(imagebot worker × N, each 1 model thread and 1 post-processing thread)"
+            f"(imagebot worker --processes {args.processes})"
         )
     print(
         f"  (c) imagebot, batching on ({args.batch:>2}) : {on:6.3g} images/s   c/a = {on / plain:.2f}   "

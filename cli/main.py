@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--queue", choices=("gpu", "cloud", "all"), default="all")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    worker.add_argument(
+        "--processes",
+        type=_count,
+        default=1,
+        help="run this many worker processes together (a CPU-only machine: one per core; see cli/processes.py)",
+    )
     telegram = commands.add_parser("telegram", help="run the Telegram bot")
     telegram.add_argument("--with-worker", action="store_true", help="also run a worker in this process")
     discord = commands.add_parser("discord", help="run the Discord bot")
@@ -75,6 +81,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_web(_listening(settings, args.host, args.port), with_worker=args.with_worker)
     if args.command == "worker":
+        from worker.heartbeat import default_worker_id
         from worker.main import queues_for, run_worker_process
 
         if not settings.redis_url:
@@ -82,7 +89,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 "IMAGEBOT_REDIS_URL: a standalone worker needs the bots' Redis (redis://host:6379/0)"
             )
         queues = queues_for(settings, args.queue)
-        async with _worker_health(settings, queues):
+        if args.processes > 1:
+            from cli.processes import start, supervise, worker_ids
+
+            children = await start(settings, args.processes, args.queue, args.burst)
+            async with _worker_health(settings, worker_ids(settings, children, queues)):
+                return await supervise(children, args.burst)
+        async with _worker_health(settings, [settings.worker.name or default_worker_id(q) for q in queues]):
             handed_back = await run_worker_process(settings, queues, burst=args.burst)
         if handed_back:
             _exit_now(0)
@@ -92,6 +105,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return await run_bot(
         args.command, settings, sync=getattr(args, "sync", False), with_worker=args.with_worker
     )
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return int(text)
 
 
 def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
@@ -105,15 +124,14 @@ def _listening(settings: Settings, host: str | None, port: int | None) -> Settin
 
 
 @asynccontextmanager
-async def _worker_health(settings: Settings, queues: list[str]) -> AsyncIterator[None]:
-    """/metrics, /healthz and /readyz for a worker process: ready while Redis answers and its workers serve."""
+async def _worker_health(settings: Settings, ids: list[str]) -> AsyncIterator[None]:
+    """/metrics, /healthz and /readyz for a worker process: ready while Redis answers and the workers `ids`
+    (its own, or its children's) serve."""
     from cli.health import health_endpoints, queue_depth, redis_check, workers_check
     from core.jobs.connection import connect
-    from worker.heartbeat import default_worker_id
 
     assert settings.redis_url is not None
     redis = connect(settings.redis_url, socket_connect_timeout=2)
-    ids = [settings.worker.name or default_worker_id(queue) for queue in queues]
     try:
         async with health_endpoints(
             settings,

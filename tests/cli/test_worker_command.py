@@ -5,6 +5,7 @@ crashes stop it (SIGTERM, SIGKILL), with an in-process worker standing by to tak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,7 +37,7 @@ LONG = (
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, model_dir: Path, log: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, model_dir: Path, log: Path, *arguments: str, **env: str) -> None:
         environment = {
             key: value for key, value in os.environ.items() if not key.startswith(("IMAGEBOT_", "OPENAI_"))
         }
@@ -54,7 +55,7 @@ class WorkerProcess:
         self.log = log
         self._log_file = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker", "--queue", "gpu"],
+            [sys.executable, "-m", "cli", "worker", "--queue", "gpu", *arguments],
             cwd=ROOT,
             env=environment,
             stdout=self._log_file,
@@ -91,8 +92,9 @@ def start(pipeline: Pipeline, model_dir: Path, tmp_path: Path) -> Iterator[type[
     started: list[WorkerProcess] = []
 
     class Started(WorkerProcess):
-        def __init__(self, **env: str) -> None:
-            super().__init__(pipeline.settings, model_dir, tmp_path / f"worker{len(started)}.log", **env)
+        def __init__(self, *arguments: str, **env: str) -> None:
+            log = tmp_path / f"worker{len(started)}.log"
+            super().__init__(pipeline.settings, model_dir, log, *arguments, **env)
             started.append(self)
 
     yield Started  # type: ignore[misc]
@@ -240,3 +242,83 @@ async def test_a_worker_process_serves_health_readiness_and_metrics(
             assert response.status == 200 and "imagebot_jobs_total" in await response.text()
     worker.process.send_signal(signal.SIGTERM)
     assert await worker.exit_code(60) == 0
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+async def serving_ids(registry: WorkerRegistry) -> set[str]:
+    return {worker.worker_id for worker in await registry.serving(c.QUEUE_GPU)}
+
+
+async def two_serving(workers: WorkerProcess, registry: WorkerRegistry) -> list[int]:
+    """Wait until the parent has two children and both named workers serve; returns the children's pids."""
+    async with asyncio.timeout(180):
+        while True:
+            assert workers.process.poll() is None, workers.output
+            children = children_of(workers.process.pid)
+            if len(children) == 2 and {f"{NAME}-1", f"{NAME}-2"} <= await serving_ids(registry):
+                return children
+            await asyncio.sleep(0.1)
+
+
+def running(pids: list[int]) -> bool:
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+async def test_processes_run_side_by_side_and_stop_together(
+    pipeline: Pipeline, start: type[WorkerProcess]
+) -> None:
+    """`imagebot worker --processes 2`: two named workers serve the queue, every job is done once, and one
+    SIGTERM to the parent stops both (their heartbeats leave the worker list) with exit code 0."""
+    workers = start("--processes", "2")
+    registry = WorkerRegistry(pipeline.runtime.redis)
+    children = await two_serving(workers, registry)
+    users = [ALICE.model_copy(update={"user_id": f"user{i}"}) for i in range(4)]
+    ids = [
+        (await pipeline.runtime.service.imagine(f"a fox {i} --n 1", user)).request_id
+        for i, user in enumerate(users)
+    ]
+    for request_id in ids:
+        await first(pipeline, request_id, EventKind.DONE)
+    workers.process.send_signal(signal.SIGTERM)
+    assert await workers.exit_code(60) == 0, workers.output
+    assert not {f"{NAME}-1", f"{NAME}-2"} & await serving_ids(registry)
+    assert not await asyncio.to_thread(running, children)
+
+
+async def test_a_child_that_dies_stops_the_others_and_the_parent_says_how(
+    pipeline: Pipeline, start: type[WorkerProcess]
+) -> None:
+    workers = start("--processes", "2")
+    first_child, second_child = await two_serving(workers, WorkerRegistry(pipeline.runtime.redis))
+    os.kill(first_child, signal.SIGKILL)  # an OOM kill
+    assert await workers.exit_code(60) == 128 + signal.SIGKILL, workers.output
+    assert not await asyncio.to_thread(running, [second_child])  # the other was stopped, and reaped
+
+
+async def test_a_parent_killed_outright_leaves_no_orphan_workers(
+    pipeline: Pipeline, start: type[WorkerProcess]
+) -> None:
+    workers = start("--processes", "2")
+    children = await two_serving(workers, WorkerRegistry(pipeline.runtime.redis))
+    workers.process.kill()
+    workers.process.wait()
+    async with asyncio.timeout(60):  # each child hears SIGTERM from the kernel, drains and exits
+        while await asyncio.to_thread(running, children):  # noqa: ASYNC110 (the process table has no event)
+            await asyncio.sleep(0.1)
+
+
+def test_a_count_below_one_is_refused_naming_the_option() -> None:
+    command = [sys.executable, "-m", "cli", "worker", "--processes", "0"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "--processes: '0': give a whole number, 1 or more" in done.stderr
