@@ -2,7 +2,7 @@
 
 On a CPU-only machine one worker keeps a core for the model and one for the image checks, and the checks leave
 theirs idle most of the time. A process per core renders side by side and the checks fill the gaps:
-bench.throughput (b3) measured 0.83–0.89× the plain diffusers loop on 2 cores, against 0.55–0.57× for one worker.
+bench.throughput (b3) measured 0.86–0.88× the plain diffusers loop on 2 cores, against 0.57–0.59× for one worker.
 
 Each child is `imagebot worker` with the same settings (environment and .env), its own copy of the model (RAM),
 and, unless the settings name them, `cores ÷ N` model threads and one post-processing thread. A named worker
