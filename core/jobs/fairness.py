@@ -26,20 +26,26 @@ COST_PER_IMAGE = 1000.0  # virtual ms per image at weight 1
 VIRTUAL_LIMIT = 1e12
 
 # KEYS: vclock, the user's finish tag, the taken scores. ARGV: cost, the TTL of the tag and of the taken set.
-# Returns the job's score: its start tag, or
-# the first free whole score after it. Scores below the clock are never asked for again, so they are dropped.
+# Returns the job's score: its start tag, or the first free whole score after it. Taken scores are distinct whole
+# numbers, so [score, score + n - 1] is full exactly when it holds n of them: the length doubles until a range
+# has a gap, then halves into it. O(log² n) counts, where reading the taken scores one by one made a burst of k
+# newcomers, all starting at the clock, cost k²/2 steps. Scores below the clock are never asked for again, so
+# they are dropped.
 _TAG = """
 local vclock = tonumber(redis.call('GET', KEYS[1]) or '1')
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local score = math.ceil(math.max(vclock, last))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. vclock)
-while true do
-  local taken = redis.call('ZRANGEBYSCORE', KEYS[3], score, '+inf', 'LIMIT', 0, 512)
-  for _, member in ipairs(taken) do
-    local value = tonumber(member)
-    if value == score then score = score + 1 elseif value > score then break end
+local function full(n) return redis.call('ZCOUNT', KEYS[3], score, score + n - 1) == n end
+if full(1) then
+  local n = 2
+  while full(n) do n = n * 2 end
+  local lo, hi = n / 2, n  -- the first lo scores are taken, the first hi are not all taken
+  while hi - lo > 1 do
+    local mid = math.floor((lo + hi) / 2)
+    if full(mid) then lo = mid else hi = mid end
   end
-  if #taken < 512 or tonumber(taken[#taken]) > score then break end  -- else all taken: read on
+  score = score + lo
 end
 redis.call('ZADD', KEYS[3], score, string.format('%d', score))
 redis.call('EXPIRE', KEYS[3], ARGV[2])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
 from core import constants as c
-from core.jobs.fairness import FairScheduler
+from core.jobs.fairness import COST_PER_IMAGE, FairScheduler
 from core.jobs.queue import JobQueue
 from core.models.request import GenerationRequest, Platform, Requester
 
@@ -61,3 +64,28 @@ async def test_wall_clock_scores_never_move_the_virtual_clock(redis: aioredis.Re
     fair = FairScheduler(redis)
     await fair.started("q", 1.7e12)  # an arq retry re-queued with a wall-clock score
     assert await fair.score("q", "someone", 1, 1.0) < 1e12
+
+
+async def test_every_score_is_the_first_free_whole_score_from_the_users_tag(redis: aioredis.Redis) -> None:
+    """The tag script against the rule written plainly: start at max(clock, the user's last finish), take the
+    first whole score nobody holds. Bursts of newcomers (long runs of taken scores), returning users (tags past
+    the runs, leaving gaps behind them), weights and a moving clock, in one seeded random order."""
+    fair = FairScheduler(redis)
+    rng = random.Random(12)
+    clock, finish, taken = 1.0, {}, set()
+    for step in range(600):
+        if rng.random() < 0.05 and taken:  # a worker starts a job: the clock moves to its score
+            started = rng.choice(sorted(taken))
+            await fair.started(c.QUEUE_GPU, started)
+            clock = max(clock, started)
+            taken = {score for score in taken if score >= clock}
+            continue
+        user = f"u{rng.randrange(400)}"
+        images, weight = rng.randint(1, 4), rng.choice((1.0, 2.0, 0.5))
+        expected = math.ceil(max(clock, finish.get(user, 0.0)))
+        while expected in taken:
+            expected += 1
+        score = await fair.score(c.QUEUE_GPU, user, images, weight)
+        assert score == expected, step
+        taken.add(expected)
+        finish[user] = expected + round(images * COST_PER_IMAGE / weight, 3)
