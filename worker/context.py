@@ -19,6 +19,7 @@ from core.delivery.events import EventPublisher
 from core.delivery.result_store import ResultStore
 from core.delivery.tally import DailyTally
 from core.governance.audit import AuditLog
+from core.governance.preferences import PreferenceStore
 from core.governance.quotas import QuotaService
 from core.governance.retention import RetentionKeeper
 from core.jobs.cache import ResultCache
@@ -67,6 +68,7 @@ class WorkerContext:
     tally: DailyTally = field(init=False)
     keeper: RetentionKeeper = field(init=False)
     provenance: Provenance = field(init=False)
+    preferences: PreferenceStore = field(init=False)  # whether a user turned live previews off
 
     def __post_init__(self) -> None:
         self.job_timeout_s = job_timeout_s(self.settings, self.queue_name)
@@ -81,6 +83,7 @@ class WorkerContext:
         self.tally = DailyTally(self.redis, retention.stats_s)
         self.keeper = RetentionKeeper(self.store, self.redis, retention, self.settings.storage)
         self.provenance = Provenance(self.settings.provenance, self.settings.data_dir)
+        self.preferences = PreferenceStore(self.redis)
 
     @property
     def cloud_enabled(self) -> bool:

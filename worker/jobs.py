@@ -36,6 +36,7 @@ from core.models.request import GenerationRequest
 from core.models.result import EventKind, ResultEvent
 from worker.context import WorkerContext
 from worker.ledger import record_job
+from worker.live_preview import previews_wanted
 from worker.render import generate_images, load_source, progress_reporter, store_outputs
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ async def generate(ctx: dict[str, Any], request_id: str) -> str:
         async with asyncio.timeout(deps.job_timeout_s):
             timings = {"queued": round(max(0.0, time.time() - request.created_at), 4)}
             source = await load_source(deps, request, timings)
-            reporter = progress_reporter(deps, request)
+            reporter = progress_reporter(deps, request, previews=await previews_wanted(deps, request))
             try:
                 generation = await generate_images(deps, request, source, reporter, timings)
             finally:

@@ -6,6 +6,11 @@ a check that fails, publishes none. It is a small JPEG data: URL on the PROGRESS
 most one per `live_preview_interval_s`, never more than one being checked at a time, the first once a quarter
 of the steps are done (before that the latents are mostly noise), and none after the model call: the job
 awaits `close()`, which lets the one being checked finish, before it stores and delivers the result.
+
+Previews are the operator's choice (WorkerSettings.live_previews) and each user's: one who turned them off in
+/settings (UserPrefs.previews) gets the text progress only, and the worker decodes none for their render. The
+preference is read from Redis when the render starts rather than carried on the request, so a worker or bot of
+the previous version still reads every request this one writes (the request forbids unknown fields).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from PIL import Image
+from pydantic import ValidationError
 
 from core.models.request import GenerationRequest
 from core.models.result import LIVE_PREVIEW_MAX_CHARS, LIVE_PREVIEW_PREFIX, EventKind, ResultEvent
@@ -38,15 +44,36 @@ def encode_live_preview(image: Image.Image, size: tuple[int, int], max_side: int
     return make_preview(image.resize(target, Image.Resampling.BILINEAR), max_side, "jpeg", MAX_JPEG_BYTES)
 
 
+async def previews_wanted(ctx: WorkerContext, request: GenerationRequest) -> bool:
+    """Whether this render's progress shows live previews: the worker makes them and the user who asked didn't
+    turn them off in /settings."""
+    if not ctx.settings.worker.live_previews:
+        return False
+    requester = request.requester
+    try:
+        prefs = await ctx.preferences.get(requester.platform, requester.user_id)
+    except ValidationError:  # a record this version can't read (a newer one's): previews stay as the worker's
+        log.warning("request %s: the user's preferences could not be read", request.request_id)
+        return True
+    return prefs.previews
+
+
 class ProgressReporter:
     """A thread-safe progress callback (worker.backend.ProgressCallback) that is also a PreviewSink."""
 
-    def __init__(self, ctx: WorkerContext, request: GenerationRequest, min_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        request: GenerationRequest,
+        min_interval_s: float = 1.0,
+        previews: bool = True,
+    ) -> None:
+        """`previews`: False for a user who turned them off (previews_wanted), whatever the worker's setting."""
         self.ctx, self.request, self.min_interval_s = ctx, request, min_interval_s
         self.loop = asyncio.get_running_loop()
         self.last = 0.0
         settings = ctx.settings.worker
-        self.previews = settings.live_previews
+        self.previews = settings.live_previews and previews
         self.preview_interval_s = settings.live_preview_interval_s
         self.last_preview: float | None = None
         self.checking = False  # a preview is being encoded and checked

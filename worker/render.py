@@ -320,8 +320,8 @@ def _size_of(data: bytes) -> tuple[int, int]:
 
 
 def progress_reporter(
-    ctx: WorkerContext, request: GenerationRequest, min_interval_s: float = 1.0
+    ctx: WorkerContext, request: GenerationRequest, min_interval_s: float = 1.0, previews: bool = True
 ) -> ProgressReporter:
     """A thread-safe progress callback that publishes at most one PROGRESS event per interval, and live
-    previews (worker/live_preview.py) when the worker shows them."""
-    return ProgressReporter(ctx, request, min_interval_s)
+    previews (worker/live_preview.py) when the worker shows them and `previews` (the user's choice) is on."""
+    return ProgressReporter(ctx, request, min_interval_s, previews)

@@ -76,7 +76,7 @@ HELP = (
     + ".\n"
     "**/vary** `image` `prompt` — new images starting from a picture you upload.\n"
     "**/upscale** `image` — a twice-as-large, refined copy of a picture you upload.\n"
-    "**/settings** — your defaults (aspect ratio, model, number of images, private replies).\n"
+    "**/settings** — your defaults (aspect ratio, model, number of images, private replies, Remix, live previews).\n"
     "**/cancel** — cancel your latest request while it is still waiting.\n"
     "**/quota** — your limits and what you've used today.\n"
     "**/describe** `image` — four prompts for a picture, each a button that imagines it.\n"
@@ -327,6 +327,7 @@ async def _prompt_of(interaction: discord.Interaction, message: discord.Message)
     count="Default number of images",
     private="Replies only you can see",
     remix="Edit the prompt before variations, rerolls, zooms, pans and region edits",
+    previews="Show a small picture of your image as it forms (off: progress as text only)",
     reset="Forget all your defaults",
 )
 @app_commands.choices(aspect=ASPECT_CHOICES)
@@ -338,14 +339,22 @@ async def settings(
     count: Count | None = None,
     private: bool | None = None,
     remix: bool | None = None,
+    previews: bool | None = None,
     reset: bool = False,
 ) -> None:
     store = context_of(interaction).preferences
     user = str(interaction.user.id)
     changes: dict[str, object] = {}
     if reset:
-        changes = {"aspect": None, "model": None, "n": None, "private": False, "remix": False}
-    options = (("aspect", aspect), ("model", model), ("n", count), ("private", private), ("remix", remix))
+        changes = UserPrefs().model_dump()  # every field back to its default
+    options = (
+        ("aspect", aspect),
+        ("model", model),
+        ("n", count),
+        ("private", private),
+        ("remix", remix),
+        ("previews", previews),
+    )
     for name, value in options:
         if value is not None:
             changes[name] = value
@@ -358,7 +367,7 @@ def _describe(prefs: UserPrefs) -> str:
     return (
         f"Your defaults: aspect {prefs.aspect or 'the model’s own'} · model {prefs.model or 'the server’s'} · "
         f"{prefs.n or 'the server’s number of'} images · replies {'only you see' if prefs.private else 'public'}"
-        f" · remix {'on' if prefs.remix else 'off'}."
+        f" · remix {'on' if prefs.remix else 'off'} · live previews {'on' if prefs.previews else 'off'}."
     )
 
 

@@ -53,7 +53,7 @@ def help_text() -> str:
         "Under a result: U1–U4 send one image at full size, V1–V4 make variations of one, 🔄 draws again.",
         "Under one image: Upscale (Subtle/Creative), Vary (Subtle/Strong/Region), Zoom Out 2×/1.5×/Custom, "
         "and ⬅️ ➡️ ⬆️ ⬇️ to pan. With Remix on (/settings) you edit the prompt first.",
-        "/settings sets your defaults; /cancel cancels your last request while it waits.",
+        "/settings sets your defaults, Remix and live previews; /cancel cancels your last request while it waits.",
         "/quota shows how many images you have left today and when that resets.",
         "/describe: send a photo captioned /describe (or reply to one) for four prompts, each a button.",
         "/history lists your recent results; reply to a result with /info to see how it was made.",

@@ -1,4 +1,5 @@
-"""/settings: per-user defaults (aspect ratio, model, image count, private replies, Remix) on an inline keyboard.
+"""/settings: per-user defaults (aspect ratio, model, image count, private replies, Remix, live previews) on an
+inline keyboard.
 
 Its buttons carry callback_data "st:<field>:<value>" (≤ 64 bytes); a press changes the presser's own
 defaults in core's PreferenceStore and redraws the menu.
@@ -31,13 +32,17 @@ def _mark(label: str, chosen: bool) -> str:
 
 
 def menu_text(prefs: UserPrefs) -> str:
+    previews = (
+        "on — a small picture of the image as it forms" if prefs.previews else "off — progress as text only"
+    )
     return (
         "Your defaults (flags in a command still win):\n"
         f"Aspect ratio: {prefs.aspect or 'model default'}\n"
         f"Model: {prefs.model or 'bot default'}\n"
         f"Images: {prefs.n or 'bot default'}\n"
         f"Replies: {'private (sent to our private chat)' if prefs.private else 'in the chat where you ask'}\n"
-        f"Remix: {'on — edit the prompt before V, 🔄, zoom, pan and region edits' if prefs.remix else 'off'}"
+        f"Remix: {'on — edit the prompt before V, 🔄, zoom, pan and region edits' if prefs.remix else 'off'}\n"
+        f"Live previews: {previews}"
     )
 
 
@@ -50,13 +55,15 @@ def menu_keyboard(prefs: UserPrefs) -> InlineKeyboardMarkup:
     counts = [button(str(n), "n", str(n), prefs.n == n) for n in COUNTS]
     privacy = button("Private replies", "p", "0" if prefs.private else "1", prefs.private)
     remix = button("Remix", "rx", "0" if prefs.remix else "1", prefs.remix)
+    previews = button("Live previews", "lp", "0" if prefs.previews else "1", prefs.previews)
     reset = InlineKeyboardButton("Reset", callback_data=f"{PREFIX}:reset:")
     rows = [
         aspects[:4],
         aspects[4:],
         *[models[i : i + 3] for i in range(0, len(models), 3)],
         counts,
-        [privacy, remix, reset],
+        [privacy, remix],
+        [previews, reset],
     ]
     return InlineKeyboardMarkup(rows)
 
@@ -74,8 +81,10 @@ def parse_choice(data: str) -> dict[str, object]:
         return {"private": value == "1"}
     if field == "rx" and value in ("0", "1"):
         return {"remix": value == "1"}
+    if field == "lp" and value in ("0", "1"):
+        return {"previews": value == "1"}
     if field == "reset":
-        return {"aspect": None, "model": None, "n": None, "private": False, "remix": False}
+        return UserPrefs().model_dump()  # every field back to its default
     raise InvalidRequest("settings", "That settings button isn't one I know; please send /settings again.")
 
 

@@ -1,5 +1,6 @@
-"""Per-user defaults set with /settings, stored in Redis: aspect ratio, model, image count, reply privacy, and
-Remix (edit the prompt before a variation, reroll, zoom, pan or region edit)."""
+"""Per-user defaults set with /settings, stored in Redis: aspect ratio, model, image count, reply privacy,
+Remix (edit the prompt before a variation, reroll, zoom, pan or region edit) and live previews (a small
+picture of the render as it forms; off: the progress is text only)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ class UserPrefs(Frozen):
     n: int | None = None
     private: bool = False  # replies only the user sees (Discord ephemeral; Telegram: in a private chat)
     remix: bool = False  # V, 🔄, zoom, pan and region edits first open the prompt for editing
+    previews: bool = True  # live previews in the progress (when the operator's worker makes them)
 
     def defaults(self) -> UserDefaults:
         return UserDefaults(aspect=self.aspect, model=self.model, n=self.n)
+
+
+# Fields added after the first stored records, with the default value that is not stored.
+DEFAULTS_LEFT_OUT: dict[str, object] = {"remix": False, "previews": True}
 
 
 class PreferenceStore:
@@ -45,9 +51,9 @@ class PreferenceStore:
             prefs = prefs.model_copy(update={"model": get_model(prefs.model).name})
         if prefs.n is not None and not 1 <= prefs.n <= 4:
             raise InvalidRequest("n", "The number of images must be from 1 to 4.")
-        # Remix off writes the record the previous version reads (it forbids unknown fields), so a rolling
-        # upgrade doesn't break its processes still running the old code.
-        exclude = None if prefs.remix else {"remix"}
+        # Remix off and previews on (the defaults) write the record the previous version reads (it forbids
+        # unknown fields), so a rolling upgrade doesn't break its processes still running the old code.
+        exclude = {name for name, default in DEFAULTS_LEFT_OUT.items() if getattr(prefs, name) == default}
         await self.redis.set(
             PREFS_KEY.format(platform=platform, user_id=user_id), prefs.model_dump_json(exclude=exclude)
         )

@@ -16,6 +16,7 @@ from PIL import Image
 
 from core import constants as c
 from core.delivery.events import stream_key
+from core.governance.preferences import PreferenceStore
 from core.models.catalog import BackendKind, Family
 from core.models.request import Platform, Requester
 from core.models.result import LIVE_PREVIEW_MAX_CHARS, EventKind, ResultEvent
@@ -96,7 +97,11 @@ def test_a_live_preview_fits_a_progress_event_at_the_requests_aspect() -> None:
 
 
 async def _render(
-    pipeline: Pipeline, tiny_registry: ModelRegistry, check: PreviewCheck, settings: Settings | None = None
+    pipeline: Pipeline,
+    tiny_registry: ModelRegistry,
+    check: PreviewCheck,
+    settings: Settings | None = None,
+    command: str = "a red boat --n 1 --steps 8 --seed 3",
 ) -> list[ResultEvent]:
     """One /imagine on `tiny` through the worker's job, with `check` as the image check; its events."""
     from core.jobs.workers import WorkerInfo, WorkerRegistry
@@ -111,7 +116,7 @@ async def _render(
         image_moderator=check,
     )
     await WorkerRegistry(pipeline.runtime.redis).beat(WorkerInfo("w", c.QUEUE_GPU, ("tiny",), 0.0))
-    submitted = await pipeline.runtime.service.imagine("a red boat --n 1 --steps 8 --seed 3", ALICE)
+    submitted = await pipeline.runtime.service.imagine(command, ALICE)
     ctx: dict[str, Any] = {"imagebot": deps, "job_try": 1}
     outcome = await generate(ctx, submitted.request_id)
     assert outcome == "done"
@@ -159,3 +164,20 @@ async def test_no_previews_when_the_operator_turns_them_off(
     check = PreviewCheck("allow")
     events = await _render(pipeline, tiny_registry, check, settings)
     assert check.previews_checked == 0 and all(event.live_preview is None for event in events)
+
+
+async def test_no_previews_for_a_user_who_turned_them_off(
+    pipeline: Pipeline, tiny_registry: ModelRegistry
+) -> None:
+    """/settings' live previews off: the worker makes none for that user's render (nothing decoded or checked), the
+    progress and the result still come; turned back on, the next render shows them again."""
+    store = PreferenceStore(pipeline.runtime.redis)
+    await store.update(Platform.CLI, ALICE.user_id, previews=False)
+    check = PreviewCheck("allow")
+    events = await _render(pipeline, tiny_registry, check)
+    assert check.previews_checked == 0 and all(event.live_preview is None for event in events)
+    assert EventKind.PROGRESS in {event.kind for event in events} and events[-1].kind is EventKind.DONE
+
+    await store.update(Platform.CLI, ALICE.user_id, previews=True)
+    again = await _render(pipeline, tiny_registry, check, command="a blue boat --n 1 --steps 8 --seed 4")
+    assert check.previews_checked >= 1 and any(event.live_preview is not None for event in again)

@@ -12,12 +12,15 @@ import io
 from PIL import Image
 
 from core.delivery.events import EventPublisher
+from core.governance.preferences import PreferenceStore
 from core.models.request import GenerationRequest
 from core.models.result import LIVE_PREVIEW_PREFIX, EventKind, ResultEvent
-from tests.bots.discord.conftest import BotRunner, announce_worker, done, queued
-from tests.emulators.discord_api import DiscordEmulator
+from tests.bots.discord.conftest import BotRunner, announce_worker, done, edits, queued
+from tests.emulators.discord_api import LIVE_PREVIEW_FILE, DiscordEmulator
+from tests.settings import with_settings
 
 USER = 4242
+OTHER = 4343
 
 
 def jpeg(colour: str) -> bytes:
@@ -99,3 +102,49 @@ async def test_a_refused_result_leaves_no_live_preview_behind(
         within_s=20,
     )
     assert shown.files == []  # the preview went with the progress
+
+
+async def test_a_user_who_turned_previews_off_gets_text_while_others_in_the_channel_get_previews(
+    bots: BotRunner, discord_emulator: DiscordEmulator
+) -> None:
+    """/settings previews:False, shown back; in the same channel, that user's render (a real worker on `tiny`)
+    shows its progress as text with no preview image, while another user's render shows its preview. Both
+    get their results."""
+    emulator = discord_emulator
+    await bots.start(progress_interval_s=0.0)
+    turned = await emulator.slash("settings", {"previews": False}, user_id=USER)
+    saved = await emulator.wait_for(lambda: emulator.original(turned.token), within_s=20)
+    assert saved.ephemeral and saved.content.startswith("Saved.") and "live previews off" in saved.content
+    shown = await emulator.slash("settings", {}, user_id=USER)
+    summary = await emulator.wait_for(lambda: emulator.original(shown.token), within_s=20)
+    assert "live previews off" in summary.content
+    assert not (await PreferenceStore(bots.pipeline.runtime.redis).get("discord", str(USER))).previews
+
+    one_core = {"model_threads": 1, "cpu_turns": False}  # the render's length doesn't swing with the load
+    await bots.pipeline.start_worker(settings=with_settings(bots.pipeline.settings, worker=one_core))
+    render = "a lighthouse at dusk --steps 50 --size 128x128 --seed {seed}"
+    off = await emulator.slash("imagine", {"prompt": render.format(seed=7), "count": 1}, user_id=USER)
+    on = await emulator.slash("imagine", {"prompt": render.format(seed=8), "count": 1}, user_id=OTHER)
+
+    off_result = await emulator.result(off.token, 240)
+    on_result = await emulator.result(on.token, 240)
+    assert off_result.content.startswith("a lighthouse at dusk") and on_result.files
+
+    def previews_uploaded(token: str) -> list[bytes]:
+        return [
+            f.data for call in edits(emulator, token) for f in call.files if f.filename == LIVE_PREVIEW_FILE
+        ]
+
+    def progress_texts(token: str) -> list[str]:
+        return [
+            c.payload.get("content", "")
+            for c in edits(emulator, token)
+            if "Rendering" in c.payload.get("content", "")
+        ]
+
+    assert previews_uploaded(off.token) == [] and progress_texts(off.token)  # text progress, no picture
+    assert previews_uploaded(on.token) and progress_texts(on.token)
+
+    reset = await emulator.slash("settings", {"reset": True}, user_id=USER)  # back on with the other defaults
+    again = await emulator.wait_for(lambda: emulator.original(reset.token), within_s=20)
+    assert "live previews on" in again.content

@@ -164,8 +164,15 @@ async def test_settings_buttons_store_the_users_defaults(telegram_bot: TelegramB
     await emulator.wait_for(lambda: "Images: 1" in menu.shown)
     await emulator.press(ALICE_DM, ALICE, menu, "st:ar:16:9")
     await emulator.wait_for(lambda: "Aspect ratio: 16:9" in menu.shown)
+    await emulator.press(ALICE_DM, ALICE, menu, "st:lp:0")
+    await emulator.wait_for(lambda: "Live previews: off" in menu.shown)
+    assert not (
+        await PreferenceStore(telegram_bot.pipeline.runtime.redis).get("telegram", str(ALICE.id))
+    ).previews
+    await emulator.press(ALICE_DM, ALICE, menu, "st:lp:1")  # and back on: the other settings stay
+    await emulator.wait_for(lambda: "Live previews: on" in menu.shown)
     prefs = await PreferenceStore(telegram_bot.pipeline.runtime.redis).get("telegram", str(ALICE.id))
-    assert (prefs.n, prefs.aspect) == (1, "16:9")
+    assert (prefs.n, prefs.aspect, prefs.previews) == (1, "16:9", True)
 
     await telegram_bot.announce_idle_worker()
     asked = await emulator.user_message(ALICE_DM, ALICE, "/imagine a wide beach")

@@ -25,10 +25,11 @@ from telegram.error import BadRequest
 from bots.telegram.progress import ENDED
 from bots.telegram.rate_limiter import RateLimits
 from core.delivery.events import EventPublisher
+from core.governance.preferences import PreferenceStore
 from core.keys import PREVIEW_MESSAGE_KEY
 from core.models.result import LIVE_PREVIEW_PREFIX, EventKind, ResultEvent, StoredImage
 from core.settings import Settings
-from tests.bots.telegram.conftest import ALICE, ALICE_DM, FAST, TelegramBot, bot_settings
+from tests.bots.telegram.conftest import ALICE, ALICE_DM, BOB, FAST, GROUP, TelegramBot, bot_settings
 from tests.bots.telegram.test_progress import event, queued
 from tests.emulators.telegram_api import Call, Sent, TelegramEmulator
 from tests.pipeline_fixture import Pipeline
@@ -184,6 +185,48 @@ async def test_with_previews_off_the_progress_stays_text(preview_bot: TelegramBo
     await emulator.wait_for(lambda: status.deleted)
     assert left_in_chat(emulator) == [result]
     assert emulator.count("editMessageMedia") == emulator.count("editMessageCaption") == 0
+
+
+async def test_a_user_who_turned_previews_off_gets_text_while_others_in_the_chat_get_photos(
+    preview_bot: TelegramBot,
+) -> None:
+    """Bob turns live previews off in /settings; in the same group, his render's progress is text only while
+    Alice's, rendered by the same worker, shows its preview photo. Both get their results."""
+    bot, emulator = preview_bot, preview_bot.emulator
+    asked = await emulator.user_message(GROUP, BOB, "/settings")
+    menu = await bot.reply_to(GROUP, asked, prefix="Your defaults")
+    assert "Live previews: on" in menu.shown and "✓ Live previews" in [b["text"] for b in menu.buttons()]
+    await emulator.press(GROUP, BOB, menu, "st:lp:0")
+    await emulator.wait_for(lambda: "Live previews: off — progress as text only" in menu.shown)
+    assert "Live previews" in [b["text"] for b in menu.buttons()]  # no longer ticked
+    assert "st:lp:1" in menu.callback_data()  # the button now turns them back on
+    assert not (await PreferenceStore(bot.pipeline.runtime.redis).get("telegram", str(BOB.id))).previews
+
+    await bot.pipeline.start_worker(settings=one_core(bot.pipeline.settings))
+    bobs = await emulator.user_message(GROUP, BOB, RENDER.replace("160x160", "128x128"))
+    bobs_status = await bot.reply_to(GROUP, bobs, prefix="Queued")
+    alices = await emulator.user_message(GROUP, ALICE, RENDER.replace("--seed 7", "--seed 8"))
+
+    def photos_replying_to(asked: dict[str, object]) -> list[Sent]:
+        return [s for s in emulator.in_chat(GROUP.id, "sendPhoto") if s.reply_to == asked["message_id"]]
+
+    alices_preview = await emulator.wait_for(
+        lambda: next((s for s in photos_replying_to(alices) if s.silent), None), 240
+    )
+    assert alices_preview.caption is not None and alices_preview.caption.startswith("Rendering… ")
+    bobs_result = await bot.photo_reply(GROUP, bobs, within=240)
+    alices_result = await bot.photo_reply(GROUP, alices, within=240)
+    assert bobs_result.caption is not None and bobs_result.caption.startswith("a lighthouse at dusk")
+    assert alices_result.callback_data()
+    assert photos_replying_to(bobs) == [bobs_result]  # no preview photo for Bob, only his result
+    assert any(text.startswith("Rendering… ") and text.endswith("%") for text in bobs_status.history), (
+        bobs_status.history
+    )
+    await emulator.wait_for(lambda: bobs_status.deleted and alices_preview.deleted)
+
+    await emulator.press(GROUP, BOB, menu, "st:reset:")  # Reset turns them back on
+    await emulator.wait_for(lambda: "Live previews: on" in menu.shown)
+    assert (await PreferenceStore(bot.pipeline.runtime.redis).get("telegram", str(BOB.id))).previews
 
 
 # -- each case, with the worker's events published by the test ---------------------------------------------------

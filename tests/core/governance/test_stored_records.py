@@ -43,6 +43,7 @@ async def test_records_written_before_the_models_read_back_typed(redis: aioredis
     )
     prefs = await PreferenceStore(redis).get("telegram", "1")
     assert (prefs.aspect, prefs.model, prefs.n, prefs.private) == ("16:9", "tiny", 2, True)
+    assert prefs.previews and not prefs.remix  # fields that came later: their defaults
     ban = await BanList(redis).get("telegram:1", "telegram:-100")
     assert ban is not None and (ban.scope, ban.reason, ban.by, ban.until) == (
         "global",
@@ -82,6 +83,24 @@ async def test_records_written_now_keep_the_same_field_names(redis: aioredis.Red
     written = json.loads(fields[b"entry"])
     assert written["action"] == "auto_ban"
     assert set(written) == set(OLD_AUDIT) | {"actor_name", "target_name"}  # the names came later
+
+
+async def test_live_previews_off_is_stored_and_on_writes_the_previous_record(redis: aioredis.Redis) -> None:
+    """Live previews came after the first records: a record without them reads as on, off is stored, and on
+    again writes exactly what the previous version reads (it forbids unknown fields)."""
+    key = PREFS_KEY.format(platform="telegram", user_id="1")
+    await redis.set(key, json.dumps(OLD_PREFS))
+    store = PreferenceStore(redis)
+    assert (await store.get("telegram", "1")).previews
+
+    off = await store.update("telegram", "1", previews=False)
+    assert not off.previews and json.loads(await redis.get(key)) == {**OLD_PREFS, "previews": False}
+    assert not (await store.get("telegram", "1")).previews and (await store.get("telegram", "1")).n == 2
+
+    await store.update("telegram", "1", previews=True, remix=True)
+    assert json.loads(await redis.get(key)) == {**OLD_PREFS, "remix": True}
+    await store.update("telegram", "1", remix=False)
+    assert json.loads(await redis.get(key)) == OLD_PREFS
 
 
 async def test_unknown_values_are_refused_not_stored(redis: aioredis.Redis) -> None:
