@@ -68,7 +68,7 @@ class ProgressReporter:
         min_interval_s: float = 1.0,
         previews: bool = True,
     ) -> None:
-        """`previews`: False for a user who turned them off (previews_wanted), whatever the worker's setting."""
+        """`previews`: the user's choice (previews_wanted); previews need it and the worker's setting both on."""
         self.ctx, self.request, self.min_interval_s = ctx, request, min_interval_s
         self.loop = asyncio.get_running_loop()
         self.last = 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from core import constants as c
 from core.delivery.events import stream_key
 from core.governance.preferences import PreferenceStore
+from core.keys import PREFS_KEY
 from core.models.catalog import BackendKind, Family
 from core.models.request import Platform, Requester
 from core.models.result import LIVE_PREVIEW_MAX_CHARS, EventKind, ResultEvent
@@ -181,3 +183,14 @@ async def test_no_previews_for_a_user_who_turned_them_off(
     await store.update(Platform.CLI, ALICE.user_id, previews=True)
     again = await _render(pipeline, tiny_registry, check, command="a blue boat --n 1 --steps 8 --seed 4")
     assert check.previews_checked >= 1 and any(event.live_preview is not None for event in again)
+
+
+async def test_a_preferences_record_this_version_cannot_read_leaves_previews_on(
+    pipeline: Pipeline, tiny_registry: ModelRegistry
+) -> None:
+    """A newer version's record (a field this one doesn't know) doesn't fail the render: previews stay on."""
+    key = PREFS_KEY.format(platform=Platform.CLI, user_id=ALICE.user_id)
+    await pipeline.runtime.redis.set(key, json.dumps({"previews": False, "from_the_future": 1}))
+    check = PreviewCheck("allow")
+    events = await _render(pipeline, tiny_registry, check)
+    assert events[-1].kind is EventKind.DONE and any(event.live_preview is not None for event in events)
