@@ -13,6 +13,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from core import constants as c
+from core.claims import RELEASE
 from core.jobs.queue import JobQueue, cloud_job_id
 from core.keys import PRESS_KEY
 
@@ -26,11 +27,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return ARGV[2]
 end
 return redis.call('GET', KEYS[1]) or false
-"""
-# KEYS: the press key. ARGV: the value this press set. Drop it only if nobody replaced it since.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -52,7 +48,7 @@ class PressWindow:
         self.redis = redis
         self.queue = queue
         self._take_over = redis.register_script(_TAKE_OVER)
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE)  # only a press nobody replaced since
 
     async def claim(self, owner: str, button_id: str, request_id: str, now: float) -> str:
         """The request this press stands for: `request_id` when it is new work, else the earlier press's."""

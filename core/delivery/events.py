@@ -32,6 +32,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import constants as c
+from core.claims import RELEASE
 from core.delivery.tally import DailyTally
 from core.keys import DEAD_EVENTS_STREAM, DELIVERED_KEY, DELIVERED_TTL_S, EVENTS_STREAM, LEASE_SUFFIX
 from core.models.request import Platform
@@ -44,11 +45,6 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[ResultEvent], Awaitable[None]]
 RETRY_FIRST_S = 0.5  # first wait after Redis failed; it doubles up to RETRY_MAX_S while Redis stays away
 RETRY_MAX_S = 30.0
-# Drop a lease only if this consumer still holds it (it may have expired and been taken by another).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 # Extend a lease this consumer still holds.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -136,7 +132,8 @@ class EventConsumer:
         self.retry_delay_s = retry_delay_s
         self.max_deliveries = max_deliveries
         self.lease_ms = lease_ms
-        self._release = redis.register_script(_RELEASE)
+        # a lease this consumer still holds (it may have lapsed to another)
+        self._release = redis.register_script(RELEASE)
         self._renew = redis.register_script(_RENEW)
         self.dead_stream = DEAD_EVENTS_STREAM.format(platform=self.platform)
         self._group_ready = False

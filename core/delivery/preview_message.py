@@ -19,16 +19,12 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from core.claims import RELEASE
 from core.keys import PREVIEW_ENDED_TTL_S, PREVIEW_MESSAGE_KEY, PREVIEW_MESSAGE_TTL_S
 
 CLAIMED = ""
 ENDED = "-"
 
-# Give a claim back, unless the request ended (or a photo was recorded) meanwhile.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 # Record the photo's id only while this request's claim is still there (not ended meanwhile).
 _RECORD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -60,7 +56,8 @@ class PreviewMessages:
         self.platform = platform
         self.ttl_s = ttl_s
         self.ended_ttl_s = ended_ttl_s
-        self._release = redis.register_script(_RELEASE)
+        # gives a preview claim back, unless the request ended (or a photo was recorded) meanwhile
+        self._release = redis.register_script(RELEASE)
         self._record = redis.register_script(_RECORD)
         self._end = redis.register_script(_END)
 
